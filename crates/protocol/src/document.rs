@@ -1,0 +1,638 @@
+//! Store documents (store → central): their kinds, typed bodies, the
+//! envelope that carries them, and the acknowledgement the central returns.
+//!
+//! Every body is validated here, once, for the POS API, the outbox and the
+//! central alike: integer centavos and thousandths, totals that add up,
+//! check digits. Rules that need state (a cash close must match an open
+//! session) live in the outbox.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::check;
+use crate::error::FieldError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DocumentKind {
+    CashOpen,
+    CashMovement,
+    CashClose,
+    Customer,
+    Sale,
+    SalePayment,
+    SaleXml,
+    ReducaoZ,
+    OmniOrderStatus,
+}
+
+impl DocumentKind {
+    pub const ALL: [DocumentKind; 9] = [
+        DocumentKind::CashOpen,
+        DocumentKind::CashMovement,
+        DocumentKind::CashClose,
+        DocumentKind::Customer,
+        DocumentKind::Sale,
+        DocumentKind::SalePayment,
+        DocumentKind::SaleXml,
+        DocumentKind::ReducaoZ,
+        DocumentKind::OmniOrderStatus,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DocumentKind::CashOpen => "cash_open",
+            DocumentKind::CashMovement => "cash_movement",
+            DocumentKind::CashClose => "cash_close",
+            DocumentKind::Customer => "customer",
+            DocumentKind::Sale => "sale",
+            DocumentKind::SalePayment => "sale_payment",
+            DocumentKind::SaleXml => "sale_xml",
+            DocumentKind::ReducaoZ => "reducao_z",
+            DocumentKind::OmniOrderStatus => "omni_order_status",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// Validates a body of this kind and returns the cash register it
+    /// belongs to (documents of one register are delivered in order).
+    pub fn validate_body(self, body: &Value) -> Result<String, FieldError> {
+        fn typed<T: for<'de> Deserialize<'de> + Validate>(body: &Value) -> Result<String, FieldError> {
+            let doc: T = serde_json::from_value(body.clone()).map_err(|e| json_field_error(&e.to_string()))?;
+            doc.validate()?;
+            Ok(doc.register().to_owned())
+        }
+        match self {
+            DocumentKind::CashOpen => typed::<CashOpen>(body),
+            DocumentKind::CashMovement => typed::<CashMovement>(body),
+            DocumentKind::CashClose => typed::<CashClose>(body),
+            DocumentKind::Customer => typed::<CustomerSignup>(body),
+            DocumentKind::Sale => typed::<Sale>(body),
+            DocumentKind::SalePayment => typed::<SalePayment>(body),
+            DocumentKind::SaleXml => typed::<SaleXml>(body),
+            DocumentKind::ReducaoZ => typed::<ReducaoZ>(body),
+            DocumentKind::OmniOrderStatus => typed::<OmniOrderStatus>(body),
+        }
+    }
+}
+
+impl std::fmt::Display for DocumentKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Turns serde's message (`unknown field `x`, expected …`, `missing field `y``,
+/// `invalid type … at line …`) into an error that names the field.
+pub fn json_field_error(msg: &str) -> FieldError {
+    let named = ["unknown field `", "missing field `"]
+        .iter()
+        .find_map(|p| msg.split(p).nth(1).and_then(|rest| rest.split('`').next()));
+    FieldError::new(named.unwrap_or("body"), msg.to_owned())
+}
+
+/// A document as it travels store → central.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Document {
+    /// Chosen by the POS; the same id is the same document everywhere.
+    pub id: Uuid,
+    pub kind: DocumentKind,
+    /// Cash register (POS terminal) the document belongs to.
+    pub register: String,
+    /// Position in the store's outbox; increases per store.
+    pub store_seq: u64,
+    /// When the store accepted it (RFC 3339, UTC).
+    pub accepted_at: String,
+    pub body: Value,
+}
+
+/// `POST /v1/stores/{store}/documents` body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentBatch {
+    pub documents: Vec<Document>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AckStatus {
+    Accepted,
+    /// Already held: delivered before. Counts as delivered.
+    Duplicate,
+    /// Refused for good (invalid); retrying the same bytes will not help.
+    Rejected,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DocumentAck {
+    pub id: Uuid,
+    pub status: AckStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The central's answer to a batch: one ack per document id, in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchAck {
+    pub acks: Vec<DocumentAck>,
+}
+
+/// A body's own checks, beyond its types.
+pub trait Validate {
+    fn validate(&self) -> Result<(), FieldError>;
+    fn register(&self) -> &str;
+}
+
+fn positive(field: &str, v: i64) -> Result<(), FieldError> {
+    if v > 0 { Ok(()) } else { Err(FieldError::new(field, "must be greater than zero")) }
+}
+fn not_negative(field: &str, v: i64) -> Result<(), FieldError> {
+    if v >= 0 { Ok(()) } else { Err(FieldError::new(field, "must not be negative")) }
+}
+fn not_empty(field: &str, v: &str) -> Result<(), FieldError> {
+    if v.trim().is_empty() { Err(FieldError::new(field, "must not be empty")) } else { Ok(()) }
+}
+fn timestamp(field: &str, v: &str) -> Result<(), FieldError> {
+    if crate::time::parse(v).is_some() {
+        Ok(())
+    } else {
+        Err(FieldError::new(field, "must be an RFC 3339 timestamp"))
+    }
+}
+fn document(field: &str, v: &str) -> Result<(), FieldError> {
+    check::cpf_or_cnpj(v).map_err(|e| FieldError::new(field, e.to_string()))
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CashOpen {
+    pub register: String,
+    /// Employee code of the operator.
+    pub operator: String,
+    /// Float in the drawer, centavos.
+    pub opening_amount: i64,
+    pub opened_at: String,
+}
+
+impl Validate for CashOpen {
+    fn validate(&self) -> Result<(), FieldError> {
+        not_empty("register", &self.register)?;
+        not_empty("operator", &self.operator)?;
+        not_negative("opening_amount", self.opening_amount)?;
+        timestamp("opened_at", &self.opened_at)
+    }
+    fn register(&self) -> &str {
+        &self.register
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CashMovementKind {
+    /// Suprimento: cash put into the drawer.
+    Supply,
+    /// Sangria: cash taken out of the drawer.
+    Withdrawal,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CashMovement {
+    pub register: String,
+    /// Id of the cash_open document of the session.
+    pub session_id: Uuid,
+    pub kind: CashMovementKind,
+    pub amount: i64,
+    #[serde(default)]
+    pub reason: Option<String>,
+    pub at: String,
+}
+
+impl Validate for CashMovement {
+    fn validate(&self) -> Result<(), FieldError> {
+        not_empty("register", &self.register)?;
+        positive("amount", self.amount)?;
+        timestamp("at", &self.at)
+    }
+    fn register(&self) -> &str {
+        &self.register
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MethodTotal {
+    pub method: String,
+    pub amount: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CashClose {
+    pub register: String,
+    /// Id of the cash_open document this closes.
+    pub session_id: Uuid,
+    pub operator: String,
+    /// Cash counted in the drawer, centavos.
+    pub counted_amount: i64,
+    #[serde(default)]
+    pub totals: Vec<MethodTotal>,
+    pub closed_at: String,
+}
+
+impl Validate for CashClose {
+    fn validate(&self) -> Result<(), FieldError> {
+        not_empty("register", &self.register)?;
+        not_empty("operator", &self.operator)?;
+        not_negative("counted_amount", self.counted_amount)?;
+        for (i, t) in self.totals.iter().enumerate() {
+            not_empty("method", &t.method).map_err(|e| e.within(format!("totals[{i}]")))?;
+        }
+        timestamp("closed_at", &self.closed_at)
+    }
+    fn register(&self) -> &str {
+        &self.register
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerSignup {
+    /// CPF or CNPJ, digits only.
+    pub document: String,
+    pub name: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub phone: Option<String>,
+    #[serde(default)]
+    pub birth_date: Option<String>,
+    #[serde(default)]
+    pub uf: Option<String>,
+    #[serde(default)]
+    pub city_ibge_code: Option<i64>,
+    pub lgpd_consent: bool,
+    /// Version of the LGPD letter the customer agreed to.
+    #[serde(default)]
+    pub lgpd_letter_version: Option<i64>,
+    /// The register that took the sign-up.
+    #[serde(default)]
+    pub register: String,
+}
+
+impl Validate for CustomerSignup {
+    fn validate(&self) -> Result<(), FieldError> {
+        document("document", &self.document)?;
+        not_empty("name", &self.name)?;
+        if let Some(uf) = &self.uf {
+            check::uf(uf).map_err(|e| FieldError::new("uf", e.to_string()))?;
+        }
+        if let Some(d) = &self.birth_date
+            && !crate::time::is_rfc3339_or_date(d)
+        {
+            return Err(FieldError::new("birth_date", "must be a YYYY-MM-DD date"));
+        }
+        if let Some(email) = &self.email
+            && !email.contains('@')
+        {
+            return Err(FieldError::new("email", "must be an e-mail address"));
+        }
+        Ok(())
+    }
+    fn register(&self) -> &str {
+        &self.register
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SaleItem {
+    pub product_code: String,
+    #[serde(default)]
+    pub barcode: Option<String>,
+    /// Thousandths of the unit.
+    pub qty: i64,
+    /// Centavos per unit.
+    pub unit_price: i64,
+    #[serde(default)]
+    pub discount: i64,
+    #[serde(default)]
+    pub addition: i64,
+    /// round(qty × unit_price / 1000) − discount + addition, centavos.
+    pub total: i64,
+    #[serde(default)]
+    pub discount_reason: Option<String>,
+}
+
+/// Gross value of an item line: qty (thousandths) × unit price, rounded half
+/// up to the centavo (the NFC-e rounding rule).
+pub fn line_gross(qty: i64, unit_price: i64) -> Option<i64> {
+    let p = i128::from(qty).checked_mul(i128::from(unit_price))?;
+    i64::try_from((p + 500).div_euclid(1000)).ok()
+}
+
+impl SaleItem {
+    fn validate(&self) -> Result<(), FieldError> {
+        not_empty("product_code", &self.product_code)?;
+        if let Some(b) = &self.barcode {
+            check::gtin(b).map_err(|e| FieldError::new("barcode", e.to_string()))?;
+        }
+        positive("qty", self.qty)?;
+        not_negative("unit_price", self.unit_price)?;
+        not_negative("discount", self.discount)?;
+        not_negative("addition", self.addition)?;
+        let gross = line_gross(self.qty, self.unit_price).ok_or_else(|| FieldError::new("qty", "too large"))?;
+        let expected = gross - self.discount + self.addition;
+        if self.total != expected {
+            return Err(FieldError::new(
+                "total",
+                format!("is {} but qty × unit_price − discount + addition = {expected}", self.total),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Payment {
+    /// Payment method code.
+    pub method: String,
+    pub amount: i64,
+    /// Card authorization / PIX end-to-end id, when any.
+    #[serde(default)]
+    pub authorization: Option<String>,
+}
+
+impl Payment {
+    fn validate(&self) -> Result<(), FieldError> {
+        not_empty("method", &self.method)?;
+        positive("amount", self.amount)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sale {
+    pub register: String,
+    /// Id of the cash_open document of the session the sale belongs to.
+    pub session_id: Uuid,
+    /// Fiscal number (NFC-e number / COO).
+    pub number: i64,
+    pub operator: String,
+    #[serde(default)]
+    pub customer_document: Option<String>,
+    pub items: Vec<SaleItem>,
+    #[serde(default)]
+    pub discount: i64,
+    #[serde(default)]
+    pub addition: i64,
+    /// Σ item totals − discount + addition, centavos.
+    pub total: i64,
+    pub payments: Vec<Payment>,
+    /// Change given back, centavos: Σ payments − change = total.
+    #[serde(default)]
+    pub change: i64,
+    #[serde(default)]
+    pub modality: Option<String>,
+    #[serde(default)]
+    pub channel: Option<String>,
+    /// The signed NFC-e/SAT XML, when the POS has it already (kept byte-for-byte).
+    #[serde(default)]
+    pub xml: Option<String>,
+    pub sold_at: String,
+}
+
+impl Validate for Sale {
+    fn validate(&self) -> Result<(), FieldError> {
+        not_empty("register", &self.register)?;
+        not_empty("operator", &self.operator)?;
+        positive("number", self.number)?;
+        if let Some(d) = &self.customer_document {
+            document("customer_document", d)?;
+        }
+        if self.items.is_empty() {
+            return Err(FieldError::new("items", "a sale needs at least one item"));
+        }
+        let mut sum: i64 = 0;
+        for (i, item) in self.items.iter().enumerate() {
+            item.validate().map_err(|e| e.within(format!("items[{i}]")))?;
+            sum = sum.checked_add(item.total).ok_or_else(|| FieldError::new("items", "totals overflow"))?;
+        }
+        not_negative("discount", self.discount)?;
+        not_negative("addition", self.addition)?;
+        let expected = sum - self.discount + self.addition;
+        if self.total != expected {
+            return Err(FieldError::new(
+                "total",
+                format!("is {} but Σ items − discount + addition = {expected}", self.total),
+            ));
+        }
+        if self.payments.is_empty() {
+            return Err(FieldError::new("payments", "a sale needs at least one payment"));
+        }
+        let mut paid: i64 = 0;
+        for (i, p) in self.payments.iter().enumerate() {
+            p.validate().map_err(|e| e.within(format!("payments[{i}]")))?;
+            paid = paid.checked_add(p.amount).ok_or_else(|| FieldError::new("payments", "amounts overflow"))?;
+        }
+        not_negative("change", self.change)?;
+        if paid - self.change != self.total {
+            return Err(FieldError::new(
+                "payments",
+                format!("Σ payments − change = {} but the sale total is {}", paid - self.change, self.total),
+            ));
+        }
+        if let Some(xml) = &self.xml {
+            not_empty("xml", xml)?;
+        }
+        timestamp("sold_at", &self.sold_at)
+    }
+    fn register(&self) -> &str {
+        &self.register
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SalePayment {
+    pub sale_id: Uuid,
+    pub register: String,
+    pub payment: Payment,
+    pub at: String,
+}
+
+impl Validate for SalePayment {
+    fn validate(&self) -> Result<(), FieldError> {
+        not_empty("register", &self.register)?;
+        self.payment.validate().map_err(|e| e.within("payment"))?;
+        timestamp("at", &self.at)
+    }
+    fn register(&self) -> &str {
+        &self.register
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SaleXml {
+    pub sale_id: Uuid,
+    pub register: String,
+    /// The 44-digit NFC-e/SAT access key.
+    pub access_key: String,
+    /// The XML exactly as signed, byte-for-byte.
+    pub xml: String,
+}
+
+impl Validate for SaleXml {
+    fn validate(&self) -> Result<(), FieldError> {
+        not_empty("register", &self.register)?;
+        if self.access_key.len() != 44 || !self.access_key.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(FieldError::new("access_key", "must be 44 digits"));
+        }
+        if !self.xml.trim_start().starts_with('<') {
+            return Err(FieldError::new("xml", "must be an XML document"));
+        }
+        Ok(())
+    }
+    fn register(&self) -> &str {
+        &self.register
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReducaoZ {
+    pub register: String,
+    /// Fiscal day, YYYY-MM-DD.
+    pub date: String,
+    /// Contador de Redução Z.
+    pub crz: i64,
+    pub coo_start: i64,
+    pub coo_end: i64,
+    pub gross_total: i64,
+    #[serde(default)]
+    pub cancellations: i64,
+    #[serde(default)]
+    pub discounts: i64,
+    pub net_total: i64,
+    #[serde(default)]
+    pub totals: Vec<MethodTotal>,
+}
+
+impl Validate for ReducaoZ {
+    fn validate(&self) -> Result<(), FieldError> {
+        not_empty("register", &self.register)?;
+        if !crate::time::is_rfc3339_or_date(&self.date) {
+            return Err(FieldError::new("date", "must be a YYYY-MM-DD date"));
+        }
+        positive("crz", self.crz)?;
+        if self.coo_end < self.coo_start {
+            return Err(FieldError::new("coo_end", "must not be below coo_start"));
+        }
+        not_negative("gross_total", self.gross_total)?;
+        not_negative("cancellations", self.cancellations)?;
+        not_negative("discounts", self.discounts)?;
+        let expected = self.gross_total - self.cancellations - self.discounts;
+        if self.net_total != expected {
+            return Err(FieldError::new(
+                "net_total",
+                format!("is {} but gross − cancellations − discounts = {expected}", self.net_total),
+            ));
+        }
+        Ok(())
+    }
+    fn register(&self) -> &str {
+        &self.register
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OmniOrderStatus {
+    pub order_id: String,
+    /// `picking`, `ready`, `delivered`, `cancelled`.
+    pub status: String,
+    pub at: String,
+    #[serde(default)]
+    pub register: String,
+}
+
+impl Validate for OmniOrderStatus {
+    fn validate(&self) -> Result<(), FieldError> {
+        not_empty("order_id", &self.order_id)?;
+        if !matches!(self.status.as_str(), "picking" | "ready" | "delivered" | "cancelled") {
+            return Err(FieldError::new("status", "must be picking, ready, delivered or cancelled"));
+        }
+        timestamp("at", &self.at)
+    }
+    fn register(&self) -> &str {
+        &self.register
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    pub fn sale() -> Value {
+        json!({
+            "register": "PDV01", "session_id": Uuid::nil(), "number": 1, "operator": "001",
+            "items": [
+                {"product_code": "1", "barcode": "7891000315507", "qty": 1500, "unit_price": 999, "total": 1499},
+                {"product_code": "2", "qty": 1000, "unit_price": 500, "discount": 50, "total": 450}
+            ],
+            "discount": 49, "total": 1900,
+            "payments": [{"method": "CASH", "amount": 2000}], "change": 100,
+            "sold_at": "2026-11-26T12:00:00Z"
+        })
+    }
+
+    #[test]
+    fn a_sale_that_adds_up_passes() {
+        assert_eq!(DocumentKind::Sale.validate_body(&sale()), Ok("PDV01".into()));
+    }
+
+    #[test]
+    fn totals_that_do_not_add_up_name_the_field() {
+        let mut s = sale();
+        s["items"][1]["total"] = json!(451);
+        assert_eq!(DocumentKind::Sale.validate_body(&s).unwrap_err().field, "items[1].total");
+        let mut s = sale();
+        s["total"] = json!(1901);
+        assert_eq!(DocumentKind::Sale.validate_body(&s).unwrap_err().field, "total");
+        let mut s = sale();
+        s["change"] = json!(0);
+        assert_eq!(DocumentKind::Sale.validate_body(&s).unwrap_err().field, "payments");
+        let mut s = sale();
+        s["items"][0]["qty"] = json!(1.5);
+        assert_eq!(DocumentKind::Sale.validate_body(&s).unwrap_err().field, "body");
+        let mut s = sale();
+        s["colour"] = json!("red");
+        assert_eq!(DocumentKind::Sale.validate_body(&s).unwrap_err().field, "colour");
+        let mut s = sale();
+        s["customer_document"] = json!("52998224724");
+        assert_eq!(DocumentKind::Sale.validate_body(&s).unwrap_err().field, "customer_document");
+    }
+
+    #[test]
+    fn rounding_is_half_up() {
+        assert_eq!(line_gross(1500, 999), Some(1499)); // 1498.5
+        assert_eq!(line_gross(333, 100), Some(33));
+        assert_eq!(line_gross(i64::MAX, i64::MAX), None);
+    }
+
+    #[test]
+    fn kinds_round_trip() {
+        for k in DocumentKind::ALL {
+            assert_eq!(DocumentKind::parse(k.as_str()), Some(k));
+            assert_eq!(serde_json::to_value(k).unwrap(), json!(k.as_str()));
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! Feed pages: what the central sends a store for one entity.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::FieldError;
+use crate::registry::Entity;
+
+/// A position in one entity's feed: the central sequence of the last change
+/// the store has applied. Moves only together with the rows it covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default)]
+#[serde(transparent)]
+pub struct Watermark(pub u64);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Op {
+    Upsert,
+    /// A tombstone: the row (key columns only) is gone for this store.
+    Delete,
+}
+
+/// One change. For `upsert`, `row` is the whole row; for `delete`, its key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeedItem {
+    pub seq: u64,
+    pub op: Op,
+    pub row: Map<String, Value>,
+}
+
+/// One page of a feed: `GET /v1/stores/{store}/feeds/{entity}?after=&limit=`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeedPage {
+    pub entity: String,
+    /// The watermark the request started after.
+    pub after: Watermark,
+    pub items: Vec<FeedItem>,
+    /// The watermark to store once this page is applied.
+    pub next: Watermark,
+    /// More pages are ready now.
+    pub more: bool,
+    /// Set when the central's availability window holds this store back:
+    /// no items, and the time (RFC 3339) new data is released.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_until: Option<String>,
+}
+
+/// Why a page was refused whole.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PageError {
+    #[error("page is for entity {found}, expected {expected}")]
+    WrongEntity { expected: String, found: String },
+    #[error("page starts after {found}, expected {expected}")]
+    WrongStart { expected: u64, found: u64 },
+    #[error("item {index}: sequence {seq} is not above {prev}")]
+    OutOfOrder { index: usize, seq: u64, prev: u64 },
+    #[error("next watermark {next} is below the last item's sequence {last}")]
+    BadNext { next: u64, last: u64 },
+    #[error("item {index} (seq {seq}): {source}")]
+    InvalidRow { index: usize, seq: u64, source: FieldError },
+}
+
+impl FeedPage {
+    /// Everything a store checks before applying a page: it is the page it
+    /// asked for, sequences strictly increase, and every row is valid.
+    pub fn validate(&self, entity: &Entity, asked_after: Watermark) -> Result<(), PageError> {
+        if self.entity != entity.name {
+            return Err(PageError::WrongEntity { expected: entity.name.into(), found: self.entity.clone() });
+        }
+        if self.after != asked_after {
+            return Err(PageError::WrongStart { expected: asked_after.0, found: self.after.0 });
+        }
+        let mut prev = asked_after.0;
+        for (index, item) in self.items.iter().enumerate() {
+            if item.seq <= prev {
+                return Err(PageError::OutOfOrder { index, seq: item.seq, prev });
+            }
+            prev = item.seq;
+            let checked = match item.op {
+                Op::Upsert => entity.validate_row(&item.row),
+                Op::Delete => entity.validate_key(&item.row),
+            };
+            checked.map_err(|source| PageError::InvalidRow { index, seq: item.seq, source })?;
+        }
+        if self.next.0 < prev {
+            return Err(PageError::BadNext { next: self.next.0, last: prev });
+        }
+        Ok(())
+    }
+}
+
+/// Answer of `GET /v1/stores/{store}/events?after=SEQ`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Events {
+    /// Pass back as `after` on the next call.
+    pub seq: u64,
+    /// Entities with changes this store can see since `after` (empty on timeout).
+    pub entities: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::entity_named;
+    use serde_json::json;
+
+    fn page(items: Value) -> FeedPage {
+        serde_json::from_value(json!({"entity": "stock", "after": 5, "items": items, "next": 9, "more": false}))
+            .unwrap()
+    }
+
+    #[test]
+    fn validates_order_start_and_rows() {
+        let e = entity_named("stock").unwrap();
+        let ok = page(json!([{"seq": 6, "op": "upsert", "row": {"product_code": "1", "qty": 1000}},
+                             {"seq": 9, "op": "delete", "row": {"product_code": "2"}}]));
+        assert_eq!(ok.validate(e, Watermark(5)), Ok(()));
+        assert!(matches!(ok.validate(e, Watermark(4)), Err(PageError::WrongStart { .. })));
+        let bad = page(json!([{"seq": 7, "op": "upsert", "row": {"product_code": "1", "qty": 1.5}}]));
+        assert!(matches!(bad.validate(e, Watermark(5)), Err(PageError::InvalidRow { index: 0, .. })));
+        let unordered = page(json!([{"seq": 7, "op": "delete", "row": {"product_code": "1"}},
+                                    {"seq": 7, "op": "delete", "row": {"product_code": "2"}}]));
+        assert!(matches!(unordered.validate(e, Watermark(5)), Err(PageError::OutOfOrder { .. })));
+    }
+}

@@ -1,0 +1,15 @@
+//! Wire types of the Loja sync protocol (store ⇄ central) and the entity
+//! registry that drives both ends. Version: the `/v1` path prefix; fields are
+//! only ever added, never re-typed, within a version.
+
+pub mod check;
+pub mod document;
+pub mod error;
+pub mod feed;
+pub mod registry;
+pub mod time;
+
+pub use document::{AckStatus, BatchAck, Document, DocumentAck, DocumentBatch, DocumentKind};
+pub use error::{ErrorBody, FieldError};
+pub use feed::{Events, FeedItem, FeedPage, Op, PageError, Watermark};
+pub use registry::{ENTITIES, Entity, entity_named};

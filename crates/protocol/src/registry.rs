@@ -1,0 +1,361 @@
+//! The entity registry: every kind of row the central publishes to stores.
+//!
+//! One table drives everything: the central validates ERP imports and builds
+//! feeds from it, the store's replica applies feed pages with it and checks
+//! its tables against it. Adding an entity is adding one entry here and its
+//! table in `schema/replica`; no code elsewhere changes.
+
+use serde_json::{Map, Value};
+
+use crate::check;
+use crate::error::FieldError;
+
+/// The type of a column, as it travels (JSON) and as the replica stores it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColType {
+    Text,
+    /// A plain integer (codes, counts, rates in basis points: 18 % = 1800).
+    Int,
+    /// Integer centavos.
+    Money,
+    /// Integer thousandths of a unit.
+    Qty,
+    Bool,
+    /// UTC timestamp or date, RFC 3339 text.
+    Time,
+    /// A nested JSON document kept as text (promotion rules, order items).
+    Json,
+}
+
+impl ColType {
+    /// SQLite column type in the replica.
+    pub fn sql(self) -> &'static str {
+        match self {
+            ColType::Int | ColType::Money | ColType::Qty | ColType::Bool => "INTEGER",
+            ColType::Text | ColType::Time | ColType::Json => "TEXT",
+        }
+    }
+}
+
+/// A check-digit or format rule on a text column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    Gtin,
+    Cpf,
+    Cnpj,
+    CpfOrCnpj,
+    Ncm,
+    Uf,
+}
+
+impl Check {
+    pub fn run(self, s: &str) -> Result<(), check::CheckError> {
+        match self {
+            Check::Gtin => check::gtin(s),
+            Check::Cpf => check::cpf(s),
+            Check::Cnpj => check::cnpj(s),
+            Check::CpfOrCnpj => check::cpf_or_cnpj(s),
+            Check::Ncm => check::ncm(s),
+            Check::Uf => check::uf(s),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Column {
+    pub name: &'static str,
+    pub ty: ColType,
+    pub required: bool,
+    pub check: Option<Check>,
+}
+
+/// One kind of row the central publishes.
+#[derive(Debug)]
+pub struct Entity {
+    /// Wire name, feed path segment and replica table name.
+    pub name: &'static str,
+    /// Module code of the download job (the old systems' `LogIntegracao` codes).
+    pub code: &'static str,
+    pub description: &'static str,
+    /// Key columns, in order; always required.
+    pub key: &'static [&'static str],
+    pub columns: &'static [Column],
+    /// Default minutes between downloads the central releases to a store.
+    pub availability_minutes: u32,
+    /// Kept out of the replica's plain tables, logs and tickets.
+    pub secret: bool,
+}
+
+const fn c(name: &'static str, ty: ColType) -> Column {
+    Column { name, ty, required: false, check: None }
+}
+const fn req(name: &'static str, ty: ColType) -> Column {
+    Column { name, ty, required: true, check: None }
+}
+const fn chk(name: &'static str, required: bool, check: Check) -> Column {
+    Column { name, ty: ColType::Text, required, check: Some(check) }
+}
+
+use ColType::*;
+
+const fn entity(
+    name: &'static str,
+    code: &'static str,
+    description: &'static str,
+    key: &'static [&'static str],
+    columns: &'static [Column],
+    availability_minutes: u32,
+) -> Entity {
+    Entity { name, code, description, key, columns, availability_minutes, secret: false }
+}
+
+/// Every entity, in the order a first full load applies them (parents first).
+#[rustfmt::skip]
+pub static ENTITIES: &[Entity] = &[
+    entity("states", "EST", "Brazilian states (UF)", &["uf"], &[
+        chk("uf", true, Check::Uf), req("name", Text), c("ibge_code", Int),
+    ], 480),
+    entity("cities", "CID", "Cities by IBGE code", &["ibge_code"], &[
+        req("ibge_code", Int), req("name", Text), chk("uf", true, Check::Uf),
+    ], 480),
+    entity("ncm", "NCM", "NCM codes with IBPT approximate tax rates (basis points)", &["code"], &[
+        chk("code", true, Check::Ncm), req("description", Text),
+        c("federal_rate_bp", Int), c("state_rate_bp", Int), c("municipal_rate_bp", Int),
+    ], 90),
+    entity("products", "PRD", "Products", &["code"], &[
+        req("code", Text), req("name", Text), req("unit", Text), chk("ncm", false, Check::Ncm),
+        c("brand", Text), c("department", Text), c("is_kit", Bool), c("weighable", Bool),
+        c("active", Bool), c("updated_at", Time),
+    ], 90),
+    entity("barcodes", "BAR", "Product identification: GTIN/EAN barcodes", &["barcode"], &[
+        chk("barcode", true, Check::Gtin), req("product_code", Text), c("pack_qty", Qty),
+    ], 90),
+    entity("kits", "KIT", "Kit components", &["kit_code", "component_code"], &[
+        req("kit_code", Text), req("component_code", Text), req("qty", Qty), c("price", Money),
+    ], 90),
+    entity("prices", "PRC", "Prices by price list ('base' chain-wide, or a node id)", &["product_code", "price_list"], &[
+        req("product_code", Text), req("price_list", Text), req("price", Money),
+        c("promo_price", Money), c("promo_until", Time), c("updated_at", Time),
+    ], 60),
+    entity("stock", "ETQ", "Stock on hand at the store", &["product_code"], &[
+        req("product_code", Text), req("qty", Qty), c("updated_at", Time),
+    ], 10),
+    entity("product_taxes", "TRB", "Taxes to sell a product: ECF tribute, NCM, PIS/COFINS, ICMS, ST, FCP", &["product_code"], &[
+        req("product_code", Text), req("ecf_tribute", Text), chk("ncm", false, Check::Ncm),
+        c("cfop", Text), c("cest", Text), c("icms_cst", Text), c("icms_rate_bp", Int),
+        c("icms_st_rate_bp", Int), c("icms_retained", Money), c("fcp_rate_bp", Int),
+        c("pis_cst", Text), c("pis_rate_bp", Int), c("cofins_cst", Text), c("cofins_rate_bp", Int),
+    ], 90),
+    entity("discount_reasons", "MDS", "Discount reasons", &["code"], &[
+        req("code", Text), req("description", Text), c("active", Bool),
+    ], 90),
+    entity("discount_types", "TDS", "Discount types", &["code"], &[
+        req("code", Text), req("description", Text), c("max_percent_bp", Int), c("needs_authorization", Bool),
+    ], 90),
+    entity("payment_methods", "FPG", "Payment methods", &["code"], &[
+        req("code", Text), req("description", Text), req("kind", Text), c("tef", Bool),
+        c("gives_change", Bool), c("active", Bool),
+    ], 90),
+    entity("electronic_products", "PEL", "Electronic products (top-ups, gift cards) sold through a payment provider", &["code"], &[
+        req("code", Text), req("description", Text), c("provider", Text), c("min_amount", Money), c("max_amount", Money),
+    ], 90),
+    entity("employees", "FUN", "Employees (operators, supervisors)", &["code"], &[
+        req("code", Text), req("name", Text), chk("cpf", false, Check::Cpf), c("role", Text), c("active", Bool),
+    ], 120),
+    entity("customers", "CLI", "Customers", &["document"], &[
+        chk("document", true, Check::CpfOrCnpj), req("name", Text), c("email", Text), c("phone", Text),
+        c("birth_date", Time), c("city_ibge_code", Int), chk("uf", false, Check::Uf),
+        c("credit_limit", Money), c("lgpd_consent", Bool), c("updated_at", Time),
+    ], 120),
+    entity("suppliers", "FOR", "Suppliers", &["document"], &[
+        chk("document", true, Check::Cnpj), req("name", Text), c("phone", Text),
+    ], 180),
+    entity("lgpd_letters", "LGL", "LGPD consent letter versions", &["version"], &[
+        req("version", Int), req("text", Text), c("published_at", Time),
+    ], 480),
+    entity("lgpd_config", "LGC", "LGPD configuration", &["name"], &[
+        req("name", Text), req("value", Text),
+    ], 480),
+    entity("sale_modalities", "MOD", "Sale modalities", &["code"], &[
+        req("code", Text), req("description", Text),
+    ], 480),
+    entity("sales_channels", "CNV", "Sales channels", &["code"], &[
+        req("code", Text), req("description", Text),
+    ], 480),
+    entity("promotions", "PRM", "Promotional campaigns", &["code"], &[
+        req("code", Text), req("name", Text), req("starts_at", Time), req("ends_at", Time),
+        c("rule", Json), c("active", Bool),
+    ], 60),
+    entity("discount_rules", "RDS", "Automatic discount rules", &["code"], &[
+        req("code", Text), req("description", Text), c("product_code", Text), c("min_qty", Qty),
+        req("discount_bp", Int), c("starts_at", Time), c("ends_at", Time),
+    ], 60),
+    entity("sms_promotions", "SMS", "SMS promotions", &["code"], &[
+        req("code", Text), req("message", Text), c("starts_at", Time), c("ends_at", Time),
+    ], 120),
+    entity("loyalty_programs", "FID", "Loyalty programs", &["code"], &[
+        req("code", Text), req("name", Text), c("points_per_real", Int), c("active", Bool),
+    ], 120),
+    entity("parameters", "PAR", "General parameters", &["name"], &[
+        req("name", Text), req("value", Text),
+    ], 60),
+    entity("store_setup", "LOJ", "Store setup (name, CNPJ, address, fiscal settings)", &["name"], &[
+        req("name", Text), req("value", Text),
+    ], 60),
+    Entity {
+        name: "store_certificate",
+        code: "CRT",
+        description: "The store's fiscal certificate (A1, PKCS#12 in base64) and its password",
+        key: &["store"],
+        columns: &[req("store", Text), req("pfx_base64", Text), req("password", Text), c("expires_at", Time)],
+        availability_minutes: 480,
+        secret: true,
+    },
+    entity("omni_orders", "OMN", "Omni-channel orders (pre-sales) to be picked up or delivered", &["id"], &[
+        req("id", Text), chk("customer_document", false, Check::CpfOrCnpj), req("status", Text),
+        req("total", Money), c("items", Json), c("created_at", Time),
+    ], 10),
+];
+
+/// Finds an entity by wire name.
+pub fn entity_named(name: &str) -> Option<&'static Entity> {
+    ENTITIES.iter().find(|e| e.name == name)
+}
+
+impl Entity {
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// Checks a row against the columns: no unknown field, required present,
+    /// types right (integers only where money and quantities go), check digits.
+    pub fn validate_row(&self, row: &Map<String, Value>) -> Result<(), FieldError> {
+        for name in row.keys() {
+            if self.column(name).is_none() {
+                return Err(FieldError::new(name, format!("unknown field for entity {}", self.name)));
+            }
+        }
+        for col in self.columns {
+            match row.get(col.name) {
+                None | Some(Value::Null) => {
+                    if col.required || self.key.contains(&col.name) {
+                        return Err(FieldError::new(col.name, "is required"));
+                    }
+                }
+                Some(v) => check_value(col, v)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks a tombstone's key: exactly the key columns, each valid.
+    pub fn validate_key(&self, key: &Map<String, Value>) -> Result<(), FieldError> {
+        for name in key.keys() {
+            if !self.key.contains(&name.as_str()) {
+                return Err(FieldError::new(name, format!("not a key column of entity {}", self.name)));
+            }
+        }
+        for k in self.key {
+            let col = self.column(k).ok_or_else(|| FieldError::new(*k, "key column missing from registry"))?;
+            match key.get(*k) {
+                None | Some(Value::Null) => return Err(FieldError::new(*k, "key column is required")),
+                Some(v) => check_value(col, v)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// The canonical text of a row's key (a JSON array of the key values),
+    /// what the central uses as the row's identity.
+    pub fn key_text(&self, row: &Map<String, Value>) -> String {
+        let parts: Vec<&Value> = self.key.iter().map(|k| row.get(*k).unwrap_or(&Value::Null)).collect();
+        serde_json::to_string(&parts).unwrap_or_default()
+    }
+
+    /// The key columns of a row, as a tombstone carries them.
+    pub fn key_of(&self, row: &Map<String, Value>) -> Map<String, Value> {
+        self.key
+            .iter()
+            .map(|k| ((*k).to_owned(), row.get(*k).cloned().unwrap_or(Value::Null)))
+            .collect()
+    }
+}
+
+fn check_value(col: &Column, v: &Value) -> Result<(), FieldError> {
+    match col.ty {
+        ColType::Int | ColType::Money | ColType::Qty => {
+            if v.as_i64().is_none() {
+                let what = match col.ty {
+                    ColType::Money => "must be an integer number of centavos",
+                    ColType::Qty => "must be an integer number of thousandths",
+                    _ => "must be an integer",
+                };
+                return Err(FieldError::new(col.name, what));
+            }
+        }
+        ColType::Bool => {
+            if !v.is_boolean() {
+                return Err(FieldError::new(col.name, "must be true or false"));
+            }
+        }
+        ColType::Text | ColType::Time => {
+            let s = v.as_str().ok_or_else(|| FieldError::new(col.name, "must be a string"))?;
+            if col.ty == ColType::Time && !crate::time::is_rfc3339_or_date(s) {
+                return Err(FieldError::new(col.name, "must be an RFC 3339 timestamp or a YYYY-MM-DD date"));
+            }
+            if let Some(check) = col.check {
+                check.run(s).map_err(|e| FieldError::new(col.name, e.to_string()))?;
+            }
+        }
+        ColType::Json => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn names_and_codes_are_unique_and_keys_are_columns() {
+        let mut names = std::collections::HashSet::new();
+        let mut codes = std::collections::HashSet::new();
+        for e in ENTITIES {
+            assert!(names.insert(e.name), "duplicate entity {}", e.name);
+            assert!(codes.insert(e.code), "duplicate code {}", e.code);
+            for k in e.key {
+                assert!(e.column(k).is_some(), "{}: key {k} is not a column", e.name);
+            }
+        }
+        assert!(ENTITIES.len() >= 25);
+    }
+
+    #[test]
+    fn a_good_row_passes_and_bad_ones_name_the_field() {
+        let e = entity_named("barcodes").unwrap();
+        assert_eq!(e.validate_row(&obj(json!({"barcode": "7891000315507", "product_code": "1"}))), Ok(()));
+        let err = e.validate_row(&obj(json!({"barcode": "7891000315508", "product_code": "1"}))).unwrap_err();
+        assert_eq!(err.field, "barcode");
+        let err = e.validate_row(&obj(json!({"barcode": "7891000315507"}))).unwrap_err();
+        assert_eq!(err.field, "product_code");
+        let err = e.validate_row(&obj(json!({"barcode": "7891000315507", "product_code": "1", "colour": "x"}))).unwrap_err();
+        assert_eq!(err.field, "colour");
+        let p = entity_named("prices").unwrap();
+        let err = p.validate_row(&obj(json!({"product_code": "1", "price_list": "base", "price": 12.5}))).unwrap_err();
+        assert_eq!(err.field, "price");
+        assert!(err.message.contains("centavos"));
+    }
+
+    #[test]
+    fn key_text_is_canonical() {
+        let e = entity_named("kits").unwrap();
+        let row = obj(json!({"qty": 1000, "component_code": "B", "kit_code": "A"}));
+        assert_eq!(e.key_text(&row), r#"["A","B"]"#);
+        assert_eq!(e.validate_key(&e.key_of(&row)), Ok(()));
+    }
+}

@@ -1,0 +1,34 @@
+//! Timestamps on the wire: UTC, RFC 3339.
+
+use time::format_description::well_known::Rfc3339;
+use time::{Date, OffsetDateTime, macros::format_description};
+
+/// `YYYY-MM-DD` or a full RFC 3339 timestamp.
+pub fn is_rfc3339_or_date(s: &str) -> bool {
+    OffsetDateTime::parse(s, &Rfc3339).is_ok() || Date::parse(s, format_description!("[year]-[month]-[day]")).is_ok()
+}
+
+pub fn parse(s: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(s, &Rfc3339).ok()
+}
+
+/// Now, UTC, RFC 3339 with second precision.
+pub fn now_rfc3339() -> String {
+    format(OffsetDateTime::now_utc())
+}
+
+pub fn format(t: OffsetDateTime) -> String {
+    let t = t.replace_nanosecond(0).unwrap_or(t);
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn accepts_timestamps_and_dates() {
+        assert!(super::is_rfc3339_or_date("2026-11-26T12:00:00Z"));
+        assert!(super::is_rfc3339_or_date("2026-11-26"));
+        assert!(!super::is_rfc3339_or_date("26/11/2026"));
+        assert!(super::parse(&super::now_rfc3339()).is_some());
+    }
+}
