@@ -1,0 +1,1 @@
+//! Harness for the reference central (filled by the server work).
