@@ -1,0 +1,26 @@
+//! What the running daemon shares between its parts: the POS API, the
+//! scheduler's jobs and the push listener.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use loja_replica::{Catalog, Journal};
+use tokio::sync::Notify;
+
+use crate::config::Config;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    /// The replica's writer: download jobs apply pages through it (one at a
+    /// time; the POS reads through `api::ReaderPool`, never through this).
+    pub catalog: Arc<Mutex<Catalog>>,
+    pub journal: Arc<Mutex<Journal>>,
+    /// Group-committing writer of the outbox (POS writes go through it).
+    pub intake: crate::intake::Intake,
+    /// Notified after documents are accepted: wakes the upload job.
+    pub upload_wake: Arc<Notify>,
+    /// Per-job schedule the status views show (next run, running now).
+    pub schedule: crate::scheduler::ScheduleView,
+    pub started_at: Instant,
+}

@@ -1,0 +1,1 @@
+//! The registry-driven apply engine.

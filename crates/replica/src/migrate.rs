@@ -1,0 +1,1 @@
+//! Applies plain .sql migrations by PRAGMA user_version.
