@@ -24,3 +24,22 @@ pub struct AppState {
     pub schedule: crate::scheduler::ScheduleView,
     pub started_at: Instant,
 }
+
+impl AppState {
+    /// Opens the data dir's three databases (creating and migrating them)
+    /// and starts the outbox writer. The scheduler and push listener are
+    /// started by `daemon`; the POS API needs only this.
+    pub fn open(config: Config) -> Result<AppState, loja_replica::ReplicaError> {
+        let dir = config.store.data_dir.clone();
+        std::fs::create_dir_all(&dir).map_err(|source| loja_replica::ReplicaError::Io { path: dir.clone(), source })?;
+        Ok(AppState {
+            catalog: Arc::new(Mutex::new(Catalog::open(&dir)?)),
+            journal: Arc::new(Mutex::new(Journal::open(&dir)?)),
+            intake: crate::intake::Intake::start(&dir)?,
+            upload_wake: Arc::new(Notify::new()),
+            schedule: crate::scheduler::ScheduleView::default(),
+            started_at: Instant::now(),
+            config: Arc::new(config),
+        })
+    }
+}
