@@ -1,7 +1,243 @@
-//! retaguarda-server: the reference central.
-pub mod cli {
-    pub fn main() -> std::process::ExitCode {
-        eprintln!("retaguarda-server: not built yet");
-        std::process::ExitCode::FAILURE
+//! retaguarda-server: the reference central back office of the Loja sync
+//! protocol (docs/protocol.md).
+//!
+//! - ERP imports in (`POST /v1/admin/import/{entity}`, JSON lines), validated
+//!   by the entity registry of `loja_protocol`, stored generically;
+//! - per-store feeds out (`GET /v1/stores/{store}/feeds/{entity}`), shaped by
+//!   the node hierarchy (master → centrals → stores) and the availability
+//!   control; a long-poll of events;
+//! - store documents in (`POST /v1/stores/{store}/documents`), the ERP's
+//!   queue out (`GET /v1/admin/documents`).
+//!
+//! [`spawn`] runs it in-process (tests, `lojad demo`); [`cli::main`] is the binary.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub mod avail;
+pub mod catalog;
+pub mod cli;
+pub mod db;
+pub mod docs;
+pub mod documents;
+pub mod feed;
+pub mod http;
+pub mod import;
+pub mod nodes;
+
+/// `gen` is a reserved word in edition 2024: `retaguarda::r#gen` or `retaguarda::catalog`.
+pub use catalog as r#gen;
+pub use catalog::{CatalogSpec, GenReport, generate};
+pub use db::{Db, DbError};
+pub use import::{Applied, ImportError};
+pub use nodes::{NewNode, NodeError, NodeKind};
+
+/// How to run a central.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The SQLite file (created and migrated if needed).
+    pub db: PathBuf,
+    /// Address to listen on; port 0 picks a free one (see [`RunningServer::addr`]).
+    pub listen: SocketAddr,
+    /// Bearer token of the admin/ERP endpoints. Empty disables them.
+    pub admin_token: String,
+    /// PEM certificate chain and key: serve HTTPS (rustls) instead of HTTP.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("TLS certificate/key: {0}")]
+    Tls(String),
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    #[error(transparent)]
+    Import(#[from] ImportError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("background task failed: {0}")]
+    Task(String),
+}
+
+impl From<rusqlite::Error> for ServerError {
+    fn from(e: rusqlite::Error) -> Self {
+        ServerError::Db(DbError::Sql(e))
     }
+}
+
+/// A central serving in this process.
+pub struct RunningServer {
+    /// The address it listens on (the real port when 0 was asked).
+    pub addr: SocketAddr,
+    /// `http://ADDR` or `https://ADDR`.
+    pub url: String,
+    handle: axum_server::Handle<SocketAddr>,
+    state: Arc<http::AppState>,
+    serve: tokio::task::JoinHandle<std::io::Result<()>>,
+    flusher: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for RunningServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningServer")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Installs rustls' ring provider as the process default (once; a provider
+/// already installed is kept).
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Opens (migrating) the database, binds, and serves in a tokio task.
+pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
+    let path = config.db.clone();
+    let (db, head) = tokio::task::spawn_blocking(move || -> Result<_, ServerError> {
+        let db = Db::open(&path)?;
+        let head = db.read(|c| db::head_seq(c).map_err(DbError::from))?;
+        Ok((db, head))
+    })
+    .await
+    .map_err(|e| ServerError::Task(e.to_string()))??;
+    let state = Arc::new(http::AppState::new(db, &config.admin_token, head));
+    let app = http::router(state.clone());
+    let listener =
+        std::net::TcpListener::bind(config.listen).map_err(|source| ServerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServerError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let handle = axum_server::Handle::<SocketAddr>::new();
+    let bind_err = |source| ServerError::Bind { addr, source };
+    let (serve, scheme) = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => {
+            install_crypto_provider();
+            let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                .await
+                .map_err(|e| ServerError::Tls(e.to_string()))?;
+            let server = axum_server::from_tcp_rustls(listener, tls)
+                .map_err(bind_err)?
+                .handle(handle.clone());
+            (tokio::spawn(server.serve(app.into_make_service())), "https")
+        }
+        (None, None) => {
+            let server = axum_server::from_tcp(listener)
+                .map_err(bind_err)?
+                .handle(handle.clone());
+            (tokio::spawn(server.serve(app.into_make_service())), "http")
+        }
+        _ => return Err(ServerError::Tls("give both a certificate and a key".into())),
+    };
+    let flusher = tokio::spawn(flush_loop(state.clone()));
+    tracing::info!(%addr, db = %config.db.display(), tls = scheme == "https", "retaguarda-server listening");
+    Ok(RunningServer {
+        addr,
+        url: format!("{scheme}://{addr}"),
+        handle,
+        state,
+        serve,
+        flusher,
+    })
+}
+
+/// Writes the downloads recorded by feed answers, behind them.
+async fn flush_loop(state: Arc<http::AppState>) {
+    let mut stop = state.shutdown.subscribe();
+    loop {
+        tokio::select! {
+            _ = state.flush.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.changed() => {}
+        }
+        // Let a burst of pages gather into one write.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let st = state.clone();
+        match tokio::task::spawn_blocking(move || st.flush_downloads()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not record downloads"),
+            Err(e) => tracing::warn!(error = %e, "download recorder failed"),
+        }
+        if *stop.borrow() {
+            return;
+        }
+    }
+}
+
+impl RunningServer {
+    /// Stops accepting, lets requests in flight finish (long-polls return at
+    /// once), records pending downloads and closes.
+    pub async fn shutdown(self) {
+        self.state.shutdown.send_replace(true);
+        self.handle.graceful_shutdown(Some(Duration::from_secs(5)));
+        let _ = self.serve.await;
+        let _ = self.flusher.await;
+        let st = self.state.clone();
+        let _ = tokio::task::spawn_blocking(move || st.flush_downloads()).await;
+    }
+
+    /// The database the server runs on (admin work in-process).
+    pub fn db(&self) -> &Db {
+        &self.state.db
+    }
+
+    /// Wakes long-polls after a change written around the HTTP API
+    /// (e.g. [`catalog::generate`] into the running server's file).
+    pub fn notify_changed(&self) {
+        let head = self
+            .state
+            .db
+            .read(|c| db::head_seq(c).map_err(DbError::from))
+            .unwrap_or(0);
+        self.state.head.send_replace(head);
+    }
+}
+
+/// Adds (or updates) a store under `parent` with its bearer token, straight
+/// in the database file. Usable before [`spawn`] or while it runs.
+pub fn ensure_store(
+    db: &Path,
+    store_id: &str,
+    parent: &str,
+    token: &str,
+) -> Result<(), ServerError> {
+    ensure_node(
+        db,
+        &NewNode {
+            id: store_id.into(),
+            parent: parent.into(),
+            kind: NodeKind::Store,
+            token: Some(token.into()),
+        },
+    )
+}
+
+/// Adds (or updates) any node (a central: `kind: Central`, no token).
+pub fn ensure_node(db: &Path, node: &NewNode) -> Result<(), ServerError> {
+    let db = Db::open(db)?;
+    db.write(|tx| nodes::upsert_node(tx, node))?;
+    Ok(())
+}
+
+/// Imports JSON lines straight into the database file (one transaction), as
+/// `POST /v1/admin/import/{entity}` does.
+pub fn import_lines(db: &Path, entity: &str, body: &[u8]) -> Result<Applied, ServerError> {
+    let e = import::entity(entity)?;
+    let changes = import::parse(e, body)?;
+    let db = Db::open(db)?;
+    Ok(db.write(|tx| import::apply(tx, e, &changes))?)
 }

@@ -1,0 +1,327 @@
+//! Availability control: how often the central releases new data of an entity
+//! to a store.
+//!
+//! - Each entity has availability minutes (registry default, overridable).
+//! - The central records, per store and entity, the last *completed* download:
+//!   when it answered a page with `more: false`, and that page's `next`.
+//! - A request *starts a new download* when its `after` equals the `next` of
+//!   the store's last completed download. Such a request within `minutes` of
+//!   that completion is held back: an empty page, `next == after`, and
+//!   `held_until`. Nothing else is ever held: not a store's first download,
+//!   not the continuation pages of a download in progress, not a store on the
+//!   exception list.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use loja_protocol::Entity;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use serde::{Deserialize, Serialize};
+
+/// A completed download.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Download {
+    /// Unix seconds.
+    pub completed_at: i64,
+    pub next: u64,
+}
+
+/// As the admin API shows one.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DownloadInfo {
+    pub entity: String,
+    pub completed_at: String,
+    pub next: u64,
+    pub minutes: u32,
+    /// When the next download of this entity is released (RFC 3339).
+    pub released_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AvailabilityInfo {
+    pub entity: String,
+    pub minutes: u32,
+    pub default_minutes: u32,
+}
+
+pub fn minutes(conn: &Connection, entity: &Entity) -> Result<u32, rusqlite::Error> {
+    let m: Option<i64> = conn
+        .prepare_cached("SELECT minutes FROM availability WHERE entity = ?1")?
+        .query_row(params![entity.name], |r| r.get(0))
+        .optional()?;
+    Ok(m.map(|m| m.clamp(0, i64::from(u32::MAX)) as u32)
+        .unwrap_or(entity.availability_minutes))
+}
+
+pub fn set_minutes(
+    conn: &Connection,
+    entity: &Entity,
+    minutes: u32,
+) -> Result<(), rusqlite::Error> {
+    conn.execute(
+        "INSERT INTO availability (entity, minutes) VALUES (?1, ?2)
+         ON CONFLICT (entity) DO UPDATE SET minutes = excluded.minutes",
+        params![entity.name, minutes],
+    )?;
+    Ok(())
+}
+
+pub fn list_minutes(conn: &Connection) -> Result<Vec<AvailabilityInfo>, rusqlite::Error> {
+    loja_protocol::ENTITIES
+        .iter()
+        .map(|e| {
+            Ok(AvailabilityInfo {
+                entity: e.name.to_owned(),
+                minutes: minutes(conn, e)?,
+                default_minutes: e.availability_minutes,
+            })
+        })
+        .collect()
+}
+
+pub fn is_exception(conn: &Connection, store: &str) -> Result<bool, rusqlite::Error> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM exceptions WHERE store = ?1")?
+        .query_row(params![store], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+pub fn add_exception(conn: &Connection, store: &str) -> Result<(), rusqlite::Error> {
+    conn.execute(
+        "INSERT INTO exceptions (store, added_at) VALUES (?1, ?2) ON CONFLICT (store) DO NOTHING",
+        params![store, loja_protocol::time::now_rfc3339()],
+    )?;
+    Ok(())
+}
+
+pub fn remove_exception(conn: &Connection, store: &str) -> Result<bool, rusqlite::Error> {
+    Ok(conn.execute("DELETE FROM exceptions WHERE store = ?1", params![store])? > 0)
+}
+
+pub fn list_exceptions(conn: &Connection) -> Result<Vec<String>, rusqlite::Error> {
+    let mut stmt = conn.prepare("SELECT store FROM exceptions ORDER BY store")?;
+    let rows = stmt.query_map([], |r| r.get(0))?;
+    rows.collect()
+}
+
+/// Downloads recorded in memory by feed answers and not yet written to the
+/// database. Feed answers never wait for the writer (an import may hold it);
+/// a background task writes these behind.
+#[derive(Debug, Default)]
+pub struct Pending {
+    map: Mutex<HashMap<(String, String), Download>>,
+}
+
+impl Pending {
+    pub fn record(&self, store: &str, entity: &str, d: Download) {
+        if let Ok(mut m) = self.map.lock() {
+            m.insert((store.to_owned(), entity.to_owned()), d);
+        }
+    }
+
+    pub fn get(&self, store: &str, entity: &str) -> Option<Download> {
+        self.map
+            .lock()
+            .ok()?
+            .get(&(store.to_owned(), entity.to_owned()))
+            .copied()
+    }
+
+    pub fn forget(&self, store: &str, entity: Option<&str>) {
+        if let Ok(mut m) = self.map.lock() {
+            m.retain(|(s, e), _| !(s == store && entity.is_none_or(|x| x == e)));
+        }
+    }
+
+    pub fn snapshot(&self) -> Vec<((String, String), Download)> {
+        self.map
+            .lock()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Drops entries written, unless they changed meanwhile.
+    pub fn written(&self, done: &[((String, String), Download)]) {
+        if let Ok(mut m) = self.map.lock() {
+            for (k, d) in done {
+                if m.get(k) == Some(d) {
+                    m.remove(k);
+                }
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.lock().map(|m| m.is_empty()).unwrap_or(true)
+    }
+}
+
+pub fn write_downloads(
+    tx: &Transaction<'_>,
+    items: &[((String, String), Download)],
+) -> Result<(), rusqlite::Error> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO downloads (store, entity, completed_at, next_seq) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (store, entity) DO UPDATE SET completed_at = excluded.completed_at, next_seq = excluded.next_seq",
+    )?;
+    for ((store, entity), d) in items {
+        stmt.execute(params![store, entity, d.completed_at, d.next as i64])?;
+    }
+    Ok(())
+}
+
+pub fn reset_download(
+    conn: &Connection,
+    store: &str,
+    entity: Option<&str>,
+) -> Result<usize, rusqlite::Error> {
+    match entity {
+        Some(e) => conn.execute(
+            "DELETE FROM downloads WHERE store = ?1 AND entity = ?2",
+            params![store, e],
+        ),
+        None => conn.execute("DELETE FROM downloads WHERE store = ?1", params![store]),
+    }
+}
+
+pub fn last_download(
+    conn: &Connection,
+    pending: Option<&Pending>,
+    store: &str,
+    entity: &str,
+) -> Result<Option<Download>, rusqlite::Error> {
+    if let Some(d) = pending.and_then(|p| p.get(store, entity)) {
+        return Ok(Some(d));
+    }
+    conn.prepare_cached(
+        "SELECT completed_at, next_seq FROM downloads WHERE store = ?1 AND entity = ?2",
+    )?
+    .query_row(params![store, entity], |r| {
+        Ok(Download {
+            completed_at: r.get(0)?,
+            next: r.get::<_, i64>(1)?.max(0) as u64,
+        })
+    })
+    .optional()
+}
+
+pub fn list_downloads(
+    conn: &Connection,
+    pending: Option<&Pending>,
+    store: &str,
+) -> Result<Vec<DownloadInfo>, rusqlite::Error> {
+    let mut out = Vec::new();
+    for e in loja_protocol::ENTITIES {
+        if let Some(d) = last_download(conn, pending, store, e.name)? {
+            let m = minutes(conn, e)?;
+            out.push(DownloadInfo {
+                entity: e.name.to_owned(),
+                completed_at: rfc3339(d.completed_at),
+                next: d.next,
+                minutes: m,
+                released_at: rfc3339(d.completed_at + i64::from(m) * 60),
+            });
+        }
+    }
+    Ok(out)
+}
+
+pub fn rfc3339(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .map(loja_protocol::time::format)
+        .unwrap_or_default()
+}
+
+/// Until when (unix seconds) is a request of `store` for `entity` after `after`
+/// held back, if it is. `after = None` asks "is any new download held?"
+/// (the events long-poll, which does not know where the store stands).
+pub fn held_until(
+    conn: &Connection,
+    pending: Option<&Pending>,
+    store: &str,
+    entity: &Entity,
+    after: Option<u64>,
+    now: i64,
+) -> Result<Option<i64>, rusqlite::Error> {
+    let Some(d) = last_download(conn, pending, store, entity.name)? else {
+        return Ok(None); // first download
+    };
+    if after.is_some_and(|a| a != d.next) {
+        return Ok(None); // continuation, or a reload from elsewhere
+    }
+    let until = d.completed_at + i64::from(minutes(conn, entity)?) * 60;
+    if now >= until || is_exception(conn, store)? {
+        return Ok(None);
+    }
+    Ok(Some(until))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{Db, DbError};
+    use loja_protocol::entity_named;
+
+    #[test]
+    fn hold_rules() {
+        let dir =
+            std::env::temp_dir().join(format!("retaguarda-unit-avail-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = Db::open(&dir.join("c.db")).unwrap();
+        let stock = entity_named("stock").unwrap();
+        let pending = Pending::default();
+        db.write(|tx| {
+            assert_eq!(minutes(tx, stock)?, 10);
+            assert_eq!(
+                held_until(tx, Some(&pending), "s", stock, Some(0), 1000)?,
+                None,
+                "first download"
+            );
+            pending.record(
+                "s",
+                "stock",
+                Download {
+                    completed_at: 1000,
+                    next: 7,
+                },
+            );
+            assert_eq!(
+                held_until(tx, Some(&pending), "s", stock, Some(7), 1000)?,
+                Some(1600)
+            );
+            assert_eq!(
+                held_until(tx, Some(&pending), "s", stock, Some(3), 1000)?,
+                None,
+                "continuation"
+            );
+            assert_eq!(
+                held_until(tx, Some(&pending), "s", stock, Some(7), 1600)?,
+                None,
+                "window over"
+            );
+            set_minutes(tx, stock, 1)?;
+            assert_eq!(
+                held_until(tx, Some(&pending), "s", stock, None, 1000)?,
+                Some(1060)
+            );
+            add_exception(tx, "s")?;
+            assert_eq!(
+                held_until(tx, Some(&pending), "s", stock, Some(7), 1000)?,
+                None,
+                "exception"
+            );
+            assert!(remove_exception(tx, "s")?);
+            write_downloads(tx, &pending.snapshot())?;
+            pending.written(&pending.snapshot());
+            assert!(pending.is_empty());
+            assert_eq!(held_until(tx, None, "s", stock, Some(7), 1000)?, Some(1060));
+            assert_eq!(list_downloads(tx, None, "s")?.len(), 1);
+            assert_eq!(reset_download(tx, "s", Some("stock"))?, 1);
+            assert_eq!(held_until(tx, None, "s", stock, Some(7), 1000)?, None);
+            Ok::<_, DbError>(())
+        })
+        .unwrap();
+    }
+}

@@ -1,0 +1,434 @@
+//! The `retaguarda-server` command line.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+
+use crate::catalog::CatalogSpec;
+use crate::db::Db;
+use crate::nodes::{NewNode, NodeKind};
+use crate::{ServerConfig, avail, nodes};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "retaguarda-server",
+    version,
+    about = "Reference central back office (retaguarda) of the Loja sync protocol",
+    after_help = "Example:\n  retaguarda-server serve --db central.db --listen 127.0.0.1:8080 --admin-token s3cret\n\n\
+                  Protocol: docs/protocol.md. Entities: docs/entities.md (or `retaguarda-server docs`)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Args, Debug, Clone)]
+struct DbArg {
+    /// The central's SQLite file (created and migrated if needed).
+    #[arg(long, value_name = "PATH")]
+    db: PathBuf,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Serve the HTTP API (HTTPS with --tls-cert/--tls-key).
+    #[command(
+        after_help = "Example:\n  RETAGUARDA_ADMIN_TOKEN=s3cret retaguarda-server serve --db central.db --listen 0.0.0.0:8443 \\\n    \
+                            --tls-cert cert.pem --tls-key key.pem\n\n\
+                            Prints `listening on ADDR` on stdout once it accepts connections (port 0 picks one)."
+    )]
+    Serve {
+        #[command(flatten)]
+        db: DbArg,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+        listen: SocketAddr,
+        /// Bearer token of the admin/ERP endpoints.
+        #[arg(
+            long,
+            env = "RETAGUARDA_ADMIN_TOKEN",
+            hide_env_values = true,
+            value_name = "TOKEN"
+        )]
+        admin_token: String,
+        /// PEM certificate chain (serve HTTPS).
+        #[arg(long, value_name = "PEM", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key.
+        #[arg(long, value_name = "PEM", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Also write the bound address to this file.
+        #[arg(long, value_name = "PATH")]
+        port_file: Option<PathBuf>,
+    },
+    /// Write a synthetic, deterministic catalog into the database.
+    #[command(
+        after_help = "Example:\n  retaguarda-server gen --db central.db --products 200000 --customers 100000 --stock\n\n\
+                            Writes states, cities, ncm, products, 2 EAN-13 barcodes per product, a base price,\n\
+                            product taxes, stock (with --stock), customers with valid CPFs and the small\n\
+                            reference lists, all public rows of node master. Same --seed, same rows."
+    )]
+    Gen {
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long, default_value_t = 1000)]
+        products: u64,
+        #[arg(long, default_value_t = 500)]
+        customers: u64,
+        /// Also write a stock row per product.
+        #[arg(long)]
+        stock: bool,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Manage the node hierarchy (master -> centrals -> stores).
+    #[command(subcommand)]
+    Node(NodeCmd),
+    /// Per-entity availability minutes (how often new data is released to a store).
+    #[command(subcommand)]
+    Availability(AvailabilityCmd),
+    /// Stores never held back by the availability window.
+    #[command(subcommand)]
+    Exception(ExceptionCmd),
+    /// Per-store last-download control.
+    #[command(subcommand)]
+    Downloads(DownloadsCmd),
+    /// Print docs/entities.md (the entity reference), or the JSON Schemas.
+    #[command(
+        after_help = "Example:\n  retaguarda-server docs > docs/entities.md\n  retaguarda-server docs --schema | jq .entities.prices"
+    )]
+    Docs {
+        /// Print the JSON Schemas instead of markdown.
+        #[arg(long)]
+        schema: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum NodeCmd {
+    /// Add a central or a store (or update a store's parent/token).
+    #[command(
+        after_help = "Examples:\n  retaguarda-server node add --db central.db --id sul --parent master --kind central\n  \
+                            retaguarda-server node add --db central.db --id loja-001 --parent sul --kind store --token 'long-random-token'"
+    )]
+    Add {
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        id: String,
+        #[arg(long, default_value = "master")]
+        parent: String,
+        /// central or store
+        #[arg(long, value_parser = ["central", "store"])]
+        kind: String,
+        /// The store's bearer token (stores only; stored hashed).
+        #[arg(long, env = "RETAGUARDA_STORE_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
+    /// List the nodes.
+    #[command(after_help = "Example:\n  retaguarda-server node list --db central.db")]
+    List {
+        #[command(flatten)]
+        db: DbArg,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AvailabilityCmd {
+    /// Set an entity's availability minutes (0 = release at once).
+    #[command(
+        after_help = "Example:\n  retaguarda-server availability set prices 30 --db central.db"
+    )]
+    Set {
+        entity: String,
+        minutes: u32,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// List every entity's minutes and default.
+    #[command(after_help = "Example:\n  retaguarda-server availability list --db central.db")]
+    List {
+        #[command(flatten)]
+        db: DbArg,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ExceptionCmd {
+    /// Never hold this store back.
+    #[command(after_help = "Example:\n  retaguarda-server exception add loja-001 --db central.db")]
+    Add {
+        store: String,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Apply the availability window to this store again.
+    #[command(
+        after_help = "Example:\n  retaguarda-server exception remove loja-001 --db central.db"
+    )]
+    Remove {
+        store: String,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// List the exception stores.
+    #[command(after_help = "Example:\n  retaguarda-server exception list --db central.db")]
+    List {
+        #[command(flatten)]
+        db: DbArg,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum DownloadsCmd {
+    /// Forget a store's last completed download (of one entity, or all), so its next one is not held.
+    #[command(
+        after_help = "Example:\n  retaguarda-server downloads reset loja-001 prices --db central.db\n\n\
+                            On a running server prefer DELETE /v1/admin/stores/{store}/downloads/{entity}:\n\
+                            a download the server has not written yet is not seen here."
+    )]
+    Reset {
+        store: String,
+        entity: Option<String>,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Show a store's last completed downloads.
+    #[command(after_help = "Example:\n  retaguarda-server downloads list loja-001 --db central.db")]
+    List {
+        store: String,
+        #[command(flatten)]
+        db: DbArg,
+    },
+}
+
+/// The binary's entry point.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("retaguarda-server: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn open(db: &DbArg) -> anyhow::Result<Db> {
+    Db::open(&db.db).with_context(|| format!("open {}", db.db.display()))
+}
+
+fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.cmd {
+        Cmd::Serve {
+            db,
+            listen,
+            admin_token,
+            tls_cert,
+            tls_key,
+            port_file,
+        } => {
+            init_logs();
+            if admin_token.trim().is_empty() {
+                bail!(
+                    "the admin token must not be empty (--admin-token or RETAGUARDA_ADMIN_TOKEN)"
+                );
+            }
+            let config = ServerConfig {
+                db: db.db,
+                listen,
+                admin_token,
+                tls_cert,
+                tls_key,
+            };
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async move {
+                let server = crate::spawn(config).await?;
+                if let Some(p) = port_file {
+                    std::fs::write(&p, server.addr.to_string())
+                        .with_context(|| format!("write {}", p.display()))?;
+                }
+                println!("listening on {}", server.addr);
+                std::io::stdout().flush()?;
+                shutdown_signal().await;
+                tracing::info!("stopping");
+                server.shutdown().await;
+                Ok(())
+            })
+        }
+        Cmd::Gen {
+            db,
+            products,
+            customers,
+            stock,
+            seed,
+        } => {
+            let spec = CatalogSpec {
+                products,
+                customers,
+                stock,
+                seed,
+            };
+            let report = crate::catalog::generate(&db.db, &spec)?;
+            for (entity, n) in &report.entities {
+                println!("{entity:>18} {n:>10}");
+            }
+            println!(
+                "{:>18} {:>10} rows in {:.2} s (last seq {})",
+                "total",
+                report.rows,
+                report.elapsed.as_secs_f64(),
+                report.last_seq
+            );
+            Ok(())
+        }
+        Cmd::Node(NodeCmd::Add {
+            db,
+            id,
+            parent,
+            kind,
+            token,
+        }) => {
+            let kind = NodeKind::parse(&kind).context("kind must be central or store")?;
+            let db = open(&db)?;
+            let info = db.write(|tx| {
+                nodes::upsert_node(
+                    tx,
+                    &NewNode {
+                        id,
+                        parent,
+                        kind,
+                        token,
+                    },
+                )
+            })?;
+            print_json(&info)
+        }
+        Cmd::Node(NodeCmd::List { db }) => {
+            let db = open(&db)?;
+            print_json(&db.read(|c| nodes::list(c).map_err(crate::DbError::from))?)
+        }
+        Cmd::Availability(AvailabilityCmd::Set {
+            entity,
+            minutes,
+            db,
+        }) => {
+            let e = loja_protocol::entity_named(&entity)
+                .with_context(|| format!("unknown entity {entity}"))?;
+            let db = open(&db)?;
+            db.write(|tx| avail::set_minutes(tx, e, minutes).map_err(crate::DbError::from))?;
+            println!("{entity}: {minutes} minutes");
+            Ok(())
+        }
+        Cmd::Availability(AvailabilityCmd::List { db }) => {
+            let db = open(&db)?;
+            for a in db.read(|c| avail::list_minutes(c).map_err(crate::DbError::from))? {
+                println!(
+                    "{:>20} {:>5} (default {})",
+                    a.entity, a.minutes, a.default_minutes
+                );
+            }
+            Ok(())
+        }
+        Cmd::Exception(ExceptionCmd::Add { store, db }) => {
+            let db = open(&db)?;
+            let kind = db.read(|c| nodes::kind_of(c, &store).map_err(crate::DbError::from))?;
+            if kind != Some(NodeKind::Store) {
+                bail!("no such store {store}");
+            }
+            db.write(|tx| avail::add_exception(tx, &store).map_err(crate::DbError::from))?;
+            println!("{store}: never held back");
+            Ok(())
+        }
+        Cmd::Exception(ExceptionCmd::Remove { store, db }) => {
+            let db = open(&db)?;
+            let removed =
+                db.write(|tx| avail::remove_exception(tx, &store).map_err(crate::DbError::from))?;
+            println!(
+                "{store}: {}",
+                if removed {
+                    "removed from the exception list"
+                } else {
+                    "was not an exception"
+                }
+            );
+            Ok(())
+        }
+        Cmd::Exception(ExceptionCmd::List { db }) => {
+            let db = open(&db)?;
+            for s in db.read(|c| avail::list_exceptions(c).map_err(crate::DbError::from))? {
+                println!("{s}");
+            }
+            Ok(())
+        }
+        Cmd::Downloads(DownloadsCmd::Reset { store, entity, db }) => {
+            if let Some(e) = &entity
+                && loja_protocol::entity_named(e).is_none()
+            {
+                bail!("unknown entity {e}");
+            }
+            let db = open(&db)?;
+            let n = db.write(|tx| {
+                avail::reset_download(tx, &store, entity.as_deref()).map_err(crate::DbError::from)
+            })?;
+            println!("{store}: {n} download record(s) reset");
+            Ok(())
+        }
+        Cmd::Downloads(DownloadsCmd::List { store, db }) => {
+            let db = open(&db)?;
+            print_json(
+                &db.read(|c| avail::list_downloads(c, None, &store).map_err(crate::DbError::from))?,
+            )
+        }
+        Cmd::Docs { schema } => {
+            if schema {
+                print_json(&crate::docs::all_schemas())
+            } else {
+                print!("{}", crate::docs::entities_markdown());
+                Ok(())
+            }
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

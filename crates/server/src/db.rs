@@ -1,0 +1,261 @@
+//! The central's SQLite file: migrations, one writer connection, a small pool
+//! of read-only connections.
+//!
+//! Every change is written through the single writer (behind a mutex), so the
+//! sequences it hands out commit in order: a reader's WAL snapshot always holds
+//! a prefix of the sequence, never a gap that a later commit fills.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
+use sha2::{Digest, Sha256};
+
+/// Server migrations, applied in order; `PRAGMA user_version` counts the applied ones.
+const MIGRATIONS: &[(&str, &str)] = &[(
+    "0001_init",
+    include_str!("../../../schema/server/0001_init.sql"),
+)];
+
+/// How many idle read connections are kept.
+const MAX_IDLE_READERS: usize = 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("migration {name}: {source}")]
+    Migration {
+        name: &'static str,
+        source: rusqlite::Error,
+    },
+    #[error("database {path} has schema version {found}, newer than this server knows ({known})")]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: usize,
+    },
+    #[error(transparent)]
+    Sql(#[from] rusqlite::Error),
+    #[error("database connection lock poisoned")]
+    Poisoned,
+}
+
+pub struct Db {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Db {
+    /// Opens (creating if needed) and migrates the database.
+    pub fn open(path: &Path) -> Result<Db, DbError> {
+        let open_err = |source| DbError::Open {
+            path: path.to_owned(),
+            source,
+        };
+        let mut conn = Connection::open(path).map_err(open_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(open_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_err)?;
+        // FULL: an acknowledged document or import survives a power cut.
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "cache_size", -32_000)
+            .map_err(open_err)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        migrate(&mut conn, path)?;
+        Ok(Db {
+            path: path.to_owned(),
+            writer: Mutex::new(conn),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` in one write transaction on the single writer connection.
+    /// Commits when `f` returns Ok, rolls back otherwise.
+    pub fn write<T, E>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<DbError>,
+    {
+        let mut conn = self.writer.lock().map_err(|_| E::from(DbError::Poisoned))?;
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| E::from(DbError::Sql(e)))?;
+        let out = f(&tx)?;
+        tx.commit().map_err(|e| E::from(DbError::Sql(e)))?;
+        Ok(out)
+    }
+
+    /// Runs `f` on a read-only connection inside one read transaction (one
+    /// consistent WAL snapshot for everything `f` reads).
+    pub fn read<T, E>(&self, f: impl FnOnce(&Connection) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<DbError>,
+    {
+        let conn = self.take_reader().map_err(E::from)?;
+        let began = conn.execute_batch("BEGIN DEFERRED");
+        let out = match began {
+            Ok(()) => f(&conn),
+            Err(e) => Err(E::from(DbError::Sql(e))),
+        };
+        // A failed COMMIT of a read transaction leaves nothing to undo; drop the connection.
+        if conn.execute_batch("COMMIT").is_ok() {
+            self.give_back(conn);
+        }
+        out
+    }
+
+    fn take_reader(&self) -> Result<Connection, DbError> {
+        if let Some(c) = self.readers.lock().map_err(|_| DbError::Poisoned)?.pop() {
+            return Ok(c);
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        let conn =
+            Connection::open_with_flags(&self.path, flags).map_err(|source| DbError::Open {
+                path: self.path.clone(),
+                source,
+            })?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        conn.pragma_update(None, "cache_size", -32_000)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(conn)
+    }
+
+    fn give_back(&self, conn: Connection) {
+        if let Ok(mut pool) = self.readers.lock()
+            && pool.len() < MAX_IDLE_READERS
+        {
+            pool.push(conn);
+        }
+    }
+}
+
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), DbError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version < 0 || version as usize > MIGRATIONS.len() {
+        return Err(DbError::TooNew {
+            path: path.to_owned(),
+            found: version,
+            known: MIGRATIONS.len(),
+        });
+    }
+    for (i, (name, sql)) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn
+            .transaction()
+            .map_err(|source| DbError::Migration { name, source })?;
+        tx.execute_batch(sql)
+            .map_err(|source| DbError::Migration { name, source })?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)
+            .map_err(|source| DbError::Migration { name, source })?;
+        tx.commit()
+            .map_err(|source| DbError::Migration { name, source })?;
+    }
+    Ok(())
+}
+
+/// SHA-256 of a token, hex. Tokens are stored and compared only as hashes.
+pub fn hash_token(token: &str) -> String {
+    let digest = Sha256::digest(token.as_bytes());
+    let mut out = String::with_capacity(64);
+    for b in digest {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+/// The last sequence given to a row change.
+pub fn head_seq(conn: &Connection) -> Result<u64, rusqlite::Error> {
+    let v: Option<i64> = conn
+        .query_row("SELECT value FROM counters WHERE name = 'seq'", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    Ok(v.unwrap_or(0).max(0) as u64)
+}
+
+pub fn set_head_seq(conn: &Connection, seq: u64) -> Result<(), rusqlite::Error> {
+    conn.execute(
+        "UPDATE counters SET value = ?1 WHERE name = 'seq'",
+        params![seq as i64],
+    )?;
+    Ok(())
+}
+
+/// Now, as unix seconds.
+pub fn now_unix() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub fn temp_db(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("retaguarda-unit-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("c.db")
+    }
+
+    #[test]
+    fn migrates_once_and_reopens() {
+        let path = temp_db("migrate");
+        let db = Db::open(&path).unwrap();
+        let v: i64 = db
+            .read(|c| {
+                c.query_row("PRAGMA user_version", [], |r| r.get(0))
+                    .map_err(DbError::from)
+            })
+            .unwrap();
+        assert_eq!(v as usize, MIGRATIONS.len());
+        drop(db);
+        let db = Db::open(&path).unwrap();
+        let head = db.read(|c| head_seq(c).map_err(DbError::from)).unwrap();
+        assert_eq!(head, 0);
+    }
+
+    #[test]
+    fn feed_query_uses_the_entity_index() {
+        let path = temp_db("plan");
+        let db = Db::open(&path).unwrap();
+        let plan: String = db
+            .read(|c| {
+                c.query_row(
+                    "EXPLAIN QUERY PLAN SELECT seq FROM rows WHERE entity = 'x' AND seq > 5 ORDER BY seq",
+                    [],
+                    |r| r.get(3),
+                )
+                .map_err(DbError::from)
+            })
+            .unwrap();
+        assert!(plan.contains("rows_feed"), "{plan}");
+    }
+
+    #[test]
+    fn token_hash_is_sha256_hex() {
+        assert_eq!(
+            hash_token("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

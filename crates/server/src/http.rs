@@ -1,0 +1,741 @@
+//! The HTTP API (`/v1`): store feeds, events and documents; admin import,
+//! nodes, availability, downloads, exceptions and the ERP document queue.
+//! See docs/protocol.md.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use axum::{Json, Router};
+use loja_protocol::{DocumentBatch, Entity, ErrorBody, Events, entity_named};
+use rusqlite::Connection;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::{Notify, Semaphore, watch};
+use tower_http::compression::CompressionLayer;
+use tower_http::decompression::RequestDecompressionLayer;
+
+use crate::avail::{self, Download, Pending};
+use crate::db::{Db, DbError, hash_token, head_seq, now_unix};
+use crate::import::{self, ImportError};
+use crate::nodes::{self, NewNode, NodeError, NodeKind, Scope};
+use crate::{documents, feed};
+
+/// Feed pages built at once; the rest wait their turn (a new store's first
+/// load cannot take every core from imports and other stores).
+pub const FEED_BUILDS: usize = 2;
+/// Largest request body (after decompression): a whole-catalog import.
+const MAX_BODY: usize = 1 << 30;
+
+pub struct AppState {
+    pub db: Db,
+    admin_hash: Option<String>,
+    feed_permits: Semaphore,
+    /// The head sequence, sent after every import commit: wakes long-polls.
+    pub head: watch::Sender<u64>,
+    pub pending: Pending,
+    pub flush: Notify,
+    pub shutdown: watch::Sender<bool>,
+}
+
+impl AppState {
+    pub fn new(db: Db, admin_token: &str, head: u64) -> AppState {
+        AppState {
+            db,
+            admin_hash: (!admin_token.is_empty()).then(|| hash_token(admin_token)),
+            feed_permits: Semaphore::new(FEED_BUILDS),
+            head: watch::Sender::new(head),
+            pending: Pending::default(),
+            flush: Notify::new(),
+            shutdown: watch::Sender::new(false),
+        }
+    }
+
+    /// Writes the downloads recorded by feed answers behind them.
+    pub fn flush_downloads(&self) -> Result<(), DbError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let items = self.pending.snapshot();
+        self.db
+            .write(|tx| avail::write_downloads(tx, &items).map_err(DbError::from))?;
+        self.pending.written(&items);
+        Ok(())
+    }
+}
+
+type St = State<Arc<AppState>>;
+
+/// A JSON error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    body: ErrorBody,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            body: ErrorBody::new(code, message),
+        }
+    }
+    fn field(mut self, f: impl Into<String>) -> ApiError {
+        self.body = self.body.with_field(f);
+        self
+    }
+    fn line(mut self, l: u64) -> ApiError {
+        self.body = self.body.with_line(l);
+        self
+    }
+}
+
+fn not_found(what: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", what)
+}
+fn unauthorized(what: &str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", what)
+}
+fn bad_request(field: &str, what: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "bad_request", what).field(field)
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = (self.status, Json(self.body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        r
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(e: DbError) -> Self {
+        tracing::error!(error = %e, "database error");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "database error",
+        )
+    }
+}
+
+impl From<rusqlite::Error> for ApiError {
+    fn from(e: rusqlite::Error) -> Self {
+        DbError::Sql(e).into()
+    }
+}
+
+impl From<ImportError> for ApiError {
+    fn from(e: ImportError) -> Self {
+        match e {
+            ImportError::UnknownEntity(name) => not_found(format!("unknown entity {name}")),
+            ImportError::Malformed { line, message } => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_line",
+                format!("line {line}: {message}"),
+            )
+            .line(line),
+            ImportError::Invalid {
+                line,
+                field,
+                message,
+            } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                format!("line {line}: {field}: {message}"),
+            )
+            .field(field)
+            .line(line),
+            ImportError::Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<NodeError> for ApiError {
+    fn from(e: NodeError) -> Self {
+        match e {
+            NodeError::Invalid { field, message } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                format!("{field}: {message}"),
+            )
+            .field(field),
+            NodeError::Db(e) => e.into(),
+        }
+    }
+}
+
+/// Runs blocking database work off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "worker task failed",
+        )
+    })?
+}
+
+fn json_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        if e.is_data() {
+            let f = loja_protocol::document::json_field_error(&e.to_string());
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", f.message)
+                .field(f.field)
+        } else {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+                format!("body is not valid JSON: {e}"),
+            )
+        }
+    })
+}
+
+fn q_u64(q: &HashMap<String, String>, name: &str) -> Result<Option<u64>, ApiError> {
+    match q.get(name) {
+        None => Ok(None),
+        Some(v) if v.is_empty() => Ok(None),
+        Some(v) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| bad_request(name, format!("{name} must be a non-negative integer"))),
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let t = v
+        .strip_prefix("Bearer ")
+        .or_else(|| v.strip_prefix("bearer "))?
+        .trim();
+    (!t.is_empty()).then(|| t.to_owned())
+}
+
+fn check_admin(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(expected) = &st.admin_hash else {
+        return Err(unauthorized(
+            "admin endpoints are disabled: the server has no admin token",
+        ));
+    };
+    match bearer(headers) {
+        None => Err(unauthorized("missing bearer token")),
+        Some(t) if &hash_token(&t) == expected => Ok(()),
+        Some(_) => Err(unauthorized("wrong admin token")),
+    }
+}
+
+/// The store's scope, if `token` is that store's.
+fn check_store(conn: &Connection, store: &str, token: Option<&str>) -> Result<Scope, ApiError> {
+    let token = token.ok_or_else(|| unauthorized("missing bearer token"))?;
+    let owner =
+        nodes::store_of_token(conn, token)?.ok_or_else(|| unauthorized("unknown store token"))?;
+    if owner != store {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this token belongs to another store",
+        ));
+    }
+    nodes::scope(conn, store)?.ok_or_else(|| not_found(format!("no such store {store}")))
+}
+
+fn entity_or_404(name: &str) -> Result<&'static Entity, ApiError> {
+    entity_named(name).ok_or_else(|| not_found(format!("unknown entity {name}")))
+}
+
+fn json_text(text: String) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        text,
+    )
+        .into_response()
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/schema/entities", get(schema_all))
+        .route("/v1/schema/entities/{entity}", get(schema_one))
+        .route("/v1/stores/{store}/feeds/{entity}", get(feed_page))
+        .route("/v1/stores/{store}/events", get(events))
+        .route("/v1/stores/{store}/documents", post(post_documents))
+        .route("/v1/admin/import/{entity}", post(import_lines))
+        .route("/v1/admin/nodes", post(add_node).get(list_nodes))
+        .route("/v1/admin/availability", get(list_availability))
+        .route("/v1/admin/availability/{entity}", put(set_availability))
+        .route(
+            "/v1/admin/stores/{store}/downloads",
+            get(list_downloads).delete(reset_downloads),
+        )
+        .route(
+            "/v1/admin/stores/{store}/downloads/{entity}",
+            delete(reset_download),
+        )
+        .route("/v1/admin/exceptions", get(list_exceptions))
+        .route(
+            "/v1/admin/exceptions/{store}",
+            put(add_exception).delete(remove_exception),
+        )
+        .route("/v1/admin/documents", get(collect_documents))
+        .fallback(|| async { not_found("no such endpoint") })
+        .layer(middleware::from_fn(log_request))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(RequestDecompressionLayer::new().gzip(true).zstd(true))
+        .layer(CompressionLayer::new().gzip(true).zstd(true))
+        .with_state(state)
+}
+
+/// One line per request at debug level (imports and documents log their own
+/// line at info). Never logs headers: tokens stay out of the logs.
+async fn log_request(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16();
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    if resp.status().is_server_error() {
+        tracing::warn!(%method, %path, status, ms, "request");
+    } else {
+        tracing::debug!(%method, %path, status, ms, "request");
+    }
+    resp
+}
+
+async fn health() -> Json<Value> {
+    Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
+}
+
+async fn schema_all() -> Json<Value> {
+    Json(crate::docs::all_schemas())
+}
+
+async fn schema_one(Path(entity): Path<String>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(crate::docs::entity_schema(entity_or_404(&entity)?)))
+}
+
+async fn feed_page(
+    State(st): St,
+    Path((store, entity)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let token = bearer(&headers);
+    let e = entity_or_404(&entity)?;
+    let after = q_u64(&q, "after")?.unwrap_or(0);
+    let limit = q_u64(&q, "limit")?
+        .unwrap_or(feed::DEFAULT_LIMIT)
+        .clamp(1, feed::MAX_LIMIT);
+    let _permit = st.feed_permits.acquire().await.map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "server is stopping",
+        )
+    })?;
+    let st2 = st.clone();
+    let page = blocking(move || {
+        st2.db.read(|conn| {
+            let scope = check_store(conn, &store, token.as_deref())?;
+            let now = now_unix();
+            if let Some(until) =
+                avail::held_until(conn, Some(&st2.pending), &store, e, Some(after), now)?
+            {
+                return Ok(feed::Page {
+                    json: feed::held_page(e, after, &avail::rfc3339(until)),
+                    items: 0,
+                    next: after,
+                    more: false,
+                });
+            }
+            let page = feed::build_page(conn, e, &scope, after, limit)?;
+            if !page.more {
+                st2.pending.record(
+                    &store,
+                    e.name,
+                    Download {
+                        completed_at: now,
+                        next: page.next,
+                    },
+                );
+                st2.flush.notify_one();
+            }
+            Ok(page)
+        })
+    })
+    .await?;
+    Ok(json_text(page.json))
+}
+
+async fn events(
+    State(st): St,
+    Path(store): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Json<Events>, ApiError> {
+    let token = bearer(&headers);
+    let wait = q_u64(&q, "wait")?.unwrap_or(25).min(60);
+    let mut after = q_u64(&q, "after")?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
+    let st2 = st.clone();
+    let store2 = store.clone();
+    let scope = blocking(move || {
+        st2.db
+            .read(|conn| check_store(conn, &store2, token.as_deref()))
+    })
+    .await?;
+    let scope = Arc::new(scope);
+    let mut head_rx = st.head.subscribe();
+    let mut stop_rx = st.shutdown.subscribe();
+    loop {
+        head_rx.borrow_and_update();
+        let st2 = st.clone();
+        let scope2 = scope.clone();
+        let (head, ready, held) = blocking(move || {
+            st2.db.read(|conn| {
+                let head = head_seq(conn)?;
+                let from = after.unwrap_or(head);
+                let now = now_unix();
+                let mut ready = Vec::new();
+                let mut held: Vec<(u64, i64)> = Vec::new();
+                for e in loja_protocol::ENTITIES {
+                    if let Some(first) = feed::first_change(conn, e, &scope2, from)? {
+                        match avail::held_until(
+                            conn,
+                            Some(&st2.pending),
+                            &scope2.store,
+                            e,
+                            None,
+                            now,
+                        )? {
+                            Some(until) => held.push((first, until)),
+                            None => ready.push(e.name.to_owned()),
+                        }
+                    }
+                }
+                Ok::<_, ApiError>((head, ready, held))
+            })
+        })
+        .await?;
+        let from = *after.get_or_insert(head);
+        if !ready.is_empty() {
+            // Held entities' changes below head are left to the store's schedule.
+            return Ok(Json(Events {
+                seq: head.max(from),
+                entities: ready,
+            }));
+        }
+        // Held changes stay ahead of the seq handed back, so a later call
+        // reports them once their window opens.
+        let resume = held
+            .iter()
+            .map(|(first, _)| first - 1)
+            .min()
+            .unwrap_or(head)
+            .max(from);
+        let now = tokio::time::Instant::now();
+        if now >= deadline || *stop_rx.borrow() {
+            return Ok(Json(Events {
+                seq: resume,
+                entities: Vec::new(),
+            }));
+        }
+        let mut wake = deadline;
+        if let Some(until) = held.iter().map(|(_, u)| *u).min() {
+            let secs = (until - now_unix()).max(0) as u64;
+            wake = wake.min(now + Duration::from_secs(secs) + Duration::from_millis(50));
+        }
+        tokio::select! {
+            changed = head_rx.changed() => {
+                if changed.is_err() {
+                    return Ok(Json(Events { seq: resume, entities: Vec::new() }));
+                }
+            }
+            _ = tokio::time::sleep_until(wake) => {}
+            _ = stop_rx.changed() => {}
+        }
+    }
+}
+
+async fn post_documents(
+    State(st): St,
+    Path(store): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<loja_protocol::BatchAck>, ApiError> {
+    let token = bearer(&headers);
+    let started = Instant::now();
+    let st2 = st.clone();
+    let store2 = store.clone();
+    blocking(move || {
+        st2.db
+            .read(|conn| check_store(conn, &store2, token.as_deref()))
+    })
+    .await?;
+    let batch: DocumentBatch = json_body(&body)?;
+    let st2 = st.clone();
+    let store2 = store.clone();
+    let ack = blocking(move || {
+        st2.db
+            .write(|tx| Ok::<_, ApiError>(documents::accept(tx, &store2, &batch)?))
+    })
+    .await?;
+    let count = |s: loja_protocol::AckStatus| ack.acks.iter().filter(|a| a.status == s).count();
+    tracing::info!(
+        store = %store,
+        documents = ack.acks.len(),
+        accepted = count(loja_protocol::AckStatus::Accepted),
+        duplicate = count(loja_protocol::AckStatus::Duplicate),
+        rejected = count(loja_protocol::AckStatus::Rejected),
+        ms = started.elapsed().as_secs_f64() * 1000.0,
+        "documents"
+    );
+    Ok(Json(ack))
+}
+
+async fn import_lines(
+    State(st): St,
+    Path(entity): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    check_admin(&st, &headers)?;
+    let e = entity_or_404(&entity)?;
+    let started = Instant::now();
+    let st2 = st.clone();
+    let applied = blocking(move || {
+        let changes = import::parse(e, &body)?;
+        Ok(st2.db.write(|tx| import::apply(tx, e, &changes))?)
+    })
+    .await;
+    let applied = match applied {
+        Ok(a) => a,
+        Err(err) => {
+            tracing::info!(entity = e.name, status = err.status.as_u16(), error = %err.body.error.message, "import refused");
+            return Err(err);
+        }
+    };
+    if applied.changed > 0 {
+        st.head.send_replace(applied.last_seq);
+    }
+    tracing::info!(
+        entity = e.name,
+        rows = applied.applied,
+        changed = applied.changed,
+        last_seq = applied.last_seq,
+        ms = started.elapsed().as_secs_f64() * 1000.0,
+        "import"
+    );
+    Ok(Json(
+        json!({"applied": applied.applied, "changed": applied.changed, "last_seq": applied.last_seq}),
+    ))
+}
+
+async fn add_node(
+    State(st): St,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<nodes::NodeInfo>, ApiError> {
+    check_admin(&st, &headers)?;
+    let node: NewNode = json_body(&body)?;
+    let st2 = st.clone();
+    let info = blocking(move || Ok(st2.db.write(|tx| nodes::upsert_node(tx, &node))?)).await?;
+    tracing::info!(node = %info.id, kind = info.kind.as_str(), "node saved");
+    Ok(Json(info))
+}
+
+async fn list_nodes(State(st): St, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    check_admin(&st, &headers)?;
+    let st2 = st.clone();
+    let list = blocking(move || st2.db.read(|c| Ok::<_, ApiError>(nodes::list(c)?))).await?;
+    Ok(Json(json!({ "nodes": list })))
+}
+
+async fn list_availability(State(st): St, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    check_admin(&st, &headers)?;
+    let st2 = st.clone();
+    let list =
+        blocking(move || st2.db.read(|c| Ok::<_, ApiError>(avail::list_minutes(c)?))).await?;
+    Ok(Json(json!({ "availability": list })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Minutes {
+    minutes: u32,
+}
+
+async fn set_availability(
+    State(st): St,
+    Path(entity): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    check_admin(&st, &headers)?;
+    let e = entity_or_404(&entity)?;
+    let Minutes { minutes } = json_body(&body)?;
+    let st2 = st.clone();
+    blocking(move || {
+        st2.db
+            .write(|tx| Ok::<_, ApiError>(avail::set_minutes(tx, e, minutes)?))
+    })
+    .await?;
+    tracing::info!(entity = e.name, minutes, "availability set");
+    // A shorter window may release held stores now.
+    st.head.send_modify(|_| {});
+    Ok(Json(json!({"entity": e.name, "minutes": minutes})))
+}
+
+async fn require_store(st: &Arc<AppState>, store: &str) -> Result<(), ApiError> {
+    let st2 = st.clone();
+    let store2 = store.to_owned();
+    let kind = blocking(move || {
+        st2.db
+            .read(|c| Ok::<_, ApiError>(nodes::kind_of(c, &store2)?))
+    })
+    .await?;
+    match kind {
+        Some(NodeKind::Store) => Ok(()),
+        _ => Err(not_found(format!("no such store {store}"))),
+    }
+}
+
+async fn list_downloads(
+    State(st): St,
+    Path(store): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    check_admin(&st, &headers)?;
+    require_store(&st, &store).await?;
+    let st2 = st.clone();
+    let store2 = store.clone();
+    let list = blocking(move || {
+        st2.db
+            .read(|c| Ok::<_, ApiError>(avail::list_downloads(c, Some(&st2.pending), &store2)?))
+    })
+    .await?;
+    Ok(Json(json!({"store": store, "downloads": list})))
+}
+
+async fn reset_downloads(
+    State(st): St,
+    Path(store): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    reset(st, store, None, headers).await
+}
+
+async fn reset_download(
+    State(st): St,
+    Path((store, entity)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    reset(st, store, Some(entity), headers).await
+}
+
+async fn reset(
+    st: Arc<AppState>,
+    store: String,
+    entity: Option<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    check_admin(&st, &headers)?;
+    if let Some(e) = &entity {
+        entity_or_404(e)?;
+    }
+    require_store(&st, &store).await?;
+    let st2 = st.clone();
+    let (s, e) = (store.clone(), entity.clone());
+    let removed = blocking(move || {
+        st2.pending.forget(&s, e.as_deref());
+        st2.db
+            .write(|tx| Ok::<_, ApiError>(avail::reset_download(tx, &s, e.as_deref())?))
+    })
+    .await?;
+    st.head.send_modify(|_| {});
+    tracing::info!(store = %store, entity = entity.as_deref().unwrap_or("*"), "downloads reset");
+    Ok(Json(
+        json!({"store": store, "entity": entity, "reset": removed}),
+    ))
+}
+
+async fn list_exceptions(State(st): St, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    check_admin(&st, &headers)?;
+    let st2 = st.clone();
+    let list = blocking(move || {
+        st2.db
+            .read(|c| Ok::<_, ApiError>(avail::list_exceptions(c)?))
+    })
+    .await?;
+    Ok(Json(json!({ "exceptions": list })))
+}
+
+async fn add_exception(
+    State(st): St,
+    Path(store): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    check_admin(&st, &headers)?;
+    require_store(&st, &store).await?;
+    let st2 = st.clone();
+    let s = store.clone();
+    blocking(move || {
+        st2.db
+            .write(|tx| Ok::<_, ApiError>(avail::add_exception(tx, &s)?))
+    })
+    .await?;
+    st.head.send_modify(|_| {});
+    tracing::info!(store = %store, "exception added");
+    Ok(Json(json!({"store": store, "exception": true})))
+}
+
+async fn remove_exception(
+    State(st): St,
+    Path(store): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    check_admin(&st, &headers)?;
+    let st2 = st.clone();
+    let s = store.clone();
+    let removed = blocking(move || {
+        st2.db
+            .write(|tx| Ok::<_, ApiError>(avail::remove_exception(tx, &s)?))
+    })
+    .await?;
+    tracing::info!(store = %store, "exception removed");
+    Ok(Json(
+        json!({"store": store, "exception": false, "removed": removed}),
+    ))
+}
+
+async fn collect_documents(
+    State(st): St,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    check_admin(&st, &headers)?;
+    let after = q_u64(&q, "after")?.unwrap_or(0);
+    let limit = q_u64(&q, "limit")?.unwrap_or(documents::DEFAULT_LIMIT);
+    let st2 = st.clone();
+    let text = blocking(move || {
+        st2.db
+            .read(|c| Ok::<_, ApiError>(documents::collect(c, after, limit)?))
+    })
+    .await?;
+    Ok(json_text(text))
+}

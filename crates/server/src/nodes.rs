@@ -1,0 +1,321 @@
+//! The node hierarchy: master -> centrals -> stores.
+//!
+//! Every imported row belongs to one node. A store's scope is itself and its
+//! ancestors up to master; it receives the public rows of its scope and its
+//! own private rows, nothing else.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use crate::db::{DbError, hash_token};
+
+pub const MASTER: &str = "master";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeKind {
+    Master,
+    Central,
+    Store,
+}
+
+impl NodeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeKind::Master => "master",
+            NodeKind::Central => "central",
+            NodeKind::Store => "store",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "master" => Some(NodeKind::Master),
+            "central" => Some(NodeKind::Central),
+            "store" => Some(NodeKind::Store),
+            _ => None,
+        }
+    }
+}
+
+/// `POST /v1/admin/nodes` body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewNode {
+    pub id: String,
+    #[serde(default = "master")]
+    pub parent: String,
+    pub kind: NodeKind,
+    /// The store's bearer token (stores only). Kept as a SHA-256 hash.
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+fn master() -> String {
+    MASTER.to_owned()
+}
+
+/// A node as the admin API lists it (never its token).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NodeInfo {
+    pub id: String,
+    pub parent: Option<String>,
+    pub kind: NodeKind,
+    pub has_token: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<rusqlite::Error> for NodeError {
+    fn from(e: rusqlite::Error) -> Self {
+        NodeError::Db(DbError::Sql(e))
+    }
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> NodeError {
+    NodeError::Invalid {
+        field,
+        message: message.into(),
+    }
+}
+
+/// Node ids travel in URL paths and in the comma-separated owner list.
+pub fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// Adds a node, or updates an existing one's parent and token (same kind).
+pub fn upsert_node(conn: &Connection, node: &NewNode) -> Result<NodeInfo, NodeError> {
+    if !valid_id(&node.id) {
+        return Err(invalid(
+            "id",
+            "must be 1-64 characters of A-Z a-z 0-9 - _ .",
+        ));
+    }
+    if node.kind == NodeKind::Master || node.id == MASTER {
+        return Err(invalid(
+            "kind",
+            "there is one master node and it always exists",
+        ));
+    }
+    let parent_kind =
+        kind_of(conn, &node.parent)?.ok_or_else(|| invalid("parent", "no such node"))?;
+    if parent_kind == NodeKind::Store {
+        return Err(invalid("parent", "a store cannot have children"));
+    }
+    if node.parent == node.id || ancestors(conn, &node.parent)?.iter().any(|a| a == &node.id) {
+        return Err(invalid("parent", "would make a cycle"));
+    }
+    let token_hash = match (node.kind, &node.token) {
+        (NodeKind::Store, Some(t)) if t.len() >= 8 => Some(hash_token(t)),
+        (NodeKind::Store, Some(_)) => {
+            return Err(invalid("token", "must be at least 8 characters"));
+        }
+        (NodeKind::Store, None) => return Err(invalid("token", "a store needs a token")),
+        (_, Some(_)) => return Err(invalid("token", "only stores have tokens")),
+        (_, None) => None,
+    };
+    if let Some(existing) = kind_of(conn, &node.id)?
+        && existing != node.kind
+    {
+        return Err(invalid(
+            "kind",
+            format!("node {} exists as a {}", node.id, existing.as_str()),
+        ));
+    }
+    if let Some(h) = &token_hash {
+        let other: Option<String> = conn
+            .query_row(
+                "SELECT id FROM nodes WHERE token_hash = ?1 AND id <> ?2",
+                params![h, node.id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if other.is_some() {
+            return Err(invalid("token", "already used by another store"));
+        }
+    }
+    conn.execute(
+        "INSERT INTO nodes (id, parent, kind, token_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (id) DO UPDATE SET parent = excluded.parent, token_hash = excluded.token_hash",
+        params![
+            node.id,
+            node.parent,
+            node.kind.as_str(),
+            token_hash,
+            loja_protocol::time::now_rfc3339()
+        ],
+    )?;
+    Ok(NodeInfo {
+        id: node.id.clone(),
+        parent: Some(node.parent.clone()),
+        kind: node.kind,
+        has_token: token_hash.is_some(),
+    })
+}
+
+pub fn kind_of(conn: &Connection, id: &str) -> Result<Option<NodeKind>, rusqlite::Error> {
+    let k: Option<String> = conn
+        .prepare_cached("SELECT kind FROM nodes WHERE id = ?1")?
+        .query_row(params![id], |r| r.get(0))
+        .optional()?;
+    Ok(k.as_deref().and_then(NodeKind::parse))
+}
+
+/// The chain of parents of `id`, nearest first (not including `id`).
+pub fn ancestors(conn: &Connection, id: &str) -> Result<Vec<String>, rusqlite::Error> {
+    let mut out = Vec::new();
+    let mut stmt = conn.prepare_cached("SELECT parent FROM nodes WHERE id = ?1")?;
+    let mut cur = id.to_owned();
+    // Bounded: a hierarchy deeper than this is a loop.
+    for _ in 0..64 {
+        let parent: Option<Option<String>> =
+            stmt.query_row(params![cur], |r| r.get(0)).optional()?;
+        match parent.flatten() {
+            Some(p) => {
+                out.push(p.clone());
+                cur = p;
+            }
+            None => break,
+        }
+    }
+    Ok(out)
+}
+
+pub fn list(conn: &Connection) -> Result<Vec<NodeInfo>, rusqlite::Error> {
+    let mut stmt =
+        conn.prepare("SELECT id, parent, kind, token_hash IS NOT NULL FROM nodes ORDER BY id")?;
+    let rows = stmt.query_map([], |r| {
+        let kind: String = r.get(2)?;
+        Ok(NodeInfo {
+            id: r.get(0)?,
+            parent: r.get(1)?,
+            kind: NodeKind::parse(&kind).unwrap_or(NodeKind::Store),
+            has_token: r.get(3)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// What a store may see: itself and its ancestors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    pub store: String,
+    /// The store first, then its ancestors up to master.
+    pub nodes: Vec<String>,
+}
+
+impl Scope {
+    pub fn contains(&self, node: &str) -> bool {
+        self.nodes.iter().any(|n| n == node)
+    }
+
+    /// Is a row owned by `node` (earlier owners `prev`) in this store's feed at all?
+    pub fn relevant(&self, node: &str, prev: Option<&str>) -> bool {
+        self.contains(node) || prev.is_some_and(|p| p.split(',').any(|n| self.contains(n)))
+    }
+
+    /// Does the store get the row's data (else a tombstone)?
+    pub fn visible(&self, node: &str, public: bool, deleted: bool) -> bool {
+        !deleted && (node == self.store || (public && self.contains(node)))
+    }
+}
+
+pub fn scope(conn: &Connection, store: &str) -> Result<Option<Scope>, rusqlite::Error> {
+    if kind_of(conn, store)? != Some(NodeKind::Store) {
+        return Ok(None);
+    }
+    let mut nodes = vec![store.to_owned()];
+    nodes.extend(ancestors(conn, store)?);
+    Ok(Some(Scope {
+        store: store.to_owned(),
+        nodes,
+    }))
+}
+
+/// Who a bearer token belongs to (a store id), if anyone.
+pub fn store_of_token(conn: &Connection, token: &str) -> Result<Option<String>, rusqlite::Error> {
+    conn.prepare_cached("SELECT id FROM nodes WHERE token_hash = ?1 AND kind = 'store'")?
+        .query_row(params![hash_token(token)], |r| r.get(0))
+        .optional()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::Db;
+
+    fn node(id: &str, parent: &str, kind: NodeKind, token: Option<&str>) -> NewNode {
+        NewNode {
+            id: id.into(),
+            parent: parent.into(),
+            kind,
+            token: token.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn hierarchy_and_scope() {
+        let dir =
+            std::env::temp_dir().join(format!("retaguarda-unit-nodes-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = Db::open(&dir.join("c.db")).unwrap();
+        db.write(|tx| {
+            upsert_node(tx, &node("sul", "master", NodeKind::Central, None))?;
+            upsert_node(
+                tx,
+                &node("loja1", "sul", NodeKind::Store, Some("token-loja1")),
+            )?;
+            let e =
+                upsert_node(tx, &node("x", "loja1", NodeKind::Store, Some("token-x"))).unwrap_err();
+            assert!(matches!(
+                e,
+                NodeError::Invalid {
+                    field: "parent",
+                    ..
+                }
+            ));
+            let e = upsert_node(
+                tx,
+                &node("loja2", "sul", NodeKind::Store, Some("token-loja1")),
+            )
+            .unwrap_err();
+            assert!(matches!(e, NodeError::Invalid { field: "token", .. }));
+            let e = upsert_node(tx, &node("sul", "sul", NodeKind::Central, None)).unwrap_err();
+            assert!(matches!(
+                e,
+                NodeError::Invalid {
+                    field: "parent",
+                    ..
+                }
+            ));
+            let s = scope(tx, "loja1")?.unwrap();
+            assert_eq!(s.nodes, vec!["loja1", "sul", "master"]);
+            assert!(s.relevant("sul", None));
+            assert!(s.relevant("loja9", Some("x,loja1")));
+            assert!(!s.relevant("loja9", Some("loja10")));
+            assert!(s.visible("master", true, false));
+            assert!(!s.visible("master", false, false));
+            assert!(s.visible("loja1", false, false));
+            assert!(scope(tx, "sul")?.is_none());
+            assert_eq!(store_of_token(tx, "token-loja1")?.as_deref(), Some("loja1"));
+            assert_eq!(store_of_token(tx, "nope")?, None);
+            Ok::<_, NodeError>(())
+        })
+        .unwrap();
+    }
+}
