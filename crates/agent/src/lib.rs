@@ -1,10 +1,13 @@
 //! lojad: the store agent. One binary: the daemon (`lojad run`) and the
 //! support CLI.
 
+pub mod central;
 pub mod config;
 pub mod intake;
+pub mod jobs;
 pub mod scheduler;
 pub mod state;
+pub mod tasks;
 
 pub mod cli {
     pub fn main() -> std::process::ExitCode {

@@ -1,4 +1,33 @@
 //! The TaskManager: runs the jobs of `tasks/` on their schedule.
+//!
+//! One tokio task per job, on plain `tokio::time` timers (cron patterns
+//! through `croner`). Not tokio-cron-scheduler: its repeated jobs have an
+//! open report of stopping for good under load (its issue #113), and what
+//! the store needs — one loop per job that sleeps until the next run, wakes
+//! early on a push hint, and backs off after failures — is a `select!` over
+//! a sleep and a `Notify`. So:
+//!
+//! - a job never runs twice at once (its loop awaits the run);
+//! - a slow or failing job holds no other (each has its own task; download
+//!   jobs share only the page permits and the replica writer, which are held
+//!   per page, never across a whole run);
+//! - a failed run is retried after a capped exponential backoff with jitter,
+//!   never later than the normal schedule;
+//! - a wake (push hint, new documents) runs the job at once; while a job
+//!   backs off after failures, wakes wait for the backoff, except the
+//!   "central is back" signal of the push listener, which ends every backoff.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use loja_replica::{JobRun, Outcome};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::jobs::{JobCtx, run_task};
+use crate::tasks::{Direction, Schedule, Task};
 
 /// What the status views read of the schedule: per job, next run and
 /// whether it is running now. Filled by the scheduler.
@@ -14,4 +43,259 @@ pub struct JobSchedule {
     pub next_run_at: Option<String>,
     pub running: bool,
     pub consecutive_failures: u32,
+    /// `every 10m` or `cron 17 3 * * *`.
+    pub schedule: String,
+}
+
+impl ScheduleView {
+    fn update(&self, code: &str, f: impl FnOnce(&mut JobSchedule)) {
+        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(j) = map.get_mut(code) {
+            f(j);
+        }
+    }
+
+    /// A snapshot, by code.
+    pub fn jobs(&self) -> Vec<JobSchedule> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+}
+
+/// First retry delay after a failed run; doubles per consecutive failure.
+pub const BACKOFF_BASE: Duration = Duration::from_secs(2);
+/// Longest retry delay (never later than the job's own schedule either).
+pub const BACKOFF_CAP: Duration = Duration::from_secs(120);
+/// A burst of wakes (a sale per second) coalesces into one run.
+const DEBOUNCE: Duration = Duration::from_millis(50);
+
+/// The delay before retry `failures` (≥ 1): capped exponential, ±25 % jitter.
+pub fn backoff(failures: u32) -> Duration {
+    let exp = BACKOFF_BASE.saturating_mul(1u32 << failures.saturating_sub(1).min(16));
+    crate::jobs::push::jitter(exp.min(BACKOFF_CAP))
+}
+
+/// Handles that wake jobs early. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Wakers {
+    by_code: Arc<BTreeMap<String, Arc<Notify>>>,
+    /// Entity name → code of its download job.
+    by_subject: Arc<BTreeMap<String, String>>,
+    /// Bumped when the central answers again after an outage.
+    back: Arc<watch::Sender<u64>>,
+}
+
+impl Wakers {
+    /// Runs the job now (or right after its current run). False if no such job.
+    pub fn wake(&self, code: &str) -> bool {
+        match self.by_code.get(code) {
+            Some(n) => {
+                n.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Wakes the download job of an entity (a push hint names entities).
+    pub fn wake_subject(&self, entity: &str) -> bool {
+        self.by_subject
+            .get(entity)
+            .is_some_and(|code| self.wake(code))
+    }
+
+    /// The central answers again: every job in backoff runs now.
+    pub fn central_is_back(&self) {
+        self.back.send_modify(|n| *n += 1);
+    }
+}
+
+/// The running scheduler.
+pub struct TaskManager {
+    wakers: Wakers,
+    handles: Vec<(String, JoinHandle<()>)>,
+}
+
+impl TaskManager {
+    /// Starts one loop per active task. Download and upload jobs run once
+    /// right away (catching up after the PC was off), then on schedule; the
+    /// upload job is also woken by `state.upload_wake`. Jobs stop when
+    /// `ctx.stop` turns true.
+    pub fn start(ctx: JobCtx, tasks: Vec<Task>) -> TaskManager {
+        let active: Vec<Task> = tasks.into_iter().filter(|t| t.active).collect();
+        let mut by_code = BTreeMap::new();
+        let mut by_subject = BTreeMap::new();
+        {
+            let mut view = ctx
+                .state
+                .schedule
+                .inner
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            view.clear();
+            for t in &active {
+                let notify = if t.direction == Direction::Upload {
+                    ctx.state.upload_wake.clone()
+                } else {
+                    Arc::new(Notify::new())
+                };
+                by_code.insert(t.code.clone(), notify);
+                if t.direction == Direction::Download {
+                    by_subject.insert(t.subject.clone(), t.code.clone());
+                }
+                view.insert(
+                    t.code.clone(),
+                    JobSchedule {
+                        code: t.code.clone(),
+                        subject: t.subject.clone(),
+                        schedule: t.schedule.to_string(),
+                        ..Default::default()
+                    },
+                );
+            }
+        }
+        let (back, _) = watch::channel(0u64);
+        let wakers = Wakers {
+            by_code: Arc::new(by_code),
+            by_subject: Arc::new(by_subject),
+            back: Arc::new(back),
+        };
+        let handles = active
+            .into_iter()
+            .map(|t| {
+                let notify = wakers.by_code[&t.code].clone();
+                let back = wakers.back.subscribe();
+                let code = t.code.clone();
+                (code, tokio::spawn(job_loop(ctx.clone(), t, notify, back)))
+            })
+            .collect();
+        TaskManager { wakers, handles }
+    }
+
+    pub fn wakers(&self) -> Wakers {
+        self.wakers.clone()
+    }
+
+    /// Waits for every job loop to end (after `stop` was set): a run in
+    /// progress finishes its page or batch. Loops still busy at `deadline`
+    /// are aborted (a page transaction is atomic either way; an upload is
+    /// idempotent at the central).
+    pub async fn join(self, deadline: Instant) {
+        for (code, mut handle) in self.handles {
+            if tokio::time::timeout_at(deadline, &mut handle)
+                .await
+                .is_err()
+            {
+                tracing::warn!(code = %code, "job still running at shutdown deadline; aborted");
+                handle.abort();
+            }
+        }
+    }
+}
+
+/// When the next scheduled (not retry) run is due, counted from now.
+fn next_due(schedule: &Schedule) -> Instant {
+    match schedule {
+        Schedule::Every(d) => Instant::now() + *d,
+        Schedule::Cron(_) => {
+            let now = chrono::Local::now();
+            match schedule.next_cron_after(now) {
+                Some(at) => {
+                    let secs = (at - now).num_milliseconds().max(0) as u64;
+                    Instant::now() + Duration::from_millis(secs)
+                }
+                // A pattern with no future match: check again in a day.
+                None => Instant::now() + Duration::from_secs(86_400),
+            }
+        }
+    }
+}
+
+fn rfc3339_at(at: Instant) -> String {
+    let ahead = at.saturating_duration_since(Instant::now());
+    loja_protocol::time::format(time::OffsetDateTime::now_utc() + ahead)
+}
+
+async fn job_loop(ctx: JobCtx, task: Task, notify: Arc<Notify>, mut back: watch::Receiver<u64>) {
+    let mut stop = ctx.stop.clone();
+    let view = ctx.state.schedule.clone();
+    let mut failures = 0u32;
+    let mut next = match (&task.direction, &task.schedule) {
+        (Direction::Maintenance, s) => next_due(s),
+        _ => Instant::now(),
+    };
+    loop {
+        let at = rfc3339_at(next);
+        view.update(&task.code, |j| j.next_run_at = Some(at));
+        let in_backoff = failures > 0;
+        tokio::select! {
+            _ = tokio::time::sleep_until(next) => {}
+            _ = notify.notified(), if !in_backoff => {
+                tokio::time::sleep(DEBOUNCE).await;
+            }
+            changed = back.changed() => {
+                if changed.is_err() {
+                    // The manager is gone; keep to the timer.
+                    tokio::time::sleep_until(next).await;
+                }
+            }
+            _ = crate::jobs::stopped(&mut stop) => break,
+        }
+        if *stop.borrow() {
+            break;
+        }
+        view.update(&task.code, |j| j.running = true);
+        let run: JobRun = run_task(&ctx, &task).await;
+        failures = if run.outcome == Outcome::Failed {
+            failures.saturating_add(1)
+        } else {
+            0
+        };
+        view.update(&task.code, |j| {
+            j.running = false;
+            j.consecutive_failures = failures;
+        });
+        let scheduled = next_due(&task.schedule);
+        next = if failures > 0 {
+            (Instant::now() + backoff(failures)).min(scheduled)
+        } else {
+            scheduled
+        };
+    }
+    view.update(&task.code, |j| {
+        j.running = false;
+        j.next_run_at = None;
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let first = backoff(1);
+        assert!(
+            first >= Duration::from_millis(1500) && first <= Duration::from_millis(2500),
+            "{first:?}"
+        );
+        let third = backoff(3);
+        assert!(
+            third >= Duration::from_secs(6) && third <= Duration::from_secs(10),
+            "{third:?}"
+        );
+        for n in [10, 20, 40, u32::MAX] {
+            assert!(backoff(n) <= BACKOFF_CAP.mul_f64(1.25), "{n}");
+        }
+    }
+
+    #[test]
+    fn cron_schedules_land_in_the_future() {
+        let d = next_due(&Schedule::Cron("*/5 * * * * *".into()));
+        assert!(d > Instant::now() && d <= Instant::now() + Duration::from_secs(6));
+    }
 }

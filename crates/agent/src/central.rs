@@ -1,0 +1,384 @@
+//! The HTTP client to the central (retaguarda): feeds, events, documents.
+//!
+//! rustls with the ring provider; the OS's roots plus `[central] ca_cert`.
+//! Automatic decompression is off: a feed page's compressed bytes are what
+//! the ticket archives (as received), and this module decompresses them
+//! itself to parse. The store token is sent as a bearer header and never
+//! appears in a URL, an error or a log line.
+
+use std::io::Read;
+use std::time::Duration;
+
+use loja_protocol::Events;
+use reqwest::StatusCode;
+use reqwest::header::{
+    ACCEPT_ENCODING, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderValue,
+};
+
+use crate::config::Config;
+
+/// How much of an error body an error keeps.
+const EXCERPT: usize = 300;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CentralError {
+    /// Connect, TLS, timeout, reset: the central is unreachable right now.
+    #[error("{method} {url}: {message}")]
+    Transport {
+        method: &'static str,
+        url: String,
+        message: String,
+    },
+    /// The central answered with an error status.
+    #[error("{method} {url}: HTTP {status}: {excerpt}")]
+    Status {
+        method: &'static str,
+        url: String,
+        status: u16,
+        excerpt: String,
+        body: Vec<u8>,
+    },
+    /// The answer could not be decompressed or parsed.
+    #[error("{method} {url}: {message}")]
+    Decode {
+        method: &'static str,
+        url: String,
+        message: String,
+    },
+    #[error("central client setup: {0}")]
+    Setup(String),
+}
+
+impl CentralError {
+    /// Worth retrying later (the central is down or overloaded), as opposed
+    /// to an answer that will not change by asking again.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            CentralError::Transport { .. } => true,
+            CentralError::Status { status, .. } => {
+                *status >= 500 || *status == 408 || *status == 429
+            }
+            CentralError::Decode { .. } | CentralError::Setup(_) => false,
+        }
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            CentralError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// A response as received: status, its `Content-Encoding` and raw bytes.
+#[derive(Debug, Clone)]
+pub struct RawResponse {
+    pub url: String,
+    pub status: u16,
+    pub encoding: Encoding,
+    pub bytes: Vec<u8>,
+}
+
+impl RawResponse {
+    /// The body decompressed.
+    pub fn decoded(&self) -> Result<Vec<u8>, CentralError> {
+        decompress(self.encoding, &self.bytes).map_err(|e| CentralError::Decode {
+            method: "GET",
+            url: self.url.clone(),
+            message: format!("cannot decompress {} body: {e}", self.encoding.as_str()),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Identity,
+    Gzip,
+    Zstd,
+}
+
+impl Encoding {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Encoding::Identity => "identity",
+            Encoding::Gzip => "gzip",
+            Encoding::Zstd => "zstd",
+        }
+    }
+
+    fn from_header(v: Option<&HeaderValue>) -> Result<Encoding, String> {
+        match v
+            .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("") | Some("identity") => Ok(Encoding::Identity),
+            Some("gzip") | Some("x-gzip") => Ok(Encoding::Gzip),
+            Some("zstd") => Ok(Encoding::Zstd),
+            Some(other) => Err(format!("unsupported Content-Encoding {other:?}")),
+        }
+    }
+}
+
+pub fn decompress(encoding: Encoding, bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    match encoding {
+        Encoding::Identity => Ok(bytes.to_vec()),
+        Encoding::Zstd => zstd::stream::decode_all(bytes),
+        Encoding::Gzip => {
+            let mut out = Vec::with_capacity(bytes.len() * 6);
+            flate2::read::MultiGzDecoder::new(bytes).read_to_end(&mut out)?;
+            Ok(out)
+        }
+    }
+}
+
+/// Installs ring as rustls' process-wide crypto provider (once; a provider
+/// already installed by someone else is kept).
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// The store's client to its central. Cheap to clone.
+#[derive(Clone)]
+pub struct Central {
+    http: reqwest::Client,
+    base: String,
+    store: String,
+    auth: HeaderValue,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for Central {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Central")
+            .field("base", &self.base)
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Central {
+    pub fn new(config: &Config) -> Result<Central, CentralError> {
+        install_crypto_provider();
+        let timeout = Duration::from_secs(config.central.timeout_secs.max(1));
+        let mut builder = reqwest::Client::builder()
+            .no_gzip()
+            .no_zstd()
+            .connect_timeout(Duration::from_secs(10).min(timeout))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .user_agent(concat!("lojad/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = &config.central.ca_cert {
+            let pem = std::fs::read(path)
+                .map_err(|e| CentralError::Setup(format!("ca_cert {}: {e}", path.display())))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| CentralError::Setup(format!("ca_cert {}: {e}", path.display())))?;
+            builder = builder.tls_certs_merge(certs);
+        }
+        let http = builder
+            .build()
+            .map_err(|e| CentralError::Setup(e.to_string()))?;
+        let mut auth =
+            HeaderValue::from_str(&format!("Bearer {}", config.central.token)).map_err(|_| {
+                CentralError::Setup(
+                    "the central token has characters not allowed in a header".into(),
+                )
+            })?;
+        auth.set_sensitive(true);
+        Ok(Central {
+            http,
+            base: config.central.url.trim_end_matches('/').to_owned(),
+            store: config.store.id.clone(),
+            auth,
+            timeout,
+        })
+    }
+
+    pub fn store(&self) -> &str {
+        &self.store
+    }
+
+    fn url(&self, tail: &str) -> String {
+        format!("{}/v1/stores/{}/{tail}", self.base, self.store)
+    }
+
+    /// One feed page, raw (compressed as sent).
+    pub async fn feed_page(
+        &self,
+        entity: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<RawResponse, CentralError> {
+        let url = self.url(&format!("feeds/{entity}?after={after}&limit={limit}"));
+        let req = self.http.get(&url).timeout(self.timeout);
+        self.send("GET", url, req).await
+    }
+
+    /// Long-poll: returns when a feed this store follows has changes after
+    /// `after`, or after about `wait_secs` with no entities.
+    pub async fn events(&self, after: u64, wait_secs: u64) -> Result<Events, CentralError> {
+        let url = self.url(&format!("events?after={after}&wait={wait_secs}"));
+        let req = self
+            .http
+            .get(&url)
+            .timeout(Duration::from_secs(wait_secs) + self.timeout);
+        let raw = self.send("GET", url, req).await?;
+        let body = raw.decoded()?;
+        serde_json::from_slice(&body).map_err(|e| CentralError::Decode {
+            method: "GET",
+            url: raw.url.clone(),
+            message: format!("events answer is not valid JSON: {e}"),
+        })
+    }
+
+    /// Posts a `DocumentBatch` (JSON, compressed here with zstd). Any status
+    /// is returned (the caller tells 4xx from 2xx); transport errors are Err.
+    pub async fn post_documents(&self, batch_json: &[u8]) -> Result<RawResponse, CentralError> {
+        let url = self.url("documents");
+        let body = zstd::bulk::compress(batch_json, 3)
+            .map_err(|e| CentralError::Setup(format!("compressing a document batch: {e}")))?;
+        let req = self
+            .http
+            .post(&url)
+            .timeout(self.timeout)
+            .header(CONTENT_TYPE, "application/json")
+            .header(CONTENT_ENCODING, "zstd")
+            .body(body);
+        self.send_any_status("POST", url, req).await
+    }
+
+    async fn send(
+        &self,
+        method: &'static str,
+        url: String,
+        req: reqwest::RequestBuilder,
+    ) -> Result<RawResponse, CentralError> {
+        let raw = self.send_any_status(method, url, req).await?;
+        if (200..300).contains(&raw.status) {
+            Ok(raw)
+        } else {
+            Err(status_error(method, &raw))
+        }
+    }
+
+    async fn send_any_status(
+        &self,
+        method: &'static str,
+        url: String,
+        req: reqwest::RequestBuilder,
+    ) -> Result<RawResponse, CentralError> {
+        let transport = |e: reqwest::Error| CentralError::Transport {
+            method,
+            url: url.clone(),
+            message: describe(&e),
+        };
+        let resp = req
+            .header(AUTHORIZATION, self.auth.clone())
+            .header(ACCEPT_ENCODING, "zstd, gzip")
+            .send()
+            .await
+            .map_err(transport)?;
+        let status = resp.status();
+        let encoding =
+            Encoding::from_header(resp.headers().get(CONTENT_ENCODING)).map_err(|message| {
+                CentralError::Decode {
+                    method,
+                    url: url.clone(),
+                    message,
+                }
+            })?;
+        let bytes = resp.bytes().await.map_err(transport)?.to_vec();
+        Ok(RawResponse {
+            url: url.clone(),
+            status: status.as_u16(),
+            encoding,
+            bytes,
+        })
+    }
+}
+
+/// An error status with an excerpt of the (decompressed) body.
+pub fn status_error(method: &'static str, raw: &RawResponse) -> CentralError {
+    let body = raw.decoded().unwrap_or_else(|_| raw.bytes.clone());
+    let mut excerpt = String::from_utf8_lossy(&body[..body.len().min(EXCERPT)]).into_owned();
+    if body.len() > EXCERPT {
+        excerpt.push('…');
+    }
+    let reason = StatusCode::from_u16(raw.status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("");
+    if excerpt.trim().is_empty() {
+        excerpt = reason.to_owned();
+    }
+    CentralError::Status {
+        method,
+        url: raw.url.clone(),
+        status: raw.status,
+        excerpt,
+        body,
+    }
+}
+
+/// reqwest's error with its sources (the interesting part — "connection
+/// refused", "deadline has elapsed" — is usually a source).
+fn describe(e: &reqwest::Error) -> String {
+    let mut out = if e.is_timeout() {
+        "timed out".to_owned()
+    } else {
+        String::new()
+    };
+    let mut src: Option<&dyn std::error::Error> = Some(e);
+    while let Some(s) = src {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+        src = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decompresses_what_it_accepts() {
+        let text = b"{\"seq\":3,\"entities\":[\"prices\"]}".repeat(20);
+        let z = zstd::bulk::compress(&text, 3).unwrap();
+        assert_eq!(decompress(Encoding::Zstd, &z).unwrap(), text);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &text).unwrap();
+        assert_eq!(
+            decompress(Encoding::Gzip, &gz.finish().unwrap()).unwrap(),
+            text
+        );
+        assert!(decompress(Encoding::Zstd, b"not zstd").is_err());
+        assert_eq!(
+            Encoding::from_header(Some(&HeaderValue::from_static("zstd"))),
+            Ok(Encoding::Zstd)
+        );
+        assert!(Encoding::from_header(Some(&HeaderValue::from_static("br"))).is_err());
+    }
+
+    #[test]
+    fn errors_name_the_url_but_never_the_token() {
+        let raw = RawResponse {
+            url: "http://c/v1/stores/s1/feeds/prices?after=0&limit=5".into(),
+            status: 401,
+            encoding: Encoding::Identity,
+            bytes: br#"{"error":{"code":"unauthorized","message":"bad token"}}"#.to_vec(),
+        };
+        let e = status_error("GET", &raw);
+        let text = e.to_string();
+        assert!(
+            text.contains("HTTP 401")
+                && text.contains("feeds/prices")
+                && text.contains("bad token"),
+            "{text}"
+        );
+        assert!(!e.is_transient());
+    }
+}

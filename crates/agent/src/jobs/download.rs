@@ -1,0 +1,349 @@
+//! The download job: one generic job for every registry entity.
+//!
+//! Pages through the entity's feed after the stored watermark until the
+//! central says `more: false`. Each page is applied with its watermark in
+//! one transaction (`Catalog::apply_page`) and archived as a ticket with the
+//! bytes as received. While one page applies the next is fetched and parsed
+//! (a two-stage pipeline with a one-page channel, plus the process-wide
+//! page permits), so a first full load keeps the network, the parser and
+//! SQLite busy at once without holding more than a few pages in memory.
+//!
+//! A page that fails to decompress, parse or validate is rejected whole: a
+//! Failed ticket keeps its payload and the error, the watermark stays, the
+//! run ends Failed (the scheduler retries with backoff).
+
+use std::time::Instant;
+
+use loja_protocol::{Entity, FeedPage, Watermark};
+use loja_replica::{NewTicket, Outcome, ReplicaError, TicketKind, TicketStatus};
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
+
+use super::{JobCtx, JobResult, blocking, lock};
+use crate::central::{CentralError, RawResponse};
+
+/// What the fetch stage hands the apply stage, in feed order.
+enum Fetched {
+    Page {
+        page: FeedPage,
+        raw: RawResponse,
+        fetch_ms: u64,
+        _permit: OwnedSemaphorePermit,
+    },
+    /// The central's availability window holds this store back.
+    Held {
+        page: FeedPage,
+        raw: RawResponse,
+        fetch_ms: u64,
+    },
+    /// The page could not be decompressed or parsed: rejected whole.
+    Undecodable {
+        after: u64,
+        raw: RawResponse,
+        error: String,
+        fetch_ms: u64,
+    },
+    /// No answer (transport) or an error status.
+    Error {
+        after: u64,
+        url: String,
+        error: CentralError,
+        fetch_ms: u64,
+    },
+}
+
+pub async fn run(ctx: &JobCtx, entity: &'static Entity) -> JobResult {
+    let catalog = ctx.state.catalog.clone();
+    let start = match blocking(move || lock(&catalog).watermark(entity)).await {
+        Ok(Ok(w)) => w,
+        Ok(Err(e)) => return JobResult::failed(0, format!("reading the watermark: {e}")),
+        Err(e) => return JobResult::failed(0, e),
+    };
+    let (tx, mut rx) = mpsc::channel::<Fetched>(1);
+    let fetcher = tokio::spawn(fetch_loop(ctx.clone(), entity, start, tx));
+    let mut stop = ctx.stop.clone();
+    let mut rows = 0u64;
+    let mut pages = 0u64;
+    let mut result = None;
+    loop {
+        let fetched = tokio::select! {
+            f = rx.recv() => f,
+            _ = crate::jobs::stopped(&mut stop) => None,
+        };
+        let Some(fetched) = fetched else { break };
+        match fetched {
+            Fetched::Page {
+                page,
+                raw,
+                fetch_ms,
+                _permit,
+            } => match apply(ctx, entity, page, raw, fetch_ms).await {
+                Ok(n) => {
+                    rows += n;
+                    pages += 1;
+                }
+                Err(e) => {
+                    result = Some(JobResult::failed(rows, e));
+                    break;
+                }
+            },
+            Fetched::Held {
+                page,
+                raw,
+                fetch_ms,
+            } => {
+                let until = page.held_until.clone().unwrap_or_default();
+                ticket(
+                    ctx,
+                    entity,
+                    &page_ticket(entity, &page, &raw, fetch_ms, TicketStatus::Ok, None),
+                )
+                .await;
+                result = Some(JobResult {
+                    rows,
+                    outcome: Outcome::Held,
+                    message: Some(format!("held by the central until {until}")),
+                });
+                break;
+            }
+            Fetched::Undecodable {
+                after,
+                raw,
+                error,
+                fetch_ms,
+            } => {
+                let t = NewTicket {
+                    kind: TicketKind::Feed,
+                    subject: entity.name.into(),
+                    range_from: Some(after),
+                    range_to: None,
+                    status: TicketStatus::Failed,
+                    http_status: Some(raw.status),
+                    request: raw.url.clone().into_bytes(),
+                    response: raw.bytes,
+                    items: 0,
+                    error: Some(error.clone()),
+                    duration_ms: fetch_ms,
+                    secret: entity.secret,
+                };
+                ticket(ctx, entity, &t).await;
+                result = Some(JobResult::failed(
+                    rows,
+                    format!("page after {after} rejected: {error}"),
+                ));
+                break;
+            }
+            Fetched::Error {
+                after,
+                url,
+                error,
+                fetch_ms,
+            } => {
+                let (http_status, response) = match &error {
+                    CentralError::Status { status, body, .. } => (Some(*status), body.clone()),
+                    _ => (None, Vec::new()),
+                };
+                let t = NewTicket {
+                    kind: TicketKind::Feed,
+                    subject: entity.name.into(),
+                    range_from: Some(after),
+                    range_to: None,
+                    status: TicketStatus::Failed,
+                    http_status,
+                    request: url.into_bytes(),
+                    response,
+                    items: 0,
+                    error: Some(error.to_string()),
+                    duration_ms: fetch_ms,
+                    secret: entity.secret,
+                };
+                ticket(ctx, entity, &t).await;
+                result = Some(JobResult::failed(rows, error.to_string()));
+                break;
+            }
+        }
+    }
+    drop(rx);
+    fetcher.abort();
+    let _ = fetcher.await;
+    result.unwrap_or_else(|| {
+        let mut r = JobResult::ok(rows);
+        if ctx.stopping() {
+            r.message = Some(format!(
+                "stopped after {pages} pages (daemon shutting down)"
+            ));
+        }
+        r
+    })
+}
+
+/// Applies one page with its watermark and archives its ticket; returns the
+/// rows it carried.
+async fn apply(
+    ctx: &JobCtx,
+    entity: &'static Entity,
+    page: FeedPage,
+    raw: RawResponse,
+    fetch_ms: u64,
+) -> Result<u64, String> {
+    let catalog = ctx.state.catalog.clone();
+    let journal = ctx.state.journal.clone();
+    blocking(move || {
+        let t0 = Instant::now();
+        let applied = lock(&catalog).apply_page(entity, &page);
+        let duration_ms = fetch_ms + t0.elapsed().as_millis() as u64;
+        let (status, error) = match &applied {
+            Ok(_) => (TicketStatus::Ok, None),
+            Err(e) => (TicketStatus::Failed, Some(e.to_string())),
+        };
+        let t = page_ticket(entity, &page, &raw, duration_ms, status, error);
+        if let Err(e) = lock(&journal).record_ticket(&t) {
+            tracing::warn!(entity = entity.name, error = %e, "cannot archive a feed ticket");
+        }
+        match applied {
+            Ok(a) => Ok(a.upserts + a.deletes),
+            Err(e @ ReplicaError::Page { .. }) => Err(format!(
+                "page {}..{} rejected, watermark unchanged: {e}",
+                page.after.0, page.next.0
+            )),
+            Err(e) => Err(format!(
+                "applying page {}..{}: {e}",
+                page.after.0, page.next.0
+            )),
+        }
+    })
+    .await?
+}
+
+fn page_ticket(
+    entity: &Entity,
+    page: &FeedPage,
+    raw: &RawResponse,
+    duration_ms: u64,
+    status: TicketStatus,
+    error: Option<String>,
+) -> NewTicket {
+    NewTicket {
+        kind: TicketKind::Feed,
+        subject: entity.name.into(),
+        range_from: Some(page.after.0),
+        range_to: Some(page.next.0),
+        status,
+        http_status: Some(raw.status),
+        request: raw.url.clone().into_bytes(),
+        // As received (compressed): the archive costs no recompression.
+        response: raw.bytes.clone(),
+        items: page.items.len() as u64,
+        error,
+        duration_ms,
+        secret: entity.secret,
+    }
+}
+
+async fn ticket(ctx: &JobCtx, entity: &Entity, t: &NewTicket) {
+    let journal = ctx.state.journal.clone();
+    let t = t.clone();
+    let name = entity.name;
+    match blocking(move || lock(&journal).record_ticket(&t)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!(entity = name, error = %e, "cannot archive a feed ticket"),
+        Err(e) => tracing::warn!(entity = name, error = %e, "cannot archive a feed ticket"),
+    }
+}
+
+/// The fetch stage: requests page after page (each under a permit), parses
+/// it off the async workers and hands it on; stops at `more: false`, at the
+/// first problem, or when the apply stage goes away.
+async fn fetch_loop(
+    ctx: JobCtx,
+    entity: &'static Entity,
+    start: Watermark,
+    tx: mpsc::Sender<Fetched>,
+) {
+    let page_size = ctx.config().sync.page_size.max(1);
+    let mut after = start.0;
+    loop {
+        let Ok(permit) = ctx.pages.clone().acquire_owned().await else {
+            return;
+        };
+        if ctx.stopping() || tx.is_closed() {
+            return;
+        }
+        let t0 = Instant::now();
+        let raw = match ctx.central.feed_page(entity.name, after, page_size).await {
+            Ok(raw) => raw,
+            Err(error) => {
+                let url = match &error {
+                    CentralError::Transport { url, .. }
+                    | CentralError::Status { url, .. }
+                    | CentralError::Decode { url, .. } => url.clone(),
+                    CentralError::Setup(_) => String::new(),
+                };
+                let fetch_ms = t0.elapsed().as_millis() as u64;
+                let _ = tx
+                    .send(Fetched::Error {
+                        after,
+                        url,
+                        error,
+                        fetch_ms,
+                    })
+                    .await;
+                return;
+            }
+        };
+        let (raw, parsed) = match blocking(move || {
+            let parsed = raw.decoded().map_err(|e| e.to_string()).and_then(|body| {
+                serde_json::from_slice::<FeedPage>(&body)
+                    .map_err(|e| format!("page is not a valid feed page: {e}"))
+            });
+            (raw, parsed)
+        })
+        .await
+        {
+            Ok(x) => x,
+            Err(_) => return,
+        };
+        let fetch_ms = t0.elapsed().as_millis() as u64;
+        let page = match parsed {
+            Ok(p) => p,
+            Err(error) => {
+                let _ = tx
+                    .send(Fetched::Undecodable {
+                        after,
+                        raw,
+                        error,
+                        fetch_ms,
+                    })
+                    .await;
+                return;
+            }
+        };
+        if page.held_until.is_some() {
+            let _ = tx
+                .send(Fetched::Held {
+                    page,
+                    raw,
+                    fetch_ms,
+                })
+                .await;
+            return;
+        }
+        // A page may carry no items and still advance (rows this store does not
+        // see); `more` with no progress would loop forever, so it ends the run.
+        let more = page.more && page.next.0 > after;
+        let next = page.next.0;
+        if tx
+            .send(Fetched::Page {
+                page,
+                raw,
+                fetch_ms,
+                _permit: permit,
+            })
+            .await
+            .is_err()
+            || !more
+        {
+            return;
+        }
+        after = next;
+    }
+}

@@ -1,0 +1,261 @@
+//! The upload job: drains the outbox to the central.
+//!
+//! Batches come from `Outbox::next_batch` in store_seq order, so a cash
+//! register's documents never overtake each other, and each batch is
+//! acknowledged per id (`record_acks`). A transient failure (no answer, 5xx,
+//! 429, auth) leaves the batch pending (`record_failure`) and ends the run
+//! Failed; the scheduler retries with capped exponential backoff and
+//! jitter. A 4xx on the whole envelope (400, 413, 422) is bisected until the
+//! offending documents are alone, and only those are parked: one bad
+//! invoice never blocks the documents behind it.
+
+use std::time::Instant;
+
+use loja_protocol::{AckStatus, BatchAck, Document, DocumentAck, DocumentBatch};
+use loja_replica::{AckSummary, NewTicket, TicketKind, TicketStatus};
+
+use super::{JobCtx, JobResult, blocking, lock};
+use crate::central::{CentralError, status_error};
+
+/// About this many bytes of document bodies per batch.
+pub const MAX_BATCH_BYTES: usize = 1 << 20;
+
+pub async fn run(ctx: &JobCtx) -> JobResult {
+    let max_docs = (ctx.config().sync.upload_batch as usize).max(1);
+    let mut total = AckSummary::default();
+    let mut batches = 0u64;
+    loop {
+        if ctx.stopping() {
+            break;
+        }
+        let batch = match ctx
+            .state
+            .intake
+            .with_outbox(move |o| o.next_batch(max_docs, MAX_BATCH_BYTES))
+            .await
+        {
+            Ok(Ok(b)) => b,
+            Ok(Err(e)) => return finish(total, Some(format!("reading the outbox: {e}"))),
+            Err(e) => return finish(total, Some(e.to_string())),
+        };
+        if batch.is_empty() {
+            break;
+        }
+        let offered = batch.len() as u64;
+        match deliver(ctx, batch).await {
+            Ok(s) => {
+                batches += 1;
+                total.delivered += s.delivered;
+                total.duplicates += s.duplicates;
+                total.parked += s.parked;
+                if s.delivered + s.duplicates + s.parked == 0 {
+                    return finish(
+                        total,
+                        Some(format!(
+                            "the central acknowledged none of {offered} documents"
+                        )),
+                    );
+                }
+            }
+            Err(e) => return finish(total, Some(e)),
+        }
+    }
+    let mut r = finish(total, None);
+    if total.parked > 0 || total.duplicates > 0 {
+        r.message = Some(format!(
+            "{batches} batches: {} delivered ({} already at the central), {} parked as rejected",
+            total.delivered, total.duplicates, total.parked
+        ));
+    }
+    r
+}
+
+fn finish(total: AckSummary, error: Option<String>) -> JobResult {
+    let rows = total.delivered + total.parked;
+    match error {
+        Some(e) => JobResult::failed(rows, e),
+        None => JobResult::ok(rows),
+    }
+}
+
+/// What posting one batch came to.
+enum Posted {
+    Acked(AckSummary),
+    /// The central refused the envelope as a whole (400/413/422).
+    Refused {
+        reason: String,
+        ticket: Option<i64>,
+    },
+}
+
+/// Delivers `docs`, bisecting refused envelopes; Err = transient failure
+/// (the documents not yet acknowledged stay pending).
+async fn deliver(ctx: &JobCtx, docs: Vec<Document>) -> Result<AckSummary, String> {
+    let mut total = AckSummary::default();
+    // A stack of parts, first part on top: documents keep their order.
+    let mut stack = vec![docs];
+    while let Some(mut part) = stack.pop() {
+        match post(ctx, &part).await? {
+            Posted::Acked(s) => {
+                total.delivered += s.delivered;
+                total.duplicates += s.duplicates;
+                total.parked += s.parked;
+            }
+            Posted::Refused { reason, ticket } if part.len() == 1 => {
+                let ack = DocumentAck {
+                    id: part[0].id,
+                    status: AckStatus::Rejected,
+                    error: Some(reason),
+                };
+                let s = record_acks(ctx, vec![ack], ticket).await?;
+                total.parked += s.parked;
+            }
+            Posted::Refused { .. } => {
+                let second = part.split_off(part.len() / 2);
+                stack.push(second);
+                stack.push(part);
+            }
+        }
+    }
+    Ok(total)
+}
+
+async fn post(ctx: &JobCtx, docs: &[Document]) -> Result<Posted, String> {
+    let batch = DocumentBatch {
+        documents: docs.to_vec(),
+    };
+    let json = serde_json::to_vec(&batch).map_err(|e| format!("encoding a batch: {e}"))?;
+    let ids: Vec<uuid::Uuid> = docs.iter().map(|d| d.id).collect();
+    let range = (
+        docs.first().map(|d| d.store_seq),
+        docs.last().map(|d| d.store_seq),
+    );
+    let t0 = Instant::now();
+    let answer = ctx.central.post_documents(&json).await;
+    let duration_ms = t0.elapsed().as_millis() as u64;
+    let mut t = NewTicket {
+        kind: TicketKind::Upload,
+        subject: "documents".into(),
+        range_from: range.0,
+        range_to: range.1,
+        status: TicketStatus::Failed,
+        http_status: None,
+        request: json,
+        response: Vec::new(),
+        items: docs.len() as u64,
+        error: None,
+        duration_ms,
+        secret: false,
+    };
+    let raw = match answer {
+        Ok(raw) => raw,
+        Err(e) => {
+            t.error = Some(e.to_string());
+            archive(ctx, t).await;
+            return Err(transient(ctx, ids, e.to_string()).await);
+        }
+    };
+    t.http_status = Some(raw.status);
+    let body = raw.decoded().unwrap_or_else(|_| raw.bytes.clone());
+    t.response = body.clone();
+    if (200..300).contains(&raw.status) {
+        return match serde_json::from_slice::<BatchAck>(&body) {
+            Ok(ack) => {
+                t.status = TicketStatus::Ok;
+                let ticket = archive(ctx, t).await;
+                Ok(Posted::Acked(record_acks(ctx, ack.acks, ticket).await?))
+            }
+            Err(e) => {
+                let msg = format!(
+                    "POST {}: the acknowledgement is not valid JSON: {e}",
+                    raw.url
+                );
+                t.error = Some(msg.clone());
+                archive(ctx, t).await;
+                Err(transient(ctx, ids, msg).await)
+            }
+        };
+    }
+    let err = status_error("POST", &raw);
+    t.error = Some(err.to_string());
+    let ticket = archive(ctx, t).await;
+    match raw.status {
+        400 | 413 | 422 => Ok(Posted::Refused {
+            reason: refusal(&err),
+            ticket,
+        }),
+        _ => Err(transient(ctx, ids, err.to_string()).await),
+    }
+}
+
+/// The reason kept on a parked document: the central's error message.
+fn refusal(err: &CentralError) -> String {
+    if let CentralError::Status {
+        status,
+        body,
+        excerpt,
+        ..
+    } = err
+    {
+        if let Ok(b) = serde_json::from_slice::<loja_protocol::ErrorBody>(body) {
+            let field = b
+                .error
+                .field
+                .map(|f| format!(" (field {f})"))
+                .unwrap_or_default();
+            return format!(
+                "rejected by the central (HTTP {status}): {}{field}",
+                b.error.message
+            );
+        }
+        return format!("rejected by the central (HTTP {status}): {excerpt}");
+    }
+    err.to_string()
+}
+
+async fn transient(ctx: &JobCtx, ids: Vec<uuid::Uuid>, error: String) -> String {
+    let msg = error.clone();
+    match ctx
+        .state
+        .intake
+        .with_outbox(move |o| o.record_failure(&ids, &msg))
+        .await
+    {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "cannot record an upload failure in the outbox"),
+        Err(e) => tracing::warn!(error = %e, "cannot record an upload failure in the outbox"),
+    }
+    error
+}
+
+async fn record_acks(
+    ctx: &JobCtx,
+    acks: Vec<DocumentAck>,
+    ticket: Option<i64>,
+) -> Result<AckSummary, String> {
+    match ctx
+        .state
+        .intake
+        .with_outbox(move |o| o.record_acks(&acks, ticket))
+        .await
+    {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) => Err(format!("recording acknowledgements: {e}")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+async fn archive(ctx: &JobCtx, t: NewTicket) -> Option<i64> {
+    let journal = ctx.state.journal.clone();
+    match blocking(move || lock(&journal).record_ticket(&t)).await {
+        Ok(Ok(id)) => Some(id),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "cannot archive an upload ticket");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot archive an upload ticket");
+            None
+        }
+    }
+}
