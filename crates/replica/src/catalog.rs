@@ -1,11 +1,15 @@
 //! The catalog replica (`replica.db`): typed entity tables and watermarks.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use loja_protocol::{Entity, FeedPage, Watermark};
+use loja_protocol::{ENTITIES, Entity, FeedPage, Op, Watermark};
+use rusqlite::TransactionBehavior;
 use serde_json::{Map, Value};
 
-use crate::Result;
+use crate::apply::{self, sql_of};
+use crate::error::SqlCtx;
+use crate::migrate::{self, Sync};
+use crate::{ReplicaError, Result, secrets};
 
 /// What one applied page did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -21,25 +25,44 @@ pub struct Applied {
 pub struct Catalog {
     pub(crate) conn: rusqlite::Connection,
     pub(crate) dir: std::path::PathBuf,
+    pub(crate) path: PathBuf,
 }
+
+/// The file name of the catalog in the data dir.
+pub(crate) const FILE: &str = "replica.db";
+
+/// Page cache of the writer, KiB (a 20 000-row page and the indexes it
+/// touches stay in memory; the process stays well under its RSS budget).
+const WRITER_CACHE_KIB: i64 = 32 * 1024;
 
 impl Catalog {
     /// Opens (creating and migrating) `DIR/replica.db`; WAL, synchronous=NORMAL
     /// (a power cut may lose the last page *and* its watermark together,
     /// never one without the other).
     pub fn open(dir: &Path) -> Result<Catalog> {
-        let _ = dir;
-        todo!("replica: Catalog::open")
+        let path = dir.join(FILE);
+        let conn = migrate::open_migrated(&path, Sync::Normal, migrate::CATALOG)?;
+        conn.execute_batch(&format!(
+            "PRAGMA cache_size = -{WRITER_CACHE_KIB}; PRAGMA temp_store = MEMORY;"
+        ))
+        .ctx(&path, "connection settings")?;
+        Ok(Catalog {
+            conn,
+            dir: dir.to_path_buf(),
+            path,
+        })
     }
 
     pub fn watermark(&self, entity: &Entity) -> Result<Watermark> {
-        let _ = entity;
-        todo!("replica: Catalog::watermark")
+        apply::read_watermark(&self.conn, entity.name, &self.path).map(Watermark)
     }
 
     /// Every entity's watermark, registry order.
     pub fn watermarks(&self) -> Result<Vec<(&'static str, Watermark)>> {
-        todo!("replica: Catalog::watermarks")
+        ENTITIES
+            .iter()
+            .map(|e| Ok((e.name, self.watermark(e)?)))
+            .collect()
     }
 
     /// Validates `page` (against the registry and the stored watermark, which
@@ -47,26 +70,141 @@ impl Catalog {
     /// transaction. On any error nothing is applied. Rows of a secret entity
     /// go to `DIR/secrets/<entity>.json` (mode 0600), not to a table.
     pub fn apply_page(&mut self, entity: &Entity, page: &FeedPage) -> Result<Applied> {
-        let _ = (entity, page);
-        todo!("replica: Catalog::apply_page")
+        let sql = sql_of(entity)?;
+        let path = &self.path;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .ctx(path, "begin apply")?;
+        let stored = Watermark(apply::read_watermark(&tx, entity.name, path)?);
+        page.validate(entity, stored)
+            .map_err(|source| ReplicaError::Page {
+                entity: entity.name.to_owned(),
+                source,
+            })?;
+        let mut applied = Applied {
+            upserts: 0,
+            deletes: 0,
+            watermark: page.next,
+        };
+        if entity.secret {
+            let mut rows = secrets::load(&self.dir, entity.name)?;
+            for item in &page.items {
+                let key = entity.key_text(&item.row);
+                match item.op {
+                    Op::Upsert => {
+                        rows.insert(key, Value::Object(item.row.clone()));
+                        applied.upserts += 1;
+                    }
+                    Op::Delete => {
+                        rows.remove(&key);
+                        applied.deletes += 1;
+                    }
+                }
+            }
+            apply::write_watermark(&tx, entity.name, page.next.0, path)?;
+            // The file goes first: a crash before the commit leaves the old
+            // watermark, and applying the page again gives the same file.
+            if !page.items.is_empty() {
+                secrets::store(&self.dir, entity.name, &rows)?;
+            }
+        } else {
+            {
+                let mut upsert = None;
+                let mut delete = None;
+                for item in &page.items {
+                    match item.op {
+                        Op::Upsert => {
+                            if upsert.is_none() {
+                                upsert = Some(
+                                    tx.prepare_cached(&sql.upsert).ctx(path, "prepare upsert")?,
+                                );
+                            }
+                            if let Some(stmt) = upsert.as_mut() {
+                                apply::upsert_row(stmt, entity, &item.row, path)?;
+                            }
+                            applied.upserts += 1;
+                        }
+                        Op::Delete => {
+                            if delete.is_none() {
+                                delete = Some(
+                                    tx.prepare_cached(&sql.delete).ctx(path, "prepare delete")?,
+                                );
+                            }
+                            if let Some(stmt) = delete.as_mut() {
+                                apply::delete_row(stmt, entity, &item.row, path)?;
+                            }
+                            applied.deletes += 1;
+                        }
+                    }
+                }
+            }
+            apply::write_watermark(&tx, entity.name, page.next.0, path)?;
+        }
+        tx.commit()
+            .ctx_with(path, || format!("commit page of {}", entity.name))?;
+        Ok(applied)
     }
 
     /// A row written by this store ahead of the central (a customer signed
     /// up at the POS), so the POS finds it at once; the central's version
     /// replaces it when it arrives. Validated like a feed row.
     pub fn upsert_local(&mut self, entity: &Entity, row: &Map<String, Value>) -> Result<()> {
-        let _ = (entity, row);
-        todo!("replica: Catalog::upsert_local")
+        let sql = sql_of(entity)?;
+        entity.validate_row(row)?;
+        if entity.secret {
+            let mut rows = secrets::load(&self.dir, entity.name)?;
+            rows.insert(entity.key_text(row), Value::Object(row.clone()));
+            return secrets::store(&self.dir, entity.name, &rows);
+        }
+        let path = &self.path;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .ctx(path, "begin upsert")?;
+        {
+            let mut stmt = tx.prepare_cached(&sql.upsert).ctx(path, "prepare upsert")?;
+            apply::upsert_row(&mut stmt, entity, row, path)?;
+        }
+        tx.commit()
+            .ctx_with(path, || format!("commit local row of {}", entity.name))
     }
 
     /// Rows per entity (secret entities count their file's rows), registry order.
     pub fn row_counts(&self) -> Result<Vec<(&'static str, u64)>> {
-        todo!("replica: Catalog::row_counts")
+        let mut out = Vec::with_capacity(ENTITIES.len());
+        for e in ENTITIES {
+            let n = if e.secret {
+                secrets::load(&self.dir, e.name)?.len() as u64
+            } else {
+                let n: i64 = self
+                    .conn
+                    .query_row(&format!("SELECT count(*) FROM {}", e.name), [], |r| {
+                        r.get(0)
+                    })
+                    .ctx_with(&self.path, || format!("count {}", e.name))?;
+                n.max(0) as u64
+            };
+            out.push((e.name, n));
+        }
+        Ok(out)
     }
 
     /// `PRAGMA integrity_check` of replica.db: `Ok(vec![])` when healthy, else the messages.
     pub fn integrity_check(&self) -> Result<Vec<String>> {
-        todo!("replica: Catalog::integrity_check")
+        let mut out = migrate::integrity_check(&self.conn, &self.path)?;
+        if let Err(e) = self.conn.execute(
+            "INSERT INTO products_fts (products_fts, rank) VALUES ('integrity-check', 1)",
+            [],
+        ) {
+            out.push(format!("products_fts: {e}"));
+        }
+        Ok(out)
+    }
+
+    /// Where replica.db is.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 }
 
@@ -75,11 +213,509 @@ impl Catalog {
 /// half a page). Query methods are in `queries.rs`.
 pub struct CatalogReader {
     pub(crate) conn: rusqlite::Connection,
+    pub(crate) path: PathBuf,
 }
 
 impl CatalogReader {
+    /// Opens `DIR/replica.db` read-only (`query_only`); creates and migrates
+    /// it first when it is missing or older than this binary.
     pub fn open(dir: &Path) -> Result<CatalogReader> {
-        let _ = dir;
-        todo!("replica: CatalogReader::open")
+        let path = dir.join(FILE);
+        if !path.exists() {
+            drop(Catalog::open(dir)?);
+        }
+        let mut conn = migrate::open_ro(&path)?;
+        let known = migrate::CATALOG.len() as i64;
+        let found = migrate::user_version(&conn, &path)?;
+        if found > known {
+            return Err(ReplicaError::SchemaTooNew { path, found, known });
+        }
+        if found < known {
+            drop(conn);
+            drop(Catalog::open(dir)?);
+            conn = migrate::open_ro(&path)?;
+        }
+        conn.execute_batch("PRAGMA cache_size = -8192; PRAGMA temp_store = MEMORY;")
+            .ctx(&path, "connection settings")?;
+        Ok(CatalogReader { conn, path })
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use loja_protocol::{FeedItem, PageError, entity_named};
+    use serde_json::json;
+    use std::collections::HashMap;
+
+    pub(crate) fn ent(name: &str) -> &'static Entity {
+        entity_named(name).unwrap()
+    }
+
+    /// A page of `(op, row)` items numbered after `after`.
+    pub(crate) fn page(entity: &str, after: u64, items: Vec<(Op, Value)>) -> FeedPage {
+        let items: Vec<FeedItem> = items
+            .into_iter()
+            .enumerate()
+            .map(|(i, (op, row))| FeedItem {
+                seq: after + 1 + i as u64,
+                op,
+                row: row.as_object().unwrap().clone(),
+            })
+            .collect();
+        let next = Watermark(after + items.len() as u64);
+        FeedPage {
+            entity: entity.into(),
+            after: Watermark(after),
+            items,
+            next,
+            more: false,
+            held_until: None,
+        }
+    }
+
+    pub(crate) fn up(v: Value) -> (Op, Value) {
+        (Op::Upsert, v)
+    }
+    pub(crate) fn del(v: Value) -> (Op, Value) {
+        (Op::Delete, v)
+    }
+
+    fn count(c: &Catalog, table: &str) -> i64 {
+        c.conn
+            .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn tables_match_the_registry() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Catalog::open(dir.path()).unwrap();
+        for e in ENTITIES {
+            let mut stmt = c
+                .conn
+                .prepare("SELECT name, type, \"notnull\", pk FROM pragma_table_info(?1)")
+                .unwrap();
+            let cols: Vec<(String, String, bool, i64)> = stmt
+                .query_map([e.name], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect();
+            if e.secret {
+                assert!(cols.is_empty(), "secret entity {} has a table", e.name);
+                continue;
+            }
+            let names: Vec<&str> = cols.iter().map(|c| c.0.as_str()).collect();
+            let want: Vec<&str> = e.columns.iter().map(|c| c.name).collect();
+            assert_eq!(names, want, "columns of {}", e.name);
+            for (col, (name, ty, notnull, pk)) in e.columns.iter().zip(&cols) {
+                assert_eq!(ty, col.ty.sql(), "{}.{name} type", e.name);
+                let required = col.required || e.key.contains(&col.name);
+                assert_eq!(
+                    *notnull || (*pk > 0 && ty == "INTEGER"),
+                    required,
+                    "{}.{name} NOT NULL",
+                    e.name
+                );
+                let key_pos = e
+                    .key
+                    .iter()
+                    .position(|k| k == name)
+                    .map(|p| p as i64 + 1)
+                    .unwrap_or(0);
+                assert_eq!(*pk, key_pos, "{}.{name} key position", e.name);
+            }
+        }
+        // Nothing but the registry's tables, the FTS index and watermarks.
+        let tables: Vec<String> = c
+            .conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'products_fts%' AND name NOT LIKE 'sqlite_%'")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        for t in &tables {
+            assert!(
+                t == "watermarks" || entity_named(t).is_some_and(|e| !e.secret),
+                "stray table {t}"
+            );
+        }
+        assert_eq!(
+            tables.len(),
+            ENTITIES.iter().filter(|e| !e.secret).count() + 1
+        );
+    }
+
+    #[test]
+    fn pos_lookups_use_an_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Catalog::open(dir.path()).unwrap();
+        for sql in [
+            "SELECT * FROM barcodes WHERE product_code = 'x'",
+            "SELECT * FROM kits WHERE kit_code = 'x'",
+            "SELECT * FROM prices WHERE product_code = 'x'",
+            "SELECT * FROM customers WHERE document = 'x'",
+            "SELECT * FROM cities WHERE uf = 'SP'",
+        ] {
+            let plan: String = c
+                .conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap()
+                .query_map([], |r| r.get::<_, String>(3))
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect::<Vec<_>>()
+                .join("; ");
+            assert!(
+                plan.contains("USING") && !plan.starts_with("SCAN"),
+                "{sql}: {plan}"
+            );
+        }
+    }
+
+    #[test]
+    fn upsert_update_and_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Catalog::open(dir.path()).unwrap();
+        let e = ent("products");
+        let p = page(
+            "products",
+            0,
+            vec![
+                up(
+                    json!({"code": "1", "name": "Café Pilão", "unit": "UN", "active": true, "weighable": false}),
+                ),
+                up(json!({"code": "2", "name": "Açúcar", "unit": "KG", "brand": "União"})),
+            ],
+        );
+        let a = c.apply_page(e, &p).unwrap();
+        assert_eq!(
+            a,
+            Applied {
+                upserts: 2,
+                deletes: 0,
+                watermark: Watermark(2)
+            }
+        );
+        assert_eq!(c.watermark(e).unwrap(), Watermark(2));
+        // Update: every column rewritten; a missing optional one becomes NULL.
+        let p = page(
+            "products",
+            2,
+            vec![
+                up(json!({"code": "2", "name": "Açúcar refinado", "unit": "KG"})),
+                del(json!({"code": "1"})),
+            ],
+        );
+        let a = c.apply_page(e, &p).unwrap();
+        assert_eq!((a.upserts, a.deletes, a.watermark), (1, 1, Watermark(4)));
+        assert_eq!(count(&c, "products"), 1);
+        let (name, brand): (String, Option<String>) = c
+            .conn
+            .query_row(
+                "SELECT name, brand FROM products WHERE code = '2'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((name.as_str(), brand), ("Açúcar refinado", None));
+        // Deleting an absent key is fine (a re-sent tombstone).
+        let a = c
+            .apply_page(e, &page("products", 4, vec![del(json!({"code": "1"}))]))
+            .unwrap();
+        assert_eq!(a.watermark, Watermark(5));
+        assert!(c.integrity_check().unwrap().is_empty());
+        let counts: HashMap<_, _> = c.row_counts().unwrap().into_iter().collect();
+        assert_eq!(counts["products"], 1);
+        assert_eq!(counts["barcodes"], 0);
+    }
+
+    #[test]
+    fn a_page_with_a_bad_row_applies_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Catalog::open(dir.path()).unwrap();
+        let e = ent("barcodes");
+        let p = page(
+            "barcodes",
+            0,
+            vec![
+                up(json!({"barcode": "7891000315507", "product_code": "1"})),
+                up(json!({"barcode": "7891000315508", "product_code": "1"})),
+            ],
+        );
+        let err = c.apply_page(e, &p).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                ReplicaError::Page {
+                    source: PageError::InvalidRow { index: 1, .. },
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(count(&c, "barcodes"), 0);
+        assert_eq!(c.watermark(e).unwrap(), Watermark(0));
+    }
+
+    #[test]
+    fn a_page_not_starting_at_the_watermark_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Catalog::open(dir.path()).unwrap();
+        let e = ent("stock");
+        c.apply_page(
+            e,
+            &page(
+                "stock",
+                0,
+                vec![up(json!({"product_code": "1", "qty": 1000}))],
+            ),
+        )
+        .unwrap();
+        let err = c
+            .apply_page(
+                e,
+                &page("stock", 5, vec![up(json!({"product_code": "2", "qty": 1}))]),
+            )
+            .unwrap_err();
+        assert!(matches!(
+            &err,
+            ReplicaError::Page {
+                source: PageError::WrongStart {
+                    expected: 1,
+                    found: 5
+                },
+                ..
+            }
+        ));
+        // The same page again (a retry after a lost answer) is refused too.
+        let err = c
+            .apply_page(
+                e,
+                &page(
+                    "stock",
+                    0,
+                    vec![up(json!({"product_code": "1", "qty": 1000}))],
+                ),
+            )
+            .unwrap_err();
+        assert!(matches!(
+            &err,
+            ReplicaError::Page {
+                source: PageError::WrongStart { .. },
+                ..
+            }
+        ));
+        let err = c.apply_page(e, &page("prices", 1, vec![])).unwrap_err();
+        assert!(matches!(
+            &err,
+            ReplicaError::Page {
+                source: PageError::WrongEntity { .. },
+                ..
+            }
+        ));
+        assert_eq!(count(&c, "stock"), 1);
+        assert_eq!(c.watermark(e).unwrap(), Watermark(1));
+    }
+
+    #[test]
+    fn an_empty_page_moves_the_watermark() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Catalog::open(dir.path()).unwrap();
+        let e = ent("stock");
+        let mut p = page("stock", 0, vec![]);
+        p.next = Watermark(40);
+        assert_eq!(c.apply_page(e, &p).unwrap().watermark, Watermark(40));
+        let wms: HashMap<_, _> = c.watermarks().unwrap().into_iter().collect();
+        assert_eq!(wms["stock"], Watermark(40));
+        assert_eq!(wms["prices"], Watermark(0));
+        assert_eq!(wms.len(), ENTITIES.len());
+    }
+
+    #[test]
+    fn a_reader_never_sees_half_a_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Catalog::open(dir.path()).unwrap();
+        let e = ent("stock");
+        c.apply_page(
+            e,
+            &page("stock", 0, vec![up(json!({"product_code": "1", "qty": 1}))]),
+        )
+        .unwrap();
+        let r = CatalogReader::open(dir.path()).unwrap();
+        // A write transaction left open halfway through a page.
+        c.conn.execute_batch("BEGIN IMMEDIATE; INSERT INTO stock (product_code, qty) VALUES ('2', 2); UPDATE stock SET qty = 9 WHERE product_code = '1'; UPDATE watermarks SET seq = 99 WHERE entity = 'stock';").unwrap();
+        let rows = r.list("stock", None, 0).unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                json!({"product_code": "1", "qty": 1})
+                    .as_object()
+                    .unwrap()
+                    .clone()
+            ]
+        );
+        let seq: i64 = r
+            .conn
+            .query_row(
+                "SELECT seq FROM watermarks WHERE entity = 'stock'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(seq, 1);
+        c.conn.execute_batch("COMMIT").unwrap();
+        assert_eq!(r.list("stock", None, 0).unwrap().len(), 2);
+        // The reader cannot write.
+        assert!(r.conn.execute("DELETE FROM stock", []).is_err());
+    }
+
+    #[test]
+    fn secrets_go_to_a_private_file_not_a_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Catalog::open(dir.path()).unwrap();
+        let e = ent("store_certificate");
+        let p = page(
+            "store_certificate",
+            0,
+            vec![up(
+                json!({"store": "L1", "pfx_base64": "AAAA", "password": "s3cret"}),
+            )],
+        );
+        assert_eq!(c.apply_page(e, &p).unwrap().upserts, 1);
+        let file = dir.path().join("secrets/store_certificate.json");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+            assert_eq!(
+                std::fs::metadata(file.parent().unwrap())
+                    .unwrap()
+                    .permissions()
+                    .mode()
+                    & 0o777,
+                0o700
+            );
+        }
+        let stored: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        assert_eq!(
+            stored,
+            json!({"[\"L1\"]": {"store": "L1", "pfx_base64": "AAAA", "password": "s3cret"}})
+        );
+        assert_eq!(c.watermark(e).unwrap(), Watermark(1));
+        let n: i64 = c
+            .conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'store_certificate'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 0);
+        let counts: HashMap<_, _> = c.row_counts().unwrap().into_iter().collect();
+        assert_eq!(counts["store_certificate"], 1);
+        // A tombstone removes it; the reader refuses to list it.
+        c.apply_page(
+            e,
+            &page("store_certificate", 1, vec![del(json!({"store": "L1"}))]),
+        )
+        .unwrap();
+        let stored: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        assert_eq!(stored, json!({}));
+        let r = CatalogReader::open(dir.path()).unwrap();
+        assert!(matches!(
+            r.list("store_certificate", None, 0),
+            Err(ReplicaError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn upsert_local_is_validated() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Catalog::open(dir.path()).unwrap();
+        let e = ent("customers");
+        let row = json!({"document": "52998224725", "name": "Maria", "lgpd_consent": true});
+        c.upsert_local(e, row.as_object().unwrap()).unwrap();
+        let bad = json!({"document": "52998224724", "name": "Maria"});
+        let err = c.upsert_local(e, bad.as_object().unwrap()).unwrap_err();
+        assert!(matches!(&err, ReplicaError::Invalid(f) if f.field == "document"));
+        let r = CatalogReader::open(dir.path()).unwrap();
+        assert_eq!(
+            r.customer_by_document("52998224725").unwrap(),
+            row.as_object().cloned()
+        );
+        assert_eq!(c.watermark(e).unwrap(), Watermark(0));
+    }
+
+    #[test]
+    fn a_newer_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Catalog::open(dir.path()).unwrap());
+        let conn = rusqlite::Connection::open(dir.path().join(FILE)).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(conn);
+        assert!(matches!(
+            Catalog::open(dir.path()),
+            Err(ReplicaError::SchemaTooNew { found: 99, .. })
+        ));
+        assert!(matches!(
+            CatalogReader::open(dir.path()),
+            Err(ReplicaError::SchemaTooNew { found: 99, .. })
+        ));
+    }
+
+    mod model {
+        use super::*;
+        use proptest::prelude::*;
+
+        #[derive(Debug, Clone)]
+        enum Change {
+            Upsert(u8, i64),
+            Delete(u8),
+        }
+
+        fn change() -> impl Strategy<Value = Change> {
+            prop_oneof![
+                (0u8..12, -5_000i64..5_000).prop_map(|(k, q)| Change::Upsert(k, q)),
+                (0u8..12).prop_map(Change::Delete),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(48))]
+            #[test]
+            fn pages_of_changes_equal_a_map(changes in prop::collection::vec(change(), 0..60), page_len in 1usize..9) {
+                let dir = tempfile::tempdir().unwrap();
+                let mut c = Catalog::open(dir.path()).unwrap();
+                let e = ent("stock");
+                let mut model: HashMap<String, i64> = HashMap::new();
+                let mut after = 0;
+                for chunk in changes.chunks(page_len) {
+                    let items = chunk.iter().map(|ch| match ch {
+                        Change::Upsert(k, q) => {
+                            model.insert(k.to_string(), *q);
+                            up(json!({"product_code": k.to_string(), "qty": q}))
+                        }
+                        Change::Delete(k) => {
+                            model.remove(&k.to_string());
+                            del(json!({"product_code": k.to_string()}))
+                        }
+                    }).collect();
+                    let p = page("stock", after, items);
+                    after = c.apply_page(e, &p).unwrap().watermark.0;
+                }
+                let mut stmt = c.conn.prepare("SELECT product_code, qty FROM stock").unwrap();
+                let got: HashMap<String, i64> =
+                    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(|r| r.unwrap()).collect();
+                prop_assert_eq!(got, model);
+                prop_assert_eq!(c.watermark(e).unwrap(), Watermark(changes.len() as u64));
+            }
+        }
     }
 }

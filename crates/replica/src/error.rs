@@ -1,6 +1,7 @@
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use loja_protocol::{FieldError, PageError};
+use rusqlite::ErrorCode;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplicaError {
@@ -17,7 +18,9 @@ pub enum ReplicaError {
         source: std::io::Error,
     },
     /// The disk (or the data dir's quota) is full; nothing was written.
-    #[error("disk full writing {path}: nothing was written, the outbox is intact; free space and retry")]
+    #[error(
+        "disk full writing {path}: nothing was written, the outbox is intact; free space and retry"
+    )]
     DiskFull { path: PathBuf },
     /// The data dir is read-only; nothing was written.
     #[error("{path} is read-only: nothing was written; check the data dir's permissions and mount")]
@@ -34,5 +37,78 @@ pub enum ReplicaError {
     Invalid(#[from] FieldError),
     /// Migrations in the file are newer than this binary knows.
     #[error("{path} has schema version {found}, this lojad knows up to {known}: upgrade lojad")]
-    SchemaTooNew { path: PathBuf, found: i64, known: i64 },
+    SchemaTooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    /// Stored data this binary cannot read back (a damaged file, or a value
+    /// written by something else).
+    #[error("{path}: corrupt {what}")]
+    Corrupt { path: PathBuf, what: String },
+}
+
+impl ReplicaError {
+    /// Maps a SQLite error on `path`: a full disk and a read-only file get
+    /// their own variants (callers branch on them); the rest keep `what`.
+    pub(crate) fn sqlite(path: &Path, what: &str, source: rusqlite::Error) -> ReplicaError {
+        if let rusqlite::Error::SqliteFailure(f, _) = &source {
+            match f.code {
+                ErrorCode::DiskFull => {
+                    return ReplicaError::DiskFull {
+                        path: path.to_path_buf(),
+                    };
+                }
+                ErrorCode::ReadOnly => {
+                    return ReplicaError::ReadOnly {
+                        path: path.to_path_buf(),
+                    };
+                }
+                _ => {}
+            }
+        }
+        ReplicaError::Sqlite {
+            context: format!("{}: {what}", path.display()),
+            source,
+        }
+    }
+
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> ReplicaError {
+        match source.kind() {
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+                ReplicaError::DiskFull {
+                    path: path.to_path_buf(),
+                }
+            }
+            std::io::ErrorKind::ReadOnlyFilesystem => ReplicaError::ReadOnly {
+                path: path.to_path_buf(),
+            },
+            _ => ReplicaError::Io {
+                path: path.to_path_buf(),
+                source,
+            },
+        }
+    }
+
+    pub(crate) fn corrupt(path: &Path, what: impl Into<String>) -> ReplicaError {
+        ReplicaError::Corrupt {
+            path: path.to_path_buf(),
+            what: what.into(),
+        }
+    }
+}
+
+/// `.ctx(path, "what")` on rusqlite results.
+pub(crate) trait SqlCtx<T> {
+    fn ctx(self, path: &Path, what: &str) -> Result<T, ReplicaError>;
+    fn ctx_with(self, path: &Path, what: impl FnOnce() -> String) -> Result<T, ReplicaError>;
+}
+
+impl<T> SqlCtx<T> for rusqlite::Result<T> {
+    fn ctx(self, path: &Path, what: &str) -> Result<T, ReplicaError> {
+        self.map_err(|e| ReplicaError::sqlite(path, what, e))
+    }
+    fn ctx_with(self, path: &Path, what: impl FnOnce() -> String) -> Result<T, ReplicaError> {
+        self.map_err(|e| ReplicaError::sqlite(path, &what(), e))
+    }
 }

@@ -2,11 +2,15 @@
 //! and the integration switches (the old systems' `ticket`/`conteudoticket`,
 //! `LogIntegracao` and `InterfaceIntegracao`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use loja_protocol::FieldError;
+use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
-use crate::Result;
+use crate::error::SqlCtx;
+use crate::migrate::{self, Sync};
+use crate::{ReplicaError, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -135,70 +139,427 @@ pub struct JobState {
 
 pub struct Journal {
     pub(crate) conn: rusqlite::Connection,
+    pub(crate) path: PathBuf,
+}
+
+/// The file name of the journal in the data dir.
+pub(crate) const FILE: &str = "journal.db";
+
+/// What a secret entity's ticket keeps instead of its payload.
+pub const SECRET_NOTICE: &str = "[payload of a secret entity: not archived]";
+
+const ZSTD_LEVEL: i32 = 3;
+
+const SUMMARY_COLUMNS: &str = "id, created_at, kind, subject, range_from, range_to, status, http_status, items, bytes, error, duration_ms";
+
+impl TicketKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            TicketKind::Feed => "feed",
+            TicketKind::Upload => "upload",
+        }
+    }
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "feed" => Some(TicketKind::Feed),
+            "upload" => Some(TicketKind::Upload),
+            _ => None,
+        }
+    }
+}
+
+impl TicketStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            TicketStatus::Ok => "ok",
+            TicketStatus::Failed => "failed",
+        }
+    }
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Failed => "failed",
+            Outcome::Disabled => "disabled",
+            Outcome::Held => "held",
+        }
+    }
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "ok" => Some(Outcome::Ok),
+            "failed" => Some(Outcome::Failed),
+            "disabled" => Some(Outcome::Disabled),
+            "held" => Some(Outcome::Held),
+            _ => None,
+        }
+    }
+}
+
+/// A user's `since` (RFC 3339 or a date) as the stored timestamp format.
+fn since_text(since: &str) -> Result<String> {
+    if let Some(t) = loja_protocol::time::parse(since) {
+        return Ok(loja_protocol::time::format(
+            t.to_offset(time::UtcOffset::UTC),
+        ));
+    }
+    if loja_protocol::time::is_rfc3339_or_date(since) {
+        return Ok(format!("{since}T00:00:00Z"));
+    }
+    Err(FieldError::new(
+        "since",
+        "must be an RFC 3339 timestamp or a YYYY-MM-DD date",
+    )
+    .into())
+}
+
+fn limit_of(limit: u32) -> i64 {
+    if limit == 0 { -1 } else { i64::from(limit) }
+}
+
+fn u64_of(v: Option<i64>) -> Option<u64> {
+    v.map(|n| n.max(0) as u64)
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 impl Journal {
     /// Opens (creating and migrating) `DIR/journal.db`; WAL.
     pub fn open(dir: &Path) -> Result<Journal> {
-        let _ = dir;
-        todo!("replica: Journal::open")
+        let path = dir.join(FILE);
+        let conn = migrate::open_migrated(&path, Sync::Normal, migrate::JOURNAL)?;
+        Ok(Journal { conn, path })
+    }
+
+    fn compress(&self, bytes: &[u8]) -> Result<Vec<u8>> {
+        zstd::bulk::compress(bytes, ZSTD_LEVEL).map_err(|e| ReplicaError::Io {
+            path: self.path.clone(),
+            source: e,
+        })
+    }
+
+    fn decompress(&self, bytes: &[u8]) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        zstd::stream::copy_decode(bytes, &mut out)
+            .map_err(|_| ReplicaError::corrupt(&self.path, "ticket payload"))?;
+        Ok(out)
     }
 
     /// Archives a ticket (payloads zstd-compressed; a secret one redacted);
     /// returns its id.
     pub fn record_ticket(&self, ticket: &NewTicket) -> Result<i64> {
-        let _ = ticket;
-        todo!("replica: Journal::record_ticket")
+        let (request, response) = if ticket.secret {
+            let notice = self.compress(SECRET_NOTICE.as_bytes())?;
+            (notice.clone(), notice)
+        } else {
+            (
+                self.compress(&ticket.request)?,
+                self.compress(&ticket.response)?,
+            )
+        };
+        let bytes = (request.len() + response.len()) as i64;
+        let path = &self.path;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO tickets (created_at, kind, subject, range_from, range_to, status, http_status, items, \
+                 bytes, error, duration_ms, secret, request, response) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            )
+            .ctx(path, "record ticket")?
+            .execute(params![
+                loja_protocol::time::now_rfc3339(),
+                ticket.kind.as_str(),
+                ticket.subject,
+                ticket.range_from.map(to_i64),
+                ticket.range_to.map(to_i64),
+                ticket.status.as_str(),
+                ticket.http_status,
+                to_i64(ticket.items),
+                bytes,
+                ticket.error,
+                to_i64(ticket.duration_ms),
+                ticket.secret,
+                request,
+                response,
+            ])
+            .ctx(path, "record ticket")?;
+        Ok(self.conn.last_insert_rowid())
     }
 
-    /// Newest first.
+    fn summary(&self, r: &rusqlite::Row<'_>) -> Result<TicketSummary> {
+        let get = |e| ReplicaError::sqlite(&self.path, "read ticket", e);
+        let kind: String = r.get(2).map_err(get)?;
+        let status: String = r.get(6).map_err(get)?;
+        Ok(TicketSummary {
+            id: r.get(0).map_err(get)?,
+            created_at: r.get(1).map_err(get)?,
+            kind: TicketKind::parse(&kind).ok_or_else(|| {
+                ReplicaError::corrupt(&self.path, format!("ticket kind {kind:?}"))
+            })?,
+            subject: r.get(3).map_err(get)?,
+            range_from: u64_of(r.get(4).map_err(get)?),
+            range_to: u64_of(r.get(5).map_err(get)?),
+            status: if status == "ok" {
+                TicketStatus::Ok
+            } else {
+                TicketStatus::Failed
+            },
+            http_status: r.get(7).map_err(get)?,
+            items: r.get::<_, i64>(8).map_err(get)?.max(0) as u64,
+            bytes: r.get::<_, i64>(9).map_err(get)?.max(0) as u64,
+            error: r.get(10).map_err(get)?,
+            duration_ms: r.get::<_, i64>(11).map_err(get)?.max(0) as u64,
+        })
+    }
+
+    /// Newest first; `limit` 0 means all.
     pub fn tickets(&self, filter: &TicketFilter) -> Result<Vec<TicketSummary>> {
-        let _ = filter;
-        todo!("replica: Journal::tickets")
+        let path = &self.path;
+        let since = filter.since.as_deref().map(since_text).transpose()?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {SUMMARY_COLUMNS} FROM tickets WHERE (?1 = 0 OR status = 'failed') \
+                 AND (?2 IS NULL OR kind = ?2) AND (?3 IS NULL OR created_at >= ?3) ORDER BY id DESC LIMIT ?4"
+            ))
+            .ctx(path, "query tickets")?;
+        let mut rows = stmt
+            .query(params![
+                filter.failed_only,
+                filter.kind.map(TicketKind::as_str),
+                since,
+                limit_of(filter.limit)
+            ])
+            .ctx(path, "query tickets")?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().ctx(path, "query tickets")? {
+            out.push(self.summary(r)?);
+        }
+        Ok(out)
     }
 
     pub fn ticket(&self, id: i64) -> Result<Option<TicketDetail>> {
-        let _ = id;
-        todo!("replica: Journal::ticket")
+        let path = &self.path;
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {SUMMARY_COLUMNS}, request, response FROM tickets WHERE id = ?1"
+            ))
+            .ctx(path, "query ticket")?;
+        let mut rows = stmt.query([id]).ctx(path, "query ticket")?;
+        let Some(r) = rows.next().ctx(path, "query ticket")? else {
+            return Ok(None);
+        };
+        let summary = self.summary(r)?;
+        let blob = |i| -> Result<String> {
+            let b = r
+                .get_ref(i)
+                .ctx(path, "read ticket")?
+                .as_bytes()
+                .map_err(|e| ReplicaError::sqlite(path, "read ticket", e.into()))?;
+            Ok(String::from_utf8_lossy(&self.decompress(b)?).into_owned())
+        };
+        Ok(Some(TicketDetail {
+            summary,
+            request: blob(12)?,
+            response: blob(13)?,
+        }))
     }
 
     /// Per kind and subject since `since` (RFC 3339).
     pub fn report(&self, since: &str) -> Result<Vec<ReportRow>> {
-        let _ = since;
-        todo!("replica: Journal::report")
+        let path = &self.path;
+        let since = since_text(since)?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT kind, subject, count(*), sum(status = 'failed'), sum(items), sum(bytes) FROM tickets \
+                 WHERE created_at >= ?1 GROUP BY kind, subject ORDER BY kind, subject",
+            )
+            .ctx(path, "ticket report")?;
+        let mut rows = stmt.query([since]).ctx(path, "ticket report")?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().ctx(path, "ticket report")? {
+            let get = |e| ReplicaError::sqlite(path, "ticket report", e);
+            let kind: String = r.get(0).map_err(get)?;
+            out.push(ReportRow {
+                kind: TicketKind::parse(&kind)
+                    .ok_or_else(|| ReplicaError::corrupt(path, format!("ticket kind {kind:?}")))?,
+                subject: r.get(1).map_err(get)?,
+                count: r.get::<_, i64>(2).map_err(get)?.max(0) as u64,
+                failures: r.get::<_, i64>(3).map_err(get)?.max(0) as u64,
+                items: r.get::<_, i64>(4).map_err(get)?.max(0) as u64,
+                bytes: r.get::<_, i64>(5).map_err(get)?.max(0) as u64,
+            });
+        }
+        Ok(out)
     }
 
     /// Drops tickets older than `max_age_days`, then the oldest until the
-    /// archive is under `max_bytes`; returns how many were dropped.
+    /// archive is under `max_bytes` (0: no size limit); returns how many
+    /// were dropped.
     pub fn purge_tickets(&self, max_age_days: u32, max_bytes: u64) -> Result<u64> {
-        let _ = (max_age_days, max_bytes);
-        todo!("replica: Journal::purge_tickets")
+        let path = &self.path;
+        let cutoff = loja_protocol::time::format(
+            time::OffsetDateTime::now_utc() - time::Duration::days(i64::from(max_age_days)),
+        );
+        let tx = self.conn.unchecked_transaction().ctx(path, "begin purge")?;
+        let mut n = tx
+            .execute("DELETE FROM tickets WHERE created_at < ?1", [cutoff])
+            .ctx(path, "purge tickets")? as u64;
+        if max_bytes > 0 {
+            // Keep the newest tickets whose sizes add up to at most max_bytes.
+            n += tx
+                .execute(
+                    "DELETE FROM tickets WHERE id <= (SELECT max(id) FROM \
+                     (SELECT id, sum(bytes) OVER (ORDER BY id DESC) AS total FROM tickets) WHERE total > ?1)",
+                    [to_i64(max_bytes)],
+                )
+                .ctx(path, "purge tickets by size")? as u64;
+        }
+        tx.commit().ctx(path, "commit purge")?;
+        Ok(n)
     }
 
     pub fn log_run(&self, run: &JobRun) -> Result<()> {
-        let _ = run;
-        todo!("replica: Journal::log_run")
+        let path = &self.path;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO integration_log (code, subject, started_at, duration_ms, rows, outcome, message) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .ctx(path, "log run")?
+            .execute(params![
+                run.code,
+                run.subject,
+                run.started_at,
+                to_i64(run.duration_ms),
+                to_i64(run.rows),
+                run.outcome.as_str(),
+                run.message
+            ])
+            .ctx(path, "log run")?;
+        Ok(())
     }
 
-    /// Newest first.
+    fn run(&self, r: &rusqlite::Row<'_>) -> Result<JobRun> {
+        let get = |e| ReplicaError::sqlite(&self.path, "read integration log", e);
+        let outcome: String = r.get(5).map_err(get)?;
+        Ok(JobRun {
+            code: r.get(0).map_err(get)?,
+            subject: r.get(1).map_err(get)?,
+            started_at: r.get(2).map_err(get)?,
+            duration_ms: r.get::<_, i64>(3).map_err(get)?.max(0) as u64,
+            rows: r.get::<_, i64>(4).map_err(get)?.max(0) as u64,
+            outcome: Outcome::parse(&outcome)
+                .ok_or_else(|| ReplicaError::corrupt(&self.path, format!("outcome {outcome:?}")))?,
+            message: r.get(6).map_err(get)?,
+        })
+    }
+
+    /// Newest first; `limit` 0 means all. `since` compares with started_at.
     pub fn log_entries(&self, filter: &LogFilter) -> Result<Vec<JobRun>> {
-        let _ = filter;
-        todo!("replica: Journal::log_entries")
+        let path = &self.path;
+        let since = filter.since.as_deref().map(since_text).transpose()?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT code, subject, started_at, duration_ms, rows, outcome, message FROM integration_log \
+                 WHERE (?1 IS NULL OR code = ?1) AND (?2 IS NULL OR started_at >= ?2) \
+                 AND (?3 = 0 OR outcome = 'failed') ORDER BY id DESC LIMIT ?4",
+            )
+            .ctx(path, "query integration log")?;
+        let mut rows = stmt
+            .query(params![
+                filter.code,
+                since,
+                filter.failed_only,
+                limit_of(filter.limit)
+            ])
+            .ctx(path, "query integration log")?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().ctx(path, "query integration log")? {
+            out.push(self.run(r)?);
+        }
+        Ok(out)
     }
 
     /// The integration switch of a job (default on).
     pub fn set_enabled(&self, code: &str, enabled: bool) -> Result<()> {
-        let _ = (code, enabled);
-        todo!("replica: Journal::set_enabled")
+        self.conn
+            .prepare_cached(
+                "INSERT INTO switches (code, enabled, updated_at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (code) DO UPDATE SET enabled = excluded.enabled, updated_at = excluded.updated_at",
+            )
+            .ctx(&self.path, "set switch")?
+            .execute(params![code, enabled, loja_protocol::time::now_rfc3339()])
+            .ctx(&self.path, "set switch")?;
+        Ok(())
     }
 
     pub fn is_enabled(&self, code: &str) -> Result<bool> {
-        let _ = code;
-        todo!("replica: Journal::is_enabled")
+        let v: Option<bool> = self
+            .conn
+            .prepare_cached("SELECT enabled FROM switches WHERE code = ?1")
+            .ctx(&self.path, "read switch")?
+            .query_row([code], |r| r.get(0))
+            .optional()
+            .ctx(&self.path, "read switch")?;
+        Ok(v.unwrap_or(true))
     }
 
     /// Every job seen in the log or with a switch, by code.
     pub fn job_states(&self) -> Result<Vec<JobState>> {
-        todo!("replica: Journal::job_states")
+        let path = &self.path;
+        let codes: Vec<String> = {
+            let mut stmt = self
+                .conn
+                .prepare_cached("SELECT code FROM switches UNION SELECT DISTINCT code FROM integration_log ORDER BY 1")
+                .ctx(path, "query jobs")?;
+            let rows = stmt.query_map([], |r| r.get(0)).ctx(path, "query jobs")?;
+            rows.collect::<rusqlite::Result<_>>()
+                .ctx(path, "query jobs")?
+        };
+        let mut out = Vec::with_capacity(codes.len());
+        for code in codes {
+            let last_run = {
+                let mut stmt = self
+                    .conn
+                    .prepare_cached(
+                        "SELECT code, subject, started_at, duration_ms, rows, outcome, message FROM integration_log \
+                         WHERE code = ?1 ORDER BY id DESC LIMIT 1",
+                    )
+                    .ctx(path, "query jobs")?;
+                let mut rows = stmt.query([&code]).ctx(path, "query jobs")?;
+                match rows.next().ctx(path, "query jobs")? {
+                    Some(r) => Some(self.run(r)?),
+                    None => None,
+                }
+            };
+            let last_ok_at: Option<String> = self
+                .conn
+                .prepare_cached(
+                    "SELECT started_at FROM integration_log WHERE code = ?1 AND outcome = 'ok' ORDER BY id DESC LIMIT 1",
+                )
+                .ctx(path, "query jobs")?
+                .query_row([&code], |r| r.get(0))
+                .optional()
+                .ctx(path, "query jobs")?;
+            let enabled = self.is_enabled(&code)?;
+            out.push(JobState {
+                code,
+                enabled,
+                last_run,
+                last_ok_at,
+            });
+        }
+        Ok(out)
+    }
+
+    pub fn integrity_check(&self) -> Result<Vec<String>> {
+        migrate::integrity_check(&self.conn, &self.path)
     }
 }

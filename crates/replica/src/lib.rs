@@ -21,14 +21,17 @@ mod journal;
 mod migrate;
 mod outbox;
 mod queries;
+mod secrets;
 
 pub use catalog::{Applied, Catalog, CatalogReader};
 pub use error::ReplicaError;
 pub use journal::{
-    Journal, JobRun, JobState, LogFilter, NewTicket, Outcome, ReportRow, TicketDetail, TicketFilter,
-    TicketKind, TicketStatus, TicketSummary,
+    JobRun, JobState, Journal, LogFilter, NewTicket, Outcome, ReportRow, TicketDetail,
+    TicketFilter, TicketKind, TicketStatus, TicketSummary,
 };
-pub use outbox::{AckSummary, Accepted, FailedDocument, NewDocument, Outbox, OutboxStats, Purged, StoredDocument};
+pub use outbox::{
+    Accepted, AckSummary, FailedDocument, NewDocument, Outbox, OutboxStats, Purged, StoredDocument,
+};
 pub use queries::{PriceView, ProductHit, ProductView};
 
 pub type Result<T, E = ReplicaError> = std::result::Result<T, E>;

@@ -1,8 +1,16 @@
 //! What the POS asks the replica. Answers come from the replica alone.
 
+use std::sync::OnceLock;
+
+use loja_protocol::registry::ColType;
+use loja_protocol::{Entity, FieldError, entity_named};
 use serde::Serialize;
 use serde_json::{Map, Value};
+use time::macros::format_description;
+use time::{Date, OffsetDateTime};
 
+use crate::apply::{row_to_map, sql_of};
+use crate::error::SqlCtx;
 use crate::{CatalogReader, Result};
 
 /// The price the POS charges, from the most specific price list the store
@@ -46,51 +54,361 @@ pub struct ProductHit {
     pub price: Option<i64>,
 }
 
+/// Row caps: search answers at most 100 hits, `list` at most 10 000 rows.
+const SEARCH_MAX: u32 = 100;
+const SEARCH_DEFAULT: u32 = 20;
+const LIST_MAX: u32 = 10_000;
+
+/// The SQL of the POS queries, built once from the registry.
+struct Sql {
+    product_by_code: String,
+    taxes_by_product: String,
+    kits_by_kit: String,
+    customer_by_document: String,
+    promotions: String,
+    omni_pending: String,
+}
+
+fn sql() -> &'static Sql {
+    static SQL: OnceLock<Sql> = OnceLock::new();
+    SQL.get_or_init(|| {
+        let of = |name: &str| entity_named(name).and_then(|e| sql_of(e).ok());
+        let select = |name: &str| of(name).map(|s| s.select.clone()).unwrap_or_default();
+        Sql {
+            product_by_code: format!("{} WHERE code = ?1", select("products")),
+            taxes_by_product: format!("{} WHERE product_code = ?1", select("product_taxes")),
+            kits_by_kit: format!(
+                "{} WHERE kit_code = ?1 ORDER BY component_code",
+                select("kits")
+            ),
+            customer_by_document: format!("{} WHERE document = ?1", select("customers")),
+            promotions: format!(
+                "{} WHERE active IS NOT 0 ORDER BY code",
+                select("promotions")
+            ),
+            omni_pending: format!(
+                "{} WHERE status NOT IN ('delivered', 'cancelled') ORDER BY created_at, id",
+                select("omni_orders")
+            ),
+        }
+    })
+}
+
+fn registry(name: &str) -> Result<&'static Entity> {
+    entity_named(name)
+        .ok_or_else(|| FieldError::new("entity", format!("{name} is not in the registry")).into())
+}
+
+/// A time column's value as an instant; a bare date counts as its start
+/// (00:00 UTC) or, with `end_of_day`, as the end of that day.
+fn instant(s: &str, end_of_day: bool) -> Option<OffsetDateTime> {
+    if let Some(t) = loja_protocol::time::parse(s) {
+        return Some(t);
+    }
+    let d = Date::parse(s, format_description!("[year]-[month]-[day]")).ok()?;
+    let start = d.midnight().assume_utc();
+    Some(if end_of_day {
+        start + time::Duration::DAY
+    } else {
+        start
+    })
+}
+
 impl CatalogReader {
+    fn one_map(
+        &self,
+        entity: &'static Entity,
+        sql: &str,
+        key: &str,
+    ) -> Result<Option<Map<String, Value>>> {
+        let path = &self.path;
+        let mut stmt = self
+            .conn
+            .prepare_cached(sql)
+            .ctx_with(path, || format!("query {}", entity.name))?;
+        let mut rows = stmt
+            .query([key])
+            .ctx_with(path, || format!("query {}", entity.name))?;
+        match rows
+            .next()
+            .ctx_with(path, || format!("query {}", entity.name))?
+        {
+            Some(r) => Ok(Some(
+                row_to_map(entity.columns, r, 0)
+                    .ctx_with(path, || format!("read {}", entity.name))?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    fn maps(
+        &self,
+        entity: &'static Entity,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<Map<String, Value>>> {
+        let path = &self.path;
+        let what = || format!("query {}", entity.name);
+        let mut stmt = self.conn.prepare_cached(sql).ctx_with(path, what)?;
+        let mut rows = stmt.query(params).ctx_with(path, what)?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().ctx_with(path, what)? {
+            out.push(row_to_map(entity.columns, r, 0).ctx_with(path, what)?);
+        }
+        Ok(out)
+    }
+
+    /// The price of `product` from the most specific list, at `now`.
+    fn price(&self, product: &str, store: &str, now: OffsetDateTime) -> Result<Option<PriceView>> {
+        let path = &self.path;
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT price_list, price, promo_price, promo_until FROM prices WHERE product_code = ?1 \
+                 ORDER BY CASE WHEN price_list = ?2 THEN 0 WHEN price_list = 'base' THEN 2 ELSE 1 END, price_list \
+                 LIMIT 1",
+            )
+            .ctx(path, "query prices")?;
+        let mut rows = stmt.query([product, store]).ctx(path, "query prices")?;
+        let Some(r) = rows.next().ctx(path, "query prices")? else {
+            return Ok(None);
+        };
+        let price_list: String = r.get(0).ctx(path, "read prices")?;
+        let price: i64 = r.get(1).ctx(path, "read prices")?;
+        let promo: Option<i64> = r.get(2).ctx(path, "read prices")?;
+        let until: Option<String> = r.get(3).ctx(path, "read prices")?;
+        // A promotion runs while promo_until is unset or still ahead (a bare
+        // date runs through that whole day, UTC).
+        let running = promo.is_some()
+            && match until.as_deref() {
+                None => true,
+                Some(u) => instant(u, true).is_some_and(|t| t > now),
+            };
+        let promo_price = if running { promo } else { None };
+        Ok(Some(PriceView {
+            price_list,
+            price,
+            promo_price,
+            effective_price: promo_price.unwrap_or(price),
+        }))
+    }
+
     /// `store` picks the price list. `None` when the barcode is unknown.
     pub fn product_by_barcode(&self, barcode: &str, store: &str) -> Result<Option<ProductView>> {
-        let _ = (barcode, store);
-        todo!("replica: product_by_barcode")
+        let path = &self.path;
+        let code: Option<String> = {
+            let mut stmt = self
+                .conn
+                .prepare_cached("SELECT product_code FROM barcodes WHERE barcode = ?1")
+                .ctx(path, "query barcodes")?;
+            let mut rows = stmt.query([barcode]).ctx(path, "query barcodes")?;
+            match rows.next().ctx(path, "query barcodes")? {
+                Some(r) => Some(r.get(0).ctx(path, "read barcodes")?),
+                None => None,
+            }
+        };
+        match code {
+            Some(code) => self.product_by_code(&code, store),
+            None => Ok(None),
+        }
     }
 
     pub fn product_by_code(&self, code: &str, store: &str) -> Result<Option<ProductView>> {
-        let _ = (code, store);
-        todo!("replica: product_by_code")
+        let sql = sql();
+        let path = &self.path;
+        let Some(product) = self.one_map(registry("products")?, &sql.product_by_code, code)? else {
+            return Ok(None);
+        };
+        let mut barcodes = Vec::new();
+        {
+            let mut stmt = self
+                .conn
+                .prepare_cached(
+                    "SELECT barcode FROM barcodes WHERE product_code = ?1 ORDER BY barcode",
+                )
+                .ctx(path, "query barcodes")?;
+            let mut rows = stmt.query([code]).ctx(path, "query barcodes")?;
+            while let Some(r) = rows.next().ctx(path, "query barcodes")? {
+                barcodes.push(r.get(0).ctx(path, "read barcodes")?);
+            }
+        }
+        let price = self.price(code, store, OffsetDateTime::now_utc())?;
+        let taxes = self.one_map(registry("product_taxes")?, &sql.taxes_by_product, code)?;
+        let stock_qty = {
+            let mut stmt = self
+                .conn
+                .prepare_cached("SELECT qty FROM stock WHERE product_code = ?1")
+                .ctx(path, "query stock")?;
+            let mut rows = stmt.query([code]).ctx(path, "query stock")?;
+            match rows.next().ctx(path, "query stock")? {
+                Some(r) => r.get(0).ctx(path, "read stock")?,
+                None => None,
+            }
+        };
+        let kit_components = self.maps(registry("kits")?, &sql.kits_by_kit, [code])?;
+        Ok(Some(ProductView {
+            product,
+            barcodes,
+            price,
+            taxes,
+            stock_qty,
+            kit_components,
+        }))
     }
 
     /// FTS5 name search, ranked (bm25), `limit` capped at 100. The query is
     /// user text: it is turned into prefix terms, never passed as FTS syntax.
+    /// `limit` 0 means 20.
     pub fn search_products(&self, q: &str, limit: u32, store: &str) -> Result<Vec<ProductHit>> {
-        let _ = (q, limit, store);
-        todo!("replica: search_products")
+        let Some(query) = fts_query(q) else {
+            return Ok(Vec::new());
+        };
+        let limit = match limit {
+            0 => SEARCH_DEFAULT,
+            n => n.min(SEARCH_MAX),
+        };
+        let path = &self.path;
+        let mut hits = Vec::new();
+        {
+            let mut stmt = self
+                .conn
+                .prepare_cached(
+                    "SELECT p.code, p.name FROM products_fts JOIN products p ON p.rowid = products_fts.rowid \
+                     WHERE products_fts MATCH ?1 ORDER BY bm25(products_fts), p.code LIMIT ?2",
+                )
+                .ctx(path, "search products")?;
+            let mut rows = stmt
+                .query(rusqlite::params![query, limit])
+                .ctx(path, "search products")?;
+            while let Some(r) = rows.next().ctx(path, "search products")? {
+                let code: String = r.get(0).ctx(path, "read products")?;
+                let name: String = r.get(1).ctx(path, "read products")?;
+                hits.push(ProductHit {
+                    code,
+                    name,
+                    price: None,
+                });
+            }
+        }
+        let now = OffsetDateTime::now_utc();
+        for hit in &mut hits {
+            hit.price = self
+                .price(&hit.code, store, now)?
+                .map(|p| p.effective_price);
+        }
+        Ok(hits)
     }
 
     pub fn customer_by_document(&self, document: &str) -> Result<Option<Map<String, Value>>> {
-        let _ = document;
-        todo!("replica: customer_by_document")
+        self.one_map(
+            registry("customers")?,
+            &sql().customer_by_document,
+            document,
+        )
     }
 
     /// All rows of a (small) reference entity, by key order; `filter` is an
     /// optional (column, value) equality, e.g. ("uf", "SP") for cities.
-    /// Refuses secret entities and columns not in the registry.
-    pub fn list(&self, entity: &str, filter: Option<(&str, &str)>, limit: u32) -> Result<Vec<Map<String, Value>>> {
-        let _ = (entity, filter, limit);
-        todo!("replica: list")
+    /// Refuses secret entities and columns not in the registry. `limit` 0
+    /// means the cap, 10 000.
+    pub fn list(
+        &self,
+        entity: &str,
+        filter: Option<(&str, &str)>,
+        limit: u32,
+    ) -> Result<Vec<Map<String, Value>>> {
+        let e = registry(entity)?;
+        if e.secret {
+            return Err(
+                FieldError::new("entity", format!("{entity} is secret: not listed")).into(),
+            );
+        }
+        let s = sql_of(e)?;
+        let limit = match limit {
+            0 => LIST_MAX,
+            n => n.min(LIST_MAX),
+        };
+        match filter {
+            None => self.maps(e, &format!("{} {} LIMIT ?1", s.select, s.order_by), [limit]),
+            Some((column, value)) => {
+                let col = e.column(column).ok_or_else(|| {
+                    FieldError::new(column.to_owned(), format!("is not a column of {entity}"))
+                })?;
+                // The identifier comes from the registry, the value is bound.
+                let sql = format!(
+                    "{} WHERE {} = ?1 {} LIMIT ?2",
+                    s.select, col.name, s.order_by
+                );
+                let bad = || FieldError::new(col.name, format!("{value:?} is not a valid value"));
+                let v: rusqlite::types::Value = match col.ty {
+                    ColType::Int | ColType::Money | ColType::Qty => {
+                        value.parse::<i64>().map_err(|_| bad())?.into()
+                    }
+                    ColType::Bool => match value {
+                        "true" | "1" => 1i64.into(),
+                        "false" | "0" => 0i64.into(),
+                        _ => return Err(bad().into()),
+                    },
+                    ColType::Text | ColType::Time | ColType::Json => value.to_owned().into(),
+                };
+                self.maps(e, &sql, rusqlite::params![v, limit])
+            }
+        }
     }
 
     /// `parameters` as one object name → value.
     pub fn parameters(&self) -> Result<Map<String, Value>> {
-        todo!("replica: parameters")
+        let path = &self.path;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT name, value FROM parameters ORDER BY name")
+            .ctx(path, "query parameters")?;
+        let mut rows = stmt.query([]).ctx(path, "query parameters")?;
+        let mut out = Map::new();
+        while let Some(r) = rows.next().ctx(path, "query parameters")? {
+            let name: String = r.get(0).ctx(path, "read parameters")?;
+            let value: String = r.get(1).ctx(path, "read parameters")?;
+            out.insert(name, Value::String(value));
+        }
+        Ok(out)
     }
 
     /// Promotions active at `now` (RFC 3339): active flag not false, starts_at ≤ now < ends_at.
+    /// A bare date in starts_at means its first instant, in ends_at the end
+    /// of that day (UTC).
     pub fn active_promotions(&self, now: &str) -> Result<Vec<Map<String, Value>>> {
-        let _ = now;
-        todo!("replica: active_promotions")
+        let now = instant(now, false)
+            .ok_or_else(|| FieldError::new("now", "must be an RFC 3339 timestamp"))?;
+        let all = self.maps(registry("promotions")?, &sql().promotions, [])?;
+        Ok(all
+            .into_iter()
+            .filter(|p| {
+                let at = |k: &str, end: bool| p.get(k).and_then(Value::as_str).and_then(|s| instant(s, end));
+                matches!((at("starts_at", false), at("ends_at", true)), (Some(s), Some(e)) if s <= now && now < e)
+            })
+            .collect())
     }
 
     /// Omni orders not yet delivered or cancelled.
     pub fn pending_omni_orders(&self) -> Result<Vec<Map<String, Value>>> {
-        todo!("replica: pending_omni_orders")
+        self.maps(registry("omni_orders")?, &sql().omni_pending, [])
     }
+}
+
+/// User text → FTS5 query: each word (letters and digits) a quoted prefix
+/// term, all required. `None` when there is no word.
+pub(crate) fn fts_query(q: &str) -> Option<String> {
+    let mut out = String::with_capacity(q.len() + 8);
+    for word in q
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push('"');
+        out.push_str(word);
+        out.push_str("\"*");
+    }
+    (!out.is_empty()).then_some(out)
 }
