@@ -9,9 +9,9 @@ pub mod scheduler;
 pub mod state;
 pub mod tasks;
 
-pub mod cli {
-    pub fn main() -> std::process::ExitCode {
-        eprintln!("lojad: not built yet");
-        std::process::ExitCode::FAILURE
-    }
-}
+pub mod cli;
+pub mod demo;
+pub mod doctor;
+pub mod logging;
+pub mod service;
+pub mod update;
