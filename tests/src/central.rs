@@ -1,1 +1,587 @@
-//! Harness for the reference central (filled by the server work).
+//! Harness for the reference central: runs the real `retaguarda-server`
+//! binary (built as `e2e-retaguarda-server`) as a child process on a loopback
+//! port it picks itself, in a fresh temporary directory, and talks to it over
+//! HTTP. The child is killed and the directory removed on drop (set
+//! `LOJA_KEEP_TEMP=1` to keep it; the server's log is `<dir>/central.log`).
+//!
+//! ```no_run
+//! # async fn t() -> anyhow::Result<()> {
+//! use loja_e2e::central::Central;
+//! let central = Central::builder().catalog(1_000, 200).start()?;
+//! central.add_store("loja1", "master", "token-loja1").await?;
+//! let page = central.feed("loja1", "token-loja1", "products", 0, 500).await?;
+//! # Ok(()) }
+//! ```
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use loja_protocol::{BatchAck, DocumentBatch, Events, FeedItem, FeedPage};
+use serde_json::{Value, json};
+
+/// How long `start` waits for the server to report its port.
+pub const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A fresh, unique directory under the system temp dir.
+pub fn temp_dir(prefix: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let dir = std::env::temp_dir().join(format!(
+        "loja-e2e-{prefix}-{}-{}-{nanos}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::create_dir_all(&dir);
+    dir
+}
+
+/// The `e2e-retaguarda-server` binary: `$LOJA_E2E_RETAGUARDA_BIN`, else next
+/// to the test executable's directory (`target/<profile>/`), where Cargo
+/// builds it before the integration tests run.
+pub fn server_bin() -> anyhow::Result<PathBuf> {
+    if let Some(p) = std::env::var_os("LOJA_E2E_RETAGUARDA_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe()?;
+    let name = format!("e2e-retaguarda-server{}", std::env::consts::EXE_SUFFIX);
+    for dir in exe.ancestors().skip(1).take(3) {
+        let candidate = dir.join(&name);
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+    }
+    bail!(
+        "cannot find {name} near {} (set LOJA_E2E_RETAGUARDA_BIN)",
+        exe.display()
+    )
+}
+
+/// An HTTP client for loopback tests (rustls' ring provider installed once).
+pub fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(90))
+        .no_proxy()
+        .build()
+        .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct CentralBuilder {
+    bin: Option<PathBuf>,
+    admin_token: String,
+    catalog: Option<(u64, u64, bool, u64)>,
+    stores: Vec<(String, String, String)>,
+    dir: Option<PathBuf>,
+}
+
+impl CentralBuilder {
+    /// The binary to run (default: [`server_bin`]); e.g. `env!("CARGO_BIN_EXE_e2e-retaguarda-server")`.
+    pub fn binary(mut self, path: impl Into<PathBuf>) -> Self {
+        self.bin = Some(path.into());
+        self
+    }
+    pub fn admin_token(mut self, token: &str) -> Self {
+        self.admin_token = token.to_owned();
+        self
+    }
+    /// Run `gen --products P --customers C --stock` before serving.
+    pub fn catalog(mut self, products: u64, customers: u64) -> Self {
+        self.catalog = Some((products, customers, true, 1));
+        self
+    }
+    /// Like [`catalog`](Self::catalog) with every knob.
+    pub fn catalog_with(mut self, products: u64, customers: u64, stock: bool, seed: u64) -> Self {
+        self.catalog = Some((products, customers, stock, seed));
+        self
+    }
+    /// Add a store (`node add`) before serving.
+    pub fn store(mut self, id: &str, parent: &str, token: &str) -> Self {
+        self.stores.push((id.into(), parent.into(), token.into()));
+        self
+    }
+    /// Use this directory (kept on drop) instead of a fresh temporary one.
+    pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = Some(dir.into());
+        self
+    }
+
+    pub fn start(self) -> anyhow::Result<Central> {
+        let bin = match self.bin {
+            Some(b) => b,
+            None => server_bin()?,
+        };
+        let (dir, owned) = match self.dir {
+            Some(d) => {
+                std::fs::create_dir_all(&d)?;
+                (d, false)
+            }
+            None => (temp_dir("central"), true),
+        };
+        let db = dir.join("c.db");
+        if let Some((products, customers, stock, seed)) = self.catalog {
+            run_gen(&bin, &db, products, customers, stock, seed)?;
+        }
+        for (id, parent, token) in &self.stores {
+            let out = Command::new(&bin)
+                .args(["node", "add", "--db"])
+                .arg(&db)
+                .args([
+                    "--id", id, "--parent", parent, "--kind", "store", "--token", token,
+                ])
+                .output()?;
+            if !out.status.success() {
+                bail!("node add {id}: {}", String::from_utf8_lossy(&out.stderr));
+            }
+        }
+        let mut central = Central {
+            child: None,
+            bin,
+            dir,
+            owned,
+            db,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            url: String::new(),
+            admin_token: self.admin_token,
+            client: client(),
+        };
+        central.launch("127.0.0.1:0")?;
+        Ok(central)
+    }
+}
+
+fn run_gen(
+    bin: &Path,
+    db: &Path,
+    products: u64,
+    customers: u64,
+    stock: bool,
+    seed: u64,
+) -> anyhow::Result<String> {
+    let mut cmd = Command::new(bin);
+    cmd.args(["gen", "--db"]).arg(db).args([
+        "--products",
+        &products.to_string(),
+        "--customers",
+        &customers.to_string(),
+        "--seed",
+        &seed.to_string(),
+    ]);
+    if stock {
+        cmd.arg("--stock");
+    }
+    let out = cmd.output().context("run gen")?;
+    if !out.status.success() {
+        bail!("gen failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A running `retaguarda-server serve` child process.
+pub struct Central {
+    child: Option<Child>,
+    bin: PathBuf,
+    dir: PathBuf,
+    owned: bool,
+    db: PathBuf,
+    addr: SocketAddr,
+    url: String,
+    admin_token: String,
+    client: reqwest::Client,
+}
+
+impl std::fmt::Debug for Central {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Central")
+            .field("url", &self.url)
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An HTTP answer: status and JSON body (`Value::Null` when not JSON).
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Answer {
+    fn ok(self) -> anyhow::Result<Value> {
+        if (200..300).contains(&self.status) {
+            Ok(self.body)
+        } else {
+            Err(anyhow!("HTTP {}: {}", self.status, self.body))
+        }
+    }
+}
+
+impl Central {
+    pub fn builder() -> CentralBuilder {
+        CentralBuilder {
+            bin: None,
+            admin_token: "e2e-admin-token".into(),
+            catalog: None,
+            stores: Vec::new(),
+            dir: None,
+        }
+    }
+
+    /// An empty central (only node `master`).
+    pub fn start() -> anyhow::Result<Central> {
+        Central::builder().start()
+    }
+
+    fn launch(&mut self, listen: &str) -> anyhow::Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("central.log"))?;
+        let mut child = Command::new(&self.bin)
+            .args(["serve", "--db"])
+            .arg(&self.db)
+            .args(["--listen", listen])
+            .env("RETAGUARDA_ADMIN_TOKEN", &self.admin_token)
+            .env(
+                "RUST_LOG",
+                std::env::var("LOJA_E2E_CENTRAL_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .with_context(|| format!("start {}", self.bin.display()))?;
+        let stdout = child.stdout.take().context("child stdout")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            // Reads the port line, then drains stdout until the child exits.
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("listening on ") {
+                    let _ = tx.send(addr.trim().to_owned());
+                }
+            }
+        });
+        self.child = Some(child);
+        let addr = match rx.recv_timeout(START_TIMEOUT) {
+            Ok(a) => a,
+            Err(_) => {
+                let log = std::fs::read_to_string(self.dir.join("central.log")).unwrap_or_default();
+                self.kill();
+                bail!("central did not report its port within {START_TIMEOUT:?}; log:\n{log}");
+            }
+        };
+        self.addr = addr
+            .parse()
+            .with_context(|| format!("bad address {addr}"))?;
+        self.url = format!("http://{}", self.addr);
+        Ok(())
+    }
+
+    /// Kills the server process (the database stays).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Kills the server and starts it again on the same port and database.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill();
+        let listen = self.addr.to_string();
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            match self.launch(&listen) {
+                Ok(()) => return Ok(()),
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(200))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+    pub fn admin_token(&self) -> &str {
+        &self.admin_token
+    }
+    pub fn db_path(&self) -> &Path {
+        &self.db
+    }
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("central.log")).unwrap_or_default()
+    }
+
+    /// Runs the binary's `gen` subcommand against the live database. Long-polls
+    /// are not woken by it (the data is there for the next feed request).
+    pub fn gen_catalog(
+        &self,
+        products: u64,
+        customers: u64,
+        stock: bool,
+    ) -> anyhow::Result<String> {
+        run_gen(&self.bin, &self.db, products, customers, stock, 1)
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> anyhow::Result<Answer> {
+        let resp = req.send().await?;
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await?;
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Ok(Answer { status, body })
+    }
+
+    /// Any admin request; `body` is sent as JSON.
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Answer> {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(&self.admin_token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        self.send(req).await
+    }
+
+    /// Imports JSON lines (each value one line); fails on a non-2xx answer.
+    /// Returns `{"applied", "changed", "last_seq"}`.
+    pub async fn import(&self, entity: &str, lines: &[Value]) -> anyhow::Result<Value> {
+        let mut body = String::new();
+        for l in lines {
+            body.push_str(&l.to_string());
+            body.push('\n');
+        }
+        self.import_raw(entity, body).await?.ok()
+    }
+
+    /// Imports public rows of master (`{"op":"upsert","row":…}` per row).
+    pub async fn import_rows(&self, entity: &str, rows: &[Value]) -> anyhow::Result<Value> {
+        let lines: Vec<Value> = rows
+            .iter()
+            .map(|r| json!({"op": "upsert", "row": r}))
+            .collect();
+        self.import(entity, &lines).await
+    }
+
+    /// Posts a raw import body, whatever the answer.
+    pub async fn import_raw(
+        &self,
+        entity: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> anyhow::Result<Answer> {
+        let req = self
+            .client
+            .post(format!("{}/v1/admin/import/{entity}", self.url))
+            .bearer_auth(&self.admin_token)
+            .header("content-type", "application/x-ndjson")
+            .body(body);
+        self.send(req).await
+    }
+
+    pub async fn add_store(&self, id: &str, parent: &str, token: &str) -> anyhow::Result<()> {
+        let body = json!({"id": id, "parent": parent, "kind": "store", "token": token});
+        self.admin(reqwest::Method::POST, "/v1/admin/nodes", Some(body))
+            .await?
+            .ok()?;
+        Ok(())
+    }
+
+    pub async fn add_central(&self, id: &str, parent: &str) -> anyhow::Result<()> {
+        let body = json!({"id": id, "parent": parent, "kind": "central"});
+        self.admin(reqwest::Method::POST, "/v1/admin/nodes", Some(body))
+            .await?
+            .ok()?;
+        Ok(())
+    }
+
+    pub async fn set_availability(&self, entity: &str, minutes: u32) -> anyhow::Result<()> {
+        let path = format!("/v1/admin/availability/{entity}");
+        self.admin(
+            reqwest::Method::PUT,
+            &path,
+            Some(json!({"minutes": minutes})),
+        )
+        .await?
+        .ok()?;
+        Ok(())
+    }
+
+    pub async fn add_exception(&self, store: &str) -> anyhow::Result<()> {
+        self.admin(
+            reqwest::Method::PUT,
+            &format!("/v1/admin/exceptions/{store}"),
+            None,
+        )
+        .await?
+        .ok()?;
+        Ok(())
+    }
+
+    pub async fn remove_exception(&self, store: &str) -> anyhow::Result<()> {
+        self.admin(
+            reqwest::Method::DELETE,
+            &format!("/v1/admin/exceptions/{store}"),
+            None,
+        )
+        .await?
+        .ok()?;
+        Ok(())
+    }
+
+    /// Sets every entity's availability to 0 minutes: nothing is ever held back.
+    pub async fn release_everything(&self) -> anyhow::Result<()> {
+        for e in loja_protocol::ENTITIES {
+            self.set_availability(e.name, 0).await?;
+        }
+        Ok(())
+    }
+
+    /// A feed request, whatever the answer.
+    pub async fn feed_raw(
+        &self,
+        store: &str,
+        token: &str,
+        entity: &str,
+        after: u64,
+        limit: u64,
+    ) -> anyhow::Result<Answer> {
+        let req = self
+            .client
+            .get(format!("{}/v1/stores/{store}/feeds/{entity}", self.url))
+            .query(&[("after", after), ("limit", limit)])
+            .bearer_auth(token);
+        self.send(req).await
+    }
+
+    /// One feed page (fails on a non-2xx answer).
+    pub async fn feed(
+        &self,
+        store: &str,
+        token: &str,
+        entity: &str,
+        after: u64,
+        limit: u64,
+    ) -> anyhow::Result<FeedPage> {
+        let v = self
+            .feed_raw(store, token, entity, after, limit)
+            .await?
+            .ok()?;
+        Ok(serde_json::from_value(v)?)
+    }
+
+    /// Pages until `more` is false; returns the items and the final `next`.
+    pub async fn feed_all(
+        &self,
+        store: &str,
+        token: &str,
+        entity: &str,
+        after: u64,
+        limit: u64,
+    ) -> anyhow::Result<(Vec<FeedItem>, u64)> {
+        let mut items = Vec::new();
+        let mut after = after;
+        for _ in 0..100_000 {
+            let page = self.feed(store, token, entity, after, limit).await?;
+            items.extend(page.items);
+            after = page.next.0;
+            if !page.more {
+                return Ok((items, after));
+            }
+        }
+        bail!("feed {entity} did not end")
+    }
+
+    /// The events long-poll.
+    pub async fn events(
+        &self,
+        store: &str,
+        token: &str,
+        after: Option<u64>,
+        wait_secs: u64,
+    ) -> anyhow::Result<Events> {
+        let mut req = self
+            .client
+            .get(format!("{}/v1/stores/{store}/events", self.url))
+            .query(&[("wait", wait_secs)])
+            .bearer_auth(token);
+        if let Some(a) = after {
+            req = req.query(&[("after", a)]);
+        }
+        let v = self.send(req).await?.ok()?;
+        Ok(serde_json::from_value(v)?)
+    }
+
+    pub async fn post_documents(
+        &self,
+        store: &str,
+        token: &str,
+        batch: &DocumentBatch,
+    ) -> anyhow::Result<BatchAck> {
+        let req = self
+            .client
+            .post(format!("{}/v1/stores/{store}/documents", self.url))
+            .bearer_auth(token)
+            .json(batch);
+        let v = self.send(req).await?.ok()?;
+        Ok(serde_json::from_value(v)?)
+    }
+
+    /// One page of the ERP's document queue: `{"documents": [...], "next", "more"}`.
+    pub async fn documents(&self, after: u64, limit: u64) -> anyhow::Result<Value> {
+        self.admin(
+            reqwest::Method::GET,
+            &format!("/v1/admin/documents?after={after}&limit={limit}"),
+            None,
+        )
+        .await?
+        .ok()
+    }
+
+    /// A store's download control: `{"store", "downloads": [...]}`.
+    pub async fn downloads(&self, store: &str) -> anyhow::Result<Value> {
+        self.admin(
+            reqwest::Method::GET,
+            &format!("/v1/admin/stores/{store}/downloads"),
+            None,
+        )
+        .await?
+        .ok()
+    }
+}
+
+impl Drop for Central {
+    fn drop(&mut self) {
+        self.kill();
+        if self.owned && std::env::var_os("LOJA_KEEP_TEMP").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
