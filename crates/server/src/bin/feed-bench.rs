@@ -1,1 +1,172 @@
-fn main() {}
+//! Feed serve rate vs raw SQLite read rate, in one run.
+//!
+//! ```text
+//! cargo run --release -p retaguarda-server --bin feed-bench -- --products 200000 --customers 100000
+//! ```
+//!
+//! Generates the catalog (200k products → 200k products + 400k barcodes +
+//! 200k prices + 200k product taxes, plus 100k customers: ~1.1 M rows) into a
+//! temporary database, starts the central on loopback, and as one store
+//! fetches every feed with zstd and `limit` rows per page, counting rows/s end
+//! to end (HTTP + zstd + JSON parse into `FeedPage` on the client). Then reads
+//! the same rows straight from SQLite (prepared statement, same query and
+//! paging, every column read) and prints both rates and their ratio.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Parser;
+use loja_protocol::{ENTITIES, FeedPage};
+use retaguarda::{CatalogSpec, ServerConfig};
+
+#[derive(Parser, Debug)]
+#[command(about = "Feed serve rate vs raw SQLite read rate")]
+struct Args {
+    #[arg(long, default_value_t = 200_000)]
+    products: u64,
+    #[arg(long, default_value_t = 100_000)]
+    customers: u64,
+    /// Also generate stock rows.
+    #[arg(long)]
+    stock: bool,
+    /// Rows per feed page.
+    #[arg(long, default_value_t = 20_000)]
+    limit: u64,
+    /// Keep the temporary directory.
+    #[arg(long)]
+    keep: bool,
+}
+
+const TOKEN: &str = "feed-bench-store-token";
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let dir = std::env::temp_dir().join(format!("retaguarda-feed-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let db = dir.join("c.db");
+    let result = run(&args, db);
+    if !args.keep {
+        let _ = std::fs::remove_dir_all(&dir);
+    } else {
+        println!("kept {}", dir.display());
+    }
+    result
+}
+
+fn run(args: &Args, db: PathBuf) -> anyhow::Result<()> {
+    let spec = CatalogSpec {
+        products: args.products,
+        customers: args.customers,
+        stock: args.stock,
+        seed: 1,
+    };
+    let report = retaguarda::generate(&db, &spec)?;
+    println!(
+        "generated {} rows in {:.2} s ({:.0} rows/s, through the import path)",
+        report.rows,
+        report.elapsed.as_secs_f64(),
+        report.rows as f64 / report.elapsed.as_secs_f64()
+    );
+    retaguarda::ensure_store(&db, "bench", "master", TOKEN)?;
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let (feed_rows, feed_bytes, feed_time) = rt.block_on(async {
+        let server = retaguarda::spawn(ServerConfig {
+            db: db.clone(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            admin_token: "bench-admin".into(),
+            tls_cert: None,
+            tls_key: None,
+        })
+        .await?;
+        retaguarda::install_crypto_provider();
+        let client = reqwest::Client::builder().no_gzip().no_proxy().build()?;
+        let started = Instant::now();
+        let mut rows = 0u64;
+        let mut wire = 0u64;
+        for e in ENTITIES {
+            let mut after = 0u64;
+            loop {
+                let resp = client
+                    .get(format!("{}/v1/stores/bench/feeds/{}", server.url, e.name))
+                    .query(&[("after", after), ("limit", args.limit)])
+                    .bearer_auth(TOKEN)
+                    .send()
+                    .await?
+                    .error_for_status()?;
+                let body = resp.bytes().await?;
+                wire += body.len() as u64;
+                let page: FeedPage = serde_json::from_slice(&body).context("parse page")?;
+                rows += page.items.len() as u64;
+                after = page.next.0;
+                if !page.more {
+                    break;
+                }
+            }
+        }
+        let took = started.elapsed();
+        server.shutdown().await;
+        Ok::<_, anyhow::Error>((rows, wire, took))
+    })?;
+
+    let (raw_rows, raw_time) = raw_read(&db, args.limit)?;
+    let feed_rate = feed_rows as f64 / feed_time.as_secs_f64();
+    let raw_rate = raw_rows as f64 / raw_time.as_secs_f64();
+    println!(
+        "feed (HTTP + zstd + JSON parse, limit {}): {feed_rows} rows in {:.2} s = {feed_rate:.0} rows/s ({:.0} MB of JSON after decompression)",
+        args.limit,
+        feed_time.as_secs_f64(),
+        feed_bytes as f64 / 1e6
+    );
+    println!(
+        "raw SQLite read (same rows, prepared statement): {raw_rows} rows in {:.2} s = {raw_rate:.0} rows/s",
+        raw_time.as_secs_f64()
+    );
+    println!("ratio feed / raw: {:.1} %", 100.0 * feed_rate / raw_rate);
+    anyhow::ensure!(
+        feed_rows == raw_rows,
+        "the feed served {feed_rows} rows, SQLite holds {raw_rows}"
+    );
+    Ok(())
+}
+
+/// Reads every row the feed serves, paged the same way, touching every column.
+fn raw_read(db: &std::path::Path, limit: u64) -> anyhow::Result<(u64, Duration)> {
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let mut stmt = conn.prepare(
+        "SELECT seq, node, public, prev_nodes, deleted, key_json, data
+         FROM rows WHERE entity = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+    )?;
+    let started = Instant::now();
+    let mut rows = 0u64;
+    let mut bytes = 0usize;
+    for e in ENTITIES {
+        let mut after = 0i64;
+        loop {
+            let mut q = stmt.query(rusqlite::params![e.name, after, limit as i64])?;
+            let mut n = 0u64;
+            while let Some(r) = q.next()? {
+                after = r.get(0)?;
+                bytes += r.get_ref(1)?.as_str()?.len();
+                let _public: bool = r.get(2)?;
+                bytes += r.get_ref(3)?.as_str_or_null()?.map_or(0, str::len);
+                let _deleted: bool = r.get(4)?;
+                bytes += r.get_ref(5)?.as_str()?.len();
+                bytes += r.get_ref(6)?.as_str_or_null()?.map_or(0, str::len);
+                n += 1;
+            }
+            rows += n;
+            if n < limit {
+                break;
+            }
+        }
+    }
+    let took = started.elapsed();
+    std::hint::black_box(bytes);
+    Ok((rows, took))
+}
