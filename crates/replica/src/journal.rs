@@ -563,3 +563,262 @@ impl Journal {
         migrate::integrity_check(&self.conn, &self.path)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ticket(
+        kind: TicketKind,
+        subject: &str,
+        status: TicketStatus,
+        request: &[u8],
+        response: &[u8],
+    ) -> NewTicket {
+        NewTicket {
+            kind,
+            subject: subject.into(),
+            range_from: Some(10),
+            range_to: Some(20),
+            status,
+            http_status: Some(200),
+            request: request.to_vec(),
+            response: response.to_vec(),
+            items: 10,
+            error: None,
+            duration_ms: 12,
+            secret: false,
+        }
+    }
+
+    #[test]
+    fn tickets_round_trip_compressed() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path()).unwrap();
+        let body = "{\"items\": [".to_owned()
+            + &"{\"product_code\": \"1\", \"qty\": 1000},".repeat(500)
+            + "]}";
+        let id = j
+            .record_ticket(&ticket(
+                TicketKind::Feed,
+                "stock",
+                TicketStatus::Ok,
+                b"GET /feeds/stock",
+                body.as_bytes(),
+            ))
+            .unwrap();
+        let raw: Vec<u8> = j
+            .conn
+            .query_row("SELECT response FROM tickets WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert!(
+            raw.len() * 10 < body.len(),
+            "stored compressed: {} of {}",
+            raw.len(),
+            body.len()
+        );
+        let t = j.ticket(id).unwrap().unwrap();
+        assert_eq!(t.response, body);
+        assert_eq!(t.request, "GET /feeds/stock");
+        assert_eq!(t.summary.subject, "stock");
+        assert_eq!(
+            (t.summary.range_from, t.summary.range_to, t.summary.items),
+            (Some(10), Some(20), 10)
+        );
+        assert!(t.summary.bytes > 0 && t.summary.bytes < body.len() as u64);
+        assert_eq!(j.ticket(id + 1).unwrap(), None);
+    }
+
+    #[test]
+    fn secret_payloads_are_not_archived() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path()).unwrap();
+        let mut t = ticket(
+            TicketKind::Feed,
+            "store_certificate",
+            TicketStatus::Ok,
+            b"GET",
+            b"{\"password\": \"s3cret\"}",
+        );
+        t.secret = true;
+        let id = j.record_ticket(&t).unwrap();
+        let d = j.ticket(id).unwrap().unwrap();
+        assert_eq!(d.response, SECRET_NOTICE);
+        assert_eq!(d.request, SECRET_NOTICE);
+        drop(j);
+        let raw = std::fs::read(dir.path().join(FILE)).unwrap();
+        assert!(!raw.windows(6).any(|w| w == b"s3cret"));
+    }
+
+    #[test]
+    fn filters_report_and_purge() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path()).unwrap();
+        let a = j
+            .record_ticket(&ticket(
+                TicketKind::Feed,
+                "stock",
+                TicketStatus::Ok,
+                b"a",
+                b"a",
+            ))
+            .unwrap();
+        let b = j
+            .record_ticket(&ticket(
+                TicketKind::Feed,
+                "stock",
+                TicketStatus::Failed,
+                b"b",
+                b"b",
+            ))
+            .unwrap();
+        let c = j
+            .record_ticket(&ticket(
+                TicketKind::Upload,
+                "documents",
+                TicketStatus::Ok,
+                b"c",
+                b"c",
+            ))
+            .unwrap();
+        let all = j.tickets(&TicketFilter::default()).unwrap();
+        assert_eq!(all.iter().map(|t| t.id).collect::<Vec<_>>(), vec![c, b, a]);
+        let failed = j
+            .tickets(&TicketFilter {
+                failed_only: true,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(failed.iter().map(|t| t.id).collect::<Vec<_>>(), vec![b]);
+        let uploads = j
+            .tickets(&TicketFilter {
+                kind: Some(TicketKind::Upload),
+                limit: 5,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(uploads.len(), 1);
+        assert_eq!(
+            j.tickets(&TicketFilter {
+                limit: 1,
+                ..Default::default()
+            })
+            .unwrap()
+            .len(),
+            1
+        );
+        assert!(
+            j.tickets(&TicketFilter {
+                since: Some("2999-01-01".into()),
+                ..Default::default()
+            })
+            .unwrap()
+            .is_empty()
+        );
+        assert!(
+            j.tickets(&TicketFilter {
+                since: Some("junk".into()),
+                ..Default::default()
+            })
+            .is_err()
+        );
+        let report = j.report("2000-01-01T00:00:00-03:00").unwrap();
+        assert_eq!(report.len(), 2);
+        let feed = report.iter().find(|r| r.kind == TicketKind::Feed).unwrap();
+        assert_eq!(
+            (feed.subject.as_str(), feed.count, feed.failures, feed.items),
+            ("stock", 2, 1, 20)
+        );
+        // By age: nothing is old yet. By size: keep the newest that fit.
+        assert_eq!(j.purge_tickets(30, 0).unwrap(), 0);
+        let one = all[0].bytes;
+        assert_eq!(j.purge_tickets(30, one * 2).unwrap(), 1);
+        assert_eq!(
+            j.tickets(&TicketFilter::default())
+                .unwrap()
+                .iter()
+                .map(|t| t.id)
+                .collect::<Vec<_>>(),
+            vec![c, b]
+        );
+        j.conn
+            .execute(
+                "UPDATE tickets SET created_at = '2000-01-01T00:00:00Z' WHERE id = ?1",
+                [b],
+            )
+            .unwrap();
+        assert_eq!(j.purge_tickets(30, 0).unwrap(), 1);
+        assert_eq!(j.tickets(&TicketFilter::default()).unwrap().len(), 1);
+    }
+
+    fn run(code: &str, outcome: Outcome, at: &str) -> JobRun {
+        JobRun {
+            code: code.into(),
+            subject: "prices".into(),
+            started_at: at.into(),
+            duration_ms: 5,
+            rows: 3,
+            outcome,
+            message: (outcome == Outcome::Failed).then(|| "central down".into()),
+        }
+    }
+
+    #[test]
+    fn integration_log_and_switches() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path()).unwrap();
+        j.log_run(&run("PRC", Outcome::Ok, "2026-11-26T10:00:00Z"))
+            .unwrap();
+        j.log_run(&run("PRC", Outcome::Failed, "2026-11-26T10:10:00Z"))
+            .unwrap();
+        j.log_run(&run("ETQ", Outcome::Ok, "2026-11-26T10:05:00Z"))
+            .unwrap();
+        let all = j.log_entries(&LogFilter::default()).unwrap();
+        assert_eq!(all.len(), 3);
+        assert_eq!(all[0].code, "ETQ");
+        let prc = j
+            .log_entries(&LogFilter {
+                code: Some("PRC".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(prc.len(), 2);
+        let failed = j
+            .log_entries(&LogFilter {
+                failed_only: true,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(
+            failed,
+            vec![run("PRC", Outcome::Failed, "2026-11-26T10:10:00Z")]
+        );
+        let since = j
+            .log_entries(&LogFilter {
+                since: Some("2026-11-26T10:04:00Z".into()),
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(since.len(), 2);
+        assert!(j.is_enabled("PRC").unwrap());
+        j.set_enabled("PRC", false).unwrap();
+        j.set_enabled("CLI", false).unwrap();
+        j.set_enabled("CLI", true).unwrap();
+        assert!(!j.is_enabled("PRC").unwrap());
+        assert!(j.is_enabled("CLI").unwrap());
+        let states = j.job_states().unwrap();
+        assert_eq!(
+            states.iter().map(|s| s.code.as_str()).collect::<Vec<_>>(),
+            vec!["CLI", "ETQ", "PRC"]
+        );
+        let prc = &states[2];
+        assert!(!prc.enabled);
+        assert_eq!(prc.last_run.as_ref().unwrap().outcome, Outcome::Failed);
+        assert_eq!(prc.last_ok_at.as_deref(), Some("2026-11-26T10:00:00Z"));
+        assert_eq!(states[0].last_run, None);
+        assert!(j.integrity_check().unwrap().is_empty());
+    }
+}

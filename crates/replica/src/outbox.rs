@@ -582,3 +582,437 @@ fn accept_one(tx: &Transaction<'_>, path: &Path, doc: &NewDocument, now: &str) -
         register,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn doc(kind: DocumentKind, body: Value) -> NewDocument {
+        NewDocument {
+            id: Uuid::new_v4(),
+            kind,
+            body,
+        }
+    }
+
+    fn open_cash(register: &str) -> NewDocument {
+        doc(
+            DocumentKind::CashOpen,
+            json!({"register": register, "operator": "001", "opening_amount": 10000, "opened_at": "2026-11-26T08:00:00Z"}),
+        )
+    }
+
+    fn sale(register: &str, session: Uuid, xml: Option<&str>) -> NewDocument {
+        let mut body = json!({
+            "register": register, "session_id": session, "number": 1, "operator": "001",
+            "items": [{"product_code": "1", "qty": 1000, "unit_price": 500, "total": 500}],
+            "total": 500, "payments": [{"method": "CASH", "amount": 500}],
+            "sold_at": "2026-11-26T12:00:00Z"
+        });
+        if let Some(x) = xml {
+            body["xml"] = json!(x);
+        }
+        doc(DocumentKind::Sale, body)
+    }
+
+    fn close(register: &str, session: Uuid) -> NewDocument {
+        doc(
+            DocumentKind::CashClose,
+            json!({"register": register, "session_id": session, "operator": "001", "counted_amount": 10500, "closed_at": "2026-11-26T18:00:00Z"}),
+        )
+    }
+
+    fn sale_xml(register: &str, sale: Uuid, xml: &str) -> NewDocument {
+        doc(
+            DocumentKind::SaleXml,
+            json!({"sale_id": sale, "register": register, "access_key": "3".repeat(44), "xml": xml}),
+        )
+    }
+
+    fn invalid_field(r: &Result<Accepted>) -> Option<String> {
+        match r {
+            Err(ReplicaError::Invalid(f)) => Some(f.field.clone()),
+            _ => None,
+        }
+    }
+
+    fn count(o: &Outbox) -> i64 {
+        o.conn
+            .query_row("SELECT count(*) FROM documents", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn accept_stores_once_and_answers_duplicates() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = Outbox::open(dir.path()).unwrap();
+        let open = open_cash("PDV01");
+        let a = o.accept(&open).unwrap();
+        assert_eq!(
+            a,
+            Accepted {
+                id: open.id,
+                duplicate: false,
+                store_seq: 1,
+                register: "PDV01".into()
+            }
+        );
+        let again = o.accept(&open).unwrap();
+        assert_eq!(
+            again,
+            Accepted {
+                duplicate: true,
+                ..a.clone()
+            }
+        );
+        // Same id, even with another body: the first one stands.
+        let mut other = sale("PDV01", open.id, None);
+        other.id = open.id;
+        assert!(o.accept(&other).unwrap().duplicate);
+        assert_eq!(count(&o), 1);
+        let stored = o.get(open.id).unwrap().unwrap();
+        assert_eq!(stored.status, "pending");
+        assert_eq!(stored.document.body, open.body);
+        assert_eq!(stored.document.kind, DocumentKind::CashOpen);
+        assert_eq!(o.get(Uuid::new_v4()).unwrap(), None);
+        let bad = doc(
+            DocumentKind::CashOpen,
+            json!({"register": "PDV01", "operator": "001", "opening_amount": -1, "opened_at": "2026-11-26T08:00:00Z"}),
+        );
+        assert_eq!(
+            invalid_field(&o.accept(&bad)).as_deref(),
+            Some("opening_amount")
+        );
+    }
+
+    #[test]
+    fn cash_session_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = Outbox::open(dir.path()).unwrap();
+        let open1 = open_cash("PDV01");
+        o.accept(&open1).unwrap();
+        // Two open sessions on one register: refused, naming `register`.
+        assert_eq!(
+            invalid_field(&o.accept(&open_cash("PDV01"))).as_deref(),
+            Some("register")
+        );
+        // Another register may open.
+        let open2 = open_cash("PDV02");
+        o.accept(&open2).unwrap();
+        // A sale must name an open session of its own register.
+        assert_eq!(
+            invalid_field(&o.accept(&sale("PDV01", Uuid::new_v4(), None))).as_deref(),
+            Some("session_id")
+        );
+        assert_eq!(
+            invalid_field(&o.accept(&sale("PDV01", open2.id, None))).as_deref(),
+            Some("session_id")
+        );
+        let s = sale("PDV01", open1.id, None);
+        o.accept(&s).unwrap();
+        let mv = doc(
+            DocumentKind::CashMovement,
+            json!({"register": "PDV01", "session_id": open1.id, "kind": "withdrawal", "amount": 5000, "at": "2026-11-26T13:00:00Z"}),
+        );
+        o.accept(&mv).unwrap();
+        // Payment and XML must name a sale held here.
+        let pay = |sale_id: Uuid| {
+            doc(
+                DocumentKind::SalePayment,
+                json!({"sale_id": sale_id, "register": "PDV01", "payment": {"method": "PIX", "amount": 100}, "at": "2026-11-26T12:01:00Z"}),
+            )
+        };
+        assert_eq!(
+            invalid_field(&o.accept(&pay(Uuid::new_v4()))).as_deref(),
+            Some("sale_id")
+        );
+        assert_eq!(
+            invalid_field(&o.accept(&pay(open1.id))).as_deref(),
+            Some("sale_id")
+        );
+        o.accept(&pay(s.id)).unwrap();
+        // Close closes: no more sales, and the register may open again.
+        o.accept(&close("PDV01", open1.id)).unwrap();
+        assert_eq!(
+            invalid_field(&o.accept(&close("PDV01", open1.id))).as_deref(),
+            Some("session_id")
+        );
+        assert_eq!(
+            invalid_field(&o.accept(&sale("PDV01", open1.id, None))).as_deref(),
+            Some("session_id")
+        );
+        o.accept(&open_cash("PDV01")).unwrap();
+        // Documents without state rules go straight in.
+        let z = doc(
+            DocumentKind::ReducaoZ,
+            json!({"register": "PDV01", "date": "2026-11-26", "crz": 1, "coo_start": 1, "coo_end": 9, "gross_total": 1000, "net_total": 1000}),
+        );
+        o.accept(&z).unwrap();
+        assert_eq!(o.stats().unwrap().pending, 8);
+    }
+
+    #[test]
+    fn group_commit_stores_the_valid_ones_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = Outbox::open(dir.path()).unwrap();
+        let open = open_cash("PDV01");
+        let s1 = sale("PDV01", open.id, None);
+        let bad = sale("PDV01", Uuid::new_v4(), None);
+        let x = sale_xml("PDV01", s1.id, "<NFe>1</NFe>");
+        let group = vec![open.clone(), s1.clone(), bad, x, s1.clone()];
+        let results = o.accept_many(&group).unwrap();
+        assert_eq!(results.len(), 5);
+        assert_eq!(results[0].as_ref().unwrap().store_seq, 1);
+        assert_eq!(results[1].as_ref().unwrap().store_seq, 2);
+        assert_eq!(invalid_field(&results[2]).as_deref(), Some("session_id"));
+        assert_eq!(results[3].as_ref().unwrap().store_seq, 3);
+        // The same id twice in one group: the second is a duplicate.
+        assert!(results[4].as_ref().unwrap().duplicate);
+        assert_eq!(results[4].as_ref().unwrap().store_seq, 2);
+        let batch = o.next_batch(10, 1 << 20).unwrap();
+        assert_eq!(
+            batch.iter().map(|d| d.store_seq).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
+        assert_eq!(batch[1].id, s1.id);
+        // max_docs and max_bytes bound the batch, never below one document.
+        assert_eq!(o.next_batch(2, 1 << 20).unwrap().len(), 2);
+        assert_eq!(o.next_batch(10, 1).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn sale_xml_is_kept_byte_for_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = Outbox::open(dir.path()).unwrap();
+        let open = open_cash("PDV01");
+        let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\r\n<NFe xmlns=\"http://www.portalfiscal.inf.br/nfe\">\t<x a='1'>Ação &amp; ç \\ \u{1F600}</x>  \n</NFe>\n";
+        let s = sale("PDV01", open.id, Some(xml));
+        let x = sale_xml("PDV01", s.id, xml);
+        for r in o.accept_many(&[open, s.clone(), x.clone()]).unwrap() {
+            r.unwrap();
+        }
+        for id in [s.id, x.id] {
+            let d = o.get(id).unwrap().unwrap();
+            assert_eq!(
+                d.document.body["xml"].as_str().unwrap().as_bytes(),
+                xml.as_bytes()
+            );
+        }
+    }
+
+    fn ack(id: Uuid, status: AckStatus, error: Option<&str>) -> DocumentAck {
+        DocumentAck {
+            id,
+            status,
+            error: error.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn acks_deliver_and_park_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = Outbox::open(dir.path()).unwrap();
+        let open = open_cash("PDV01");
+        let s1 = sale("PDV01", open.id, None);
+        let s2 = sale("PDV01", open.id, None);
+        let s3 = sale("PDV01", open.id, None);
+        for r in o
+            .accept_many(&[open.clone(), s1.clone(), s2.clone(), s3.clone()])
+            .unwrap()
+        {
+            r.unwrap();
+        }
+        o.record_failure(&[open.id, s1.id], "central down").unwrap();
+        assert_eq!(o.get(s1.id).unwrap().unwrap().attempts, 1);
+        assert_eq!(
+            o.get(s1.id).unwrap().unwrap().last_error.as_deref(),
+            Some("central down")
+        );
+        let summary = o
+            .record_acks(
+                &[
+                    ack(open.id, AckStatus::Accepted, None),
+                    ack(
+                        s1.id,
+                        AckStatus::Rejected,
+                        Some("items[0].product_code: unknown"),
+                    ),
+                    ack(s2.id, AckStatus::Duplicate, None),
+                ],
+                Some(7),
+            )
+            .unwrap();
+        assert_eq!(
+            summary,
+            AckSummary {
+                delivered: 1,
+                duplicates: 1,
+                parked: 1
+            }
+        );
+        // The parked sale is out of the queue and does not hold s3 back.
+        let batch = o.next_batch(10, 1 << 20).unwrap();
+        assert_eq!(batch.iter().map(|d| d.id).collect::<Vec<_>>(), vec![s3.id]);
+        let failed = o.failed(0).unwrap();
+        assert_eq!(failed.len(), 1);
+        assert_eq!(
+            (failed[0].id, failed[0].reason.as_str(), failed[0].ticket),
+            (s1.id, "items[0].product_code: unknown", Some(7))
+        );
+        let st = o.stats().unwrap();
+        assert_eq!((st.pending, st.failed, st.delivered), (1, 1, 2));
+        assert!(st.oldest_pending_at.is_some() && st.oldest_pending_age_secs.is_some());
+        let d = o.get(open.id).unwrap().unwrap();
+        assert_eq!(d.status, "delivered");
+        assert!(d.delivered_at.is_some());
+        // Reprocess: back in the queue, in its original place.
+        assert_eq!(o.requeue(&[s1.id, s3.id]).unwrap(), 1);
+        let batch = o.next_batch(10, 1 << 20).unwrap();
+        assert_eq!(
+            batch.iter().map(|d| d.id).collect::<Vec<_>>(),
+            vec![s1.id, s3.id]
+        );
+        assert!(o.integrity_check().unwrap().is_empty());
+    }
+
+    #[test]
+    fn purge_keeps_xml_longer() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = Outbox::open(dir.path()).unwrap();
+        let open = open_cash("PDV01");
+        let s1 = sale("PDV01", open.id, None);
+        let s2 = sale("PDV01", open.id, Some("<NFe/>"));
+        let x = sale_xml("PDV01", s1.id, "<NFe/>");
+        let pending = sale("PDV01", open.id, None);
+        let c = close("PDV01", open.id);
+        let all = [
+            open.clone(),
+            s1.clone(),
+            s2.clone(),
+            x.clone(),
+            pending.clone(),
+            c.clone(),
+        ];
+        for r in o.accept_many(&all).unwrap() {
+            r.unwrap();
+        }
+        let acks: Vec<_> = [&open, &s1, &s2, &x, &c]
+            .iter()
+            .map(|d| ack(d.id, AckStatus::Accepted, None))
+            .collect();
+        o.record_acks(&acks, None).unwrap();
+        // Delivered 10 days ago.
+        o.conn.execute("UPDATE documents SET delivered_at = '2000-01-01T00:00:00Z' WHERE status = 'delivered'", []).unwrap();
+        o.conn
+            .execute(
+                "UPDATE cash_sessions SET closed_at = '2000-01-01T00:00:00Z'",
+                [],
+            )
+            .unwrap();
+        let p = o.purge(7, 36500).unwrap();
+        assert_eq!(
+            p,
+            Purged {
+                documents: 3,
+                xml_documents: 0
+            }
+        );
+        assert!(
+            o.get(s2.id).unwrap().is_some(),
+            "a sale with its XML is kept"
+        );
+        assert!(o.get(x.id).unwrap().is_some());
+        assert!(
+            o.get(pending.id).unwrap().is_some(),
+            "pending documents are never purged"
+        );
+        let p = o.purge(7, 1).unwrap();
+        assert_eq!(
+            p,
+            Purged {
+                documents: 0,
+                xml_documents: 2
+            }
+        );
+        let sessions: i64 = o
+            .conn
+            .query_row("SELECT count(*) FROM cash_sessions", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(sessions, 0);
+        // An open session is never purged.
+        o.accept(&open_cash("PDV01")).unwrap();
+        o.conn
+            .execute(
+                "UPDATE cash_sessions SET opened_at = '2000-01-01T00:00:00Z'",
+                [],
+            )
+            .unwrap();
+        o.purge(0, 0).unwrap();
+        let sessions: i64 = o
+            .conn
+            .query_row("SELECT count(*) FROM cash_sessions", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(sessions, 1);
+    }
+
+    #[test]
+    fn a_full_disk_stores_nothing_and_keeps_the_outbox_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = Outbox::open(dir.path()).unwrap();
+        let open = open_cash("PDV01");
+        o.accept(&open).unwrap();
+        o.set_max_page_count_for_test(0).unwrap();
+        // Big bodies: the group needs new pages the "disk" does not have.
+        let big = "<NFe>".to_owned() + &"x".repeat(64 * 1024) + "</NFe>";
+        let group: Vec<_> = (0..4).map(|_| sale("PDV01", open.id, Some(&big))).collect();
+        let err = o.accept_many(&group).unwrap_err();
+        assert!(matches!(err, ReplicaError::DiskFull { .. }), "{err}");
+        assert!(err.to_string().contains("outbox.db"));
+        assert_eq!(count(&o), 1);
+        for d in &group {
+            assert_eq!(o.get(d.id).unwrap(), None);
+        }
+        assert_eq!(o.next_batch(10, 1 << 20).unwrap().len(), 1);
+        assert!(o.integrity_check().unwrap().is_empty());
+        // Space again: the same documents go in.
+        o.set_max_page_count_for_test(1000).unwrap();
+        assert!(o.accept_many(&group).unwrap().iter().all(Result::is_ok));
+        assert_eq!(count(&o), 5);
+    }
+
+    #[test]
+    fn a_read_only_outbox_refuses_writes_and_stays_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = Outbox::open(dir.path()).unwrap();
+        let open = open_cash("PDV01");
+        o.accept(&open).unwrap();
+        o.set_read_only_for_test(true).unwrap();
+        let err = o.accept(&sale("PDV01", open.id, None)).unwrap_err();
+        assert!(matches!(err, ReplicaError::ReadOnly { .. }), "{err}");
+        assert_eq!(o.next_batch(10, 1 << 20).unwrap().len(), 1);
+        assert_eq!(o.stats().unwrap().pending, 1);
+        o.set_read_only_for_test(false).unwrap();
+        o.accept(&sale("PDV01", open.id, None)).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_read_only_file_is_read_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = Outbox::open(dir.path()).unwrap();
+        let open = open_cash("PDV01");
+        o.accept(&open).unwrap();
+        drop(o);
+        let file = dir.path().join(FILE);
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o444)).unwrap();
+        if std::fs::OpenOptions::new().write(true).open(&file).is_ok() {
+            return; // running as root: permissions do not bind
+        }
+        let mut o = Outbox::open(dir.path()).unwrap();
+        let err = o.accept(&sale("PDV01", open.id, None)).unwrap_err();
+        assert!(matches!(err, ReplicaError::ReadOnly { .. }), "{err}");
+        assert_eq!(o.next_batch(10, 1 << 20).unwrap().len(), 1);
+    }
+}

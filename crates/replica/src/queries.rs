@@ -412,3 +412,302 @@ pub(crate) fn fts_query(q: &str) -> Option<String> {
     }
     (!out.is_empty()).then_some(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Catalog;
+    use crate::catalog::tests::{ent, page, up};
+    use crate::error::ReplicaError;
+    use serde_json::json;
+
+    fn load(c: &mut Catalog, entity: &str, rows: Vec<Value>) {
+        let e = ent(entity);
+        let after = c.watermark(e).unwrap().0;
+        c.apply_page(e, &page(entity, after, rows.into_iter().map(up).collect()))
+            .unwrap();
+    }
+
+    fn fixture() -> (tempfile::TempDir, CatalogReader) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Catalog::open(dir.path()).unwrap();
+        load(
+            &mut c,
+            "products",
+            vec![
+                json!({"code": "1", "name": "Café Pilão Tradicional 500g", "unit": "UN", "active": true}),
+                json!({"code": "2", "name": "Cafeteira elétrica", "unit": "UN"}),
+                json!({"code": "3", "name": "Açúcar União 1kg", "unit": "UN"}),
+                json!({"code": "K", "name": "Kit café da manhã", "unit": "UN", "is_kit": true}),
+            ],
+        );
+        load(
+            &mut c,
+            "barcodes",
+            vec![
+                json!({"barcode": "7891000315507", "product_code": "1"}),
+                json!({"barcode": "7896005800010", "product_code": "1", "pack_qty": 12000}),
+            ],
+        );
+        load(
+            &mut c,
+            "prices",
+            vec![
+                json!({"product_code": "1", "price_list": "base", "price": 1999}),
+                json!({"product_code": "1", "price_list": "R1", "price": 1899}),
+                json!({"product_code": "1", "price_list": "L1", "price": 1799, "promo_price": 1499}),
+                json!({"product_code": "2", "price_list": "base", "price": 9900, "promo_price": 8900, "promo_until": "2000-01-01T00:00:00Z"}),
+                json!({"product_code": "3", "price_list": "base", "price": 549, "promo_price": 499, "promo_until": "2999-01-01"}),
+                json!({"product_code": "K", "price_list": "base", "price": 2500}),
+            ],
+        );
+        load(
+            &mut c,
+            "product_taxes",
+            vec![
+                json!({"product_code": "1", "ecf_tribute": "T18", "ncm": "09012100", "icms_rate_bp": 1800}),
+            ],
+        );
+        load(
+            &mut c,
+            "stock",
+            vec![json!({"product_code": "1", "qty": 42000})],
+        );
+        load(
+            &mut c,
+            "kits",
+            vec![
+                json!({"kit_code": "K", "component_code": "1", "qty": 1000}),
+                json!({"kit_code": "K", "component_code": "3", "qty": 2000, "price": 500}),
+            ],
+        );
+        load(
+            &mut c,
+            "cities",
+            vec![
+                json!({"ibge_code": 3550308, "name": "São Paulo", "uf": "SP"}),
+                json!({"ibge_code": 3304557, "name": "Rio de Janeiro", "uf": "RJ"}),
+                json!({"ibge_code": 3509502, "name": "Campinas", "uf": "SP"}),
+            ],
+        );
+        load(
+            &mut c,
+            "parameters",
+            vec![
+                json!({"name": "max_discount_bp", "value": "1000"}),
+                json!({"name": "tef", "value": "on"}),
+            ],
+        );
+        load(
+            &mut c,
+            "promotions",
+            vec![
+                json!({"code": "P1", "name": "Now", "starts_at": "2026-11-01", "ends_at": "2026-11-30", "rule": {"buy": 3, "pay": 2}}),
+                json!({"code": "P2", "name": "Off", "starts_at": "2026-11-01", "ends_at": "2026-11-30", "active": false}),
+                json!({"code": "P3", "name": "Later", "starts_at": "2026-12-01T00:00:00Z", "ends_at": "2026-12-31T00:00:00Z"}),
+            ],
+        );
+        load(
+            &mut c,
+            "omni_orders",
+            vec![
+                json!({"id": "O1", "status": "new", "total": 1000, "items": [{"code": "1"}], "created_at": "2026-11-01T10:00:00Z"}),
+                json!({"id": "O2", "status": "delivered", "total": 1000}),
+            ],
+        );
+        drop(c);
+        let r = CatalogReader::open(dir.path()).unwrap();
+        (dir, r)
+    }
+
+    #[test]
+    fn product_by_barcode_has_everything_to_sell_it() {
+        let (_dir, r) = fixture();
+        let v = r
+            .product_by_barcode("7896005800010", "L1")
+            .unwrap()
+            .unwrap();
+        assert_eq!(v.product["code"], json!("1"));
+        assert_eq!(v.product["active"], json!(true));
+        assert!(!v.product.contains_key("brand"), "NULL columns are omitted");
+        assert_eq!(v.barcodes, vec!["7891000315507", "7896005800010"]);
+        assert_eq!(v.taxes.as_ref().unwrap()["icms_rate_bp"], json!(1800));
+        assert_eq!(v.stock_qty, Some(42000));
+        assert!(v.kit_components.is_empty());
+        assert_eq!(r.product_by_barcode("7891000315514", "L1").unwrap(), None);
+        let k = r.product_by_code("K", "L1").unwrap().unwrap();
+        assert_eq!(k.kit_components.len(), 2);
+        assert_eq!(k.kit_components[1]["price"], json!(500));
+        assert_eq!(k.stock_qty, None);
+        assert_eq!(r.product_by_code("nope", "L1").unwrap(), None);
+    }
+
+    #[test]
+    fn price_list_preference_and_promotions() {
+        let (_dir, r) = fixture();
+        let p = |code: &str, store: &str| {
+            r.product_by_code(code, store)
+                .unwrap()
+                .unwrap()
+                .price
+                .unwrap()
+        };
+        // The store's own list first, with its running promotion.
+        assert_eq!(
+            p("1", "L1"),
+            PriceView {
+                price_list: "L1".into(),
+                price: 1799,
+                promo_price: Some(1499),
+                effective_price: 1499
+            }
+        );
+        // Another store: any other node's list before 'base'.
+        // (the central only sends a store the lists of its place in the hierarchy)
+        assert_ne!(p("1", "L2").price_list, "base");
+        assert_eq!(p("K", "L2").price_list, "base");
+        // Expired promotion: the regular price.
+        assert_eq!(
+            p("2", "L1"),
+            PriceView {
+                price_list: "base".into(),
+                price: 9900,
+                promo_price: None,
+                effective_price: 9900
+            }
+        );
+        // Promotion until a future date.
+        assert_eq!(p("3", "L1").effective_price, 499);
+    }
+
+    #[test]
+    fn search_finds_by_prefix_and_ignores_accents() {
+        let (_dir, r) = fixture();
+        let codes = |q: &str| {
+            r.search_products(q, 10, "L1")
+                .unwrap()
+                .into_iter()
+                .map(|h| h.code)
+                .collect::<Vec<_>>()
+        };
+        let mut cafe = codes("cafe");
+        cafe.sort();
+        assert_eq!(cafe, vec!["1", "2", "K"]);
+        assert_eq!(codes("CAFÉ pil"), vec!["1"]);
+        assert_eq!(codes("acucar"), vec!["3"]);
+        assert_eq!(codes("uniao 1kg"), vec!["3"]);
+        // FTS syntax in user text is just text.
+        assert!(r.search_products("\"cafe* OR NEAR(x) -", 10, "L1").is_ok());
+        assert_eq!(codes("cafe) OR (acucar"), Vec::<String>::new());
+        assert!(codes("   ").is_empty());
+        assert!(codes("xyz").is_empty());
+        let hits = r.search_products("pilao", 0, "L1").unwrap();
+        assert_eq!(
+            hits,
+            vec![ProductHit {
+                code: "1".into(),
+                name: "Café Pilão Tradicional 500g".into(),
+                price: Some(1499)
+            }]
+        );
+    }
+
+    #[test]
+    fn search_follows_updates_and_deletes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Catalog::open(dir.path()).unwrap();
+        load(
+            &mut c,
+            "products",
+            vec![json!({"code": "1", "name": "Feijão preto", "unit": "KG"})],
+        );
+        load(
+            &mut c,
+            "products",
+            vec![json!({"code": "1", "name": "Arroz branco", "unit": "KG"})],
+        );
+        let r = CatalogReader::open(dir.path()).unwrap();
+        assert!(r.search_products("feijao", 10, "L1").unwrap().is_empty());
+        assert_eq!(r.search_products("arroz", 10, "L1").unwrap().len(), 1);
+        let e = ent("products");
+        let after = c.watermark(e).unwrap().0;
+        c.apply_page(
+            e,
+            &page(
+                "products",
+                after,
+                vec![crate::catalog::tests::del(json!({"code": "1"}))],
+            ),
+        )
+        .unwrap();
+        assert!(r.search_products("arroz", 10, "L1").unwrap().is_empty());
+        assert!(c.integrity_check().unwrap().is_empty());
+    }
+
+    #[test]
+    fn list_is_generic_and_refuses_what_is_not_in_the_registry() {
+        let (_dir, r) = fixture();
+        let sp = r.list("cities", Some(("uf", "SP")), 0).unwrap();
+        assert_eq!(
+            sp.iter()
+                .map(|c| c["ibge_code"].as_i64().unwrap())
+                .collect::<Vec<_>>(),
+            vec![3509502, 3550308]
+        );
+        assert_eq!(r.list("cities", None, 2).unwrap().len(), 2);
+        assert_eq!(
+            r.list("cities", Some(("ibge_code", "3304557")), 0).unwrap()[0]["name"],
+            json!("Rio de Janeiro")
+        );
+        assert!(
+            matches!(r.list("cities", Some(("ibge_code", "x")), 0), Err(ReplicaError::Invalid(f)) if f.field == "ibge_code")
+        );
+        assert!(matches!(
+            r.list("cities", Some(("uf = 'SP' OR 1", "x")), 0),
+            Err(ReplicaError::Invalid(_))
+        ));
+        assert!(
+            matches!(r.list("sqlite_master", None, 0), Err(ReplicaError::Invalid(f)) if f.field == "entity")
+        );
+        assert!(
+            matches!(r.list("store_certificate", None, 0), Err(ReplicaError::Invalid(f)) if f.field == "entity")
+        );
+        assert_eq!(
+            r.list("products", Some(("is_kit", "true")), 0)
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn parameters_promotions_and_omni_orders() {
+        let (_dir, r) = fixture();
+        assert_eq!(
+            Value::Object(r.parameters().unwrap()),
+            json!({"max_discount_bp": "1000", "tef": "on"})
+        );
+        let active = r.active_promotions("2026-11-30T23:00:00Z").unwrap();
+        assert_eq!(active.len(), 1);
+        assert_eq!(active[0]["rule"], json!({"buy": 3, "pay": 2}));
+        assert!(
+            r.active_promotions("2026-12-01T00:00:00Z")
+                .unwrap()
+                .iter()
+                .all(|p| p["code"] == "P3")
+        );
+        assert!(r.active_promotions("yesterday").is_err());
+        let omni = r.pending_omni_orders().unwrap();
+        assert_eq!(omni.len(), 1);
+        assert_eq!(omni[0]["items"], json!([{"code": "1"}]));
+    }
+
+    #[test]
+    fn fts_query_quotes_words() {
+        assert_eq!(
+            fts_query("Café  pil-ão").as_deref(),
+            Some("\"Café\"* \"pil\"* \"ão\"*")
+        );
+        assert_eq!(fts_query("\"*()"), None);
+    }
+}
