@@ -1,12 +1,14 @@
 //! lojad: the store agent. One binary: the daemon (`lojad run`) and the
 //! support CLI.
 
+pub mod api;
 pub mod central;
 pub mod config;
 pub mod intake;
 pub mod jobs;
 pub mod scheduler;
 pub mod state;
+pub mod status;
 pub mod tasks;
 
 pub mod cli;

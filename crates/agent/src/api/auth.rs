@@ -1,0 +1,119 @@
+//! Bearer tokens, one per POS terminal (`[pos] tokens` in the config).
+//! The terminal's name goes into the request's tracing span; the token is
+//! never logged.
+
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tracing::Instrument;
+
+use super::ApiState;
+use super::error::ApiError;
+
+/// The terminal a request authenticated as (a request extension).
+#[derive(Debug, Clone)]
+pub struct Terminal(pub String);
+
+/// The configured tokens, kept as bytes for the comparison.
+pub struct Tokens {
+    entries: Vec<(String, Vec<u8>)>,
+}
+
+impl Tokens {
+    pub fn new(tokens: &[crate::config::PosToken]) -> Tokens {
+        Tokens {
+            entries: tokens
+                .iter()
+                .filter(|t| !t.token.is_empty())
+                .map(|t| (t.terminal.clone(), t.token.as_bytes().to_vec()))
+                .collect(),
+        }
+    }
+
+    /// The terminal whose token this is. Compares against every configured
+    /// token in constant time per token (no early exit on the first
+    /// differing byte, nor on the first match).
+    pub fn terminal_for(&self, presented: &[u8]) -> Option<&str> {
+        let mut found = None;
+        for (terminal, token) in &self.entries {
+            if ct_eq(token, presented) && found.is_none() {
+                found = Some(terminal.as_str());
+            }
+        }
+        found
+    }
+}
+
+/// Constant-time equality: the time depends on the lengths only.
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = u8::from(a.len() != b.len());
+    let n = a.len().max(b.len());
+    for i in 0..n {
+        let x = a.get(i).copied().unwrap_or(0);
+        let y = b.get(i).copied().unwrap_or(0xff);
+        diff |= x ^ y;
+    }
+    std::hint::black_box(diff) == 0
+}
+
+/// Route layer of every authenticated route.
+pub async fn require_token(State(st): State<ApiState>, mut req: Request, next: Next) -> Response {
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    let terminal = presented.and_then(|p| st.shared.tokens.terminal_for(p.as_bytes()));
+    match terminal {
+        Some(terminal) => {
+            let terminal = terminal.to_owned();
+            let span = tracing::debug_span!("pos", terminal = %terminal);
+            req.extensions_mut().insert(Terminal(terminal));
+            next.run(req).instrument(span).await
+        }
+        None => {
+            tracing::debug!(path = %req.uri().path(), "POS request without a valid token");
+            ApiError::unauthorized().into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ct_eq_compares_whole_values() {
+        assert!(ct_eq(b"abc", b"abc"));
+        assert!(!ct_eq(b"abc", b"abd"));
+        assert!(!ct_eq(b"abc", b"ab"));
+        assert!(!ct_eq(b"", b"a"));
+        assert!(ct_eq(b"", b""));
+    }
+
+    #[test]
+    fn finds_the_terminal() {
+        let t = Tokens::new(&[
+            crate::config::PosToken {
+                terminal: "PDV01".into(),
+                token: "t1".into(),
+            },
+            crate::config::PosToken {
+                terminal: "PDV02".into(),
+                token: "t2".into(),
+            },
+            crate::config::PosToken {
+                terminal: "EMPTY".into(),
+                token: String::new(),
+            },
+        ]);
+        assert_eq!(t.terminal_for(b"t2"), Some("PDV02"));
+        assert_eq!(t.terminal_for(b"t3"), None);
+        assert_eq!(t.terminal_for(b""), None);
+    }
+}

@@ -1,0 +1,451 @@
+//! Write routes: each takes one store document with a client-chosen UUID
+//! `id`, validates it, and answers only once the outbox has it on disk
+//! (201; 200 with `"duplicate": true` for an id already taken).
+//!
+//! The body is the protocol's document body (`loja_protocol::document`)
+//! with `id` beside its fields. serde's `flatten` and `deny_unknown_fields`
+//! do not combine, so `id` is taken out of the JSON object and the rest is
+//! validated by the protocol type itself, which refuses unknown fields.
+
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use loja_protocol::DocumentKind;
+use loja_protocol::document::{CustomerSignup, json_field_error};
+use loja_replica::{Accepted, NewDocument};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::ApiState;
+use super::auth::Terminal;
+use super::error::{ApiError, code_for, json_response};
+use super::reads::ErrorSchema;
+
+/// Parses and validates a write body; `from_path` are fields the route's
+/// path sets (`sale_id`, `order_id`): the body may repeat them, equal.
+pub fn parse_document(
+    kind: DocumentKind,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    from_path: &[(&str, Value)],
+    terminal: Option<&str>,
+) -> Result<NewDocument, ApiError> {
+    let body = body.map_err(|rej| {
+        let status = rej.status();
+        let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "the body is larger than [pos] max_body_bytes allows".to_owned()
+        } else {
+            rej.body_text()
+        };
+        ApiError::new(status, code_for(status), message)
+    })?;
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as JSON with `Content-Type: application/json`",
+        ));
+    }
+    let value: Value = serde_json::from_slice(&body).map_err(|e| {
+        let status = if e.is_data() {
+            StatusCode::UNPROCESSABLE_ENTITY
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        let fe = json_field_error(&e.to_string());
+        ApiError::new(
+            status,
+            if e.is_data() {
+                "invalid_field"
+            } else {
+                "malformed_json"
+            },
+            fe.message,
+        )
+        .with_field(&fe.field)
+    })?;
+    let Value::Object(mut obj) = value else {
+        return Err(ApiError::field("body", "the body must be a JSON object"));
+    };
+    let id = match obj.remove("id") {
+        None | Some(Value::Null) => {
+            return Err(ApiError::field(
+                "id",
+                "id: is required (a UUID chosen by the POS)",
+            ));
+        }
+        Some(Value::String(s)) => Uuid::parse_str(&s)
+            .map_err(|_| ApiError::field("id", "id: must be a UUID, e.g. 0194b3a2-…"))?,
+        Some(_) => return Err(ApiError::field("id", "id: must be a UUID string")),
+    };
+    for (name, value) in from_path {
+        match obj.get(*name) {
+            Some(v) if v != value => {
+                return Err(ApiError::field(
+                    name,
+                    format!("{name}: differs from the one in the path"),
+                ));
+            }
+            _ => {
+                obj.insert((*name).to_owned(), value.clone());
+            }
+        }
+    }
+    if let Some(t) = terminal
+        && matches!(kind, DocumentKind::Customer | DocumentKind::OmniOrderStatus)
+        && !obj.contains_key("register")
+    {
+        obj.insert("register".into(), Value::String(t.to_owned()));
+    }
+    let body = Value::Object(obj);
+    // The protocol's checks run on every write before the outbox sees it; a
+    // panic there (an arithmetic overflow in a body's totals) must cost this
+    // request only, never the outbox writer thread.
+    let checked =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| kind.validate_body(&body)));
+    match checked {
+        Ok(Ok(_register)) => Ok(NewDocument { id, kind, body }),
+        Ok(Err(fe)) => Err(fe.into()),
+        Err(_) => Err(ApiError::field(
+            "body",
+            "numbers out of range (the totals overflow)",
+        )),
+    }
+}
+
+/// Puts a parsed document into the outbox and answers.
+async fn submit(st: &ApiState, doc: NewDocument) -> Result<(Accepted, Response), ApiError> {
+    let accepted = st
+        .app
+        .intake
+        .submit(doc)
+        .await
+        .map_err(|e| ApiError::intake(&e))?;
+    if !accepted.duplicate {
+        st.app.upload_wake.notify_one();
+    }
+    let status = if accepted.duplicate {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    let response = json_response(status, &accepted);
+    Ok((accepted, response))
+}
+
+async fn write(
+    st: &ApiState,
+    kind: DocumentKind,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    from_path: &[(&str, Value)],
+    terminal: &Terminal,
+) -> Result<Response, ApiError> {
+    let doc = parse_document(kind, headers, body, from_path, Some(&terminal.0))?;
+    Ok(submit(st, doc).await?.1)
+}
+
+fn path_uuid(field: &str, s: &str) -> Result<Value, ApiError> {
+    Uuid::parse_str(s)
+        .map(|u| Value::String(u.to_string()))
+        .map_err(|_| ApiError::field(field, format!("{field}: the path must carry a UUID")))
+}
+
+macro_rules! doc_route {
+    ($name:ident, $path:tt, $kind:expr, $schema:tt, $example:ident, $doc:tt) => {
+        #[doc = $doc]
+        #[utoipa::path(post, path = $path, tag = "documents", security(("bearer" = [])),
+            request_body(content = Object, description = $schema, example = examples::$example),
+            responses((status = 201, description = "Stored durably in the outbox", body = Accepted),
+                      (status = 200, description = "This id was taken already: the first document stands", body = Accepted),
+                      (status = 400, description = "Malformed JSON", body = ErrorSchema),
+                      (status = 401, description = "No or unknown token", body = ErrorSchema),
+                      (status = 413, description = "Body over [pos] max_body_bytes", body = ErrorSchema),
+                      (status = 415, description = "Not `application/json`", body = ErrorSchema),
+                      (status = 422, description = "Invalid: `field` names it", body = ErrorSchema),
+                      (status = 503, description = "Outbox read-only or stopped: NOT accepted, retry", body = ErrorSchema),
+                      (status = 507, description = "Disk full: NOT accepted, retry", body = ErrorSchema)))]
+        pub async fn $name(
+            State(st): State<ApiState>,
+            Extension(terminal): Extension<Terminal>,
+            headers: HeaderMap,
+            body: Result<Bytes, BytesRejection>,
+        ) -> Result<Response, ApiError> {
+            write(&st, $kind, &headers, body, &[], &terminal).await
+        }
+    };
+}
+
+doc_route!(
+    cash_open,
+    "/v1/cash/open",
+    DocumentKind::CashOpen,
+    "`id` (UUID) + loja_protocol::document::CashOpen",
+    cash_open,
+    "Opens a cash session (abertura de caixa); its `id` is the session id later documents name."
+);
+doc_route!(
+    cash_movement,
+    "/v1/cash/movements",
+    DocumentKind::CashMovement,
+    "`id` (UUID) + loja_protocol::document::CashMovement",
+    cash_movement,
+    "Cash put into (suprimento) or taken out of (sangria) the drawer."
+);
+doc_route!(
+    cash_close,
+    "/v1/cash/close",
+    DocumentKind::CashClose,
+    "`id` (UUID) + loja_protocol::document::CashClose",
+    cash_close,
+    "Closes a cash session (fechamento de caixa)."
+);
+doc_route!(
+    sale,
+    "/v1/sales",
+    DocumentKind::Sale,
+    "`id` (UUID) + loja_protocol::document::Sale: items, discounts, payments, optional signed XML",
+    sale,
+    "A sale. Totals must add up: item total = round(qty × unit_price / 1000) − discount + addition; sale total = Σ items − discount + addition = Σ payments − change."
+);
+doc_route!(
+    reducao_z,
+    "/v1/fiscal/reducao-z",
+    DocumentKind::ReducaoZ,
+    "`id` (UUID) + loja_protocol::document::ReducaoZ",
+    reducao_z,
+    "The day's Redução Z of a register."
+);
+
+/// A customer sign-up (or update). Stored in the outbox as a `customer`
+/// document and written into the replica at once, so the lookup by CPF/CNPJ
+/// finds the customer before the central has it.
+#[utoipa::path(post, path = "/v1/customers", tag = "customers", security(("bearer" = [])),
+    request_body(content = Object, description = "`id` (UUID) + loja_protocol::document::CustomerSignup", example = examples::customer),
+    responses((status = 201, description = "Stored durably in the outbox", body = Accepted),
+              (status = 200, description = "This id was taken already", body = Accepted),
+              (status = 400, description = "Malformed JSON", body = ErrorSchema),
+              (status = 401, description = "No or unknown token", body = ErrorSchema),
+              (status = 413, description = "Body over [pos] max_body_bytes", body = ErrorSchema),
+              (status = 422, description = "Invalid: `field` names it", body = ErrorSchema),
+              (status = 503, description = "Outbox read-only or stopped: NOT accepted", body = ErrorSchema),
+              (status = 507, description = "Disk full: NOT accepted", body = ErrorSchema)))]
+pub async fn customer(
+    State(st): State<ApiState>,
+    Extension(terminal): Extension<Terminal>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let doc = parse_document(
+        DocumentKind::Customer,
+        &headers,
+        body,
+        &[],
+        Some(&terminal.0),
+    )?;
+    let signup: Option<CustomerSignup> = serde_json::from_value(doc.body.clone()).ok();
+    let (accepted, response) = submit(&st, doc).await?;
+    if !accepted.duplicate
+        && let Some(signup) = signup
+    {
+        // The document is durable already; the local row is a convenience
+        // for lookups until the central's version arrives. A download job
+        // may hold the replica writer for a moment: wait a little, and let
+        // the write finish on its own past that.
+        let catalog = st.app.catalog.clone();
+        let row = customer_row(&signup);
+        let task = tokio::task::spawn_blocking(move || {
+            let Some(entity) = loja_protocol::entity_named("customers") else {
+                return;
+            };
+            let mut c = catalog.lock().unwrap_or_else(|p| p.into_inner());
+            if let Err(e) = c.upsert_local(entity, &row) {
+                tracing::warn!(error = %e, "customer sign-up not written to the replica (it is in the outbox)");
+            }
+        });
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), task).await;
+    }
+    Ok(response)
+}
+
+/// The replica row (`customers` registry columns) of a sign-up.
+pub fn customer_row(s: &CustomerSignup) -> Map<String, Value> {
+    let mut row = Map::new();
+    row.insert("document".into(), s.document.clone().into());
+    row.insert("name".into(), s.name.clone().into());
+    let opt = |row: &mut Map<String, Value>, k: &str, v: &Option<String>| {
+        if let Some(v) = v {
+            row.insert(k.into(), v.clone().into());
+        }
+    };
+    opt(&mut row, "email", &s.email);
+    opt(&mut row, "phone", &s.phone);
+    opt(&mut row, "birth_date", &s.birth_date);
+    opt(&mut row, "uf", &s.uf);
+    if let Some(c) = s.city_ibge_code {
+        row.insert("city_ibge_code".into(), c.into());
+    }
+    row.insert("lgpd_consent".into(), s.lgpd_consent.into());
+    row.insert(
+        "updated_at".into(),
+        loja_protocol::time::now_rfc3339().into(),
+    );
+    row
+}
+
+/// A payment added to a sale after it was posted (e.g. a TEF approval that
+/// came late). `sale_id` comes from the path.
+#[utoipa::path(post, path = "/v1/sales/{id}/payments", tag = "documents", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The sale's document id (UUID)")),
+    request_body(content = Object, description = "`id` (UUID of this payment document) + loja_protocol::document::SalePayment without `sale_id`", example = examples::sale_payment),
+    responses((status = 201, description = "Stored durably in the outbox", body = Accepted),
+              (status = 200, description = "This id was taken already", body = Accepted),
+              (status = 401, description = "No or unknown token", body = ErrorSchema),
+              (status = 413, description = "Body over [pos] max_body_bytes", body = ErrorSchema),
+              (status = 422, description = "Invalid: `field` names it", body = ErrorSchema),
+              (status = 507, description = "Disk full: NOT accepted", body = ErrorSchema)))]
+pub async fn sale_payment(
+    State(st): State<ApiState>,
+    Extension(terminal): Extension<Terminal>,
+    Path(sale_id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let sale_id = path_uuid("sale_id", &sale_id)?;
+    write(
+        &st,
+        DocumentKind::SalePayment,
+        &headers,
+        body,
+        &[("sale_id", sale_id)],
+        &terminal,
+    )
+    .await
+}
+
+/// The signed NFC-e/SAT XML of a sale, kept byte-for-byte. `sale_id` comes
+/// from the path.
+#[utoipa::path(post, path = "/v1/sales/{id}/xml", tag = "documents", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The sale's document id (UUID)")),
+    request_body(content = Object, description = "`id` (UUID of this XML document) + `register`, `access_key` (44 digits), `xml` (the signed XML as a JSON string)", example = examples::sale_xml),
+    responses((status = 201, description = "Stored durably in the outbox", body = Accepted),
+              (status = 200, description = "This id was taken already", body = Accepted),
+              (status = 401, description = "No or unknown token", body = ErrorSchema),
+              (status = 413, description = "Body over [pos] max_body_bytes", body = ErrorSchema),
+              (status = 422, description = "Invalid: `field` names it", body = ErrorSchema),
+              (status = 507, description = "Disk full: NOT accepted", body = ErrorSchema)))]
+pub async fn sale_xml(
+    State(st): State<ApiState>,
+    Extension(terminal): Extension<Terminal>,
+    Path(sale_id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let sale_id = path_uuid("sale_id", &sale_id)?;
+    write(
+        &st,
+        DocumentKind::SaleXml,
+        &headers,
+        body,
+        &[("sale_id", sale_id)],
+        &terminal,
+    )
+    .await
+}
+
+/// A status change of an omni-channel order (picking, ready, delivered,
+/// cancelled). `order_id` comes from the path.
+#[utoipa::path(post, path = "/v1/omni-orders/{id}/status", tag = "omni", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The order id")),
+    request_body(content = Object, description = "`id` (UUID of this event) + loja_protocol::document::OmniOrderStatus without `order_id`", example = examples::omni_status),
+    responses((status = 201, description = "Stored durably in the outbox", body = Accepted),
+              (status = 200, description = "This id was taken already", body = Accepted),
+              (status = 401, description = "No or unknown token", body = ErrorSchema),
+              (status = 413, description = "Body over [pos] max_body_bytes", body = ErrorSchema),
+              (status = 422, description = "Invalid: `field` names it", body = ErrorSchema),
+              (status = 507, description = "Disk full: NOT accepted", body = ErrorSchema)))]
+pub async fn omni_status(
+    State(st): State<ApiState>,
+    Extension(terminal): Extension<Terminal>,
+    Path(order_id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    if order_id.trim().is_empty() {
+        return Err(ApiError::field("order_id", "order_id: must not be empty"));
+    }
+    write(
+        &st,
+        DocumentKind::OmniOrderStatus,
+        &headers,
+        body,
+        &[("order_id", Value::String(order_id))],
+        &terminal,
+    )
+    .await
+}
+
+/// Example bodies: shown in the OpenAPI document and posted by the tests,
+/// so the examples are known to be accepted.
+pub mod examples {
+    use serde_json::{Value, json};
+
+    pub const SESSION: &str = "01940000-0000-7000-8000-000000000001";
+    pub const SALE: &str = "01940000-0000-7000-8000-000000000002";
+
+    pub fn cash_open() -> Value {
+        json!({"id": SESSION, "register": "PDV01", "operator": "001", "opening_amount": 10000,
+               "opened_at": "2026-11-26T08:00:00Z"})
+    }
+    pub fn cash_movement() -> Value {
+        json!({"id": "01940000-0000-7000-8000-000000000003", "register": "PDV01", "session_id": SESSION,
+               "kind": "withdrawal", "amount": 5000, "reason": "sangria", "at": "2026-11-26T12:00:00Z"})
+    }
+    pub fn sale() -> Value {
+        json!({"id": SALE, "register": "PDV01", "session_id": SESSION, "number": 1, "operator": "001",
+               "items": [
+                   {"product_code": "1", "barcode": "7891000315507", "qty": 1500, "unit_price": 999, "total": 1499},
+                   {"product_code": "2", "qty": 1000, "unit_price": 500, "discount": 50, "total": 450}
+               ],
+               "discount": 49, "total": 1900,
+               "payments": [{"method": "CASH", "amount": 2000}], "change": 100,
+               "sold_at": "2026-11-26T12:00:00Z"})
+    }
+    pub fn sale_payment() -> Value {
+        json!({"id": "01940000-0000-7000-8000-000000000004", "register": "PDV01",
+               "payment": {"method": "TEF", "amount": 1900, "authorization": "123456"},
+               "at": "2026-11-26T12:01:00Z"})
+    }
+    pub fn sale_xml() -> Value {
+        json!({"id": "01940000-0000-7000-8000-000000000005", "register": "PDV01",
+               "access_key": "35261112345678000190650010000000011000000010",
+               "xml": "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<nfeProc versao=\"4.00\"><NFe>…</NFe></nfeProc>\r\n"})
+    }
+    pub fn cash_close() -> Value {
+        json!({"id": "01940000-0000-7000-8000-000000000006", "register": "PDV01", "session_id": SESSION,
+               "operator": "001", "counted_amount": 7000,
+               "totals": [{"method": "CASH", "amount": 2000}], "closed_at": "2026-11-26T20:00:00Z"})
+    }
+    pub fn reducao_z() -> Value {
+        json!({"id": "01940000-0000-7000-8000-000000000007", "register": "PDV01", "date": "2026-11-26",
+               "crz": 1, "coo_start": 1, "coo_end": 1, "gross_total": 1949, "discounts": 49,
+               "net_total": 1900, "totals": [{"method": "CASH", "amount": 1900}]})
+    }
+    pub fn customer() -> Value {
+        json!({"id": "01940000-0000-7000-8000-000000000008", "document": "52998224725",
+               "name": "Maria da Silva", "email": "maria@example.com", "uf": "SP",
+               "lgpd_consent": true, "lgpd_letter_version": 1, "register": "PDV01"})
+    }
+    pub fn omni_status() -> Value {
+        json!({"id": "01940000-0000-7000-8000-000000000009", "status": "ready",
+               "at": "2026-11-26T12:30:00Z", "register": "PDV01"})
+    }
+}

@@ -1,0 +1,591 @@
+//! Sync health, one report for every view of it: `GET /v1/status`, the
+//! status page (`/`, `/status.json`), `/metrics` and `lojad status`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use loja_replica::{Catalog, JobState, Journal, Outbox, OutboxStats, TicketFilter, TicketSummary};
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::state::AppState;
+
+/// The whole report.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct StatusReport {
+    /// lojad's version.
+    pub version: String,
+    pub store_id: String,
+    /// When this report was taken (RFC 3339, UTC).
+    pub generated_at: String,
+    /// `daemon` (the running service's view) or `files` (read from the data
+    /// dir by `lojad status`; the daemon may or may not be running).
+    pub source: String,
+    /// Seconds since the daemon started (daemon view only).
+    pub uptime_secs: Option<u64>,
+    /// One row per job (task), by code.
+    pub jobs: Vec<JobStatus>,
+    pub outbox: OutboxStats,
+    /// Failed exchanges with the central (tickets) in the last 24 hours.
+    pub failed_tickets: u64,
+    /// The last few of them, newest first.
+    pub recent_failed_tickets: Vec<FailedTicket>,
+    /// Rows per replica entity, registry order.
+    pub replica_counts: Vec<ReplicaCount>,
+    /// When the counts were taken: older than the report while a download
+    /// job holds the replica writer.
+    pub replica_counts_at: Option<String>,
+    /// What could not be read this time (the report is partial).
+    pub warnings: Vec<String>,
+}
+
+/// One job's switch, last run and next run.
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+pub struct JobStatus {
+    /// Module code, e.g. `PRC`.
+    pub code: String,
+    /// Entity (download jobs), `documents` (upload) or `maintenance`.
+    pub subject: String,
+    /// The integration switch.
+    pub enabled: bool,
+    pub last_run_at: Option<String>,
+    /// `ok`, `failed`, `disabled` or `held`.
+    pub last_outcome: Option<String>,
+    pub last_rows: Option<u64>,
+    pub last_duration_ms: Option<u64>,
+    pub last_message: Option<String>,
+    pub last_ok_at: Option<String>,
+    pub next_run_at: Option<String>,
+    pub running: bool,
+    pub consecutive_failures: u32,
+    /// The entity's feed watermark (download jobs).
+    pub watermark: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct FailedTicket {
+    pub id: i64,
+    pub created_at: String,
+    /// `feed` or `upload`.
+    pub kind: String,
+    pub subject: String,
+    pub http_status: Option<u16>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ReplicaCount {
+    pub entity: String,
+    pub rows: u64,
+}
+
+const RECENT_FAILED: usize = 5;
+/// Replica counts are re-counted at most this often (COUNT(*) over a
+/// million rows is tens of milliseconds, under the replica writer's lock).
+const COUNTS_MAX_AGE: Duration = Duration::from_secs(5);
+/// How long the report waits for a part (outbox writer, journal) before
+/// leaving it out with a warning.
+const PART_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The running daemon's view: schedule (next runs, running now) from the
+/// scheduler, outbox stats from the outbox writer, the journal, and the
+/// replica's counts and watermarks (the last ones taken when a download job
+/// holds the replica writer right now).
+pub async fn collect(state: &AppState) -> anyhow::Result<StatusReport> {
+    let mut warnings = Vec::new();
+
+    let journal = state.journal.clone();
+    let journal_part = tokio::time::timeout(
+        PART_TIMEOUT,
+        tokio::task::spawn_blocking(move || {
+            let j = journal.lock().unwrap_or_else(|p| p.into_inner());
+            journal_part(&j)
+        }),
+    )
+    .await;
+    let (job_states, failed) = match journal_part {
+        Ok(Ok(Ok(part))) => part,
+        Ok(Ok(Err(e))) => {
+            warnings.push(format!("journal: {e:#}"));
+            (Vec::new(), (0, Vec::new()))
+        }
+        Ok(Err(e)) => {
+            warnings.push(format!("journal: {e}"));
+            (Vec::new(), (0, Vec::new()))
+        }
+        Err(_) => {
+            warnings.push("journal: busy, not read this time".into());
+            (Vec::new(), (0, Vec::new()))
+        }
+    };
+
+    let outbox =
+        match tokio::time::timeout(PART_TIMEOUT, state.intake.with_outbox(|o| o.stats())).await {
+            Ok(Ok(Ok(stats))) => stats,
+            Ok(Ok(Err(e))) => {
+                warnings.push(format!("outbox: {e}"));
+                OutboxStats::default()
+            }
+            Ok(Err(e)) => {
+                warnings.push(format!("outbox: {e}"));
+                OutboxStats::default()
+            }
+            Err(_) => {
+                warnings.push("outbox: the writer is busy, not read this time".into());
+                OutboxStats::default()
+            }
+        };
+
+    let catalog = state.catalog.clone();
+    let dir = state.config.store.data_dir.clone();
+    let snapshot = tokio::task::spawn_blocking(move || replica_snapshot(&dir, &catalog))
+        .await
+        .unwrap_or_else(|e| Err(anyhow::anyhow!("{e}")));
+    let snapshot = match snapshot {
+        Ok(s) => s,
+        Err(e) => {
+            warnings.push(format!("replica: {e:#}"));
+            None
+        }
+    };
+    if snapshot.is_none() {
+        warnings.push("replica: a download job is applying; counts shown once it commits".into());
+    }
+
+    let schedule: Vec<crate::scheduler::JobSchedule> = state
+        .schedule
+        .inner
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .values()
+        .cloned()
+        .collect();
+
+    let jobs = merge_jobs(&schedule, &job_states, snapshot.as_deref());
+    let (counts, counts_at) = match &snapshot {
+        Some(s) => (s.counts.clone(), Some(s.taken_at.clone())),
+        None => (Vec::new(), None),
+    };
+    Ok(StatusReport {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        store_id: state.config.store.id.clone(),
+        generated_at: loja_protocol::time::now_rfc3339(),
+        source: "daemon".into(),
+        uptime_secs: Some(state.started_at.elapsed().as_secs()),
+        jobs,
+        outbox,
+        failed_tickets: failed.0,
+        recent_failed_tickets: failed.1,
+        replica_counts: counts,
+        replica_counts_at: counts_at,
+        warnings,
+    })
+}
+
+/// `lojad status` without asking the daemon: opens the data dir's three
+/// databases directly (WAL: safe beside a running daemon). Next runs are
+/// estimated from each job's last run and its task's interval.
+pub fn collect_offline(config: &Config) -> anyhow::Result<StatusReport> {
+    let dir = &config.store.data_dir;
+    for file in ["replica.db", "outbox.db", "journal.db"] {
+        let path = dir.join(file);
+        if !path.exists() {
+            anyhow::bail!(
+                "{} does not exist: this data dir was never initialized (run `lojad init`, or check [store] data_dir)",
+                path.display()
+            );
+        }
+    }
+    let mut warnings = Vec::new();
+    let journal =
+        Journal::open(dir).with_context(|| format!("opening the journal in {}", dir.display()))?;
+    let (job_states, failed) = journal_part(&journal)?;
+    let outbox = Outbox::open(dir)
+        .and_then(|o| o.stats())
+        .with_context(|| format!("reading the outbox in {}", dir.display()))?;
+    let catalog =
+        Catalog::open(dir).with_context(|| format!("opening the replica in {}", dir.display()))?;
+    let counts: Vec<ReplicaCount> = catalog
+        .row_counts()?
+        .into_iter()
+        .map(|(entity, rows)| ReplicaCount {
+            entity: entity.to_owned(),
+            rows,
+        })
+        .collect();
+    let watermarks = catalog.watermarks()?;
+    let snapshot = ReplicaSnapshot {
+        counts,
+        watermarks: watermarks
+            .into_iter()
+            .map(|(e, w)| (e.to_owned(), w.0))
+            .collect(),
+        taken_at: loja_protocol::time::now_rfc3339(),
+        taken: Instant::now(),
+    };
+    let schedule = estimated_schedule(config, &job_states, &mut warnings);
+    let jobs = merge_jobs(&schedule, &job_states, Some(&snapshot));
+    Ok(StatusReport {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        store_id: config.store.id.clone(),
+        generated_at: loja_protocol::time::now_rfc3339(),
+        source: "files".into(),
+        uptime_secs: None,
+        jobs,
+        outbox,
+        failed_tickets: failed.0,
+        recent_failed_tickets: failed.1,
+        replica_counts: snapshot.counts,
+        replica_counts_at: Some(snapshot.taken_at),
+        warnings,
+    })
+}
+
+/// Without the scheduler: the task list (when it loads) gives each job its
+/// subject; next runs stay unknown here (the scheduler owns them).
+fn estimated_schedule(
+    _config: &Config,
+    _states: &[JobState],
+    _warnings: &mut Vec<String>,
+) -> Vec<crate::scheduler::JobSchedule> {
+    Vec::new()
+}
+
+type FailedPart = (u64, Vec<FailedTicket>);
+
+fn journal_part(journal: &Journal) -> anyhow::Result<(Vec<JobState>, FailedPart)> {
+    let states = journal.job_states().context("reading job states")?;
+    let since =
+        loja_protocol::time::format(time::OffsetDateTime::now_utc() - time::Duration::hours(24));
+    let failed = journal
+        .tickets(&TicketFilter {
+            failed_only: true,
+            kind: None,
+            since: Some(since),
+            limit: 10_000,
+        })
+        .context("reading failed tickets")?;
+    let recent = failed
+        .iter()
+        .take(RECENT_FAILED)
+        .map(failed_ticket)
+        .collect();
+    Ok((states, (failed.len() as u64, recent)))
+}
+
+fn failed_ticket(t: &TicketSummary) -> FailedTicket {
+    FailedTicket {
+        id: t.id,
+        created_at: t.created_at.clone(),
+        kind: serde_plain(&t.kind),
+        subject: t.subject.clone(),
+        http_status: t.http_status,
+        error: t.error.clone(),
+    }
+}
+
+/// A unit enum's serde name (`"ok"`, `"feed"`).
+fn serde_plain<T: Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => String::new(),
+    }
+}
+
+struct ReplicaSnapshot {
+    counts: Vec<ReplicaCount>,
+    watermarks: HashMap<String, u64>,
+    taken_at: String,
+    taken: Instant,
+}
+
+type SnapshotCache = Mutex<HashMap<PathBuf, Arc<ReplicaSnapshot>>>;
+
+fn snapshot_cache() -> &'static SnapshotCache {
+    static CACHE: OnceLock<SnapshotCache> = OnceLock::new();
+    CACHE.get_or_init(Default::default)
+}
+
+/// Counts and watermarks, recounted when older than [`COUNTS_MAX_AGE`] and
+/// the replica writer is free; else the last ones (None if never taken).
+fn replica_snapshot(
+    dir: &Path,
+    catalog: &Mutex<Catalog>,
+) -> anyhow::Result<Option<Arc<ReplicaSnapshot>>> {
+    let cached = snapshot_cache()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(dir)
+        .cloned();
+    if let Some(s) = &cached
+        && s.taken.elapsed() < COUNTS_MAX_AGE
+    {
+        return Ok(cached);
+    }
+    let guard = match catalog.try_lock() {
+        Ok(g) => g,
+        Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => return Ok(cached),
+    };
+    let counts = guard
+        .row_counts()
+        .context("counting replica rows")?
+        .into_iter()
+        .map(|(entity, rows)| ReplicaCount {
+            entity: entity.to_owned(),
+            rows,
+        })
+        .collect();
+    let watermarks = guard.watermarks().context("reading watermarks")?;
+    drop(guard);
+    let snapshot = Arc::new(ReplicaSnapshot {
+        counts,
+        watermarks: watermarks
+            .into_iter()
+            .map(|(e, w)| (e.to_owned(), w.0))
+            .collect(),
+        taken_at: loja_protocol::time::now_rfc3339(),
+        taken: Instant::now(),
+    });
+    snapshot_cache()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(dir.to_path_buf(), snapshot.clone());
+    Ok(Some(snapshot))
+}
+
+fn merge_jobs(
+    schedule: &[crate::scheduler::JobSchedule],
+    states: &[JobState],
+    replica: Option<&ReplicaSnapshot>,
+) -> Vec<JobStatus> {
+    let mut jobs: BTreeMap<String, JobStatus> = BTreeMap::new();
+    for s in schedule {
+        let j = jobs.entry(s.code.clone()).or_insert_with(|| JobStatus {
+            code: s.code.clone(),
+            enabled: true,
+            ..JobStatus::default()
+        });
+        j.subject = s.subject.clone();
+        j.next_run_at = s.next_run_at.clone();
+        j.running = s.running;
+        j.consecutive_failures = s.consecutive_failures;
+    }
+    for st in states {
+        let j = jobs.entry(st.code.clone()).or_insert_with(|| JobStatus {
+            code: st.code.clone(),
+            ..JobStatus::default()
+        });
+        j.enabled = st.enabled;
+        j.last_ok_at = st.last_ok_at.clone();
+        if let Some(run) = &st.last_run {
+            if j.subject.is_empty() {
+                j.subject = run.subject.clone();
+            }
+            j.last_run_at = Some(run.started_at.clone());
+            j.last_outcome = Some(serde_plain(&run.outcome));
+            j.last_rows = Some(run.rows);
+            j.last_duration_ms = Some(run.duration_ms);
+            j.last_message = run.message.clone();
+        }
+    }
+    if let Some(r) = replica {
+        for j in jobs.values_mut() {
+            j.watermark = r.watermarks.get(&j.subject).copied();
+        }
+    }
+    jobs.into_values().collect()
+}
+
+/// The report as a readable table for the CLI.
+pub fn render_text(r: &StatusReport) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let up = r
+        .uptime_secs
+        .map(|s| format!(", up {}", human_secs(s)))
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "lojad {} - store {} ({} view{up}) at {}",
+        r.version, r.store_id, r.source, r.generated_at
+    );
+    let oldest = match (
+        &r.outbox.oldest_pending_at,
+        r.outbox.oldest_pending_age_secs,
+    ) {
+        (Some(at), Some(age)) => format!(", oldest {at} ({} ago)", human_secs(age)),
+        (Some(at), None) => format!(", oldest {at}"),
+        _ => String::new(),
+    };
+    let _ = writeln!(
+        out,
+        "Outbox: {} pending{oldest}, {} failed, {} delivered",
+        r.outbox.pending, r.outbox.failed, r.outbox.delivered
+    );
+    let _ = writeln!(out, "Failed tickets (24 h): {}", r.failed_tickets);
+    for t in &r.recent_failed_tickets {
+        let _ = writeln!(
+            out,
+            "  #{} {} {} {}: {}",
+            t.id,
+            t.created_at,
+            t.kind,
+            t.subject,
+            t.error.as_deref().unwrap_or("-")
+        );
+    }
+    out.push('\n');
+    let header = [
+        "JOB",
+        "SUBJECT",
+        "ON",
+        "LAST RUN",
+        "OUTCOME",
+        "ROWS",
+        "MS",
+        "NEXT RUN",
+        "WATERMARK",
+        "MESSAGE",
+    ];
+    let rows: Vec<[String; 10]> = r
+        .jobs
+        .iter()
+        .map(|j| {
+            let outcome = match (&j.last_outcome, j.running) {
+                (_, true) => "running".to_owned(),
+                (Some(o), false) => o.clone(),
+                (None, false) => "-".to_owned(),
+            };
+            [
+                j.code.clone(),
+                j.subject.clone(),
+                if j.enabled { "yes" } else { "no" }.to_owned(),
+                j.last_run_at.clone().unwrap_or_else(|| "never".into()),
+                outcome,
+                j.last_rows.map_or("-".into(), |n| n.to_string()),
+                j.last_duration_ms.map_or("-".into(), |n| n.to_string()),
+                j.next_run_at.clone().unwrap_or_else(|| "-".into()),
+                j.watermark.map_or("-".into(), |n| n.to_string()),
+                j.last_message
+                    .clone()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(60)
+                    .collect(),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        out.push_str("Jobs: none has run yet\n");
+    } else {
+        write_table(&mut out, &header, &rows);
+    }
+    out.push('\n');
+    if r.replica_counts.is_empty() {
+        out.push_str("Replica: counts not available\n");
+    } else {
+        let at = r
+            .replica_counts_at
+            .as_deref()
+            .map(|a| format!(" (at {a})"))
+            .unwrap_or_default();
+        let _ = writeln!(out, "Replica rows{at}:");
+        let rows: Vec<[String; 2]> = r
+            .replica_counts
+            .iter()
+            .map(|c| [c.entity.clone(), c.rows.to_string()])
+            .collect();
+        write_table(&mut out, &["ENTITY", "ROWS"], &rows);
+    }
+    for w in &r.warnings {
+        let _ = writeln!(out, "warning: {w}");
+    }
+    out
+}
+
+fn write_table<const N: usize>(out: &mut String, header: &[&str; N], rows: &[[String; N]]) {
+    let mut widths = header.map(|h| h.chars().count());
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            if i + 1 == N {
+                s.push_str(cell);
+            } else {
+                s.push_str(cell);
+                s.extend(std::iter::repeat_n(' ', w - cell.chars().count() + 2));
+            }
+        }
+        out.push_str(s.trim_end());
+        out.push('\n');
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
+fn human_secs(s: u64) -> String {
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        3600..86400 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d{:02}h", s / 86400, (s % 86400) / 3600),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_a_table() {
+        let r = StatusReport {
+            version: "0.1.0".into(),
+            store_id: "0042".into(),
+            generated_at: "2026-11-26T12:00:00Z".into(),
+            source: "daemon".into(),
+            uptime_secs: Some(3725),
+            jobs: vec![JobStatus {
+                code: "PRC".into(),
+                subject: "prices".into(),
+                enabled: true,
+                last_run_at: Some("2026-11-26T11:59:00Z".into()),
+                last_outcome: Some("ok".into()),
+                last_rows: Some(12),
+                last_duration_ms: Some(40),
+                watermark: Some(99),
+                ..JobStatus::default()
+            }],
+            outbox: OutboxStats {
+                pending: 2,
+                ..OutboxStats::default()
+            },
+            failed_tickets: 0,
+            recent_failed_tickets: vec![],
+            replica_counts: vec![ReplicaCount {
+                entity: "prices".into(),
+                rows: 12,
+            }],
+            replica_counts_at: None,
+            warnings: vec![],
+        };
+        let text = render_text(&r);
+        assert!(text.contains("up 1h02m"), "{text}");
+        assert!(text.contains("Outbox: 2 pending"), "{text}");
+        let line = text.lines().find(|l| l.starts_with("PRC")).unwrap();
+        assert!(
+            line.contains("prices") && line.contains("ok") && line.contains("99"),
+            "{line}"
+        );
+    }
+}
