@@ -12,21 +12,6 @@ use serde::Serialize;
 
 use crate::config::{self, Config, ConfigError, Override};
 
-/// Calls into the daemon and status modules (written beside this one).
-pub(crate) mod wiring {
-    use crate::config::Config;
-
-    pub struct Daemon {
-        pub pos_addr: std::net::SocketAddr,
-    }
-    impl Daemon {
-        pub async fn shutdown(self) {}
-    }
-    pub async fn start(_config: Config) -> anyhow::Result<Daemon> {
-        anyhow::bail!("the daemon is not built yet")
-    }
-}
-
 /// Exit codes scripts can rely on.
 pub mod exit {
     /// Done.
@@ -135,7 +120,7 @@ pub enum Command {
     /// Install or control the OS service (systemd unit / Windows service).
     #[command(
         subcommand,
-        after_help = "Example:\n  sudo lojad --config /etc/loja/lojad.toml service install\n  lojad service status\n  lojad service install --root /tmp/pkgroot   # only render the unit"
+        after_help = "Example:\n  lojad service status\n  sudo lojad --config /etc/loja/lojad.toml service install\n  lojad service install --root /tmp/pkgroot   # only render the unit"
     )]
     Service(ServiceCmd),
     /// Verify a signed lojad release and install it in place of this binary.
@@ -277,7 +262,7 @@ pub enum ConfigCmd {
 pub enum ServiceCmd {
     /// Install and start the service (Linux: systemd unit; Windows: SCM service).
     #[command(
-        after_help = "Example:\n  sudo lojad --config /etc/loja/lojad.toml service install\n  lojad --config /etc/loja/lojad.toml service install --root /tmp/pkgroot --binary /usr/local/bin/lojad"
+        after_help = "Example:\n  lojad --config /etc/loja/lojad.toml service install      # as root (sudo)\n  lojad --config /etc/loja/lojad.toml service install --root /tmp/pkgroot --binary /usr/local/bin/lojad"
     )]
     Install {
         /// Render the unit under this root instead of / (no systemctl calls).
@@ -294,16 +279,16 @@ pub enum ServiceCmd {
         no_start: bool,
     },
     /// Stop and remove the service (config and data are kept).
-    #[command(after_help = "Example:\n  sudo lojad service uninstall")]
+    #[command(after_help = "Example:\n  lojad service uninstall      # as root (sudo)")]
     Uninstall {
         #[arg(long, value_name = "DIR")]
         root: Option<PathBuf>,
     },
     /// Start the service.
-    #[command(after_help = "Example:\n  sudo lojad service start")]
+    #[command(after_help = "Example:\n  lojad service start          # as root (sudo)")]
     Start,
     /// Stop the service (graceful: the current transaction finishes).
-    #[command(after_help = "Example:\n  sudo lojad service stop")]
+    #[command(after_help = "Example:\n  lojad service stop           # as root (sudo)")]
     Stop,
     /// Is the service running?
     #[command(after_help = "Example:\n  lojad service status")]
@@ -544,14 +529,12 @@ pub fn run_until(
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let daemon = wiring::start(config).await?;
+        let daemon = crate::daemon::start(config).await?;
         tokio::select! {
             _ = stop => tracing::info!("stop requested"),
             _ = shutdown_signal() => tracing::info!("signal received: shutting down"),
         }
-        daemon.shutdown().await;
-        tracing::info!("stopped");
-        Ok(())
+        daemon.shutdown().await
     })
 }
 

@@ -20,6 +20,8 @@ pub const POS_TOKEN: &str = "demo-pos-token";
 const STORE_TOKEN: &str = "demo-store-token";
 const ADMIN_TOKEN: &str = "demo-admin-token";
 const SEED: u64 = 7;
+/// The demo's open cash session of register PDV01 (the sale example names it).
+pub const SESSION: uuid::Uuid = uuid::Uuid::from_u128(0x0d3e_0000_0000_4000_8000_0000_0000_0001);
 const CUSTOMERS: u64 = 500;
 
 /// The default demo dir: `loja-demo` under the OS temp dir.
@@ -49,7 +51,7 @@ pub fn run(args: DemoArgs) -> Result<u8, Failure> {
             args.pos_listen
         )));
     }
-    crate::logging::init_cli("warn,lojad=info,retaguarda=warn");
+    crate::logging::init_cli("warn");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -136,10 +138,20 @@ async fn run_async(dir: PathBuf, args: DemoArgs) -> Result<u8, Failure> {
         );
     }
 
-    let daemon = crate::cli::wiring::start(config.clone())
+    let daemon = crate::daemon::start(config.clone())
         .await
         .context("starting the demo store's lojad")?;
     let pos = daemon.pos_addr;
+    // An open cash session, so the sale example is accepted as printed.
+    let open = loja_replica::NewDocument {
+        id: SESSION,
+        kind: loja_protocol::DocumentKind::CashOpen,
+        body: serde_json::json!({"register": "PDV01", "operator": "001", "opening_amount": 10000,
+                                 "opened_at": loja_protocol::time::now_rfc3339()}),
+    };
+    if let Err(e) = daemon.state.intake.submit(open).await {
+        eprintln!("lojad demo: could not open the demo cash session: {e}");
+    }
     let barcode = demo_barcode(1);
     let price = product_price(&config.store.data_dir, &barcode).unwrap_or(999);
     print_banner(
@@ -155,8 +167,9 @@ async fn run_async(dir: PathBuf, args: DemoArgs) -> Result<u8, Failure> {
 
     crate::cli::shutdown_signal().await;
     println!("lojad demo: stopping…");
-    daemon.shutdown().await;
+    let stopped = daemon.shutdown().await;
     server.shutdown().await;
+    stopped?;
     println!(
         "lojad demo: stopped. The demo store stays in {} (run `lojad demo` again to resume).",
         dir.display()
@@ -189,7 +202,7 @@ fn print_banner(
     let sale_id = uuid::Uuid::new_v4();
     let now = loja_protocol::time::now_rfc3339();
     let sale = serde_json::json!({
-        "id": sale_id, "register": "PDV01", "session_id": uuid::Uuid::nil(), "number": 1, "operator": "001",
+        "id": sale_id, "register": "PDV01", "session_id": SESSION, "number": 1, "operator": "001",
         "items": [{"product_code": "1", "barcode": barcode, "qty": 1000, "unit_price": price, "total": price}],
         "total": price, "payments": [{"method": "PIX", "amount": price}], "sold_at": now,
     });
