@@ -59,6 +59,8 @@ pub struct JobStatus {
     pub last_message: Option<String>,
     pub last_ok_at: Option<String>,
     pub next_run_at: Option<String>,
+    /// `every 10m` or `cron 17 3 * * *`.
+    pub schedule: Option<String>,
     pub running: bool,
     pub consecutive_failures: u32,
     /// The entity's feed watermark (download jobs).
@@ -244,14 +246,56 @@ pub fn collect_offline(config: &Config) -> anyhow::Result<StatusReport> {
     })
 }
 
-/// Without the scheduler: the task list (when it loads) gives each job its
-/// subject; next runs stay unknown here (the scheduler owns them).
+/// Without the scheduler: each active task's next run estimated from its
+/// last run (an interval counts from the end of the previous run; a job
+/// never run or overdue is due now) or its cron pattern.
 fn estimated_schedule(
-    _config: &Config,
-    _states: &[JobState],
-    _warnings: &mut Vec<String>,
+    config: &Config,
+    states: &[JobState],
+    warnings: &mut Vec<String>,
 ) -> Vec<crate::scheduler::JobSchedule> {
-    Vec::new()
+    let tasks = match crate::tasks::load(config) {
+        Ok(t) => t,
+        Err(e) => {
+            warnings.push(format!("tasks: {e}"));
+            return Vec::new();
+        }
+    };
+    let now = time::OffsetDateTime::now_utc();
+    tasks
+        .into_iter()
+        .filter(|t| t.active)
+        .map(|t| {
+            let last = states
+                .iter()
+                .find(|s| s.code == t.code)
+                .and_then(|s| s.last_run.as_ref());
+            let next = match &t.schedule {
+                crate::tasks::Schedule::Every(every) => {
+                    let due = last.and_then(|run| {
+                        let started = loja_protocol::time::parse(&run.started_at)?;
+                        let every = time::Duration::try_from(*every).ok()?;
+                        Some(started + time::Duration::milliseconds(run.duration_ms as i64) + every)
+                    });
+                    Some(loja_protocol::time::format(due.map_or(now, |d| d.max(now))))
+                }
+                cron @ crate::tasks::Schedule::Cron(_) => {
+                    cron.next_cron_after(chrono::Local::now()).map(|t| {
+                        t.with_timezone(&chrono::Utc)
+                            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    })
+                }
+            };
+            crate::scheduler::JobSchedule {
+                code: t.code.clone(),
+                subject: t.subject.clone(),
+                next_run_at: next,
+                running: false,
+                consecutive_failures: 0,
+                schedule: t.schedule.to_string(),
+            }
+        })
+        .collect()
 }
 
 type FailedPart = (u64, Vec<FailedTicket>);
@@ -372,6 +416,7 @@ fn merge_jobs(
         });
         j.subject = s.subject.clone();
         j.next_run_at = s.next_run_at.clone();
+        j.schedule = (!s.schedule.is_empty()).then(|| s.schedule.clone());
         j.running = s.running;
         j.consecutive_failures = s.consecutive_failures;
     }
@@ -444,6 +489,7 @@ pub fn render_text(r: &StatusReport) -> String {
         "JOB",
         "SUBJECT",
         "ON",
+        "SCHEDULE",
         "LAST RUN",
         "OUTCOME",
         "ROWS",
@@ -452,7 +498,7 @@ pub fn render_text(r: &StatusReport) -> String {
         "WATERMARK",
         "MESSAGE",
     ];
-    let rows: Vec<[String; 10]> = r
+    let rows: Vec<[String; 11]> = r
         .jobs
         .iter()
         .map(|j| {
@@ -465,6 +511,7 @@ pub fn render_text(r: &StatusReport) -> String {
                 j.code.clone(),
                 j.subject.clone(),
                 if j.enabled { "yes" } else { "no" }.to_owned(),
+                j.schedule.clone().unwrap_or_else(|| "-".into()),
                 j.last_run_at.clone().unwrap_or_else(|| "never".into()),
                 outcome,
                 j.last_rows.map_or("-".into(), |n| n.to_string()),
@@ -587,5 +634,51 @@ mod tests {
             line.contains("prices") && line.contains("ok") && line.contains("99"),
             "{line}"
         );
+    }
+
+    fn config(dir: &Path) -> Config {
+        serde_json::from_value(serde_json::json!({
+            "store": {"id": "0042", "data_dir": dir},
+            "central": {"url": "http://127.0.0.1:9", "token": "t"},
+            "pos": {}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn offline_status_reads_the_files_and_estimates_next_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = collect_offline(&config(&dir.path().join("missing"))).unwrap_err();
+        assert!(err.to_string().contains("lojad init"), "{err}");
+
+        let state = AppState::open(config(dir.path())).unwrap();
+        state
+            .journal
+            .lock()
+            .unwrap()
+            .log_run(&loja_replica::JobRun {
+                code: "PRC".into(),
+                subject: "prices".into(),
+                started_at: "2026-11-26T12:00:00Z".into(),
+                duration_ms: 1000,
+                rows: 5,
+                outcome: loja_replica::Outcome::Ok,
+                message: None,
+            })
+            .unwrap();
+        let r = collect_offline(&config(dir.path())).unwrap();
+        assert_eq!(r.source, "files");
+        assert_eq!(r.uptime_secs, None);
+        assert!(!r.jobs.is_empty());
+        let prc = r.jobs.iter().find(|j| j.code == "PRC").expect("PRC job");
+        assert_eq!(prc.last_rows, Some(5));
+        assert_eq!(prc.last_outcome.as_deref(), Some("ok"));
+        assert_eq!(prc.watermark, Some(0));
+        assert!(
+            prc.next_run_at.is_some() && prc.schedule.is_some(),
+            "{prc:?}"
+        );
+        assert!(r.replica_counts.iter().any(|c| c.entity == "products"));
+        assert!(render_text(&r).contains("PRC"));
     }
 }
