@@ -2,3 +2,4 @@
 //! loopback ports chosen at run time, and talks to them over HTTP.
 
 pub mod central;
+pub mod store;

@@ -213,9 +213,13 @@ impl Central {
     }
 
     /// Long-poll: returns when a feed this store follows has changes after
-    /// `after`, or after about `wait_secs` with no entities.
-    pub async fn events(&self, after: u64, wait_secs: u64) -> Result<Events, CentralError> {
-        let url = self.url(&format!("events?after={after}&wait={wait_secs}"));
+    /// `after` (the central's head when `None`), or after about `wait_secs`
+    /// with no entities.
+    pub async fn events(&self, after: Option<u64>, wait_secs: u64) -> Result<Events, CentralError> {
+        let url = match after {
+            Some(a) => self.url(&format!("events?after={a}&wait={wait_secs}")),
+            None => self.url(&format!("events?wait={wait_secs}")),
+        };
         let req = self
             .http
             .get(&url)
@@ -272,7 +276,7 @@ impl Central {
         };
         let resp = req
             .header(AUTHORIZATION, self.auth.clone())
-            .header(ACCEPT_ENCODING, "zstd, gzip")
+            .header(ACCEPT_ENCODING, "zstd, gzip;q=0.8")
             .send()
             .await
             .map_err(transport)?;

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod central;
 pub mod config;
+pub mod daemon;
 pub mod intake;
 pub mod jobs;
 pub mod scheduler;

@@ -17,7 +17,9 @@ pub const WAIT_SECS: u64 = 25;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 pub async fn listen(central: Central, wakers: Wakers, mut stop: watch::Receiver<bool>) {
-    let mut after = 0u64;
+    // The first poll starts at the central's head: what is already there is
+    // fetched by the jobs' first runs.
+    let mut after: Option<u64> = None;
     let mut connected: Option<bool> = None;
     let mut backoff = Duration::from_secs(1);
     loop {
@@ -41,7 +43,7 @@ pub async fn listen(central: Central, wakers: Wakers, mut stop: watch::Receiver<
                     connected = Some(true);
                 }
                 backoff = Duration::from_secs(1);
-                after = events.seq.max(after);
+                after = Some(events.seq.max(after.unwrap_or(0)));
                 for entity in &events.entities {
                     if !wakers.wake_subject(entity) {
                         tracing::debug!(entity = %entity, "push hint for an entity with no download job");

@@ -1,0 +1,144 @@
+//! The daemon's lifecycle (`lojad run`): open the data dir, start the
+//! scheduler and the push listener, serve the POS API; on SIGTERM/SIGINT
+//! stop accepting, let the page transaction and the upload at hand finish
+//! (bounded), and exit.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::jobs::{JobCtx, push};
+use crate::scheduler::{TaskManager, Wakers};
+use crate::state::AppState;
+
+/// How long shutdown waits for running jobs and open POS requests.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// A running daemon.
+pub struct Daemon {
+    /// Where the POS API listens (the real port when `pos.listen` asked for 0).
+    pub pos_addr: SocketAddr,
+    pub state: AppState,
+    /// Wakes jobs early (`wake("PRC")`, `wake_subject("prices")`).
+    pub wakers: Wakers,
+    stop: watch::Sender<bool>,
+    tasks: TaskManager,
+    push: Option<JoinHandle<()>>,
+    server: JoinHandle<std::io::Result<()>>,
+}
+
+/// Starts everything and returns once the POS API is listening. Prints one
+/// line to stdout, `lojad: POS API listening on http://ADDR`, which scripts
+/// and the end-to-end tests read to find the port.
+pub async fn start(config: Config) -> anyhow::Result<Daemon> {
+    crate::central::install_crypto_provider();
+    let tasks = crate::tasks::load(&config)?;
+    let missing = crate::tasks::missing_downloads(&tasks);
+    if !missing.is_empty() {
+        tracing::warn!(entities = ?missing, "entities with no download task: they will not be kept current");
+    }
+    let listen = config.pos.listen;
+    let push_on = config.sync.push;
+    let dir = config.store.data_dir.clone();
+    let state = tokio::task::spawn_blocking(move || AppState::open(config))
+        .await
+        .context("opening the data dir")?
+        .with_context(|| format!("opening the data dir {}", dir.display()))?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("POS API: cannot listen on {listen} (pos.listen)"))?;
+    let pos_addr = listener.local_addr().context("POS API: local address")?;
+
+    let (stop, stop_rx) = watch::channel(false);
+    let ctx = JobCtx::new(state.clone(), stop_rx.clone())?;
+    let manager = TaskManager::start(ctx.clone(), tasks);
+    let wakers = manager.wakers();
+    let push = push_on.then(|| {
+        tokio::spawn(push::listen(
+            ctx.central.clone(),
+            wakers.clone(),
+            stop_rx.clone(),
+        ))
+    });
+
+    let app = crate::api::router(state.clone());
+    let mut server_stop = stop_rx.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { crate::jobs::stopped(&mut server_stop).await })
+            .await
+    });
+    println!("lojad: POS API listening on http://{pos_addr}");
+    tracing::info!(pos = %pos_addr, store = %state.config.store.id, push = push_on, "lojad running");
+    Ok(Daemon {
+        pos_addr,
+        state,
+        wakers,
+        stop,
+        tasks: manager,
+        push,
+        server,
+    })
+}
+
+impl Daemon {
+    /// Stops accepting POS connections, lets running jobs finish the page or
+    /// batch at hand and open requests complete, all within about
+    /// [`SHUTDOWN_GRACE`]; whatever is still running then is aborted
+    /// (a page transaction is atomic, an upload idempotent).
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        let _ = self.stop.send(true);
+        self.tasks.join(deadline).await;
+        if let Some(push) = self.push {
+            push.abort();
+            let _ = push.await;
+        }
+        let mut server = self.server;
+        let served = match tokio::time::timeout_at(deadline, &mut server).await {
+            Ok(Ok(r)) => r.context("POS API server"),
+            Ok(Err(e)) => Err(anyhow::anyhow!("POS API server task: {e}")),
+            Err(_) => {
+                tracing::warn!("POS API: requests still open at the shutdown deadline; closed");
+                server.abort();
+                Ok(())
+            }
+        };
+        tracing::info!("lojad stopped");
+        served
+    }
+}
+
+/// `lojad run`: start, then wait for SIGTERM/SIGINT (Ctrl-C on Windows), then shut down.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let daemon = start(config).await?;
+    shutdown_signal().await;
+    tracing::info!("signal received: shutting down");
+    daemon.shutdown().await
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
