@@ -1,0 +1,549 @@
+//! pos-bench: barcode lookups over HTTP against the POS API with a 1.1 M-row
+//! replica, idle and while a 200k-row price batch applies, next to two
+//! baselines measured in the same run: `GET /v1/health` on the same server
+//! (the cost of HTTP alone) and the same point query straight on SQLite.
+//!
+//! ```text
+//! cargo run --release -p lojad --bin pos-bench -- [--products 200000] [--seconds 5] [--connections 32]
+//! ```
+//!
+//! The load generator is in this binary: keep-alive HTTP/1.1 connections,
+//! each a closed loop (send, read the whole answer, repeat) on one tokio
+//! thread; the server runs on its own two-worker runtime, as `lojad run`
+//! does on a 2-core store PC.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use loja_protocol::check::{cpf_check_digits, gtin_check_digit};
+use loja_protocol::{FeedItem, FeedPage, Op, Watermark, entity_named};
+use loja_replica::CatalogReader;
+use lojad::api::{ApiOptions, ReadMode};
+use lojad::config::Config;
+use lojad::state::AppState;
+use serde_json::{Map, Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const TOKEN: &str = "bench-token";
+const STORE: &str = "0042";
+const PAGE: usize = 20_000;
+
+struct Args {
+    products: usize,
+    seconds: f64,
+    connections: usize,
+    price_batch: usize,
+}
+
+fn args() -> anyhow::Result<Args> {
+    let mut a = Args {
+        products: 200_000,
+        seconds: 5.0,
+        connections: 32,
+        price_batch: 200_000,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--products" => a.products = value()?.parse()?,
+            "--seconds" => a.seconds = value()?.parse()?,
+            "--connections" => a.connections = value()?.parse()?,
+            "--price-batch" => a.price_batch = value()?.parse()?,
+            "-h" | "--help" => {
+                println!(
+                    "pos-bench [--products N (200000)] [--seconds S (5)] [--connections C (32)] [--price-batch N (200000)]\n\
+                     Builds a replica of 5.5×N rows (N products, barcodes, prices, stock, taxes; N/2 customers),\n\
+                     serves the POS API on 127.0.0.1 and measures barcode lookups against GET /v1/health\n\
+                     and the direct SQLite point query."
+                );
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other} (see --help)"),
+        }
+    }
+    Ok(a)
+}
+
+fn ean13(i: usize) -> String {
+    let body = format!("789{:09}", i);
+    let digits: Vec<u8> = body.bytes().map(|b| b - b'0').collect();
+    format!("{body}{}", gtin_check_digit(&digits))
+}
+
+fn cpf(i: usize) -> String {
+    let body_s = format!("{:09}", 100_000_000 + i);
+    let body: [u8; 9] = std::array::from_fn(|k| body_s.as_bytes()[k] - b'0');
+    let [a, b] = cpf_check_digits(&body);
+    format!("{body_s}{a}{b}")
+}
+
+const WORDS: [&str; 16] = [
+    "arroz",
+    "feijao",
+    "cafe",
+    "leite",
+    "acucar",
+    "oleo",
+    "sabao",
+    "biscoito",
+    "macarrao",
+    "farinha",
+    "suco",
+    "refrigerante",
+    "queijo",
+    "manteiga",
+    "iogurte",
+    "chocolate",
+];
+
+fn row(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+/// Applies `rows` of `entity` in pages of PAGE rows; returns rows applied.
+fn apply_all(
+    state: &AppState,
+    entity: &str,
+    rows: impl Iterator<Item = Map<String, Value>>,
+) -> anyhow::Result<u64> {
+    let e = entity_named(entity).context("entity")?;
+    let mut rows = rows.peekable();
+    let mut total = 0;
+    while rows.peek().is_some() {
+        let chunk: Vec<Map<String, Value>> = rows.by_ref().take(PAGE).collect();
+        let mut catalog = state
+            .catalog
+            .lock()
+            .map_err(|_| anyhow::anyhow!("catalog poisoned"))?;
+        let after = catalog.watermark(e)?;
+        let items: Vec<FeedItem> = chunk
+            .into_iter()
+            .enumerate()
+            .map(|(i, row)| FeedItem {
+                seq: after.0 + 1 + i as u64,
+                op: Op::Upsert,
+                row,
+            })
+            .collect();
+        total += items.len() as u64;
+        let next = Watermark(after.0 + items.len() as u64);
+        let page = FeedPage {
+            entity: entity.into(),
+            after,
+            items,
+            next,
+            more: false,
+            held_until: None,
+        };
+        catalog.apply_page(e, &page)?;
+    }
+    Ok(total)
+}
+
+fn build_replica(state: &AppState, n: usize) -> anyhow::Result<(u64, Duration)> {
+    let t = Instant::now();
+    let mut rows = 0;
+    rows += apply_all(
+        state,
+        "products",
+        (0..n).map(|i| {
+            row(json!({"code": i.to_string(), "name": format!("{} {} {}", WORDS[i % 16], WORDS[(i / 16) % 16], i),
+                       "unit": "UN", "ncm": "22021000", "active": true}))
+        }),
+    )?;
+    rows += apply_all(
+        state,
+        "barcodes",
+        (0..n).map(|i| row(json!({"barcode": ean13(i), "product_code": i.to_string()}))),
+    )?;
+    rows += apply_all(
+        state,
+        "prices",
+        (0..n).map(|i| row(json!({"product_code": i.to_string(), "price_list": "base", "price": 100 + (i % 9_900) as i64}))),
+    )?;
+    rows += apply_all(
+        state,
+        "stock",
+        (0..n).map(|i| row(json!({"product_code": i.to_string(), "qty": (i % 500) as i64 * 1000}))),
+    )?;
+    rows += apply_all(
+        state,
+        "product_taxes",
+        (0..n).map(|i| {
+            row(json!({"product_code": i.to_string(), "ecf_tribute": "T18", "ncm": "22021000", "cfop": "5102",
+                       "icms_cst": "00", "icms_rate_bp": 1800, "pis_cst": "01", "pis_rate_bp": 165,
+                       "cofins_cst": "01", "cofins_rate_bp": 760}))
+        }),
+    )?;
+    rows += apply_all(
+        state,
+        "customers",
+        (0..n / 2)
+            .map(|i| row(json!({"document": cpf(i), "name": format!("Cliente {i}"), "uf": "SP"}))),
+    )?;
+    Ok((rows, t.elapsed()))
+}
+
+/// One keep-alive connection's closed loop: latencies in microseconds.
+async fn connection(
+    addr: SocketAddr,
+    paths: Arc<Vec<String>>,
+    auth: bool,
+    stop: Arc<AtomicBool>,
+    seed: u64,
+) -> anyhow::Result<Vec<u32>> {
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut lat = Vec::with_capacity(200_000);
+    let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
+    let mut req = Vec::with_capacity(256);
+    let auth_header = if auth {
+        format!("Authorization: Bearer {TOKEN}\r\n")
+    } else {
+        String::new()
+    };
+    while !stop.load(Ordering::Relaxed) {
+        let path = &paths[rng.usize(..paths.len())];
+        req.clear();
+        req.extend_from_slice(
+            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth_header}\r\n").as_bytes(),
+        );
+        let t = Instant::now();
+        stream.write_all(&req).await?;
+        // Read the head, then Content-Length bytes of body.
+        let (head_len, body_len, status) = loop {
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = std::str::from_utf8(&buf[..end])?;
+                let status: u16 = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+                let len = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse::<usize>().ok())?
+                    })
+                    .context("no content-length")?;
+                break (end + 4, len, status);
+            }
+            let mut chunk = [0u8; 16 * 1024];
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                bail!("connection closed");
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        while buf.len() < head_len + body_len {
+            let mut chunk = [0u8; 16 * 1024];
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                bail!("connection closed");
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        if status != 200 {
+            bail!(
+                "{path}: HTTP {status}: {}",
+                String::from_utf8_lossy(&buf[head_len..head_len + body_len])
+            );
+        }
+        buf.drain(..head_len + body_len);
+        lat.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32);
+    }
+    Ok(lat)
+}
+
+struct Load {
+    requests: usize,
+    secs: f64,
+    lat: Vec<u32>,
+}
+
+impl Load {
+    fn rps(&self) -> f64 {
+        self.requests as f64 / self.secs
+    }
+    fn pct(&self, p: f64) -> f64 {
+        if self.lat.is_empty() {
+            return 0.0;
+        }
+        let i = ((self.lat.len() as f64 * p).ceil() as usize).clamp(1, self.lat.len()) - 1;
+        self.lat[i] as f64 / 1000.0
+    }
+}
+
+/// Runs `connections` closed loops for `secs` (or until `until` is set, when given).
+fn load(
+    client: &tokio::runtime::Runtime,
+    addr: SocketAddr,
+    paths: Arc<Vec<String>>,
+    auth: bool,
+    connections: usize,
+    secs: f64,
+    until: Option<Arc<AtomicBool>>,
+) -> anyhow::Result<Load> {
+    client.block_on(async {
+        let stop = Arc::new(AtomicBool::new(false));
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..connections)
+            .map(|c| {
+                tokio::spawn(connection(
+                    addr,
+                    paths.clone(),
+                    auth,
+                    stop.clone(),
+                    7 + c as u64,
+                ))
+            })
+            .collect();
+        match until {
+            Some(done) => {
+                while !done.load(Ordering::Relaxed) {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+            None => tokio::time::sleep(Duration::from_secs_f64(secs)).await,
+        }
+        stop.store(true, Ordering::Relaxed);
+        let mut lat = Vec::new();
+        for t in tasks {
+            lat.extend(t.await??);
+        }
+        let secs = started.elapsed().as_secs_f64();
+        lat.sort_unstable();
+        Ok(Load {
+            requests: lat.len(),
+            secs,
+            lat,
+        })
+    })
+}
+
+fn report(name: &str, l: &Load, baseline: Option<&Load>) {
+    let ratio = baseline
+        .map(|b| format!("{:5.1} %", 100.0 * l.rps() / b.rps()))
+        .unwrap_or_else(|| "      ".into());
+    println!(
+        "{name:<44} {:>9.0} req/s {ratio}  p50 {:6.3} ms  p99 {:6.3} ms  p99.9 {:6.3} ms  max {:7.3} ms  (n={})",
+        l.rps(),
+        l.pct(0.50),
+        l.pct(0.99),
+        l.pct(0.999),
+        l.lat.last().copied().unwrap_or(0) as f64 / 1000.0,
+        l.requests
+    );
+}
+
+fn main() -> anyhow::Result<()> {
+    let a = args()?;
+    let dir = tempfile_dir()?;
+    let config: Config = serde_json::from_value(json!({
+        "store": {"id": STORE, "data_dir": dir},
+        "central": {"url": "http://127.0.0.1:9", "token": "x"},
+        "pos": {"listen": "127.0.0.1:0", "tokens": [{"terminal": "BENCH", "token": TOKEN}]}
+    }))?;
+    let state = AppState::open(config)?;
+    println!(
+        "pos-bench: {} cores, data dir {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        dir.display()
+    );
+    let (rows, took) = build_replica(&state, a.products)?;
+    println!(
+        "replica: {rows} rows applied in {:.1} s ({:.0} rows/s)",
+        took.as_secs_f64(),
+        rows as f64 / took.as_secs_f64()
+    );
+
+    // Baseline 1: the point query straight on SQLite, one thread.
+    let reader = CatalogReader::open(&dir)?;
+    let mut rng = fastrand::Rng::with_seed(1);
+    let barcodes: Vec<String> = (0..50_000)
+        .map(|_| ean13(rng.usize(..a.products)))
+        .collect();
+    for b in barcodes.iter().take(2_000) {
+        reader
+            .product_by_barcode(b, STORE)?
+            .context("known barcode not found")?;
+    }
+    let mut lat = Vec::with_capacity(barcodes.len());
+    let t = Instant::now();
+    for b in &barcodes {
+        let q = Instant::now();
+        std::hint::black_box(reader.product_by_barcode(b, STORE)?);
+        lat.push(q.elapsed().as_nanos().min(u32::MAX as u128) as u32);
+    }
+    let direct_secs = t.elapsed().as_secs_f64();
+    lat.sort_unstable();
+    let p = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)] as f64 / 1000.0;
+    println!(
+        "direct SQLite product_by_barcode (1 thread): {:.0} q/s, mean {:.1} µs, p50 {:.1} µs, p99 {:.1} µs",
+        barcodes.len() as f64 / direct_secs,
+        direct_secs * 1e6 / barcodes.len() as f64,
+        p(0.5),
+        p(0.99)
+    );
+    drop(reader);
+
+    // The server: two workers, as on a 2-core store PC; one listener per read mode.
+    let server = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let mut addrs = Vec::new();
+    for mode in [ReadMode::Inline, ReadMode::Blocking] {
+        let app = lojad::api::router_with(
+            state.clone(),
+            ApiOptions {
+                read_mode: mode,
+                ..ApiOptions::default()
+            },
+        );
+        let listener = server.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+        addrs.push((mode, listener.local_addr()?));
+        server.spawn(lojad::api::serve_router(
+            listener,
+            app,
+            std::future::pending(),
+        ));
+    }
+    let client = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let health_paths = Arc::new(vec!["/v1/health".to_owned()]);
+    let lookup_paths: Arc<Vec<String>> = Arc::new(
+        barcodes
+            .iter()
+            .map(|b| format!("/v1/products/by-barcode/{b}"))
+            .collect(),
+    );
+
+    println!(
+        "\nload: {} keep-alive connections, {} s per phase\n",
+        a.connections, a.seconds
+    );
+    let (_, inline_addr) = addrs[0];
+    // Warm-up.
+    load(
+        &client,
+        inline_addr,
+        lookup_paths.clone(),
+        true,
+        a.connections,
+        1.0,
+        None,
+    )?;
+    let health = load(
+        &client,
+        inline_addr,
+        health_paths.clone(),
+        false,
+        a.connections,
+        a.seconds,
+        None,
+    )?;
+    report("GET /v1/health (HTTP alone)", &health, None);
+    let mut idle = Vec::new();
+    for (mode, addr) in &addrs {
+        let l = load(
+            &client,
+            *addr,
+            lookup_paths.clone(),
+            true,
+            a.connections,
+            a.seconds,
+            None,
+        )?;
+        report(
+            &format!("barcode lookup, idle, reads {mode:?}"),
+            &l,
+            Some(&health),
+        );
+        idle.push((*mode, l));
+    }
+
+    // During a 200k-row price batch applied through Catalog::apply_page.
+    let mut during = Vec::new();
+    for (round, (mode, addr)) in addrs.iter().enumerate() {
+        let done = Arc::new(AtomicBool::new(false));
+        let applier = {
+            let state = state.clone();
+            let done = done.clone();
+            let n = a.price_batch;
+            let products = a.products;
+            std::thread::spawn(move || {
+                let t = Instant::now();
+                let r = apply_all(
+                    &state,
+                    "prices",
+                    (0..n).map(|i| {
+                        let p = i % products;
+                        row(json!({"product_code": p.to_string(), "price_list": "base",
+                                   "price": 200 + ((p + round) % 9_000) as i64}))
+                    }),
+                );
+                done.store(true, Ordering::Relaxed);
+                r.map(|rows| (rows, t.elapsed()))
+            })
+        };
+        let l = load(
+            &client,
+            *addr,
+            lookup_paths.clone(),
+            true,
+            a.connections,
+            a.seconds,
+            Some(done),
+        )?;
+        let (rows, took) = applier
+            .join()
+            .map_err(|_| anyhow::anyhow!("applier panicked"))??;
+        report(
+            &format!("barcode lookup, during apply, reads {mode:?}"),
+            &l,
+            Some(&health),
+        );
+        println!(
+            "{:<44} {rows} price rows in {:.2} s ({:.0} rows/s) in pages of {PAGE}",
+            "  (the apply)",
+            took.as_secs_f64(),
+            rows as f64 / took.as_secs_f64()
+        );
+        during.push((*mode, l));
+    }
+
+    println!(
+        "\ntargets: lookup throughput >= 60 % of health's; p99 < 1 ms idle, < 5 ms during the apply"
+    );
+    for ((mode, i), (_, d)) in idle.iter().zip(&during) {
+        let ok = i.rps() >= 0.6 * health.rps() && i.pct(0.99) < 1.0 && d.pct(0.99) < 5.0;
+        println!(
+            "  reads {mode:?}: {:.1} % of health, p99 idle {:.3} ms, p99 during apply {:.3} ms -> {}",
+            100.0 * i.rps() / health.rps(),
+            i.pct(0.99),
+            d.pct(0.99),
+            if ok { "MET" } else { "NOT MET" }
+        );
+    }
+    server.shutdown_timeout(Duration::from_secs(1));
+    drop(state);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!(
+        "pos-bench-{}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
