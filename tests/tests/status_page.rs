@@ -1,0 +1,199 @@
+//! The status page of a real `lojad` (synced from a real central), loaded in
+//! headless Chromium: the job table is there, with rows, filled by the
+//! page's own script; `/metrics` and `/status.json` answer beside it.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use loja_e2e::central::{Central, temp_dir};
+use loja_e2e::store::{POS_TOKEN, Store};
+
+const STORE: &str = "loja1";
+const TOKEN: &str = "token-loja1";
+/// Bound on one Chromium run.
+const BROWSER_TIMEOUT: Duration = Duration::from_secs(90);
+
+fn chromium() -> Option<String> {
+    if let Ok(p) = std::env::var("LOJA_CHROMIUM") {
+        return Some(p);
+    }
+    ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .map(str::to_owned)
+        .find(|name| {
+            Command::new(name)
+                .arg("--version")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+}
+
+/// `chromium --headless --dump-dom URL`: the DOM after the page's scripts
+/// ran (virtual time lets its fetch and timers run without waiting).
+fn dump_dom(browser: &str, url: &str) -> anyhow::Result<String> {
+    let profile = temp_dir("chromium-profile");
+    let mut child = Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if started.elapsed() > BROWSER_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            anyhow::bail!("chromium did not finish within {BROWSER_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let dom = out.join().unwrap_or_default();
+    let log = err.join().unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&profile);
+    anyhow::ensure!(
+        status.success() && !dom.is_empty(),
+        "chromium failed ({status}): {log}"
+    );
+    Ok(dom)
+}
+
+/// The inner HTML of the element that starts at `<TAG id="ID"`.
+fn element<'a>(dom: &'a str, tag: &str, id: &str) -> Option<&'a str> {
+    let start = dom.find(&format!("<{tag} id=\"{id}\""))?;
+    let end = dom[start..].find(&format!("</{tag}>"))?;
+    Some(&dom[start..start + end])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_page_shows_the_jobs_in_a_browser() {
+    let browser = chromium().expect(
+        "chromium is needed for this test: apt-get install -y chromium (scripts/test installs it), \
+         or set LOJA_CHROMIUM to a Chromium binary",
+    );
+    let central = Central::builder()
+        .catalog(300, 30)
+        .store(STORE, "master", TOKEN)
+        .start()
+        .expect("central starts");
+    central.release_everything().await.expect("release");
+    let store = Store::builder(central.url(), STORE, TOKEN)
+        .start()
+        .expect("lojad starts");
+    store
+        .wait_synced(&central, Duration::from_secs(120))
+        .await
+        .expect("initial sync");
+    let base = store.pos_url().expect("pos url");
+
+    // The page's data needs no token; /v1/status does.
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let status: serde_json::Value = client
+        .get(format!("{base}/status.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["store_id"], STORE);
+    let jobs = status["jobs"].as_array().expect("jobs");
+    assert!(
+        jobs.iter()
+            .any(|j| j["code"] == "PRD" || j["subject"] == "products"),
+        "{status}"
+    );
+    let r = client
+        .get(format!("{base}/v1/status"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let r = client
+        .get(format!("{base}/v1/status"))
+        .bearer_auth(POS_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("lojad_job_last_run_timestamp_seconds{job="),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("lojad_replica_rows{entity=\"products\"} 300"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("lojad_outbox_documents{state=\"pending\"}"),
+        "{metrics}"
+    );
+
+    let url = format!("{base}/");
+    let dom = tokio::task::spawn_blocking(move || dump_dom(&browser, &url))
+        .await
+        .unwrap()
+        .expect("chromium");
+    let table = element(&dom, "table", "jobs").unwrap_or_else(|| panic!("no job table in:\n{dom}"));
+    let rows = table.matches("<tr>").count() - 1; // less the header row
+    assert!(
+        rows >= jobs.len().min(5) && rows > 0,
+        "job table has {rows} rows:\n{table}"
+    );
+    assert!(table.contains("products"), "{table}");
+    assert!(table.contains("pill o-ok"), "a job ran ok: {table}");
+    // The script refreshed the page from /status.json (it stamps the body).
+    assert!(
+        dom.contains("data-updated=\""),
+        "the page's script did not run:\n{dom}"
+    );
+    let replica = element(&dom, "table", "replica").expect("replica table");
+    assert!(replica.contains("products"), "{replica}");
+    assert!(
+        dom.contains("<span id=\"error\"></span>"),
+        "the page shows an error:\n{dom}"
+    );
+}
