@@ -832,7 +832,7 @@ token = "pos-token-abcdef"
     fn unknown_key_names_key_and_line() {
         let text = GOOD.replace("listen = ", "listn = ");
         let e = parse(&text, &[]).unwrap_err().to_string();
-        assert!(e.contains("line 12"), "{e}");
+        assert!(e.contains("line 11"), "{e}");
         assert!(e.contains("pos.listn"), "{e}");
         assert!(e.contains("/etc/loja/lojad.toml"), "{e}");
     }
@@ -841,7 +841,7 @@ token = "pos-token-abcdef"
     fn bad_value_names_key_and_line() {
         let text = GOOD.replace("\"127.0.0.1:7878\"", "\"nonsense\"");
         let e = parse(&text, &[]).unwrap_err().to_string();
-        assert!(e.contains("line 12"), "{e}");
+        assert!(e.contains("line 11"), "{e}");
         assert!(e.contains("pos.listen"), "{e}");
     }
 
