@@ -18,7 +18,7 @@ use rusqlite::Connection;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, Semaphore, watch};
-use tower_http::compression::CompressionLayer;
+use tower_http::compression::{CompressionLayer, CompressionLevel};
 use tower_http::decompression::RequestDecompressionLayer;
 
 use crate::avail::{self, Download, Pending};
@@ -296,7 +296,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(middleware::from_fn(log_request))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(RequestDecompressionLayer::new().gzip(true).zstd(true))
-        .layer(CompressionLayer::new().gzip(true).zstd(true))
+        .layer(
+            CompressionLayer::new()
+                .gzip(true)
+                .zstd(true)
+                .quality(CompressionLevel::Fastest),
+        )
         .with_state(state)
 }
 

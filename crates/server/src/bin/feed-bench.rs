@@ -74,7 +74,7 @@ fn run(args: &Args, db: PathBuf) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let (feed_rows, feed_bytes, feed_time) = rt.block_on(async {
+    let (feed_rows, feed_bytes, feed_time, parse_time) = rt.block_on(async {
         let server = retaguarda::spawn(ServerConfig {
             db: db.clone(),
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -88,6 +88,7 @@ fn run(args: &Args, db: PathBuf) -> anyhow::Result<()> {
         let started = Instant::now();
         let mut rows = 0u64;
         let mut wire = 0u64;
+        let mut parse = Duration::ZERO;
         for e in ENTITIES {
             let mut after = 0u64;
             loop {
@@ -100,7 +101,9 @@ fn run(args: &Args, db: PathBuf) -> anyhow::Result<()> {
                     .error_for_status()?;
                 let body = resp.bytes().await?;
                 wire += body.len() as u64;
+                let t = Instant::now();
                 let page: FeedPage = serde_json::from_slice(&body).context("parse page")?;
+                parse += t.elapsed();
                 rows += page.items.len() as u64;
                 after = page.next.0;
                 if !page.more {
@@ -110,7 +113,7 @@ fn run(args: &Args, db: PathBuf) -> anyhow::Result<()> {
         }
         let took = started.elapsed();
         server.shutdown().await;
-        Ok::<_, anyhow::Error>((rows, wire, took))
+        Ok::<_, anyhow::Error>((rows, wire, took, parse))
     })?;
 
     let (raw_rows, raw_time) = raw_read(&db, args.limit)?;
@@ -121,6 +124,11 @@ fn run(args: &Args, db: PathBuf) -> anyhow::Result<()> {
         args.limit,
         feed_time.as_secs_f64(),
         feed_bytes as f64 / 1e6
+    );
+    println!(
+        "  of which the client's JSON parse into FeedPage: {:.2} s ({:.0} %)",
+        parse_time.as_secs_f64(),
+        100.0 * parse_time.as_secs_f64() / feed_time.as_secs_f64()
     );
     println!(
         "raw SQLite read (same rows, prepared statement): {raw_rows} rows in {:.2} s = {raw_rate:.0} rows/s",
