@@ -391,6 +391,7 @@ fn main() -> anyhow::Result<()> {
         p(0.99)
     );
     drop(reader);
+    probe_sqlite(&dir, &barcodes)?;
 
     // The server: two workers, as on a 2-core store PC; one listener per read mode.
     let server = tokio::runtime::Builder::new_multi_thread()
@@ -535,6 +536,63 @@ fn main() -> anyhow::Result<()> {
     server.shutdown_timeout(Duration::from_secs(1));
     drop(state);
     let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// The same seven statements product_by_barcode runs, on a plain rusqlite
+/// connection, reading every column but building no JSON: what SQLite alone
+/// costs, with the reader's page cache (8 MB) and with mmap.
+fn probe_sqlite(dir: &std::path::Path, barcodes: &[String]) -> anyhow::Result<()> {
+    use rusqlite::{Connection, OpenFlags};
+    const STATEMENTS: [&str; 7] = [
+        "SELECT product_code FROM barcodes WHERE barcode = ?1",
+        "SELECT * FROM products WHERE code = ?1",
+        "SELECT barcode FROM barcodes WHERE product_code = ?1 ORDER BY barcode",
+        "SELECT price_list, price, promo_price, promo_until FROM prices WHERE product_code = ?1 \
+         ORDER BY CASE WHEN price_list = '0042' THEN 0 WHEN price_list = 'base' THEN 2 ELSE 1 END, price_list LIMIT 1",
+        "SELECT * FROM product_taxes WHERE product_code = ?1",
+        "SELECT qty FROM stock WHERE product_code = ?1",
+        "SELECT * FROM kits WHERE kit_code = ?1 ORDER BY component_code",
+    ];
+    for (name, pragmas) in [
+        ("cache 8 MB", "PRAGMA cache_size = -8192;"),
+        (
+            "cache 8 MB + mmap 1 GB",
+            "PRAGMA cache_size = -8192; PRAGMA mmap_size = 1073741824;",
+        ),
+    ] {
+        let conn =
+            Connection::open_with_flags(dir.join("replica.db"), OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        conn.execute_batch(pragmas)?;
+        let run = |b: &str| -> anyhow::Result<()> {
+            let code: String = conn
+                .prepare_cached(STATEMENTS[0])?
+                .query_row([b], |r| r.get(0))?;
+            for sql in &STATEMENTS[1..] {
+                let mut stmt = conn.prepare_cached(sql)?;
+                let n = stmt.column_count();
+                let mut rows = stmt.query([&code])?;
+                while let Some(r) = rows.next()? {
+                    for i in 0..n {
+                        std::hint::black_box(r.get_ref(i)?);
+                    }
+                }
+            }
+            Ok(())
+        };
+        for b in barcodes.iter().take(2_000) {
+            run(b)?;
+        }
+        let t = Instant::now();
+        for b in barcodes {
+            run(b)?;
+        }
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "  raw rusqlite, same 7 statements, {name}: {:.1} µs per lookup",
+            secs * 1e6 / barcodes.len() as f64
+        );
+    }
     Ok(())
 }
 
