@@ -633,13 +633,11 @@ fn cmd_init(explicit: Option<PathBuf>, args: InitArgs) -> CliResult {
         None => config::paths::user_data_dir()
             .ok_or_else(|| Failure::usage(anyhow!("no home directory: give --data-dir")))?,
     };
-    let data_dir = if data_dir.is_relative() {
-        std::env::current_dir()
-            .map(|c| c.join(&data_dir))
-            .unwrap_or(data_dir)
-    } else {
-        data_dir
-    };
+    // Absolute, without `.` components: the service runs from another cwd.
+    let data_dir: PathBuf = std::path::absolute(&data_dir)
+        .unwrap_or(data_dir)
+        .components()
+        .collect();
     let generated = args.pos_token.is_none();
     let pos_token = args.pos_token.unwrap_or_else(random_token);
     let mut config = Config::example(
