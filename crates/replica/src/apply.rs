@@ -213,3 +213,21 @@ pub(crate) fn write_watermark(
     .ctx_with(path, || format!("write watermark of {entity}"))?;
     Ok(())
 }
+
+/// Moves the changes the products triggers queued into `products_fts`, in
+/// order, with one statement (see schema/replica/catalog/0001_entities.sql).
+/// Every writer calls it before committing; the queue is then empty.
+pub(crate) fn flush_fts(conn: &Connection, path: &Path) -> Result<()> {
+    let mut fill = conn
+        .prepare_cached(
+            "INSERT INTO products_fts (products_fts, rowid, name) \
+             SELECT CASE WHEN remove THEN 'delete' END, product_rowid, name FROM products_fts_queue ORDER BY seq",
+        )
+        .ctx(path, "index product names")?;
+    fill.execute([]).ctx(path, "index product names")?;
+    conn.prepare_cached("DELETE FROM products_fts_queue")
+        .ctx(path, "index product names")?
+        .execute([])
+        .ctx(path, "index product names")?;
+    Ok(())
+}

@@ -641,6 +641,35 @@ mod tests {
         )
         .unwrap();
         assert!(r.search_products("arroz", 10, "L1").unwrap().is_empty());
+        // Within one page: insert, rename, delete, insert again.
+        let after = c.watermark(e).unwrap().0;
+        let items = vec![
+            up(json!({"code": "7", "name": "Leite integral", "unit": "UN"})),
+            up(json!({"code": "7", "name": "Leite desnatado", "unit": "UN"})),
+            crate::catalog::tests::del(json!({"code": "7"})),
+            up(json!({"code": "7", "name": "Leite condensado", "unit": "UN"})),
+            up(json!({"code": "8", "name": "Leite em pó", "unit": "UN"})),
+            up(json!({"code": "8", "name": "Leite em pó", "unit": "KG"})),
+        ];
+        c.apply_page(e, &page("products", after, items)).unwrap();
+        let codes = |q: &str| {
+            r.search_products(q, 10, "L1")
+                .unwrap()
+                .into_iter()
+                .map(|h| h.code)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(codes("condensado"), vec!["7"]);
+        assert!(codes("integral").is_empty() && codes("desnatado").is_empty());
+        assert_eq!(codes("leite po"), vec!["8"]);
+        let queued: i64 = c
+            .conn
+            .query_row("SELECT count(*) FROM products_fts_queue", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(queued, 0);
+        let local = json!({"code": "9", "name": "Pão de queijo", "unit": "UN"});
+        c.upsert_local(e, local.as_object().unwrap()).unwrap();
+        assert_eq!(codes("pao queijo"), vec!["9"]);
         assert!(c.integrity_check().unwrap().is_empty());
     }
 
