@@ -24,7 +24,7 @@ use crate::tasks::{Direction, Task};
 /// Feed pages in flight (fetched, parsing or applying) across all download
 /// jobs of the process: bounds memory during a first full load, when every
 /// job has a lot to fetch at once.
-pub const PAGES_IN_FLIGHT: usize = 3;
+pub const PAGES_IN_FLIGHT: usize = 2;
 
 /// Everything a job run needs. Cheap to clone.
 #[derive(Clone)]
@@ -40,6 +40,7 @@ pub struct JobCtx {
 
 impl JobCtx {
     pub fn new(state: AppState, stop: watch::Receiver<bool>) -> anyhow::Result<JobCtx> {
+        limit_malloc_arenas();
         let central = Central::new(&state.config).context("setting up the central client")?;
         Ok(JobCtx {
             state,
@@ -55,6 +56,21 @@ impl JobCtx {
 
     pub fn stopping(&self) -> bool {
         *self.stop.borrow()
+    }
+}
+
+/// glibc gives every thread that allocates its own malloc arena (up to 8 per
+/// core) and keeps freed memory in each: pages parsed on one blocking thread
+/// and freed on another then pile up as RSS. Two arenas keep a first full
+/// load's peak RSS near what is really live.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        // SAFETY: mallopt only tunes the allocator; M_ARENA_MAX = -8.
+        ONCE.call_once(|| unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        });
     }
 }
 

@@ -1,0 +1,279 @@
+//! sync-bench: the initial full sync of the synthetic catalog (200k
+//! products, 100k customers: ~1.1 M rows) from the real central over
+//! loopback into an empty replica, next to the raw insert rate of the same
+//! rows into SQLite (prepared statements, one transaction, same tables and
+//! indexes, no FTS) measured in the same run.
+//!
+//! ```text
+//! cargo build --release -p lojad --bin lojad --bin sync-bench
+//! target/release/sync-bench [--products 200000] [--customers 100000] [--page-size 20000]
+//! ```
+//!
+//! The central runs in this process (`retaguarda::spawn`); lojad runs as a
+//! child process (`lojad --config … sync`, the binary next to this one), so
+//! its peak RSS is its own (getrusage of the child).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use rusqlite::types::Value as SqlValue;
+
+const STORE: &str = "bench-store";
+const TOKEN: &str = "bench-store-token";
+
+struct Args {
+    products: u64,
+    customers: u64,
+    page_size: u32,
+    keep: bool,
+}
+
+fn args() -> anyhow::Result<Args> {
+    let mut a = Args {
+        products: 200_000,
+        customers: 100_000,
+        page_size: 20_000,
+        keep: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut val = || it.next().context("missing value");
+        match flag.as_str() {
+            "--products" => a.products = val()?.parse()?,
+            "--customers" => a.customers = val()?.parse()?,
+            "--page-size" => a.page_size = val()?.parse()?,
+            "--keep" => a.keep = true,
+            "-h" | "--help" => {
+                println!("sync-bench [--products N] [--customers N] [--page-size N] [--keep]");
+                std::process::exit(0);
+            }
+            other => bail!("unknown flag {other}"),
+        }
+    }
+    Ok(a)
+}
+
+fn vm_hwm_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(|l| l.to_owned())
+        })
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
+fn children_maxrss_kb() -> u64 {
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
+    ru.ru_maxrss as u64
+}
+
+fn lojad_bin() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let bin = exe.with_file_name(format!("lojad{}", std::env::consts::EXE_SUFFIX));
+    if !bin.is_file() {
+        bail!(
+            "{} not found: cargo build --release -p lojad --bin lojad",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = args()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let lojad = lojad_bin()?;
+    let dir = std::env::temp_dir().join(format!("loja-sync-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let db = dir.join("central.db");
+
+    println!(
+        "generating {} products / {} customers at the central…",
+        args.products, args.customers
+    );
+    let spec = retaguarda::CatalogSpec {
+        products: args.products,
+        customers: args.customers,
+        stock: true,
+        seed: 1,
+    };
+    let db2 = db.clone();
+    let report = tokio::task::spawn_blocking(move || retaguarda::generate(&db2, &spec)).await??;
+    println!(
+        "  {} rows in {:.1} s",
+        report.rows,
+        report.elapsed.as_secs_f64()
+    );
+    retaguarda::ensure_store(&db, STORE, "master", TOKEN)?;
+    {
+        let conn = rusqlite::Connection::open(&db)?;
+        retaguarda::avail::add_exception(&conn, STORE)?;
+    }
+    let server = retaguarda::spawn(retaguarda::ServerConfig {
+        db: db.clone(),
+        listen: "127.0.0.1:0".parse()?,
+        admin_token: "bench-admin".into(),
+        tls_cert: None,
+        tls_key: None,
+    })
+    .await?;
+
+    let data = dir.join("store");
+    let config_path = dir.join("lojad.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "[store]\nid = \"{STORE}\"\ndata_dir = {:?}\n[central]\nurl = \"{}\"\ntoken = \"{TOKEN}\"\ntimeout_secs = 120\n\
+             [pos]\nlisten = \"127.0.0.1:0\"\ntokens = [{{ terminal = \"PDV01\", token = \"bench-pos\" }}]\n[sync]\npage_size = {}\npush = false\n",
+            data.display().to_string(),
+            server.url,
+            args.page_size
+        ),
+    )?;
+
+    println!(
+        "initial sync: lojad sync (child process, page size {})…",
+        args.page_size
+    );
+    let t0 = Instant::now();
+    // SYNC_BENCH_PERF=FILE profiles the lojad child alone (perf record).
+    let mut cmd = match std::env::var_os("SYNC_BENCH_PERF") {
+        Some(file) => {
+            let mut c = Command::new("perf");
+            c.args(["record", "-F", "999", "-o"])
+                .arg(file)
+                .arg("--")
+                .arg(&lojad);
+            c
+        }
+        None => Command::new(&lojad),
+    };
+    let out = cmd
+        .arg("--config")
+        .arg(&config_path)
+        .args(["sync", "--json"])
+        .output()?;
+    let sync_secs = t0.elapsed().as_secs_f64();
+    if !out.status.success() {
+        bail!(
+            "lojad sync failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let lojad_rss_mb = children_maxrss_kb() as f64 / 1024.0;
+    let synced = count_rows(&data.join("replica.db"))?;
+
+    println!("raw baseline: the same rows into SQLite (prepared statements, one transaction)…");
+    let (raw_rows, raw_secs) = raw_insert(&data.join("replica.db"), &dir.join("raw.db"))?;
+    if raw_rows != synced {
+        println!("  note: baseline inserted {raw_rows} rows, the replica holds {synced}");
+    }
+    let server_rss_mb = vm_hwm_kb() as f64 / 1024.0;
+    server.shutdown().await;
+
+    let sync_rate = synced as f64 / sync_secs;
+    let raw_rate = raw_rows as f64 / raw_secs;
+    println!();
+    println!("rows synced                 {synced}");
+    println!(
+        "initial sync (end to end)   {sync_secs:.2} s   {:.0} rows/s",
+        sync_rate
+    );
+    println!(
+        "raw SQLite insert           {raw_secs:.2} s   {:.0} rows/s",
+        raw_rate
+    );
+    println!(
+        "ratio sync / raw            {:.0} %   (target ≥ 50 %)",
+        100.0 * sync_rate / raw_rate
+    );
+    println!("lojad peak RSS (child)      {lojad_rss_mb:.0} MB   (target < 150 MB)");
+    println!(
+        "bench process peak RSS      {server_rss_mb:.0} MB   (central in-process + generator + baseline)"
+    );
+    if !args.keep {
+        let _ = std::fs::remove_dir_all(&dir);
+    } else {
+        println!("kept {}", dir.display());
+    }
+    Ok(())
+}
+
+fn count_rows(replica: &Path) -> anyhow::Result<u64> {
+    let conn = rusqlite::Connection::open(replica)?;
+    let mut total = 0u64;
+    for e in loja_protocol::ENTITIES.iter().filter(|e| !e.secret) {
+        let n: i64 = conn.query_row(&format!("SELECT count(*) FROM {}", e.name), [], |r| {
+            r.get(0)
+        })?;
+        total += n as u64;
+    }
+    Ok(total)
+}
+
+/// Copies every entity table's DDL and indexes (not the FTS index nor its
+/// triggers) from the synced replica into a fresh file, loads each table's
+/// rows in memory (not timed), and inserts them with a prepared statement,
+/// all in one transaction (timed).
+fn raw_insert(replica: &Path, raw: &Path) -> anyhow::Result<(u64, f64)> {
+    let src = rusqlite::Connection::open(replica)?;
+    let _ = std::fs::remove_file(raw);
+    let mut dst = rusqlite::Connection::open(raw)?;
+    dst.pragma_update(None, "journal_mode", "WAL")?;
+    dst.pragma_update(None, "synchronous", "NORMAL")?;
+    let mut timed = Duration::ZERO;
+    let mut rows = 0u64;
+    let tx = dst.transaction()?;
+    for e in loja_protocol::ENTITIES.iter().filter(|e| !e.secret) {
+        let ddl: Vec<String> = src
+            .prepare("SELECT sql FROM sqlite_master WHERE tbl_name = ?1 AND sql IS NOT NULL AND type IN ('table', 'index')")?
+            .query_map([e.name], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for sql in ddl {
+            tx.execute_batch(&sql)?;
+        }
+        let cols: Vec<&str> = e.columns.iter().map(|c| c.name).collect();
+        let values: Vec<Vec<SqlValue>> = src
+            .prepare(&format!("SELECT {} FROM {}", cols.join(", "), e.name))?
+            .query_map([], |r| {
+                (0..cols.len()).map(|i| r.get::<_, SqlValue>(i)).collect()
+            })?
+            .collect::<Result<_, _>>()?;
+        let insert = format!(
+            "INSERT INTO {} ({}) VALUES ({})",
+            e.name,
+            cols.join(", "),
+            (1..=cols.len())
+                .map(|i| format!("?{i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let t = Instant::now();
+        {
+            let mut stmt = tx.prepare(&insert)?;
+            for v in &values {
+                stmt.execute(rusqlite::params_from_iter(v.iter()))?;
+            }
+        }
+        timed += t.elapsed();
+        rows += values.len() as u64;
+    }
+    let t = Instant::now();
+    tx.commit()?;
+    timed += t.elapsed();
+    Ok((rows, timed.as_secs_f64()))
+}
