@@ -397,6 +397,25 @@ impl Outbox {
         migrate::integrity_check(&self.conn, &self.path)
     }
 
+    /// Takes WAL checkpoints off this connection's commit path: a commit
+    /// that crosses the auto-checkpoint threshold would otherwise copy the
+    /// WAL into the file and fsync it before the POS hears back — the tail of
+    /// the intake latency. Whoever calls this must run [`Outbox::checkpoint`]
+    /// from another connection.
+    pub fn defer_checkpoints(&self) -> Result<()> {
+        self.conn
+            .pragma_update(None, "wal_autocheckpoint", 0)
+            .ctx(&self.path, "disable auto-checkpoint")
+    }
+
+    /// A PASSIVE checkpoint: copies what it can of the WAL into the file
+    /// without blocking the writer; returns the WAL's size in frames.
+    pub fn checkpoint(&self) -> Result<i64> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
+            .ctx(&self.path, "checkpoint")
+    }
+
     /// Where outbox.db is.
     pub fn path(&self) -> &Path {
         &self.path
