@@ -43,7 +43,10 @@ impl Intake {
         let checkpointer = Outbox::open(dir)?;
         let (tx, rx) = std_mpsc::channel();
         let (alive, writer_gone) = std_mpsc::channel::<()>();
-        let spawn_err = |source| ReplicaError::Io { path: dir.to_path_buf(), source };
+        let spawn_err = |source| ReplicaError::Io {
+            path: dir.to_path_buf(),
+            source,
+        };
         std::thread::Builder::new()
             .name("outbox-writer".into())
             .spawn(move || {
@@ -61,7 +64,9 @@ impl Intake {
     /// Validates and stores one document durably; answers after its commit.
     pub async fn submit(&self, doc: NewDocument) -> Result<Accepted, IntakeError> {
         let (reply, answer) = oneshot::channel();
-        self.tx.send(Request::Accept(doc, reply)).map_err(|_| IntakeError::Stopped)?;
+        self.tx
+            .send(Request::Accept(doc, reply))
+            .map_err(|_| IntakeError::Stopped)?;
         Ok(answer.await.map_err(|_| IntakeError::Stopped)??)
     }
 
@@ -75,7 +80,9 @@ impl Intake {
         let job: Job = Box::new(move |outbox| {
             let _ = reply.send(f(outbox));
         });
-        self.tx.send(Request::Run(job)).map_err(|_| IntakeError::Stopped)?;
+        self.tx
+            .send(Request::Run(job))
+            .map_err(|_| IntakeError::Stopped)?;
         answer.await.map_err(|_| IntakeError::Stopped)
     }
 }
@@ -151,6 +158,9 @@ fn e_clone(e: &ReplicaError, message: &str) -> ReplicaError {
     match e {
         ReplicaError::DiskFull { path } => ReplicaError::DiskFull { path: path.clone() },
         ReplicaError::ReadOnly { path } => ReplicaError::ReadOnly { path: path.clone() },
-        _ => ReplicaError::Io { path: "outbox.db".into(), source: std::io::Error::other(message.to_owned()) },
+        _ => ReplicaError::Io {
+            path: "outbox.db".into(),
+            source: std::io::Error::other(message.to_owned()),
+        },
     }
 }
