@@ -31,7 +31,10 @@ impl AppState {
     /// started by `daemon`; the POS API needs only this.
     pub fn open(config: Config) -> Result<AppState, loja_replica::ReplicaError> {
         let dir = config.store.data_dir.clone();
-        std::fs::create_dir_all(&dir).map_err(|source| loja_replica::ReplicaError::Io { path: dir.clone(), source })?;
+        std::fs::create_dir_all(&dir).map_err(|source| loja_replica::ReplicaError::Io {
+            path: dir.clone(),
+            source,
+        })?;
         Ok(AppState {
             catalog: Arc::new(Mutex::new(Catalog::open(&dir)?)),
             journal: Arc::new(Mutex::new(Journal::open(&dir)?)),

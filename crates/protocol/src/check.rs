@@ -86,7 +86,9 @@ pub fn cpf(s: &str) -> Result<(), CheckError> {
     if d.iter().all(|x| *x == d[0]) {
         return Err(CheckError::CheckDigit);
     }
-    let body: [u8; 9] = d[..9].try_into().map_err(|_| CheckError::Format("11 digits"))?;
+    let body: [u8; 9] = d[..9]
+        .try_into()
+        .map_err(|_| CheckError::Format("11 digits"))?;
     if cpf_check_digits(&body) == [d[9], d[10]] {
         Ok(())
     } else {
@@ -112,7 +114,9 @@ pub fn cnpj(s: &str) -> Result<(), CheckError> {
     if d.iter().all(|x| *x == d[0]) {
         return Err(CheckError::CheckDigit);
     }
-    let body: [u8; 12] = d[..12].try_into().map_err(|_| CheckError::Format("14 digits"))?;
+    let body: [u8; 12] = d[..12]
+        .try_into()
+        .map_err(|_| CheckError::Format("14 digits"))?;
     if cnpj_check_digits(&body) == [d[12], d[13]] {
         Ok(())
     } else {
@@ -125,13 +129,17 @@ pub fn cpf_or_cnpj(s: &str) -> Result<(), CheckError> {
     match s.len() {
         11 => cpf(s),
         14 => cnpj(s),
-        _ => Err(CheckError::Format("a CPF (11 digits) or a CNPJ (14 digits)")),
+        _ => Err(CheckError::Format(
+            "a CPF (11 digits) or a CNPJ (14 digits)",
+        )),
     }
 }
 
 /// NCM: exactly 8 digits (no check digit).
 pub fn ncm(s: &str) -> Result<(), CheckError> {
-    digits::<8>(s).map(|_| ()).ok_or(CheckError::Format("8 digits"))
+    digits::<8>(s)
+        .map(|_| ())
+        .ok_or(CheckError::Format("8 digits"))
 }
 
 /// A Brazilian state (UF): two upper-case letters.

@@ -61,8 +61,11 @@ impl DocumentKind {
     /// Validates a body of this kind and returns the cash register it
     /// belongs to (documents of one register are delivered in order).
     pub fn validate_body(self, body: &Value) -> Result<String, FieldError> {
-        fn typed<T: for<'de> Deserialize<'de> + Validate>(body: &Value) -> Result<String, FieldError> {
-            let doc: T = serde_json::from_value(body.clone()).map_err(|e| json_field_error(&e.to_string()))?;
+        fn typed<T: for<'de> Deserialize<'de> + Validate>(
+            body: &Value,
+        ) -> Result<String, FieldError> {
+            let doc: T = serde_json::from_value(body.clone())
+                .map_err(|e| json_field_error(&e.to_string()))?;
             doc.validate()?;
             Ok(doc.register().to_owned())
         }
@@ -149,13 +152,25 @@ pub trait Validate {
 }
 
 fn positive(field: &str, v: i64) -> Result<(), FieldError> {
-    if v > 0 { Ok(()) } else { Err(FieldError::new(field, "must be greater than zero")) }
+    if v > 0 {
+        Ok(())
+    } else {
+        Err(FieldError::new(field, "must be greater than zero"))
+    }
 }
 fn not_negative(field: &str, v: i64) -> Result<(), FieldError> {
-    if v >= 0 { Ok(()) } else { Err(FieldError::new(field, "must not be negative")) }
+    if v >= 0 {
+        Ok(())
+    } else {
+        Err(FieldError::new(field, "must not be negative"))
+    }
 }
 fn not_empty(field: &str, v: &str) -> Result<(), FieldError> {
-    if v.trim().is_empty() { Err(FieldError::new(field, "must not be empty")) } else { Ok(()) }
+    if v.trim().is_empty() {
+        Err(FieldError::new(field, "must not be empty"))
+    } else {
+        Ok(())
+    }
 }
 fn timestamp(field: &str, v: &str) -> Result<(), FieldError> {
     if crate::time::parse(v).is_some() {
@@ -346,12 +361,16 @@ impl SaleItem {
         not_negative("unit_price", self.unit_price)?;
         not_negative("discount", self.discount)?;
         not_negative("addition", self.addition)?;
-        let gross = line_gross(self.qty, self.unit_price).ok_or_else(|| FieldError::new("qty", "too large"))?;
+        let gross = line_gross(self.qty, self.unit_price)
+            .ok_or_else(|| FieldError::new("qty", "too large"))?;
         let expected = gross - self.discount + self.addition;
         if self.total != expected {
             return Err(FieldError::new(
                 "total",
-                format!("is {} but qty × unit_price − discount + addition = {expected}", self.total),
+                format!(
+                    "is {} but qty × unit_price − discount + addition = {expected}",
+                    self.total
+                ),
             ));
         }
         Ok(())
@@ -421,8 +440,11 @@ impl Validate for Sale {
         }
         let mut sum: i64 = 0;
         for (i, item) in self.items.iter().enumerate() {
-            item.validate().map_err(|e| e.within(format!("items[{i}]")))?;
-            sum = sum.checked_add(item.total).ok_or_else(|| FieldError::new("items", "totals overflow"))?;
+            item.validate()
+                .map_err(|e| e.within(format!("items[{i}]")))?;
+            sum = sum
+                .checked_add(item.total)
+                .ok_or_else(|| FieldError::new("items", "totals overflow"))?;
         }
         not_negative("discount", self.discount)?;
         not_negative("addition", self.addition)?;
@@ -430,22 +452,35 @@ impl Validate for Sale {
         if self.total != expected {
             return Err(FieldError::new(
                 "total",
-                format!("is {} but Σ items − discount + addition = {expected}", self.total),
+                format!(
+                    "is {} but Σ items − discount + addition = {expected}",
+                    self.total
+                ),
             ));
         }
         if self.payments.is_empty() {
-            return Err(FieldError::new("payments", "a sale needs at least one payment"));
+            return Err(FieldError::new(
+                "payments",
+                "a sale needs at least one payment",
+            ));
         }
         let mut paid: i64 = 0;
         for (i, p) in self.payments.iter().enumerate() {
-            p.validate().map_err(|e| e.within(format!("payments[{i}]")))?;
-            paid = paid.checked_add(p.amount).ok_or_else(|| FieldError::new("payments", "amounts overflow"))?;
+            p.validate()
+                .map_err(|e| e.within(format!("payments[{i}]")))?;
+            paid = paid
+                .checked_add(p.amount)
+                .ok_or_else(|| FieldError::new("payments", "amounts overflow"))?;
         }
         not_negative("change", self.change)?;
         if paid - self.change != self.total {
             return Err(FieldError::new(
                 "payments",
-                format!("Σ payments − change = {} but the sale total is {}", paid - self.change, self.total),
+                format!(
+                    "Σ payments − change = {} but the sale total is {}",
+                    paid - self.change,
+                    self.total
+                ),
             ));
         }
         if let Some(xml) = &self.xml {
@@ -542,7 +577,10 @@ impl Validate for ReducaoZ {
         if self.net_total != expected {
             return Err(FieldError::new(
                 "net_total",
-                format!("is {} but gross − cancellations − discounts = {expected}", self.net_total),
+                format!(
+                    "is {} but gross − cancellations − discounts = {expected}",
+                    self.net_total
+                ),
             ));
         }
         Ok(())
@@ -566,8 +604,14 @@ pub struct OmniOrderStatus {
 impl Validate for OmniOrderStatus {
     fn validate(&self) -> Result<(), FieldError> {
         not_empty("order_id", &self.order_id)?;
-        if !matches!(self.status.as_str(), "picking" | "ready" | "delivered" | "cancelled") {
-            return Err(FieldError::new("status", "must be picking, ready, delivered or cancelled"));
+        if !matches!(
+            self.status.as_str(),
+            "picking" | "ready" | "delivered" | "cancelled"
+        ) {
+            return Err(FieldError::new(
+                "status",
+                "must be picking, ready, delivered or cancelled",
+            ));
         }
         timestamp("at", &self.at)
     }
@@ -596,29 +640,50 @@ mod tests {
 
     #[test]
     fn a_sale_that_adds_up_passes() {
-        assert_eq!(DocumentKind::Sale.validate_body(&sale()), Ok("PDV01".into()));
+        assert_eq!(
+            DocumentKind::Sale.validate_body(&sale()),
+            Ok("PDV01".into())
+        );
     }
 
     #[test]
     fn totals_that_do_not_add_up_name_the_field() {
         let mut s = sale();
         s["items"][1]["total"] = json!(451);
-        assert_eq!(DocumentKind::Sale.validate_body(&s).unwrap_err().field, "items[1].total");
+        assert_eq!(
+            DocumentKind::Sale.validate_body(&s).unwrap_err().field,
+            "items[1].total"
+        );
         let mut s = sale();
         s["total"] = json!(1901);
-        assert_eq!(DocumentKind::Sale.validate_body(&s).unwrap_err().field, "total");
+        assert_eq!(
+            DocumentKind::Sale.validate_body(&s).unwrap_err().field,
+            "total"
+        );
         let mut s = sale();
         s["change"] = json!(0);
-        assert_eq!(DocumentKind::Sale.validate_body(&s).unwrap_err().field, "payments");
+        assert_eq!(
+            DocumentKind::Sale.validate_body(&s).unwrap_err().field,
+            "payments"
+        );
         let mut s = sale();
         s["items"][0]["qty"] = json!(1.5);
-        assert_eq!(DocumentKind::Sale.validate_body(&s).unwrap_err().field, "body");
+        assert_eq!(
+            DocumentKind::Sale.validate_body(&s).unwrap_err().field,
+            "body"
+        );
         let mut s = sale();
         s["colour"] = json!("red");
-        assert_eq!(DocumentKind::Sale.validate_body(&s).unwrap_err().field, "colour");
+        assert_eq!(
+            DocumentKind::Sale.validate_body(&s).unwrap_err().field,
+            "colour"
+        );
         let mut s = sale();
         s["customer_document"] = json!("52998224724");
-        assert_eq!(DocumentKind::Sale.validate_body(&s).unwrap_err().field, "customer_document");
+        assert_eq!(
+            DocumentKind::Sale.validate_body(&s).unwrap_err().field,
+            "customer_document"
+        );
     }
 
     #[test]

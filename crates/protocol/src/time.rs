@@ -5,7 +5,8 @@ use time::{Date, OffsetDateTime, macros::format_description};
 
 /// `YYYY-MM-DD` or a full RFC 3339 timestamp.
 pub fn is_rfc3339_or_date(s: &str) -> bool {
-    OffsetDateTime::parse(s, &Rfc3339).is_ok() || Date::parse(s, format_description!("[year]-[month]-[day]")).is_ok()
+    OffsetDateTime::parse(s, &Rfc3339).is_ok()
+        || Date::parse(s, format_description!("[year]-[month]-[day]")).is_ok()
 }
 
 pub fn parse(s: &str) -> Option<OffsetDateTime> {
