@@ -418,6 +418,42 @@ fn main() -> anyhow::Result<()> {
     let client = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+
+    // Baseline 2: the router in-process (no HTTP, no sockets), one thread:
+    // what auth, routing, the reader pool and the JSON answer add to the query.
+    for lookup in [false, true] {
+        let app = lojad::api::router_with(
+            state.clone(),
+            ApiOptions {
+                read_mode: ReadMode::Inline,
+                ..ApiOptions::default()
+            },
+        );
+        let n = barcodes.len().min(20_000);
+        let t = client.block_on(async {
+            use tower::ServiceExt as _;
+            let t = Instant::now();
+            for b in &barcodes[..n] {
+                let path = if lookup {
+                    format!("/v1/products/by-barcode/{b}")
+                } else {
+                    "/v1/health".to_owned()
+                };
+                let req = axum::http::Request::get(path)
+                    .header("authorization", format!("Bearer {TOKEN}"))
+                    .body(axum::body::Body::empty())?;
+                let resp = app.clone().oneshot(req).await?;
+                anyhow::ensure!(resp.status() == 200, "in-process: {}", resp.status());
+                std::hint::black_box(axum::body::to_bytes(resp.into_body(), 1 << 20).await?);
+            }
+            anyhow::Ok(t.elapsed())
+        })?;
+        let what = if lookup { "barcode lookup" } else { "health" };
+        println!(
+            "router in-process, {what} (1 thread): {:.1} µs per request",
+            t.as_secs_f64() * 1e6 / n as f64
+        );
+    }
     let health_paths = Arc::new(vec!["/v1/health".to_owned()]);
     let lookup_paths: Arc<Vec<String>> = Arc::new(
         barcodes
