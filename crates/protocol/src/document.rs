@@ -151,6 +151,14 @@ pub trait Validate {
     fn register(&self) -> &str;
 }
 
+/// `a - b + c` without overflow: values are bounded by what fits in i64
+/// centavos, and a body that overflows is invalid, never a panic.
+fn net(field: &str, a: i64, b: i64, c: i64) -> Result<i64, FieldError> {
+    a.checked_sub(b)
+        .and_then(|x| x.checked_add(c))
+        .ok_or_else(|| FieldError::new(field, "amounts out of range"))
+}
+
 fn positive(field: &str, v: i64) -> Result<(), FieldError> {
     if v > 0 {
         Ok(())
@@ -363,7 +371,7 @@ impl SaleItem {
         not_negative("addition", self.addition)?;
         let gross = line_gross(self.qty, self.unit_price)
             .ok_or_else(|| FieldError::new("qty", "too large"))?;
-        let expected = gross - self.discount + self.addition;
+        let expected = net("total", gross, self.discount, self.addition)?;
         if self.total != expected {
             return Err(FieldError::new(
                 "total",
@@ -448,7 +456,7 @@ impl Validate for Sale {
         }
         not_negative("discount", self.discount)?;
         not_negative("addition", self.addition)?;
-        let expected = sum - self.discount + self.addition;
+        let expected = net("total", sum, self.discount, self.addition)?;
         if self.total != expected {
             return Err(FieldError::new(
                 "total",
@@ -573,7 +581,8 @@ impl Validate for ReducaoZ {
         not_negative("gross_total", self.gross_total)?;
         not_negative("cancellations", self.cancellations)?;
         not_negative("discounts", self.discounts)?;
-        let expected = self.gross_total - self.cancellations - self.discounts;
+        let expected = net("net_total", self.gross_total, self.cancellations, 0)
+            .and_then(|x| net("net_total", x, self.discounts, 0))?;
         if self.net_total != expected {
             return Err(FieldError::new(
                 "net_total",
@@ -683,6 +692,29 @@ mod tests {
         assert_eq!(
             DocumentKind::Sale.validate_body(&s).unwrap_err().field,
             "customer_document"
+        );
+    }
+
+    #[test]
+    fn huge_amounts_are_invalid_not_a_panic() {
+        let mut s = sale();
+        s["items"][1]["addition"] = json!(i64::MAX);
+        assert_eq!(
+            DocumentKind::Sale.validate_body(&s).unwrap_err().field,
+            "items[1].total"
+        );
+        let mut s = sale();
+        s["addition"] = json!(i64::MAX);
+        assert_eq!(
+            DocumentKind::Sale.validate_body(&s).unwrap_err().field,
+            "total"
+        );
+        let z = json!({"register": "PDV01", "date": "2026-11-26", "crz": 1, "coo_start": 1,
+                       "coo_end": 2, "gross_total": 0, "cancellations": i64::MAX, "discounts": i64::MAX,
+                       "net_total": 0});
+        assert_eq!(
+            DocumentKind::ReducaoZ.validate_body(&z).unwrap_err().field,
+            "net_total"
         );
     }
 
