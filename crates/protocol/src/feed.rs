@@ -57,36 +57,81 @@ pub enum PageError {
     #[error("next watermark {next} is below the last item's sequence {last}")]
     BadNext { next: u64, last: u64 },
     #[error("item {index} (seq {seq}): {source}")]
-    InvalidRow { index: usize, seq: u64, source: FieldError },
+    InvalidRow {
+        index: usize,
+        seq: u64,
+        source: FieldError,
+    },
 }
 
 impl FeedPage {
     /// Everything a store checks before applying a page: it is the page it
     /// asked for, sequences strictly increase, and every row is valid.
     pub fn validate(&self, entity: &Entity, asked_after: Watermark) -> Result<(), PageError> {
-        if self.entity != entity.name {
-            return Err(PageError::WrongEntity { expected: entity.name.into(), found: self.entity.clone() });
-        }
-        if self.after != asked_after {
-            return Err(PageError::WrongStart { expected: asked_after.0, found: self.after.0 });
-        }
-        let mut prev = asked_after.0;
-        for (index, item) in self.items.iter().enumerate() {
-            if item.seq <= prev {
-                return Err(PageError::OutOfOrder { index, seq: item.seq, prev });
-            }
-            prev = item.seq;
-            let checked = match item.op {
-                Op::Upsert => entity.validate_row(&item.row),
-                Op::Delete => entity.validate_key(&item.row),
-            };
-            checked.map_err(|source| PageError::InvalidRow { index, seq: item.seq, source })?;
-        }
-        if self.next.0 < prev {
-            return Err(PageError::BadNext { next: self.next.0, last: prev });
-        }
-        Ok(())
+        check_page(
+            entity,
+            PageHead {
+                entity: &self.entity,
+                after: self.after,
+                next: self.next,
+            },
+            asked_after,
+            self.items.iter().map(|item| {
+                (item.seq, move || match item.op {
+                    Op::Upsert => entity.validate_row(&item.row),
+                    Op::Delete => entity.validate_key(&item.row),
+                })
+            }),
+        )
     }
+}
+
+/// What [`check_page`] needs of a page besides its items.
+pub(crate) struct PageHead<'a> {
+    pub entity: &'a str,
+    pub after: Watermark,
+    pub next: Watermark,
+}
+
+/// The page rules, in their order, for every page representation (JSON
+/// maps, typed cells): the entity, the start, then item by item the order of
+/// sequences and the row (checked lazily, after its sequence), then `next`.
+pub(crate) fn check_page<R>(
+    entity: &Entity,
+    head: PageHead<'_>,
+    asked_after: Watermark,
+    items: impl Iterator<Item = (u64, R)>,
+) -> Result<(), PageError>
+where
+    R: FnOnce() -> Result<(), FieldError>,
+{
+    if head.entity != entity.name {
+        return Err(PageError::WrongEntity {
+            expected: entity.name.into(),
+            found: head.entity.to_owned(),
+        });
+    }
+    if head.after != asked_after {
+        return Err(PageError::WrongStart {
+            expected: asked_after.0,
+            found: head.after.0,
+        });
+    }
+    let mut prev = asked_after.0;
+    for (index, (seq, row_ok)) in items.enumerate() {
+        if seq <= prev {
+            return Err(PageError::OutOfOrder { index, seq, prev });
+        }
+        prev = seq;
+        row_ok().map_err(|source| PageError::InvalidRow { index, seq, source })?;
+    }
+    if head.next.0 < prev {
+        return Err(PageError::BadNext {
+            next: head.next.0,
+            last: prev,
+        });
+    }
+    Ok(())
 }
 
 /// Answer of `GET /v1/stores/{store}/events?after=SEQ`.
@@ -105,21 +150,37 @@ mod tests {
     use serde_json::json;
 
     fn page(items: Value) -> FeedPage {
-        serde_json::from_value(json!({"entity": "stock", "after": 5, "items": items, "next": 9, "more": false}))
-            .unwrap()
+        serde_json::from_value(
+            json!({"entity": "stock", "after": 5, "items": items, "next": 9, "more": false}),
+        )
+        .unwrap()
     }
 
     #[test]
     fn validates_order_start_and_rows() {
         let e = entity_named("stock").unwrap();
-        let ok = page(json!([{"seq": 6, "op": "upsert", "row": {"product_code": "1", "qty": 1000}},
-                             {"seq": 9, "op": "delete", "row": {"product_code": "2"}}]));
+        let ok = page(
+            json!([{"seq": 6, "op": "upsert", "row": {"product_code": "1", "qty": 1000}},
+                             {"seq": 9, "op": "delete", "row": {"product_code": "2"}}]),
+        );
         assert_eq!(ok.validate(e, Watermark(5)), Ok(()));
-        assert!(matches!(ok.validate(e, Watermark(4)), Err(PageError::WrongStart { .. })));
-        let bad = page(json!([{"seq": 7, "op": "upsert", "row": {"product_code": "1", "qty": 1.5}}]));
-        assert!(matches!(bad.validate(e, Watermark(5)), Err(PageError::InvalidRow { index: 0, .. })));
-        let unordered = page(json!([{"seq": 7, "op": "delete", "row": {"product_code": "1"}},
-                                    {"seq": 7, "op": "delete", "row": {"product_code": "2"}}]));
-        assert!(matches!(unordered.validate(e, Watermark(5)), Err(PageError::OutOfOrder { .. })));
+        assert!(matches!(
+            ok.validate(e, Watermark(4)),
+            Err(PageError::WrongStart { .. })
+        ));
+        let bad =
+            page(json!([{"seq": 7, "op": "upsert", "row": {"product_code": "1", "qty": 1.5}}]));
+        assert!(matches!(
+            bad.validate(e, Watermark(5)),
+            Err(PageError::InvalidRow { index: 0, .. })
+        ));
+        let unordered = page(
+            json!([{"seq": 7, "op": "delete", "row": {"product_code": "1"}},
+                                    {"seq": 7, "op": "delete", "row": {"product_code": "2"}}]),
+        );
+        assert!(matches!(
+            unordered.validate(e, Watermark(5)),
+            Err(PageError::OutOfOrder { .. })
+        ));
     }
 }

@@ -8,8 +8,10 @@ pub mod error;
 pub mod feed;
 pub mod registry;
 pub mod time;
+pub mod typed;
 
 pub use document::{AckStatus, BatchAck, Document, DocumentAck, DocumentBatch, DocumentKind};
 pub use error::{ErrorBody, FieldError};
 pub use feed::{Events, FeedItem, FeedPage, Op, PageError, Watermark};
 pub use registry::{ENTITIES, Entity, entity_named};
+pub use typed::{Cell, TypedItem, TypedPage};

@@ -35,6 +35,19 @@ impl ColType {
             ColType::Text | ColType::Time | ColType::Json => "TEXT",
         }
     }
+
+    /// Why a value of the wrong JSON type is refused for a column of this
+    /// type (every JSON value fits a `Json` column).
+    pub fn type_error(self) -> &'static str {
+        match self {
+            ColType::Money => "must be an integer number of centavos",
+            ColType::Qty => "must be an integer number of thousandths",
+            ColType::Int => "must be an integer",
+            ColType::Bool => "must be true or false",
+            ColType::Text | ColType::Time => "must be a string",
+            ColType::Json => "must be JSON",
+        }
+    }
 }
 
 /// A check-digit or format rule on a text column.
@@ -69,6 +82,26 @@ pub struct Column {
     pub check: Option<Check>,
 }
 
+impl Column {
+    /// Checks a text value of this column (of type `Text` or `Time`): the
+    /// timestamp format, then the check-digit rule. Shared by every path that
+    /// validates rows (JSON maps and typed cells).
+    pub fn check_text(&self, s: &str) -> Result<(), FieldError> {
+        if self.ty == ColType::Time && !crate::time::is_rfc3339_or_date(s) {
+            return Err(FieldError::new(
+                self.name,
+                "must be an RFC 3339 timestamp or a YYYY-MM-DD date",
+            ));
+        }
+        if let Some(check) = self.check {
+            check
+                .run(s)
+                .map_err(|e| FieldError::new(self.name, e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
 /// One kind of row the central publishes.
 #[derive(Debug)]
 pub struct Entity {
@@ -87,13 +120,28 @@ pub struct Entity {
 }
 
 const fn c(name: &'static str, ty: ColType) -> Column {
-    Column { name, ty, required: false, check: None }
+    Column {
+        name,
+        ty,
+        required: false,
+        check: None,
+    }
 }
 const fn req(name: &'static str, ty: ColType) -> Column {
-    Column { name, ty, required: true, check: None }
+    Column {
+        name,
+        ty,
+        required: true,
+        check: None,
+    }
 }
 const fn chk(name: &'static str, required: bool, check: Check) -> Column {
-    Column { name, ty: ColType::Text, required, check: Some(check) }
+    Column {
+        name,
+        ty: ColType::Text,
+        required,
+        check: Some(check),
+    }
 }
 
 use ColType::*;
@@ -106,7 +154,15 @@ const fn entity(
     columns: &'static [Column],
     availability_minutes: u32,
 ) -> Entity {
-    Entity { name, code, description, key, columns, availability_minutes, secret: false }
+    Entity {
+        name,
+        code,
+        description,
+        key,
+        columns,
+        availability_minutes,
+        secret: false,
+    }
 }
 
 /// Every entity, in the order a first full load applies them (parents first).
@@ -232,7 +288,10 @@ impl Entity {
     pub fn validate_row(&self, row: &Map<String, Value>) -> Result<(), FieldError> {
         for name in row.keys() {
             if self.column(name).is_none() {
-                return Err(FieldError::new(name, format!("unknown field for entity {}", self.name)));
+                return Err(FieldError::new(
+                    name,
+                    format!("unknown field for entity {}", self.name),
+                ));
             }
         }
         for col in self.columns {
@@ -252,13 +311,20 @@ impl Entity {
     pub fn validate_key(&self, key: &Map<String, Value>) -> Result<(), FieldError> {
         for name in key.keys() {
             if !self.key.contains(&name.as_str()) {
-                return Err(FieldError::new(name, format!("not a key column of entity {}", self.name)));
+                return Err(FieldError::new(
+                    name,
+                    format!("not a key column of entity {}", self.name),
+                ));
             }
         }
         for k in self.key {
-            let col = self.column(k).ok_or_else(|| FieldError::new(*k, "key column missing from registry"))?;
+            let col = self
+                .column(k)
+                .ok_or_else(|| FieldError::new(*k, "key column missing from registry"))?;
             match key.get(*k) {
-                None | Some(Value::Null) => return Err(FieldError::new(*k, "key column is required")),
+                None | Some(Value::Null) => {
+                    return Err(FieldError::new(*k, "key column is required"));
+                }
                 Some(v) => check_value(col, v)?,
             }
         }
@@ -268,7 +334,11 @@ impl Entity {
     /// The canonical text of a row's key (a JSON array of the key values),
     /// what the central uses as the row's identity.
     pub fn key_text(&self, row: &Map<String, Value>) -> String {
-        let parts: Vec<&Value> = self.key.iter().map(|k| row.get(*k).unwrap_or(&Value::Null)).collect();
+        let parts: Vec<&Value> = self
+            .key
+            .iter()
+            .map(|k| row.get(*k).unwrap_or(&Value::Null))
+            .collect();
         serde_json::to_string(&parts).unwrap_or_default()
     }
 
@@ -281,35 +351,23 @@ impl Entity {
     }
 }
 
-fn check_value(col: &Column, v: &Value) -> Result<(), FieldError> {
-    match col.ty {
-        ColType::Int | ColType::Money | ColType::Qty => {
-            if v.as_i64().is_none() {
-                let what = match col.ty {
-                    ColType::Money => "must be an integer number of centavos",
-                    ColType::Qty => "must be an integer number of thousandths",
-                    _ => "must be an integer",
-                };
-                return Err(FieldError::new(col.name, what));
-            }
-        }
-        ColType::Bool => {
-            if !v.is_boolean() {
-                return Err(FieldError::new(col.name, "must be true or false"));
-            }
-        }
-        ColType::Text | ColType::Time => {
-            let s = v.as_str().ok_or_else(|| FieldError::new(col.name, "must be a string"))?;
-            if col.ty == ColType::Time && !crate::time::is_rfc3339_or_date(s) {
-                return Err(FieldError::new(col.name, "must be an RFC 3339 timestamp or a YYYY-MM-DD date"));
-            }
-            if let Some(check) = col.check {
-                check.run(s).map_err(|e| FieldError::new(col.name, e.to_string()))?;
-            }
-        }
-        ColType::Json => {}
+/// The one check of a present, non-null JSON value against its column: the
+/// JSON type the column takes, then [`Column::check_text`] for text.
+pub(crate) fn check_value(col: &Column, v: &Value) -> Result<(), FieldError> {
+    let typed = match col.ty {
+        ColType::Int | ColType::Money | ColType::Qty => v.as_i64().is_some(),
+        ColType::Bool => v.is_boolean(),
+        ColType::Text | ColType::Time => match v.as_str() {
+            Some(s) => return col.check_text(s),
+            None => false,
+        },
+        ColType::Json => true,
+    };
+    if typed {
+        Ok(())
+    } else {
+        Err(FieldError::new(col.name, col.ty.type_error()))
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -338,15 +396,34 @@ mod tests {
     #[test]
     fn a_good_row_passes_and_bad_ones_name_the_field() {
         let e = entity_named("barcodes").unwrap();
-        assert_eq!(e.validate_row(&obj(json!({"barcode": "7891000315507", "product_code": "1"}))), Ok(()));
-        let err = e.validate_row(&obj(json!({"barcode": "7891000315508", "product_code": "1"}))).unwrap_err();
+        assert_eq!(
+            e.validate_row(&obj(
+                json!({"barcode": "7891000315507", "product_code": "1"})
+            )),
+            Ok(())
+        );
+        let err = e
+            .validate_row(&obj(
+                json!({"barcode": "7891000315508", "product_code": "1"}),
+            ))
+            .unwrap_err();
         assert_eq!(err.field, "barcode");
-        let err = e.validate_row(&obj(json!({"barcode": "7891000315507"}))).unwrap_err();
+        let err = e
+            .validate_row(&obj(json!({"barcode": "7891000315507"})))
+            .unwrap_err();
         assert_eq!(err.field, "product_code");
-        let err = e.validate_row(&obj(json!({"barcode": "7891000315507", "product_code": "1", "colour": "x"}))).unwrap_err();
+        let err = e
+            .validate_row(&obj(
+                json!({"barcode": "7891000315507", "product_code": "1", "colour": "x"}),
+            ))
+            .unwrap_err();
         assert_eq!(err.field, "colour");
         let p = entity_named("prices").unwrap();
-        let err = p.validate_row(&obj(json!({"product_code": "1", "price_list": "base", "price": 12.5}))).unwrap_err();
+        let err = p
+            .validate_row(&obj(
+                json!({"product_code": "1", "price_list": "base", "price": 12.5}),
+            ))
+            .unwrap_err();
         assert_eq!(err.field, "price");
         assert!(err.message.contains("centavos"));
     }
