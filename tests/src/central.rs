@@ -75,6 +75,17 @@ pub fn client() -> reqwest::Client {
         .unwrap_or_else(|_| reqwest::Client::new())
 }
 
+/// An HTTP client that also trusts the CA certificate in `ca_pem`.
+pub fn client_trusting(ca_pem: &Path) -> anyhow::Result<reqwest::Client> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(ca_pem)?)?;
+    Ok(reqwest::Client::builder()
+        .timeout(Duration::from_secs(90))
+        .no_proxy()
+        .add_root_certificate(ca)
+        .build()?)
+}
+
 /// What to start.
 #[derive(Debug, Clone)]
 pub struct CentralBuilder {
@@ -83,6 +94,16 @@ pub struct CentralBuilder {
     catalog: Option<(u64, u64, bool, u64)>,
     stores: Vec<(String, String, String)>,
     dir: Option<PathBuf>,
+    tls: Option<Tls>,
+}
+
+/// Serve HTTPS with this certificate chain and key (PEM files); the harness's
+/// own client trusts `ca` (PEM).
+#[derive(Debug, Clone)]
+pub struct Tls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
 }
 
 impl CentralBuilder {
@@ -108,6 +129,11 @@ impl CentralBuilder {
     /// Add a store (`node add`) before serving.
     pub fn store(mut self, id: &str, parent: &str, token: &str) -> Self {
         self.stores.push((id.into(), parent.into(), token.into()));
+        self
+    }
+    /// Serve over TLS (`serve --tls-cert --tls-key`); `url()` is then https.
+    pub fn tls(mut self, tls: Tls) -> Self {
+        self.tls = Some(tls);
         self
     }
     /// Use this directory (kept on drop) instead of a fresh temporary one.
@@ -153,7 +179,11 @@ impl CentralBuilder {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             url: String::new(),
             admin_token: self.admin_token,
-            client: client(),
+            client: match &self.tls {
+                Some(tls) => client_trusting(&tls.ca)?,
+                None => client(),
+            },
+            tls: self.tls,
         };
         central.launch("127.0.0.1:0")?;
         Ok(central)
@@ -198,6 +228,7 @@ pub struct Central {
     url: String,
     admin_token: String,
     client: reqwest::Client,
+    tls: Option<Tls>,
 }
 
 impl std::fmt::Debug for Central {
@@ -234,6 +265,7 @@ impl Central {
             catalog: None,
             stores: Vec::new(),
             dir: None,
+            tls: None,
         }
     }
 
@@ -247,10 +279,17 @@ impl Central {
             .create(true)
             .append(true)
             .open(self.dir.join("central.log"))?;
-        let mut child = Command::new(&self.bin)
-            .args(["serve", "--db"])
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(["serve", "--db"])
             .arg(&self.db)
-            .args(["--listen", listen])
+            .args(["--listen", listen]);
+        if let Some(tls) = &self.tls {
+            cmd.arg("--tls-cert")
+                .arg(&tls.cert)
+                .arg("--tls-key")
+                .arg(&tls.key);
+        }
+        let mut child = cmd
             .env("RETAGUARDA_ADMIN_TOKEN", &self.admin_token)
             .env(
                 "RUST_LOG",
@@ -283,7 +322,8 @@ impl Central {
         self.addr = addr
             .parse()
             .with_context(|| format!("bad address {addr}"))?;
-        self.url = format!("http://{}", self.addr);
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        self.url = format!("{scheme}://{}", self.addr);
         Ok(())
     }
 

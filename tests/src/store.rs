@@ -76,6 +76,7 @@ pub struct StoreBuilder {
     timeout_secs: u64,
     tasks: Vec<(String, String)>,
     log_level: String,
+    ca_cert: Option<PathBuf>,
 }
 
 impl StoreBuilder {
@@ -105,6 +106,11 @@ impl StoreBuilder {
         self.tasks.push((file.into(), toml.into()));
         self
     }
+    /// `[central] ca_cert`: an extra CA (PEM) to trust for the central.
+    pub fn ca_cert(mut self, pem: impl Into<PathBuf>) -> Self {
+        self.ca_cert = Some(pem.into());
+        self
+    }
     pub fn log_level(mut self, level: &str) -> Self {
         self.log_level = level.into();
         self
@@ -127,8 +133,12 @@ impl StoreBuilder {
             }
             tasks_line = format!("tasks_dir = {}\n", toml_str(&tdir.display().to_string()));
         }
+        let ca_line = match &self.ca_cert {
+            Some(p) => format!("ca_cert = {}\n", toml_str(&p.display().to_string())),
+            None => String::new(),
+        };
         let config = format!(
-            "[store]\nid = {}\ndata_dir = {}\n\n[central]\nurl = {}\ntoken = {}\ntimeout_secs = {}\n\n\
+            "[store]\nid = {}\ndata_dir = {}\n\n[central]\nurl = {}\ntoken = {}\ntimeout_secs = {}\n{ca_line}\n\
              [pos]\nlisten = \"127.0.0.1:0\"\ntokens = [{{ terminal = {}, token = {} }}]\n\n\
              [sync]\npage_size = {}\nupload_batch = {}\npush = {}\n{tasks_line}\n[log]\nlevel = {}\n",
             toml_str(&self.store_id),
@@ -207,6 +217,7 @@ impl Store {
             timeout_secs: 10,
             tasks: Vec::new(),
             log_level: "info".into(),
+            ca_cert: None,
         }
     }
 

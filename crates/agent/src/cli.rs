@@ -690,12 +690,25 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 /// Is the central reachable at all (for the exit code of a failed sync)?
-async fn central_reachable(config: &Config) -> bool {
-    let Ok(client) = crate::doctor::http_client(config) else {
-        return false;
-    };
+/// Probes the central's health endpoint; the error says why it cannot be
+/// reached (refused, timeout, TLS: the certificate's issuer is unknown…),
+/// with the whole cause chain, so the technician sees what to fix.
+async fn central_reachable(config: &Config) -> Result<(), String> {
+    let client = crate::doctor::http_client(config).map_err(|e| format!("{e:#}"))?;
     let url = format!("{}/v1/health", config.central.url.trim_end_matches('/'));
-    client.get(url).send().await.is_ok()
+    match client.get(url).send().await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let mut why = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                why.push_str(": ");
+                why.push_str(&cause.to_string());
+                source = cause.source();
+            }
+            Err(why)
+        }
+    }
 }
 
 fn report_runs(
@@ -728,9 +741,10 @@ fn report_runs(
     if failed == 0 {
         return Ok(exit::OK);
     }
-    if !rt.block_on(central_reachable(config)) {
+    if let Err(why) = rt.block_on(central_reachable(config)) {
         eprintln!(
-            "lojad: {failed} job(s) failed: the central at {} is unreachable",
+            "lojad: {failed} job(s) failed: the central at {} is unreachable ({why}); \
+             `lojad doctor` checks the network, TLS and clock",
             config.central.url
         );
         return Ok(exit::UNREACHABLE);
