@@ -126,9 +126,14 @@ impl TypedPage {
 
 impl TypedItem {
     fn from_feed(entity: &Entity, item: &FeedItem) -> TypedItem {
+        TypedItem::from_row(entity, item.seq, item.op, &item.row)
+    }
+
+    /// The typed form of a row held as a JSON map.
+    pub fn from_row(entity: &Entity, seq: u64, op: Op, row: &Map<String, Value>) -> TypedItem {
         let mut cells = vec![Cell::Absent; entity.columns.len()];
         let mut unknown_field = None;
-        for (name, v) in &item.row {
+        for (name, v) in row {
             match column_index(entity, name) {
                 Some(i) => cells[i] = cell_of_value(entity.columns[i].ty, v),
                 // A Map iterates in name order: the first is the smallest.
@@ -137,8 +142,8 @@ impl TypedItem {
             }
         }
         TypedItem {
-            seq: item.seq,
-            op: item.op,
+            seq,
+            op,
             cells,
             unknown_field,
         }

@@ -2,15 +2,15 @@
 //!
 //! The SQL of each entity is built once from the registry (identifiers only
 //! from there, values only as bound parameters) and kept prepared on the
-//! writer connection; a page binds each row's JSON values by column type
-//! straight into the statement, with no per-row SQL or allocation beyond
-//! what a JSON column needs.
+//! writer connection; a page's typed cells (`loja_protocol::TypedPage`, the
+//! feed parsed by the registry) bind straight into the statement, with no
+//! per-row SQL, JSON or allocation.
 
 use std::path::Path;
 use std::sync::OnceLock;
 
 use loja_protocol::registry::{ColType, Column};
-use loja_protocol::{ENTITIES, Entity, FieldError};
+use loja_protocol::{Cell, ENTITIES, Entity, FieldError};
 use rusqlite::types::{Null, ValueRef};
 use rusqlite::{Connection, Statement};
 use serde_json::{Map, Value};
@@ -28,6 +28,8 @@ pub(crate) struct EntitySql {
     pub select: String,
     /// `ORDER BY k1, k2`.
     pub order_by: String,
+    /// Index in `entity.columns` of each key column, in key order.
+    pub key_index: Vec<usize>,
 }
 
 fn build(e: &Entity) -> EntitySql {
@@ -59,11 +61,24 @@ fn build(e: &Entity) -> EntitySql {
     let delete = format!("DELETE FROM {} WHERE {}", e.name, wheres.join(" AND "));
     let select = format!("SELECT {} FROM {}", cols.join(", "), e.name);
     let order_by = format!("ORDER BY {}", e.key.join(", "));
+    // usize::MAX (refused by delete_row) for a key that is not a column,
+    // which the registry's own test rules out.
+    let key_index = e
+        .key
+        .iter()
+        .map(|k| {
+            e.columns
+                .iter()
+                .position(|c| c.name == *k)
+                .unwrap_or(usize::MAX)
+        })
+        .collect();
     EntitySql {
         upsert,
         delete,
         select,
         order_by,
+        key_index,
     }
 }
 
@@ -80,29 +95,15 @@ pub(crate) fn sql_of(entity: &Entity) -> Result<&'static EntitySql> {
         })
 }
 
-/// Binds `v` for `col` as parameter `idx` (1-based).
-fn bind_value(stmt: &mut Statement<'_>, idx: usize, col: &Column, v: Option<&Value>) -> Result<()> {
-    let res = match v {
-        None | Some(Value::Null) => stmt.raw_bind_parameter(idx, Null),
-        Some(v) => match col.ty {
-            ColType::Int | ColType::Money | ColType::Qty => match v.as_i64() {
-                Some(n) => stmt.raw_bind_parameter(idx, n),
-                None => return Err(FieldError::new(col.name, "must be an integer").into()),
-            },
-            ColType::Bool => match v.as_bool() {
-                Some(b) => stmt.raw_bind_parameter(idx, i64::from(b)),
-                None => return Err(FieldError::new(col.name, "must be true or false").into()),
-            },
-            ColType::Text | ColType::Time => match v.as_str() {
-                Some(s) => stmt.raw_bind_parameter(idx, s),
-                None => return Err(FieldError::new(col.name, "must be a string").into()),
-            },
-            ColType::Json => {
-                let text = serde_json::to_string(v)
-                    .map_err(|e| FieldError::new(col.name, e.to_string()))?;
-                stmt.raw_bind_parameter(idx, text)
-            }
-        },
+/// Binds a cell as parameter `idx` (1-based). The page was validated, so a
+/// `Bad` cell cannot come here; it is refused all the same.
+fn bind_cell(stmt: &mut Statement<'_>, idx: usize, col: &Column, cell: &Cell) -> Result<()> {
+    let res = match cell {
+        Cell::Absent | Cell::Null => stmt.raw_bind_parameter(idx, Null),
+        Cell::Int(n) => stmt.raw_bind_parameter(idx, *n),
+        Cell::Bool(b) => stmt.raw_bind_parameter(idx, i64::from(*b)),
+        Cell::Text(s) | Cell::Json(s) => stmt.raw_bind_parameter(idx, s.as_str()),
+        Cell::Bad(why) => return Err(FieldError::new(col.name, *why).into()),
     };
     res.map_err(|e| ReplicaError::Sqlite {
         context: format!("bind {}", col.name),
@@ -115,29 +116,31 @@ fn bind_value(stmt: &mut Statement<'_>, idx: usize, col: &Column, v: Option<&Val
 pub(crate) fn upsert_row(
     stmt: &mut Statement<'_>,
     entity: &Entity,
-    row: &Map<String, Value>,
+    cells: &[Cell],
     path: &Path,
 ) -> Result<()> {
-    for (i, col) in entity.columns.iter().enumerate() {
-        bind_value(stmt, i + 1, col, row.get(col.name))?;
+    for (i, (col, cell)) in entity.columns.iter().zip(cells).enumerate() {
+        bind_cell(stmt, i + 1, col, cell)?;
     }
     stmt.raw_execute()
         .ctx_with(path, || format!("upsert into {}", entity.name))?;
     Ok(())
 }
 
-/// Deletes the row with `key` (a tombstone's key columns).
+/// Deletes the row with a tombstone's key columns (`key`: their indexes in
+/// `entity.columns`, in key order).
 pub(crate) fn delete_row(
     stmt: &mut Statement<'_>,
     entity: &Entity,
-    key: &Map<String, Value>,
+    key: &[usize],
+    cells: &[Cell],
     path: &Path,
 ) -> Result<()> {
-    for (i, k) in entity.key.iter().enumerate() {
-        let col = entity
-            .column(k)
-            .ok_or_else(|| FieldError::new(*k, "key column missing from registry"))?;
-        bind_value(stmt, i + 1, col, key.get(*k))?;
+    for (i, k) in key.iter().enumerate() {
+        let (Some(col), Some(cell)) = (entity.columns.get(*k), cells.get(*k)) else {
+            return Err(FieldError::new(entity.name, "key column missing from registry").into());
+        };
+        bind_cell(stmt, i + 1, col, cell)?;
     }
     stmt.raw_execute()
         .ctx_with(path, || format!("delete from {}", entity.name))?;

@@ -4,10 +4,14 @@
 //!
 //! (a) raw SQLite: the same rows, already Rust values, into an empty file with
 //!     the same schema and settings, prepared INSERT, one transaction per entity;
-//! (b) `Catalog::apply_page`, pages of 20 000 rows pre-built (parsing excluded);
-//! (c) the same with `serde_json` parsing of each page's bytes included;
-//! (d) (c) pipelined as the agent can run it: a thread parses page N+1
-//!     while page N applies.
+//! (b) `Catalog::apply_typed_page`, pages of 20 000 rows pre-built as typed
+//!     rows (parsing excluded): the apply engine alone;
+//! (c) `TypedPage::parse` of each page's bytes + `apply_typed_page`: what the
+//!     download job does, one page after the other;
+//! (d) (c) pipelined as the agent runs it: a thread parses page N+1 while
+//!     page N applies;
+//! (e) for reference, the JSON-map path: `serde_json::from_slice::<FeedPage>`
+//!     + `Catalog::apply_page`.
 //!
 //! `cargo run --release -p loja-replica --bin apply-bench [-- --scale 0.1]`
 
@@ -16,21 +20,24 @@ use std::time::{Duration, Instant};
 
 use loja_protocol::check::{cpf_check_digits, gtin_check_digit};
 use loja_protocol::registry::ColType;
-use loja_protocol::{Entity, FeedItem, FeedPage, Op, Watermark, entity_named};
+use loja_protocol::{Entity, FeedItem, FeedPage, Op, TypedPage, Watermark, entity_named};
 use loja_replica::Catalog;
 use rusqlite::types::Value as Sql;
 use serde_json::{Map, Value};
 
 const PAGE: usize = 20_000;
 
+#[derive(Default)]
 struct Totals {
     rows: u64,
     raw: Duration,
     apply: Duration,
     parse_apply: Duration,
+    pipelined: Duration,
+    map_parse_apply: Duration,
     parse_only: Duration,
     validate_only: Duration,
-    pipelined: Duration,
+    map_parse_only: Duration,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -46,21 +53,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let n = |base: usize| ((base as f64 * scale) as usize).max(1);
     let root = std::env::temp_dir().join(format!("apply-bench-{}", std::process::id()));
-    let (raw_dir, apply_dir, parse_dir, pipe_dir) = (
-        root.join("raw"),
-        root.join("apply"),
-        root.join("parse"),
-        root.join("pipelined"),
-    );
-    for d in [&raw_dir, &apply_dir, &parse_dir, &pipe_dir] {
+    let dirs = ["raw", "apply", "parse", "pipelined", "map"].map(|d| root.join(d));
+    for d in &dirs {
         std::fs::create_dir_all(d)?;
     }
     // The same schema for the raw baseline: the catalog's own migrations.
-    drop(Catalog::open(&raw_dir)?);
-    let mut raw = raw_conn(&raw_dir.join("replica.db"))?;
-    let mut applied = Catalog::open(&apply_dir)?;
-    let mut parsed = Catalog::open(&parse_dir)?;
-    let mut piped = Catalog::open(&pipe_dir)?;
+    drop(Catalog::open(&dirs[0])?);
+    let mut raw = raw_conn(&dirs[0].join("replica.db"))?;
+    let mut applied = Catalog::open(&dirs[1])?;
+    let mut parsed = Catalog::open(&dirs[2])?;
+    let mut piped = Catalog::open(&dirs[3])?;
+    let mut mapped = Catalog::open(&dirs[4])?;
 
     let products = n(200_000);
     let plan: [(&str, usize); 5] = [
@@ -70,18 +73,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("product_taxes", n(200_000)),
         ("customers", n(100_000)),
     ];
-    let mut t = Totals {
-        rows: 0,
-        raw: Duration::ZERO,
-        apply: Duration::ZERO,
-        parse_apply: Duration::ZERO,
-        parse_only: Duration::ZERO,
-        validate_only: Duration::ZERO,
-        pipelined: Duration::ZERO,
-    };
+    let mut t = Totals::default();
     println!(
-        "{:<14} {:>9} {:>13} {:>13} {:>13} {:>13}",
-        "entity", "rows", "raw rows/s", "apply rows/s", "parse+apply", "pipelined"
+        "{:<14} {:>9} {:>11} {:>11} {:>11} {:>11} {:>11}",
+        "rows/s", "rows", "raw", "apply", "parse+apply", "pipelined", "map path"
     );
     for (name, count) in plan {
         let e = entity_named(name).ok_or("entity missing from registry")?;
@@ -92,115 +87,138 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         raw_insert(&mut raw, e, &rows)?;
         let raw_t = started.elapsed();
 
-        // (b) apply pre-built pages
         let pages = to_pages(e, &rows);
         drop(rows);
-        let started = Instant::now();
-        for p in &pages {
-            applied.apply_page(e, p)?;
-        }
-        let apply_t = started.elapsed();
-
-        // (c) parse page bytes + apply
         let bytes: Vec<Vec<u8>> = pages
             .iter()
             .map(serde_json::to_vec)
             .collect::<Result<_, _>>()?;
+
+        // (b) apply pre-built typed pages
+        let typed: Vec<TypedPage> = pages.iter().map(|p| TypedPage::from_feed(e, p)).collect();
         drop(pages);
         let started = Instant::now();
+        for p in &typed {
+            applied.apply_typed_page(e, p)?;
+        }
+        let apply_t = started.elapsed();
+        drop(typed);
+
+        // (c) typed parse of the page bytes + apply
+        let started = Instant::now();
         for b in &bytes {
-            let p: FeedPage = serde_json::from_slice(b)?;
-            parsed.apply_page(e, &p)?;
+            parsed.apply_typed_page(e, &TypedPage::parse(e, b)?)?;
         }
         let parse_t = started.elapsed();
 
         // (d) parse on another thread, apply here
         let started = Instant::now();
         std::thread::scope(|s| -> Result<(), Box<dyn std::error::Error>> {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<FeedPage>(2);
+            let (tx, rx) = std::sync::mpsc::sync_channel::<TypedPage>(1);
             let bytes = &bytes;
             let parser = s.spawn(move || -> Result<(), serde_json::Error> {
                 for b in bytes {
-                    if tx.send(serde_json::from_slice(b)?).is_err() {
+                    if tx.send(TypedPage::parse(e, b)?).is_err() {
                         break;
                     }
                 }
                 Ok(())
             });
             for p in rx {
-                piped.apply_page(e, &p)?;
+                piped.apply_typed_page(e, &p)?;
             }
             parser.join().map_err(|_| "parser thread panicked")??;
             Ok(())
         })?;
         let pipe_t = started.elapsed();
-        t.pipelined += pipe_t;
 
-        // Where the time goes: parsing alone, validation alone.
+        // (e) the JSON-map path
         let started = Instant::now();
-        let reparsed: Vec<FeedPage> = bytes
+        for b in &bytes {
+            let p: FeedPage = serde_json::from_slice(b)?;
+            mapped.apply_page(e, &p)?;
+        }
+        let map_t = started.elapsed();
+
+        // Where the time goes: parsing alone (both ways), validation alone.
+        let started = Instant::now();
+        let reparsed: Vec<TypedPage> = bytes
             .iter()
-            .map(|b| serde_json::from_slice(b))
+            .map(|b| TypedPage::parse(e, b))
             .collect::<Result<_, _>>()?;
-        let parse_only = started.elapsed();
+        t.parse_only += started.elapsed();
         let started = Instant::now();
         for p in &reparsed {
             p.validate(e, p.after)?;
         }
-        let validate_only = started.elapsed();
-        t.parse_only += parse_only;
-        t.validate_only += validate_only;
+        t.validate_only += started.elapsed();
         drop(reparsed);
+        let started = Instant::now();
+        for b in &bytes {
+            drop(serde_json::from_slice::<FeedPage>(b)?);
+        }
+        t.map_parse_only += started.elapsed();
 
         let rate = |d: Duration| count as f64 / d.as_secs_f64();
         println!(
-            "{name:<14} {count:>9} {:>13.0} {:>13.0} {:>13.0} {:>13.0}",
+            "{name:<14} {count:>9} {:>11.0} {:>11.0} {:>11.0} {:>11.0} {:>11.0}",
             rate(raw_t),
             rate(apply_t),
             rate(parse_t),
-            rate(pipe_t)
+            rate(pipe_t),
+            rate(map_t),
         );
         t.rows += count as u64;
         t.raw += raw_t;
         t.apply += apply_t;
         t.parse_apply += parse_t;
+        t.pipelined += pipe_t;
+        t.map_parse_apply += map_t;
     }
     let rate = |d: Duration| t.rows as f64 / d.as_secs_f64();
     println!(
-        "{:<14} {:>9} {:>13.0} {:>13.0} {:>13.0} {:>13.0}",
+        "{:<14} {:>9} {:>11.0} {:>11.0} {:>11.0} {:>11.0} {:>11.0}",
         "total",
         t.rows,
         rate(t.raw),
         rate(t.apply),
         rate(t.parse_apply),
-        rate(t.pipelined)
+        rate(t.pipelined),
+        rate(t.map_parse_apply),
     );
     println!(
-        "time: raw {:.2} s, apply {:.2} s, parse+apply {:.2} s, pipelined parse+apply {:.2} s",
+        "time: raw {:.2} s, apply {:.2} s, parse+apply {:.2} s, pipelined {:.2} s, map path {:.2} s",
         t.raw.as_secs_f64(),
         t.apply.as_secs_f64(),
         t.parse_apply.as_secs_f64(),
-        t.pipelined.as_secs_f64()
+        t.pipelined.as_secs_f64(),
+        t.map_parse_apply.as_secs_f64(),
     );
     println!(
-        "of which: JSON parse alone {:.2} s ({:.0} rows/s), FeedPage::validate alone {:.2} s ({:.0} rows/s)",
+        "of which: TypedPage::parse alone {:.2} s ({:.0} rows/s), TypedPage::validate alone {:.2} s ({:.0} rows/s); \
+         serde_json FeedPage parse alone {:.2} s ({:.0} rows/s)",
         t.parse_only.as_secs_f64(),
         rate(t.parse_only),
         t.validate_only.as_secs_f64(),
-        rate(t.validate_only)
+        rate(t.validate_only),
+        t.map_parse_only.as_secs_f64(),
+        rate(t.map_parse_only),
     );
+    let ratio = |d: Duration| 100.0 * t.raw.as_secs_f64() / d.as_secs_f64();
     println!(
-        "ratio to raw: apply {:.0} %, parse+apply {:.0} %, pipelined parse+apply {:.0} % (target >= 50 %)",
-        100.0 * t.raw.as_secs_f64() / t.apply.as_secs_f64(),
-        100.0 * t.raw.as_secs_f64() / t.parse_apply.as_secs_f64(),
-        100.0 * t.raw.as_secs_f64() / t.pipelined.as_secs_f64()
+        "ratio to raw: apply {:.0} %, parse+apply {:.0} %, pipelined parse+apply {:.0} % (target >= 50 %); map path {:.0} %",
+        ratio(t.apply),
+        ratio(t.parse_apply),
+        ratio(t.pipelined),
+        ratio(t.map_parse_apply),
     );
     // The same content at the end, every way.
     let counts = applied.row_counts()?;
-    assert_eq!(counts, parsed.row_counts()?);
-    assert_eq!(counts, piped.row_counts()?);
+    for c in [&parsed, &piped, &mapped] {
+        assert_eq!(counts, c.row_counts()?);
+    }
     assert!(applied.integrity_check()?.is_empty());
-    drop((raw, applied, parsed, piped));
+    drop((raw, applied, parsed, piped, mapped));
     let _ = std::fs::remove_dir_all(&root);
     Ok(())
 }
