@@ -252,8 +252,23 @@ impl CatalogReader {
             drop(Catalog::open(dir)?);
             conn = migrate::open_ro(&path)?;
         }
-        conn.execute_batch("PRAGMA cache_size = -8192; PRAGMA temp_store = MEMORY;")
-            .ctx(&path, "connection settings")?;
+        // No re-preparing on bind: the planner would otherwise re-compile
+        // the product lookup at every step, because a bound value (the
+        // store's price list) might change its plan (~70 µs of a ~80 µs
+        // lookup); QPSG keeps the plan made at prepare time.
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )
+        .ctx(&path, "connection settings")?;
+        // Reads through a read-only mmap of the file (1 GiB of address
+        // space; pages still in the WAL are read from it as before): a point
+        // query touches its pages in place instead of copying them into the
+        // page cache, which a commit by the writer empties.
+        conn.execute_batch(
+            "PRAGMA cache_size = -8192; PRAGMA temp_store = MEMORY; PRAGMA mmap_size = 1073741824;",
+        )
+        .ctx(&path, "connection settings")?;
         Ok(CatalogReader { conn, path })
     }
 }

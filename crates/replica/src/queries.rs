@@ -4,19 +4,20 @@ use std::sync::OnceLock;
 
 use loja_protocol::registry::ColType;
 use loja_protocol::{Entity, FieldError, entity_named};
-use serde::Serialize;
+use rusqlite::types::ValueRef;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::macros::format_description;
 use time::{Date, OffsetDateTime};
 
 use crate::apply::{row_to_map, sql_of};
 use crate::error::SqlCtx;
-use crate::{CatalogReader, Result};
+use crate::{CatalogReader, ReplicaError, Result};
 
 /// The price the POS charges, from the most specific price list the store
 /// sees: the store's own list (named after the store id), then any other
 /// node's list, then `base`.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PriceView {
     pub price_list: String,
     /// Regular price, centavos.
@@ -28,7 +29,7 @@ pub struct PriceView {
 }
 
 /// A product with everything needed to sell it.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProductView {
     /// The product row (registry columns of `products`).
     #[schema(value_type = Object)]
@@ -61,8 +62,6 @@ const LIST_MAX: u32 = 10_000;
 
 /// The SQL of the POS queries, built once from the registry.
 struct Sql {
-    product_by_code: String,
-    taxes_by_product: String,
     kits_by_kit: String,
     customer_by_document: String,
     promotions: String,
@@ -75,8 +74,6 @@ fn sql() -> &'static Sql {
         let of = |name: &str| entity_named(name).and_then(|e| sql_of(e).ok());
         let select = |name: &str| of(name).map(|s| s.select.clone()).unwrap_or_default();
         Sql {
-            product_by_code: format!("{} WHERE code = ?1", select("products")),
-            taxes_by_product: format!("{} WHERE product_code = ?1", select("product_taxes")),
             kits_by_kit: format!(
                 "{} WHERE kit_code = ?1 ORDER BY component_code",
                 select("kits")
@@ -92,6 +89,185 @@ fn sql() -> &'static Sql {
             ),
         }
     })
+}
+
+/// The lookup's SQL and layout, built once from the registry: one statement
+/// answers the product with its chosen price, its taxes, its stock and
+/// whether it has kit rows (joins on the primary keys; the price list with
+/// the preference of [`PriceView`] — the store's own list, else the first
+/// other list by name, else `base` — by correlated primary-key searches, no
+/// sort); its
+/// barcodes (covering index) and kit rows (only when it has some) come from
+/// two more point statements.
+struct Lookup {
+    by_barcode: String,
+    by_code: String,
+    barcodes: String,
+    product: Layout,
+    taxes: Layout,
+    kits: Layout,
+    /// Where the blocks of the main statement start.
+    code_at: usize,
+    price_at: usize,
+    taxes_at: usize,
+    stock_at: usize,
+    has_kit_at: usize,
+}
+
+/// How a registry row is written as JSON: its columns in key (name) order,
+/// each with its `"name":` prefix, so the bytes are those of serializing
+/// the row's `Map` (a BTreeMap).
+struct Layout {
+    entity: &'static Entity,
+    /// (column index in the registry, `"name":`).
+    sorted: Vec<(usize, String)>,
+    /// Index of the first key column (NOT NULL: NULL means no row).
+    key_at: usize,
+}
+
+impl Layout {
+    fn new(name: &str) -> Result<Layout> {
+        let entity = registry(name)?;
+        let mut sorted: Vec<(usize, String)> = entity
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let key = serde_json::to_string(c.name).unwrap_or_default();
+                (i, format!("{key}:"))
+            })
+            .collect();
+        sorted.sort_by(|a, b| entity.columns[a.0].name.cmp(entity.columns[b.0].name));
+        let key_at = entity
+            .columns
+            .iter()
+            .position(|c| Some(&c.name) == entity.key.first())
+            .ok_or_else(|| FieldError::new("entity", format!("{name} has no key column")))?;
+        Ok(Layout {
+            entity,
+            sorted,
+            key_at,
+        })
+    }
+
+    /// `alias.c1, alias.c2, …` in registry order.
+    fn select(&self, alias: &str) -> String {
+        self.entity
+            .columns
+            .iter()
+            .map(|c| format!("{alias}.{}", c.name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Writes the row's columns at `offset..` as a JSON object, NULLs (and
+    /// blobs) omitted, booleans as booleans, JSON columns parsed: the same
+    /// bytes as `serde_json::to_vec(&row_to_map(…))`.
+    fn write(
+        &self,
+        out: &mut Vec<u8>,
+        row: &rusqlite::Row<'_>,
+        offset: usize,
+    ) -> rusqlite::Result<()> {
+        out.push(b'{');
+        let mut first = true;
+        for (i, key) in &self.sorted {
+            let col = &self.entity.columns[*i];
+            let v = row.get_ref(offset + i)?;
+            if matches!(v, ValueRef::Null | ValueRef::Blob(_)) {
+                continue;
+            }
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            out.extend_from_slice(key.as_bytes());
+            match v {
+                ValueRef::Integer(n) if col.ty == ColType::Bool => {
+                    out.extend_from_slice(if n != 0 { b"true" } else { b"false" });
+                }
+                ValueRef::Integer(n) => json_into(out, &n),
+                ValueRef::Real(f) => json_into(out, &Value::from(f)),
+                ValueRef::Text(t) => {
+                    let s = String::from_utf8_lossy(t);
+                    match col.ty {
+                        ColType::Json => match serde_json::from_str::<Value>(&s) {
+                            Ok(v) => json_into(out, &v),
+                            Err(_) => json_into(out, &*s),
+                        },
+                        _ => json_into(out, &*s),
+                    }
+                }
+                ValueRef::Null | ValueRef::Blob(_) => {}
+            }
+        }
+        out.push(b'}');
+        Ok(())
+    }
+}
+
+/// Appends `v` as JSON (writing into a `Vec` cannot fail; a value serde
+/// cannot write becomes `null`, as in a `Value`).
+fn json_into<T: Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) {
+    let mark = out.len();
+    if serde_json::to_writer(&mut *out, v).is_err() {
+        out.truncate(mark);
+        out.extend_from_slice(b"null");
+    }
+}
+
+fn lookup() -> Result<&'static Lookup> {
+    static LOOKUP: OnceLock<std::result::Result<Lookup, String>> = OnceLock::new();
+    LOOKUP
+        .get_or_init(|| {
+            let build = || -> Result<Lookup> {
+                let product = Layout::new("products")?;
+                let taxes = Layout::new("product_taxes")?;
+                let kits = Layout::new("kits")?;
+                let np = product.entity.columns.len();
+                let nt = taxes.entity.columns.len();
+                let body = format!(
+                    "SELECT {p}, pr.price_list, pr.price, pr.promo_price, pr.promo_until, {t}, s.qty, \
+                     EXISTS (SELECT 1 FROM kits k WHERE k.kit_code = p.code) \
+                     FROM {{from}} \
+                     LEFT JOIN prices pr ON pr.product_code = p.code AND pr.price_list = COALESCE( \
+                       (SELECT x.price_list FROM prices x WHERE x.product_code = p.code AND x.price_list = ?2), \
+                       (SELECT x.price_list FROM prices x WHERE x.product_code = p.code AND x.price_list <> 'base' \
+                        ORDER BY x.price_list LIMIT 1), \
+                       'base') \
+                     LEFT JOIN product_taxes t ON t.product_code = p.code \
+                     LEFT JOIN stock s ON s.product_code = p.code \
+                     WHERE {{key}} = ?1",
+                    p = product.select("p"),
+                    t = taxes.select("t"),
+                );
+                let code_at = product
+                    .entity
+                    .columns
+                    .iter()
+                    .position(|c| c.name == "code")
+                    .ok_or_else(|| FieldError::new("products", "has no code column"))?;
+                Ok(Lookup {
+                    by_barcode: body
+                        .replace("{from}", "barcodes b JOIN products p ON p.code = b.product_code")
+                        .replace("{key}", "b.barcode"),
+                    by_code: body.replace("{from}", "products p").replace("{key}", "p.code"),
+                    barcodes: "SELECT barcode FROM barcodes WHERE product_code = ?1 ORDER BY barcode"
+                        .into(),
+                    code_at,
+                    price_at: np,
+                    taxes_at: np + 4,
+                    stock_at: np + 4 + nt,
+                    has_kit_at: np + 4 + nt + 1,
+                    product,
+                    taxes,
+                    kits,
+                })
+            };
+            build().map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| FieldError::new("entity", e.clone()).into())
 }
 
 fn registry(name: &str) -> Result<&'static Entity> {
@@ -111,6 +287,33 @@ fn instant(s: &str, end_of_day: bool) -> Option<OffsetDateTime> {
         start + time::Duration::DAY
     } else {
         start
+    })
+}
+
+/// The price columns `price_list, price, promo_price, promo_until` at
+/// `offset` as the price charged at `now`.
+fn price_at(
+    r: &rusqlite::Row<'_>,
+    offset: usize,
+    now: OffsetDateTime,
+) -> rusqlite::Result<PriceView> {
+    let price_list: String = r.get(offset)?;
+    let price: i64 = r.get(offset + 1)?;
+    let promo: Option<i64> = r.get(offset + 2)?;
+    let until = r.get_ref(offset + 3)?;
+    // A promotion runs while promo_until is unset or still ahead (a bare
+    // date runs through that whole day, UTC).
+    let running = promo.is_some()
+        && match until {
+            ValueRef::Null => true,
+            v => instant(v.as_str()?, true).is_some_and(|t| t > now),
+        };
+    let promo_price = if running { promo } else { None };
+    Ok(PriceView {
+        price_list,
+        price,
+        promo_price,
+        effective_price: promo_price.unwrap_or(price),
     })
 }
 
@@ -173,87 +376,141 @@ impl CatalogReader {
         let Some(r) = rows.next().ctx(path, "query prices")? else {
             return Ok(None);
         };
-        let price_list: String = r.get(0).ctx(path, "read prices")?;
-        let price: i64 = r.get(1).ctx(path, "read prices")?;
-        let promo: Option<i64> = r.get(2).ctx(path, "read prices")?;
-        let until: Option<String> = r.get(3).ctx(path, "read prices")?;
-        // A promotion runs while promo_until is unset or still ahead (a bare
-        // date runs through that whole day, UTC).
-        let running = promo.is_some()
-            && match until.as_deref() {
-                None => true,
-                Some(u) => instant(u, true).is_some_and(|t| t > now),
-            };
-        let promo_price = if running { promo } else { None };
-        Ok(Some(PriceView {
-            price_list,
-            price,
-            promo_price,
-            effective_price: promo_price.unwrap_or(price),
-        }))
+        price_at(r, 0, now).ctx(path, "read prices").map(Some)
     }
 
     /// `store` picks the price list. `None` when the barcode is unknown.
     pub fn product_by_barcode(&self, barcode: &str, store: &str) -> Result<Option<ProductView>> {
-        let path = &self.path;
-        let code: Option<String> = {
-            let mut stmt = self
-                .conn
-                .prepare_cached("SELECT product_code FROM barcodes WHERE barcode = ?1")
-                .ctx(path, "query barcodes")?;
-            let mut rows = stmt.query([barcode]).ctx(path, "query barcodes")?;
-            match rows.next().ctx(path, "query barcodes")? {
-                Some(r) => Some(r.get(0).ctx(path, "read barcodes")?),
-                None => None,
-            }
-        };
-        match code {
-            Some(code) => self.product_by_code(&code, store),
-            None => Ok(None),
+        let mut out = Vec::with_capacity(1024);
+        if !self.product_json_by_barcode(barcode, store, &mut out)? {
+            return Ok(None);
         }
+        self.view_of(&out)
     }
 
     pub fn product_by_code(&self, code: &str, store: &str) -> Result<Option<ProductView>> {
-        let sql = sql();
-        let path = &self.path;
-        let Some(product) = self.one_map(registry("products")?, &sql.product_by_code, code)? else {
+        let mut out = Vec::with_capacity(1024);
+        if !self.product_json_by_code(code, store, &mut out)? {
             return Ok(None);
+        }
+        self.view_of(&out)
+    }
+
+    fn view_of(&self, json: &[u8]) -> Result<Option<ProductView>> {
+        serde_json::from_slice(json)
+            .map(Some)
+            .map_err(|e| ReplicaError::corrupt(&self.path, format!("product answer: {e}")))
+    }
+
+    /// Appends the JSON of the product with `barcode` to `out`: a
+    /// [`ProductView`], the same bytes `serde_json::to_vec` writes for one,
+    /// built straight from the rows (no intermediate maps). False (and `out`
+    /// untouched) when the barcode is unknown; on an error `out` is left as
+    /// it was.
+    pub fn product_json_by_barcode(
+        &self,
+        barcode: &str,
+        store: &str,
+        out: &mut Vec<u8>,
+    ) -> Result<bool> {
+        self.product_json(&lookup()?.by_barcode, barcode, store, out)
+    }
+
+    /// [`Self::product_json_by_barcode`] by product code.
+    pub fn product_json_by_code(&self, code: &str, store: &str, out: &mut Vec<u8>) -> Result<bool> {
+        self.product_json(&lookup()?.by_code, code, store, out)
+    }
+
+    fn product_json(&self, sql: &str, key: &str, store: &str, out: &mut Vec<u8>) -> Result<bool> {
+        let mark = out.len();
+        let r = self.write_product(sql, key, store, out);
+        if !matches!(r, Ok(true)) {
+            out.truncate(mark);
+        }
+        r
+    }
+
+    fn write_product(
+        &self,
+        query: &str,
+        key: &str,
+        store: &str,
+        out: &mut Vec<u8>,
+    ) -> Result<bool> {
+        let l = lookup()?;
+        let path = &self.path;
+        let mut stmt = self.conn.prepare_cached(query).ctx(path, "query product")?;
+        let mut rows = stmt.query([key, store]).ctx(path, "query product")?;
+        let Some(r) = rows.next().ctx(path, "query product")? else {
+            return Ok(false);
         };
-        let mut barcodes = Vec::new();
+        out.extend_from_slice(b"{\"product\":");
+        l.product.write(out, r, 0).ctx(path, "read products")?;
+        let code = r
+            .get_ref(l.code_at)
+            .and_then(|v| v.as_str().map_err(Into::into))
+            .ctx(path, "read products")?;
+        out.extend_from_slice(b",\"barcodes\":[");
         {
             let mut stmt = self
                 .conn
-                .prepare_cached(
-                    "SELECT barcode FROM barcodes WHERE product_code = ?1 ORDER BY barcode",
-                )
+                .prepare_cached(&l.barcodes)
                 .ctx(path, "query barcodes")?;
             let mut rows = stmt.query([code]).ctx(path, "query barcodes")?;
-            while let Some(r) = rows.next().ctx(path, "query barcodes")? {
-                barcodes.push(r.get(0).ctx(path, "read barcodes")?);
+            let mut first = true;
+            while let Some(b) = rows.next().ctx(path, "query barcodes")? {
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                let barcode = b
+                    .get_ref(0)
+                    .and_then(|v| v.as_str().map_err(Into::into))
+                    .ctx(path, "read barcodes")?;
+                json_into(out, barcode);
             }
         }
-        let price = self.price(code, store, OffsetDateTime::now_utc())?;
-        let taxes = self.one_map(registry("product_taxes")?, &sql.taxes_by_product, code)?;
-        let stock_qty = {
+        out.extend_from_slice(b"],\"price\":");
+        if r.get_ref(l.price_at).ctx(path, "read prices")? == ValueRef::Null {
+            out.extend_from_slice(b"null");
+        } else {
+            let price =
+                price_at(r, l.price_at, OffsetDateTime::now_utc()).ctx(path, "read prices")?;
+            json_into(out, &price);
+        }
+        out.extend_from_slice(b",\"taxes\":");
+        if r.get_ref(l.taxes_at + l.taxes.key_at)
+            .ctx(path, "read product_taxes")?
+            == ValueRef::Null
+        {
+            out.extend_from_slice(b"null");
+        } else {
+            l.taxes
+                .write(out, r, l.taxes_at)
+                .ctx(path, "read product_taxes")?;
+        }
+        out.extend_from_slice(b",\"stock_qty\":");
+        let stock: Option<i64> = r.get(l.stock_at).ctx(path, "read stock")?;
+        json_into(out, &stock);
+        out.extend_from_slice(b",\"kit_components\":[");
+        let has_kit: bool = r.get(l.has_kit_at).ctx(path, "query kits")?;
+        if has_kit {
             let mut stmt = self
                 .conn
-                .prepare_cached("SELECT qty FROM stock WHERE product_code = ?1")
-                .ctx(path, "query stock")?;
-            let mut rows = stmt.query([code]).ctx(path, "query stock")?;
-            match rows.next().ctx(path, "query stock")? {
-                Some(r) => r.get(0).ctx(path, "read stock")?,
-                None => None,
+                .prepare_cached(&sql().kits_by_kit)
+                .ctx(path, "query kits")?;
+            let mut rows = stmt.query([code]).ctx(path, "query kits")?;
+            let mut first = true;
+            while let Some(k) = rows.next().ctx(path, "query kits")? {
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                l.kits.write(out, k, 0).ctx(path, "read kits")?;
             }
-        };
-        let kit_components = self.maps(registry("kits")?, &sql.kits_by_kit, [code])?;
-        Ok(Some(ProductView {
-            product,
-            barcodes,
-            price,
-            taxes,
-            stock_qty,
-            kit_components,
-        }))
+        }
+        out.extend_from_slice(b"]}");
+        Ok(true)
     }
 
     /// FTS5 name search, ranked (bm25), `limit` capped at 100. The query is
@@ -540,6 +797,176 @@ mod tests {
         assert_eq!(k.kit_components[1]["price"], json!(500));
         assert_eq!(k.stock_qty, None);
         assert_eq!(r.product_by_code("nope", "L1").unwrap(), None);
+    }
+
+    /// The lookup as it was before the one-statement JSON writer: seven
+    /// statements, each row a `Map`. The reference the writer must match.
+    fn reference(r: &CatalogReader, code: &str, store: &str) -> Option<ProductView> {
+        use rusqlite::OptionalExtension;
+        let by_key = |entity: &str, key: &str| {
+            let e = registry(entity).unwrap();
+            let sql = format!("{} WHERE {key} = ?1", sql_of(e).unwrap().select);
+            r.one_map(e, &sql, code).unwrap()
+        };
+        let product = by_key("products", "code")?;
+        let barcodes = r
+            .conn
+            .prepare("SELECT barcode FROM barcodes WHERE product_code = ?1 ORDER BY barcode")
+            .unwrap()
+            .query_map([code], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<Vec<String>>>()
+            .unwrap();
+        let stock_qty = r
+            .conn
+            .query_row(
+                "SELECT qty FROM stock WHERE product_code = ?1",
+                [code],
+                |r| r.get::<_, Option<i64>>(0),
+            )
+            .optional()
+            .unwrap()
+            .flatten();
+        Some(ProductView {
+            product,
+            barcodes,
+            price: r.price(code, store, OffsetDateTime::now_utc()).unwrap(),
+            taxes: by_key("product_taxes", "product_code"),
+            stock_qty,
+            kit_components: r
+                .maps(registry("kits").unwrap(), &sql().kits_by_kit, [code])
+                .unwrap(),
+        })
+    }
+
+    #[test]
+    fn the_json_writer_answers_what_the_seven_statements_did() {
+        let (fixture_dir, r) = fixture();
+        // More shapes: a product with every column, odd text, a tax row
+        // with few columns, a kit that is not flagged as one, a barcode of
+        // a product that is not in the replica.
+        let mut c = Catalog::open(fixture_dir.path()).unwrap();
+        load(
+            &mut c,
+            "products",
+            vec![
+                json!({"code": "Q\"1", "name": "Aspas \" e \\ barra\n\u{1}", "unit": "KG", "ncm": "09012100", "brand": "Marca",
+                       "department": "D", "is_kit": false, "weighable": true, "active": false, "updated_at": "2026-11-01T00:00:00Z"}),
+                json!({"code": "K2", "name": "Sem flag de kit", "unit": "UN"}),
+            ],
+        );
+        load(
+            &mut c,
+            "barcodes",
+            vec![
+                json!({"barcode": "7891000100103", "product_code": "Q\"1"}),
+                json!({"barcode": "7891000053508", "product_code": "ghost"}),
+            ],
+        );
+        load(
+            &mut c,
+            "prices",
+            vec![
+                json!({"product_code": "Q\"1", "price_list": "A", "price": 10, "promo_price": 5, "promo_until": "2999-01-01T00:00:00Z"}),
+                json!({"product_code": "Q\"1", "price_list": "B", "price": 20}),
+                json!({"product_code": "Q\"1", "price_list": "base", "price": 30, "promo_price": 25}),
+                json!({"product_code": "K2", "price_list": "L1", "price": 7, "promo_price": 6, "promo_until": "2000-01-01"}),
+            ],
+        );
+        load(
+            &mut c,
+            "product_taxes",
+            vec![json!({"product_code": "Q\"1", "ecf_tribute": "F"})],
+        );
+        load(
+            &mut c,
+            "kits",
+            vec![json!({"kit_code": "K2", "component_code": "2", "qty": 1})],
+        );
+        for code in ["1", "2", "3", "K", "K2", "Q\"1", "nope", "", "ghost"] {
+            for store in ["L1", "L2", "R1", "A", "B", "base", ""] {
+                let want = reference(&r, code, store);
+                let mut out = b"prefix".to_vec();
+                let found = r.product_json_by_code(code, store, &mut out).unwrap();
+                assert_eq!(found, want.is_some(), "{code} {store}");
+                let want = want
+                    .map(|v| [b"prefix".to_vec(), serde_json::to_vec(&v).unwrap()].concat())
+                    .unwrap_or_else(|| b"prefix".to_vec());
+                assert_eq!(
+                    String::from_utf8(out).unwrap(),
+                    String::from_utf8(want).unwrap(),
+                    "{code} {store}"
+                );
+                assert_eq!(
+                    r.product_by_code(code, store).unwrap(),
+                    reference(&r, code, store)
+                );
+            }
+        }
+        for (barcode, code) in [
+            ("7891000315507", Some("1")),
+            ("7896005800010", Some("1")),
+            ("7891000100103", Some("Q\"1")),
+            ("7891000053508", None),
+            ("7891000315514", None),
+        ] {
+            let want = code.and_then(|c| reference(&r, c, "L1"));
+            assert_eq!(want.is_some(), code.is_some(), "{barcode}");
+            assert_eq!(r.product_by_barcode(barcode, "L1").unwrap(), want);
+            let mut out = Vec::new();
+            assert_eq!(
+                r.product_json_by_barcode(barcode, "L1", &mut out).unwrap(),
+                want.is_some()
+            );
+            if let Some(v) = want {
+                assert_eq!(out, serde_json::to_vec(&v).unwrap());
+            } else {
+                assert!(out.is_empty());
+            }
+        }
+        // The preference: the store's list, then others by name, then base.
+        let list = |store: &str| {
+            r.product_by_code("Q\"1", store)
+                .unwrap()
+                .unwrap()
+                .price
+                .unwrap()
+        };
+        assert_eq!(list("B").price_list, "B");
+        assert_eq!(list("A").effective_price, 5);
+        assert_eq!(list("L1").price_list, "A");
+        assert_eq!(
+            list("base").price_list,
+            "base",
+            "a store named base: its own list"
+        );
+    }
+
+    #[test]
+    fn the_lookup_statements_only_search_indexes() {
+        let (_dir, r) = fixture();
+        let l = lookup().unwrap();
+        for sql in [&l.by_barcode, &l.by_code, &l.barcodes, &sql().kits_by_kit] {
+            let mut stmt = r
+                .conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap();
+            let n = stmt.parameter_count();
+            let plan: Vec<String> = stmt
+                .query_map(
+                    rusqlite::params_from_iter(std::iter::repeat_n("x", n)),
+                    |r| r.get(3),
+                )
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            eprintln!("{sql}\n  {}", plan.join("\n  "));
+            assert!(
+                plan.iter()
+                    .all(|d| !d.starts_with("SCAN") && !d.contains("TEMP B-TREE")),
+                "{sql}: {plan:?}"
+            );
+        }
     }
 
     #[test]

@@ -118,15 +118,7 @@ impl IntoResponse for ApiError {
 /// Serializes `value` as the JSON body of a response with `status`.
 pub fn json_response<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
     match serde_json::to_vec(value) {
-        Ok(bytes) => {
-            let mut r = Response::new(Body::from(bytes));
-            *r.status_mut() = status;
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            r
-        }
+        Ok(bytes) => json_bytes(status, bytes),
         Err(e) => {
             let body = format!(
                 r#"{{"error":{{"code":"internal","message":"serializing the answer failed: {e}"}}}}"#
@@ -140,6 +132,17 @@ pub fn json_response<T: serde::Serialize>(status: StatusCode, value: &T) -> Resp
             r
         }
     }
+}
+
+/// `bytes`, already JSON, as the body of a response with `status`.
+pub fn json_bytes(status: StatusCode, bytes: Vec<u8>) -> Response {
+    let mut r = Response::new(Body::from(bytes));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
 }
 
 /// The stable code of an error status that axum or a layer produced.

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::ApiState;
-use super::error::{ApiError, json_response};
+use super::error::{ApiError, json_bytes, json_response};
 
 /// `{"status": "ok"}`
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -65,6 +65,8 @@ pub const REFERENCE_LISTS: &[(&str, &str)] = &[
 const LIST_LIMIT: u32 = 10_000;
 const SEARCH_DEFAULT: u32 = 20;
 const SEARCH_MAX: u32 = 100;
+/// A product answer is ~600 bytes (more for a kit): one allocation.
+const PRODUCT_JSON_CAPACITY: usize = 1024;
 
 /// Liveness: no auth, no database.
 #[utoipa::path(get, path = "/v1/health", tag = "status",
@@ -97,12 +99,17 @@ pub async fn product_by_barcode(
 ) -> Result<Response, ApiError> {
     loja_protocol::check::gtin(&ean).map_err(|e| ApiError::field("ean", format!("ean: {e}")))?;
     let store = st.store_id();
+    // The replica writes the ProductView's JSON straight from its rows.
     let found = st
         .readers
-        .run(move |r| r.product_by_barcode(&ean, &store))
+        .run(move |r| {
+            let mut out = Vec::with_capacity(PRODUCT_JSON_CAPACITY);
+            Ok(r.product_json_by_barcode(&ean, &store, &mut out)?
+                .then_some(out))
+        })
         .await?;
     match found {
-        Some(p) => Ok(json_response(StatusCode::OK, &p)),
+        Some(body) => Ok(json_bytes(StatusCode::OK, body)),
         None => Err(ApiError::not_found("no product has this barcode")),
     }
 }
@@ -124,10 +131,14 @@ pub async fn product_by_code(
     let store = st.store_id();
     let found = st
         .readers
-        .run(move |r| r.product_by_code(&code, &store))
+        .run(move |r| {
+            let mut out = Vec::with_capacity(PRODUCT_JSON_CAPACITY);
+            Ok(r.product_json_by_code(&code, &store, &mut out)?
+                .then_some(out))
+        })
         .await?;
     match found {
-        Some(p) => Ok(json_response(StatusCode::OK, &p)),
+        Some(body) => Ok(json_bytes(StatusCode::OK, body)),
         None => Err(ApiError::not_found("no product has this code")),
     }
 }
