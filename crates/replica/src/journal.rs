@@ -150,6 +150,30 @@ pub const SECRET_NOTICE: &str = "[payload of a secret entity: not archived]";
 
 const ZSTD_LEVEL: i32 = 3;
 
+/// The first bytes of a zstd frame.
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
+
+/// A stored payload as text: decompressed (twice for tickets archived
+/// before zstd payloads were kept as received, which compressed them
+/// again), lossy UTF-8; one that does not decompress is described, not
+/// refused, so that a ticket can always be shown.
+fn readable(stored: &[u8]) -> String {
+    let mut out = Vec::new();
+    if let Err(e) = zstd::stream::copy_decode(stored, &mut out) {
+        return format!(
+            "[{} bytes archived as received; not a valid zstd payload: {e}]",
+            stored.len()
+        );
+    }
+    if out.starts_with(&ZSTD_MAGIC) {
+        let mut inner = Vec::new();
+        if zstd::stream::copy_decode(out.as_slice(), &mut inner).is_ok() {
+            out = inner;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 const SUMMARY_COLUMNS: &str = "id, created_at, kind, subject, range_from, range_to, status, http_status, items, bytes, error, duration_ms";
 
 impl TicketKind {
@@ -241,23 +265,26 @@ impl Journal {
         })
     }
 
-    fn decompress(&self, bytes: &[u8]) -> Result<Vec<u8>> {
-        let mut out = Vec::new();
-        zstd::stream::copy_decode(bytes, &mut out)
-            .map_err(|_| ReplicaError::corrupt(&self.path, "ticket payload"))?;
-        Ok(out)
+    /// A payload as archived: a zstd frame (the central's feed pages come
+    /// so) kept as it is, anything else compressed here.
+    fn archive(&self, bytes: &[u8]) -> Result<Vec<u8>> {
+        if bytes.starts_with(&ZSTD_MAGIC) {
+            Ok(bytes.to_vec())
+        } else {
+            self.compress(bytes)
+        }
     }
 
-    /// Archives a ticket (payloads zstd-compressed; a secret one redacted);
-    /// returns its id.
+    /// Archives a ticket (payloads zstd-compressed, or kept as received when
+    /// they already are zstd; a secret one redacted); returns its id.
     pub fn record_ticket(&self, ticket: &NewTicket) -> Result<i64> {
         let (request, response) = if ticket.secret {
             let notice = self.compress(SECRET_NOTICE.as_bytes())?;
             (notice.clone(), notice)
         } else {
             (
-                self.compress(&ticket.request)?,
-                self.compress(&ticket.response)?,
+                self.archive(&ticket.request)?,
+                self.archive(&ticket.response)?,
             )
         };
         let bytes = (request.len() + response.len()) as i64;
@@ -360,7 +387,7 @@ impl Journal {
                 .ctx(path, "read ticket")?
                 .as_bytes()
                 .map_err(|e| ReplicaError::sqlite(path, "read ticket", e.into()))?;
-            Ok(String::from_utf8_lossy(&self.decompress(b)?).into_owned())
+            Ok(readable(b))
         };
         Ok(Some(TicketDetail {
             summary,
@@ -629,6 +656,77 @@ mod tests {
         );
         assert!(t.summary.bytes > 0 && t.summary.bytes < body.len() as u64);
         assert_eq!(j.ticket(id + 1).unwrap(), None);
+    }
+
+    #[test]
+    fn zstd_payloads_are_kept_as_received_and_shown_as_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path()).unwrap();
+        let body = r#"{"entity":"stock","items":[]}"#.repeat(100);
+        let z = zstd::bulk::compress(body.as_bytes(), 1).unwrap();
+        let stored = |id: i64| -> Vec<u8> {
+            j.conn
+                .query_row("SELECT response FROM tickets WHERE id = ?1", [id], |r| {
+                    r.get(0)
+                })
+                .unwrap()
+        };
+        // A feed page as the central sent it: archived byte for byte.
+        let id = j
+            .record_ticket(&ticket(
+                TicketKind::Feed,
+                "stock",
+                TicketStatus::Ok,
+                b"GET /feeds/stock",
+                &z,
+            ))
+            .unwrap();
+        assert_eq!(stored(id), z);
+        let t = j.ticket(id).unwrap().unwrap();
+        assert_eq!(t.response, body);
+        assert_eq!(
+            t.summary.bytes,
+            (z.len() + stored_request_len(&j, id)) as u64
+        );
+        // A ticket archived before: the zstd page compressed once more.
+        let old = zstd::bulk::compress(&z, ZSTD_LEVEL).unwrap();
+        j.conn
+            .execute(
+                "UPDATE tickets SET response = ?1 WHERE id = ?2",
+                params![old, id],
+            )
+            .unwrap();
+        assert_eq!(j.ticket(id).unwrap().unwrap().response, body);
+        // A page that never decompressed (kept for the failed ticket) is
+        // described, and the ticket still shows.
+        let mut bad = ZSTD_MAGIC.to_vec();
+        bad.extend_from_slice(b"garbage");
+        let id = j
+            .record_ticket(&ticket(
+                TicketKind::Feed,
+                "stock",
+                TicketStatus::Failed,
+                b"GET",
+                &bad,
+            ))
+            .unwrap();
+        let t = j.ticket(id).unwrap().unwrap();
+        assert!(
+            t.response.contains("11 bytes archived as received"),
+            "{}",
+            t.response
+        );
+        assert_eq!(t.request, "GET");
+    }
+
+    fn stored_request_len(j: &Journal, id: i64) -> usize {
+        j.conn
+            .query_row(
+                "SELECT length(request) FROM tickets WHERE id = ?1",
+                [id],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap() as usize
     }
 
     #[test]
