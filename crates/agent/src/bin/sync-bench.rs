@@ -73,6 +73,14 @@ fn children_maxrss_kb() -> u64 {
     ru.ru_maxrss as u64
 }
 
+/// CPU seconds (user, system) of this process or of its waited-for children.
+fn cpu_secs(who: libc::c_int) -> (f64, f64) {
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(who, &mut ru) };
+    let s = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    (s(ru.ru_utime), s(ru.ru_stime))
+}
+
 fn lojad_bin() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let bin = exe.with_file_name(format!("lojad{}", std::env::consts::EXE_SUFFIX));
@@ -148,6 +156,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "initial sync: lojad sync (child process, page size {})…",
         args.page_size
     );
+    let central_cpu0 = cpu_secs(libc::RUSAGE_SELF);
     let t0 = Instant::now();
     // SYNC_BENCH_PERF=FILE profiles the lojad child alone (perf record).
     let mut cmd = match std::env::var_os("SYNC_BENCH_PERF") {
@@ -175,6 +184,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     let lojad_rss_mb = children_maxrss_kb() as f64 / 1024.0;
+    let lojad_cpu = cpu_secs(libc::RUSAGE_CHILDREN);
+    let central_cpu = cpu_secs(libc::RUSAGE_SELF);
+    let central_cpu = (
+        central_cpu.0 - central_cpu0.0,
+        central_cpu.1 - central_cpu0.1,
+    );
     let synced = count_rows(&data.join("replica.db"))?;
 
     println!("raw baseline: the same rows into SQLite (prepared statements, one transaction)…");
@@ -202,6 +217,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
         100.0 * sync_rate / raw_rate
     );
     println!("lojad peak RSS (child)      {lojad_rss_mb:.0} MB   (target < 150 MB)");
+    println!(
+        "CPU during the sync         lojad {:.2} s user + {:.2} s sys; central {:.2} s user + {:.2} s sys (2 cores: {:.2} s available)",
+        lojad_cpu.0,
+        lojad_cpu.1,
+        central_cpu.0,
+        central_cpu.1,
+        2.0 * sync_secs
+    );
     println!(
         "bench process peak RSS      {server_rss_mb:.0} MB   (central in-process + generator + baseline)"
     );

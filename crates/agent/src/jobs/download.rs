@@ -2,8 +2,10 @@
 //!
 //! Pages through the entity's feed after the stored watermark until the
 //! central says `more: false`. Each page is applied with its watermark in
-//! one transaction (`Catalog::apply_page`) and archived as a ticket with the
-//! bytes as received. While one page applies the next is fetched and parsed
+//! one transaction (`Catalog::apply_typed_page`) and archived as a ticket
+//! with the bytes as received. A page is parsed straight into typed rows by
+//! the registry (`TypedPage::parse`, no JSON map per row) and its
+//! decompressed text is dropped as soon as it is parsed. While one page applies the next is fetched and parsed
 //! (a two-stage pipeline with a one-page channel, plus the process-wide
 //! page permits), so a first full load keeps the network, the parser and
 //! SQLite busy at once without holding more than a few pages in memory.
@@ -14,24 +16,24 @@
 
 use std::time::Instant;
 
-use loja_protocol::{Entity, FeedPage, Watermark};
+use loja_protocol::{Entity, TypedPage, Watermark};
 use loja_replica::{NewTicket, Outcome, ReplicaError, TicketKind, TicketStatus};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 use super::{JobCtx, JobResult, blocking, lock};
-use crate::central::{CentralError, RawResponse};
+use crate::central::{CentralError, Encoding, RawResponse};
 
 /// What the fetch stage hands the apply stage, in feed order.
 enum Fetched {
     Page {
-        page: FeedPage,
+        page: TypedPage,
         raw: RawResponse,
         fetch_ms: u64,
         _permit: OwnedSemaphorePermit,
     },
     /// The central's availability window holds this store back.
     Held {
-        page: FeedPage,
+        page: TypedPage,
         raw: RawResponse,
         fetch_ms: u64,
     },
@@ -95,7 +97,7 @@ pub async fn run(ctx: &JobCtx, entity: &'static Entity) -> JobResult {
                 ticket(
                     ctx,
                     entity,
-                    &page_ticket(entity, &page, &raw, fetch_ms, TicketStatus::Ok, None),
+                    page_ticket(entity, &page, raw, fetch_ms, TicketStatus::Ok, None),
                 )
                 .await;
                 result = Some(JobResult {
@@ -125,7 +127,7 @@ pub async fn run(ctx: &JobCtx, entity: &'static Entity) -> JobResult {
                     duration_ms: fetch_ms,
                     secret: entity.secret,
                 };
-                ticket(ctx, entity, &t).await;
+                ticket(ctx, entity, t).await;
                 result = Some(JobResult::failed(
                     rows,
                     format!("page after {after} rejected: {error}"),
@@ -156,7 +158,7 @@ pub async fn run(ctx: &JobCtx, entity: &'static Entity) -> JobResult {
                     duration_ms: fetch_ms,
                     secret: entity.secret,
                 };
-                ticket(ctx, entity, &t).await;
+                ticket(ctx, entity, t).await;
                 result = Some(JobResult::failed(rows, error.to_string()));
                 break;
             }
@@ -181,7 +183,7 @@ pub async fn run(ctx: &JobCtx, entity: &'static Entity) -> JobResult {
 async fn apply(
     ctx: &JobCtx,
     entity: &'static Entity,
-    page: FeedPage,
+    page: TypedPage,
     raw: RawResponse,
     fetch_ms: u64,
 ) -> Result<u64, String> {
@@ -189,26 +191,26 @@ async fn apply(
     let journal = ctx.state.journal.clone();
     blocking(move || {
         let t0 = Instant::now();
-        let applied = lock(&catalog).apply_page(entity, &page);
+        let applied = lock(&catalog).apply_typed_page(entity, &page);
         let duration_ms = fetch_ms + t0.elapsed().as_millis() as u64;
         let (status, error) = match &applied {
             Ok(_) => (TicketStatus::Ok, None),
             Err(e) => (TicketStatus::Failed, Some(e.to_string())),
         };
-        let t = page_ticket(entity, &page, &raw, duration_ms, status, error);
+        let t = page_ticket(entity, &page, raw, duration_ms, status, error);
+        let (after, next) = (page.after.0, page.next.0);
+        // The rows are in the replica (or refused): free them before the
+        // ticket is written.
+        drop(page);
         if let Err(e) = lock(&journal).record_ticket(&t) {
             tracing::warn!(entity = entity.name, error = %e, "cannot archive a feed ticket");
         }
         match applied {
             Ok(a) => Ok(a.upserts + a.deletes),
             Err(e @ ReplicaError::Page { .. }) => Err(format!(
-                "page {}..{} rejected, watermark unchanged: {e}",
-                page.after.0, page.next.0
+                "page {after}..{next} rejected, watermark unchanged: {e}"
             )),
-            Err(e) => Err(format!(
-                "applying page {}..{}: {e}",
-                page.after.0, page.next.0
-            )),
+            Err(e) => Err(format!("applying page {after}..{next}: {e}")),
         }
     })
     .await?
@@ -216,8 +218,8 @@ async fn apply(
 
 fn page_ticket(
     entity: &Entity,
-    page: &FeedPage,
-    raw: &RawResponse,
+    page: &TypedPage,
+    raw: RawResponse,
     duration_ms: u64,
     status: TicketStatus,
     error: Option<String>,
@@ -230,8 +232,7 @@ fn page_ticket(
         status,
         http_status: Some(raw.status),
         request: raw.url.clone().into_bytes(),
-        // As received (compressed): the archive costs no recompression.
-        response: raw.bytes.clone(),
+        response: ticket_payload(raw),
         items: page.items.len() as u64,
         error,
         duration_ms,
@@ -239,9 +240,19 @@ fn page_ticket(
     }
 }
 
-async fn ticket(ctx: &JobCtx, entity: &Entity, t: &NewTicket) {
+/// What a feed ticket archives of a decoded response: a zstd body as
+/// received (moved, not copied; the journal keeps zstd payloads as they
+/// are), plain text as is (the journal compresses it), a gzip body as its
+/// text (so that `tickets show` reads it; gzip is only the fallback).
+fn ticket_payload(raw: RawResponse) -> Vec<u8> {
+    match raw.encoding {
+        Encoding::Zstd | Encoding::Identity => raw.bytes,
+        Encoding::Gzip => raw.decoded().unwrap_or(raw.bytes),
+    }
+}
+
+async fn ticket(ctx: &JobCtx, entity: &Entity, t: NewTicket) {
     let journal = ctx.state.journal.clone();
-    let t = t.clone();
     let name = entity.name;
     match blocking(move || lock(&journal).record_ticket(&t)).await {
         Ok(Ok(_)) => {}
@@ -291,8 +302,9 @@ async fn fetch_loop(
             }
         };
         let (raw, parsed) = match blocking(move || {
+            // The decompressed text lives only while it is parsed.
             let parsed = raw.decoded().map_err(|e| e.to_string()).and_then(|body| {
-                serde_json::from_slice::<FeedPage>(&body)
+                TypedPage::parse(entity, &body)
                     .map_err(|e| format!("page is not a valid feed page: {e}"))
             });
             (raw, parsed)
