@@ -247,13 +247,36 @@ pub async fn sync_once(config: &Config, entities: &[String]) -> anyhow::Result<V
     };
     let tasks = crate::tasks::load(config)?;
     let (ctx, _stop) = open_ctx(config).await?;
-    let mut runs = Vec::with_capacity(chosen.len());
-    for entity in chosen {
-        let task = task_for(&tasks, Direction::Download, entity.name, entity.code);
-        runs.push(run_task(&ctx, &task).await);
+    // Entities download side by side, as the daemon's jobs do: while one
+    // entity's page is applied, another's is fetched, so neither the central
+    // nor the replica writer waits on the other. Pages in flight stay bounded
+    // by the shared `ctx.pages` permits (memory), applies by the writer lock.
+    let mut pending = chosen.into_iter().enumerate();
+    let mut running = tokio::task::JoinSet::new();
+    let mut runs: Vec<Option<JobRun>> = Vec::new();
+    loop {
+        while running.len() < SYNC_ONCE_PARALLEL {
+            let Some((i, entity)) = pending.next() else {
+                break;
+            };
+            let task = task_for(&tasks, Direction::Download, entity.name, entity.code);
+            let ctx = ctx.clone();
+            running.spawn(async move { (i, run_task(&ctx, &task).await) });
+        }
+        let Some(done) = running.join_next().await else {
+            break;
+        };
+        let (i, run) = done.context("a download job panicked")?;
+        if runs.len() <= i {
+            runs.resize(i + 1, None);
+        }
+        runs[i] = Some(run);
     }
-    Ok(runs)
+    Ok(runs.into_iter().flatten().collect())
 }
+
+/// Download jobs `lojad sync` runs at once.
+const SYNC_ONCE_PARALLEL: usize = 3;
 
 /// `lojad upload`: drains the outbox once (until nothing is pending, or a
 /// transient failure ends the run).
