@@ -65,6 +65,8 @@ pub async fn start(config: Config) -> anyhow::Result<Daemon> {
         ))
     });
 
+    tokio::spawn(return_freed_memory(stop_rx.clone()));
+
     let app = crate::api::router(state.clone());
     let mut server_stop = stop_rx.clone();
     let server = tokio::spawn(async move {
@@ -83,6 +85,23 @@ pub async fn start(config: Config) -> anyhow::Result<Daemon> {
         push,
         server,
     })
+}
+
+/// A store PC runs lojad for months: after a burst (the initial sync parses
+/// and frees hundreds of MB), glibc keeps the freed heap mapped. Handing it
+/// back to the OS once a minute keeps the idle footprint at what is in use.
+async fn return_freed_memory(mut stop: watch::Receiver<bool>) {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(EVERY) => {}
+            _ = crate::jobs::stopped(&mut stop) => return,
+        }
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: malloc_trim only returns free pages of glibc's heap to the
+        // OS; it has no preconditions and is thread-safe.
+        let _ = tokio::task::spawn_blocking(|| unsafe { libc::malloc_trim(0) }).await;
+    }
 }
 
 impl Daemon {
