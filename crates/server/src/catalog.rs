@@ -496,8 +496,13 @@ pub fn generate(db: &Path, spec: &CatalogSpec) -> Result<GenReport, ServerError>
         let mut r = Rng(seed ^ i.wrapping_mul(0xA24B_AED4_963E_E407));
         let k = r.below(KINDS.len() as u64) as usize;
         let brand = *r.pick(BRANDS);
-        let size = *r.pick(KINDS[k].4);
-        let price = 150 + r.below(30_000) as i64 + if KINDS[k].3 == "KG" { 2_000 } else { 0 };
+        let sizes = KINDS[k].4;
+        let s = r.below(sizes.len() as u64) as usize;
+        let size = sizes[s];
+        // A shelf price that looks like one: a per-kind base (R$ 2.99 to
+        // R$ 27.99), larger sizes dearer, ±20 % between brands.
+        let base = 299 + (k as i64 * 397) % 2_500;
+        let price = base * (s as i64 + 1) * (80 + r.below(41) as i64) / 100;
         (k, brand, size, price, r)
     };
     let n = spec.products;
