@@ -753,6 +753,18 @@ fn report_runs(
     Ok(exit::FAILED)
 }
 
+fn find_ticket(config: &Config, id: i64) -> Result<loja_replica::TicketDetail, Failure> {
+    open_journal(config)?
+        .ticket(id)
+        .map_err(|e| Failure::new(exit::FAILED, e))?
+        .ok_or_else(|| {
+            Failure::new(
+                exit::FAILED,
+                anyhow!("no ticket {id} (it may have been purged by retention)"),
+            )
+        })
+}
+
 fn open_journal(config: &Config) -> Result<loja_replica::Journal, Failure> {
     let dir = &config.store.data_dir;
     if !dir.join("journal.db").exists() {
@@ -963,15 +975,7 @@ fn cmd_tickets(config: &Config, cmd: TicketsCmd, json: bool) -> CliResult {
             Ok(exit::OK)
         }
         TicketsCmd::Show { id } => {
-            let t = open_journal(config)?
-                .ticket(id)
-                .map_err(fail)?
-                .ok_or_else(|| {
-                    Failure::new(
-                        exit::FAILED,
-                        anyhow!("no ticket {id} (it may have been purged by retention)"),
-                    )
-                })?;
+            let t = find_ticket(config, id)?;
             if json {
                 print_json(&t)?;
             } else {
@@ -1004,15 +1008,7 @@ fn cmd_tickets(config: &Config, cmd: TicketsCmd, json: bool) -> CliResult {
             Ok(exit::OK)
         }
         TicketsCmd::Reprocess { id } => {
-            let t = open_journal(config)?
-                .ticket(id)
-                .map_err(fail)?
-                .ok_or_else(|| {
-                    Failure::new(
-                        exit::FAILED,
-                        anyhow!("no ticket {id} (it may have been purged by retention)"),
-                    )
-                })?;
+            let t = find_ticket(config, id)?;
             match t.summary.kind {
                 TicketKind::Feed => {
                     let msg = format!(

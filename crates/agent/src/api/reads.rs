@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use loja_replica::{ProductHit, ProductView};
+use loja_replica::{CatalogReader, ProductHit, ProductView};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -98,20 +98,13 @@ pub async fn product_by_barcode(
     Path(ean): Path<String>,
 ) -> Result<Response, ApiError> {
     loja_protocol::check::gtin(&ean).map_err(|e| ApiError::field("ean", format!("ean: {e}")))?;
-    let store = st.store_id();
-    // The replica writes the ProductView's JSON straight from its rows.
-    let found = st
-        .readers
-        .run(move |r| {
-            let mut out = Vec::with_capacity(PRODUCT_JSON_CAPACITY);
-            Ok(r.product_json_by_barcode(&ean, &store, &mut out)?
-                .then_some(out))
-        })
-        .await?;
-    match found {
-        Some(body) => Ok(json_bytes(StatusCode::OK, body)),
-        None => Err(ApiError::not_found("no product has this barcode")),
-    }
+    product_answer(
+        &st,
+        ean,
+        CatalogReader::product_json_by_barcode,
+        "no product has this barcode",
+    )
+    .await
 }
 
 /// Product by its code.
@@ -128,18 +121,34 @@ pub async fn product_by_code(
     if code.trim().is_empty() {
         return Err(ApiError::field("code", "code: must not be empty"));
     }
+    product_answer(
+        &st,
+        code,
+        CatalogReader::product_json_by_code,
+        "no product has this code",
+    )
+    .await
+}
+
+/// Runs a product lookup on a reader and answers with the JSON the replica
+/// writes straight from its rows (the lookup's hot path: no ProductView).
+async fn product_answer(
+    st: &ApiState,
+    key: String,
+    lookup: fn(&CatalogReader, &str, &str, &mut Vec<u8>) -> loja_replica::Result<bool>,
+    not_found: &'static str,
+) -> Result<Response, ApiError> {
     let store = st.store_id();
     let found = st
         .readers
         .run(move |r| {
             let mut out = Vec::with_capacity(PRODUCT_JSON_CAPACITY);
-            Ok(r.product_json_by_code(&code, &store, &mut out)?
-                .then_some(out))
+            Ok(lookup(r, &key, &store, &mut out)?.then_some(out))
         })
         .await?;
     match found {
         Some(body) => Ok(json_bytes(StatusCode::OK, body)),
-        None => Err(ApiError::not_found("no product has this code")),
+        None => Err(ApiError::not_found(not_found)),
     }
 }
 
