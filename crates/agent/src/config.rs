@@ -121,7 +121,7 @@ fn default_max_body_bytes() -> usize {
     2 * 1024 * 1024
 }
 fn default_page_size() -> u32 {
-    20_000
+    10_000
 }
 fn default_true() -> bool {
     true

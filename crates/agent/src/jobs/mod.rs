@@ -24,7 +24,7 @@ use crate::tasks::{Direction, Task};
 /// Feed pages in flight (fetched, parsing or applying) across all download
 /// jobs of the process: bounds memory during a first full load, when every
 /// job has a lot to fetch at once.
-pub const PAGES_IN_FLIGHT: usize = 2;
+pub const PAGES_IN_FLIGHT: usize = 3;
 
 /// Everything a job run needs. Cheap to clone.
 #[derive(Clone)]
