@@ -45,24 +45,27 @@ pub fn temp_dir(prefix: &str) -> PathBuf {
 }
 
 /// The `e2e-retaguarda-server` binary: `$LOJA_E2E_RETAGUARDA_BIN`, else next
-/// to the test executable's directory (`target/<profile>/`), where Cargo
-/// builds it before the integration tests run.
+/// to the test executable (see [`e2e_bin`]).
 pub fn server_bin() -> anyhow::Result<PathBuf> {
-    if let Some(p) = std::env::var_os("LOJA_E2E_RETAGUARDA_BIN") {
+    e2e_bin("e2e-retaguarda-server", "LOJA_E2E_RETAGUARDA_BIN")
+}
+
+/// One of this package's `e2e-*` binaries: `$env_var` when set, else found
+/// next to the test executable's directory (`target/<profile>/`), where
+/// Cargo builds the package's binaries before its integration tests run.
+pub fn e2e_bin(name: &str, env_var: &str) -> anyhow::Result<PathBuf> {
+    if let Some(p) = std::env::var_os(env_var) {
         return Ok(PathBuf::from(p));
     }
     let exe = std::env::current_exe()?;
-    let name = format!("e2e-retaguarda-server{}", std::env::consts::EXE_SUFFIX);
+    let name = format!("{name}{}", std::env::consts::EXE_SUFFIX);
     for dir in exe.ancestors().skip(1).take(3) {
         let candidate = dir.join(&name);
         if candidate.is_file() {
             return Ok(candidate);
         }
     }
-    bail!(
-        "cannot find {name} near {} (set LOJA_E2E_RETAGUARDA_BIN)",
-        exe.display()
-    )
+    bail!("cannot find {name} near {} (set {env_var})", exe.display())
 }
 
 /// An HTTP client for loopback tests (rustls' ring provider installed once).

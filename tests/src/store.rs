@@ -45,23 +45,9 @@ pub type LogRun = (String, String, i64, Option<String>);
 pub type Rows = BTreeMap<String, Map<String, Value>>;
 
 /// The `e2e-lojad` binary: `$LOJA_E2E_LOJAD_BIN`, else next to the test
-/// executable's directory, where Cargo builds it before the tests run.
+/// executable (see [`crate::central::e2e_bin`]).
 pub fn lojad_bin() -> anyhow::Result<PathBuf> {
-    if let Some(p) = std::env::var_os("LOJA_E2E_LOJAD_BIN") {
-        return Ok(PathBuf::from(p));
-    }
-    let exe = std::env::current_exe()?;
-    let name = format!("e2e-lojad{}", std::env::consts::EXE_SUFFIX);
-    for dir in exe.ancestors().skip(1).take(3) {
-        let candidate = dir.join(&name);
-        if candidate.is_file() {
-            return Ok(candidate);
-        }
-    }
-    bail!(
-        "cannot find {name} near {} (set LOJA_E2E_LOJAD_BIN)",
-        exe.display()
-    )
+    crate::central::e2e_bin("e2e-lojad", "LOJA_E2E_LOJAD_BIN")
 }
 
 #[derive(Debug, Clone)]
