@@ -1,6 +1,9 @@
 //! The catalog replica (`replica.db`): typed entity tables and watermarks.
 
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use loja_protocol::{ENTITIES, Entity, FeedPage, Op, TypedItem, TypedPage, Watermark};
 use rusqlite::TransactionBehavior;
@@ -27,6 +30,18 @@ pub struct Catalog {
     pub(crate) dir: std::path::PathBuf,
     pub(crate) path: PathBuf,
 }
+
+/// Commits to a replica by this process. A [`CatalogReader`] keeps its
+/// read snapshot while this has not moved (see
+/// [`CatalogReader::refresh_snapshot`]); bumped after each commit, so a
+/// reader that saw the new count starts a snapshot that holds the commit.
+static COMMITS: AtomicU64 = AtomicU64::new(0);
+
+/// How long a reader keeps one snapshot when this process committed nothing
+/// meanwhile: the bound on how late a writer in another process (`lojad
+/// sync` run by hand next to the service) is seen, and on how long a
+/// snapshot keeps the WAL from being reset.
+pub const SNAPSHOT_MAX_AGE: Duration = Duration::from_millis(100);
 
 /// The file name of the catalog in the data dir.
 pub(crate) const FILE: &str = "replica.db";
@@ -158,6 +173,7 @@ impl Catalog {
         }
         tx.commit()
             .ctx_with(path, || format!("commit page of {}", entity.name))?;
+        COMMITS.fetch_add(1, Ordering::Release);
         Ok(applied)
     }
 
@@ -184,7 +200,9 @@ impl Catalog {
         }
         apply::flush_fts(&tx, path)?;
         tx.commit()
-            .ctx_with(path, || format!("commit local row of {}", entity.name))
+            .ctx_with(path, || format!("commit local row of {}", entity.name))?;
+        COMMITS.fetch_add(1, Ordering::Release);
+        Ok(())
     }
 
     /// Rows per entity (secret entities count their file's rows), registry order.
@@ -231,6 +249,15 @@ impl Catalog {
 pub struct CatalogReader {
     pub(crate) conn: rusqlite::Connection,
     pub(crate) path: PathBuf,
+    /// The read transaction kept open between queries, when there is one.
+    snapshot: Cell<Option<Snapshot>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Snapshot {
+    /// [`COMMITS`] when it began.
+    commits: u64,
+    began: Instant,
 }
 
 impl CatalogReader {
@@ -269,7 +296,74 @@ impl CatalogReader {
             "PRAGMA cache_size = -8192; PRAGMA temp_store = MEMORY; PRAGMA mmap_size = 1073741824;",
         )
         .ctx(&path, "connection settings")?;
-        Ok(CatalogReader { conn, path })
+        Ok(CatalogReader {
+            conn,
+            path,
+            snapshot: Cell::new(None),
+        })
+    }
+
+    /// Makes the next queries read one snapshot, kept across calls while
+    /// this process has committed nothing to a replica and it is younger
+    /// than [`SNAPSHOT_MAX_AGE`]; otherwise ends it and begins a new one.
+    ///
+    /// Why: a query outside a transaction begins and ends a read
+    /// transaction of its own, and in WAL mode each one takes and drops the
+    /// database's shared lock and a WAL read mark — syscalls and a mutex the
+    /// POS API's workers contend on, a large part of a ~10 µs point query.
+    /// The product answer's statements also read one snapshot this way.
+    ///
+    /// A write by this process (a page applied, a customer signed up) moves
+    /// the commit count before its caller answers, so the next refresh sees
+    /// it: reads after a write see the write. Idle readers must have
+    /// [`Self::end_stale_snapshot`] called now and then, or they keep the
+    /// WAL from being reset.
+    pub fn refresh_snapshot(&self) -> Result<()> {
+        let commits = COMMITS.load(Ordering::Acquire);
+        let now = Instant::now();
+        if let Some(s) = self.snapshot.get() {
+            if s.commits == commits && now.duration_since(s.began) < SNAPSHOT_MAX_AGE {
+                return Ok(());
+            }
+            self.end_snapshot()?;
+        }
+        // Read before the snapshot begins: a commit that lands in between
+        // makes the count differ next time, and the snapshot is renewed.
+        self.conn
+            .prepare_cached("BEGIN")
+            .and_then(|mut s| s.execute([]))
+            .ctx(&self.path, "begin read snapshot")?;
+        self.snapshot.set(Some(Snapshot {
+            commits,
+            began: now,
+        }));
+        Ok(())
+    }
+
+    /// Ends the kept snapshot if [`Self::refresh_snapshot`] would renew it.
+    pub fn end_stale_snapshot(&self) -> Result<()> {
+        match self.snapshot.get() {
+            Some(s)
+                if s.commits != COMMITS.load(Ordering::Acquire)
+                    || s.began.elapsed() >= SNAPSHOT_MAX_AGE =>
+            {
+                self.end_snapshot()
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Ends the kept snapshot, if any; later queries read the newest data.
+    pub fn end_snapshot(&self) -> Result<()> {
+        self.snapshot.set(None);
+        if self.conn.is_autocommit() {
+            return Ok(());
+        }
+        self.conn
+            .prepare_cached("COMMIT")
+            .and_then(|mut s| s.execute([]))
+            .map(drop)
+            .ctx(&self.path, "end read snapshot")
     }
 }
 
@@ -603,6 +697,64 @@ pub(crate) mod tests {
         assert_eq!(r.list("stock", None, 0).unwrap().len(), 2);
         // The reader cannot write.
         assert!(r.conn.execute("DELETE FROM stock", []).is_err());
+    }
+
+    #[test]
+    fn a_kept_snapshot_sees_this_process_writes_and_ages_out_for_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Catalog::open(dir.path()).unwrap();
+        let e = ent("stock");
+        let r = CatalogReader::open(dir.path()).unwrap();
+        r.refresh_snapshot().unwrap();
+        assert!(r.list("stock", None, 0).unwrap().is_empty());
+        assert!(
+            !r.conn.is_autocommit(),
+            "the snapshot stays open between queries"
+        );
+        // A page applied by this process: the next refresh sees it.
+        c.apply_page(
+            e,
+            &page("stock", 0, vec![up(json!({"product_code": "1", "qty": 1}))]),
+        )
+        .unwrap();
+        r.refresh_snapshot().unwrap();
+        assert_eq!(r.list("stock", None, 0).unwrap().len(), 1);
+        // So does a local write.
+        c.upsert_local(
+            e,
+            json!({"product_code": "2", "qty": 2}).as_object().unwrap(),
+        )
+        .unwrap();
+        r.refresh_snapshot().unwrap();
+        assert_eq!(r.list("stock", None, 0).unwrap().len(), 2);
+        // A writer this process does not count (another process, here a
+        // plain connection): unseen while the snapshot is young, seen once
+        // it is older than SNAPSHOT_MAX_AGE.
+        let other = rusqlite::Connection::open(dir.path().join(FILE)).unwrap();
+        r.refresh_snapshot().unwrap();
+        assert_eq!(r.list("stock", None, 0).unwrap().len(), 2);
+        other
+            .execute("INSERT INTO stock (product_code, qty) VALUES ('3', 3)", [])
+            .unwrap();
+        let seen_at = std::time::Instant::now();
+        let mut seen = 0;
+        while seen_at.elapsed() < SNAPSHOT_MAX_AGE * 20 {
+            r.refresh_snapshot().unwrap();
+            seen = r.list("stock", None, 0).unwrap().len();
+            if seen == 3 {
+                break;
+            }
+            std::thread::sleep(SNAPSHOT_MAX_AGE / 10);
+        }
+        assert_eq!(
+            seen, 3,
+            "another process's write is seen after the snapshot ages out"
+        );
+        // A stale idle snapshot is ended (it would keep the WAL from resetting).
+        std::thread::sleep(SNAPSHOT_MAX_AGE);
+        r.end_stale_snapshot().unwrap();
+        assert!(r.conn.is_autocommit());
+        r.end_snapshot().unwrap();
     }
 
     #[test]

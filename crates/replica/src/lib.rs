@@ -23,7 +23,7 @@ mod outbox;
 mod queries;
 mod secrets;
 
-pub use catalog::{Applied, Catalog, CatalogReader, WRITER_PRAGMAS};
+pub use catalog::{Applied, Catalog, CatalogReader, SNAPSHOT_MAX_AGE, WRITER_PRAGMAS};
 pub use error::ReplicaError;
 pub use journal::{
     JobRun, JobState, Journal, LogFilter, NewTicket, Outcome, ReportRow, TicketDetail,

@@ -3,6 +3,12 @@
 //! them all read while a download job applies a page through the writer, and
 //! a reader never sees half a page.
 //!
+//! Each reader keeps its read snapshot between requests until this process
+//! commits to the replica or it is [`SNAPSHOT_MAX_AGE`] old
+//! ([`CatalogReader::refresh_snapshot`]): no lock round trip per query. A
+//! sweeper thread ends the snapshots of idle readers once they are stale,
+//! so a quiet POS never keeps the WAL from being reset during a sync.
+//!
 //! Two ways to run the query, chosen at router construction
 //! ([`ReadMode`]): on the request's own tokio worker (`Inline`, the
 //! default: the point queries take microseconds, less than the hand-off to
@@ -10,9 +16,10 @@
 //! choice is measured by `pos-bench`; see docs/pos-api.md.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
-use loja_replica::{CatalogReader, ReplicaError};
+use loja_replica::{CatalogReader, ReplicaError, SNAPSHOT_MAX_AGE};
 use tokio::sync::Semaphore;
 
 use super::error::ApiError;
@@ -53,14 +60,22 @@ struct Inner {
 impl ReaderPool {
     /// `max` connections at most, opened on first use.
     pub fn new(dir: PathBuf, max: usize, mode: ReadMode) -> ReaderPool {
-        ReaderPool {
-            inner: Arc::new(Inner {
-                dir,
-                idle: Mutex::new(Vec::with_capacity(max)),
-                permits: Semaphore::new(max.max(1)),
-                mode,
-            }),
+        let inner = Arc::new(Inner {
+            dir,
+            idle: Mutex::new(Vec::with_capacity(max)),
+            permits: Semaphore::new(max.max(1)),
+            mode,
+        });
+        let weak = Arc::downgrade(&inner);
+        // A plain thread: the pool is also built outside any runtime (tests,
+        // benches). It ends when the pool is dropped.
+        if let Err(e) = std::thread::Builder::new()
+            .name("pos-reader-sweep".into())
+            .spawn(move || sweep(weak))
+        {
+            tracing::warn!(error = %e, "could not start the POS reader sweeper; idle readers release their snapshot when next used");
         }
+        ReaderPool { inner }
     }
 
     pub fn mode(&self) -> ReadMode {
@@ -84,7 +99,7 @@ impl ReaderPool {
         match self.inner.mode {
             ReadMode::Inline => {
                 let reader = self.checkout()?;
-                let result = f(&reader);
+                let result = reader.refresh_snapshot().and_then(|()| f(&reader));
                 self.give_back(reader, result.is_ok());
                 result.map_err(|e| ApiError::replica(&e))
             }
@@ -92,7 +107,7 @@ impl ReaderPool {
                 let pool = self.clone();
                 tokio::task::spawn_blocking(move || {
                     let reader = pool.checkout()?;
-                    let result = f(&reader);
+                    let result = reader.refresh_snapshot().and_then(|()| f(&reader));
                     pool.give_back(reader, result.is_ok());
                     result.map_err(|e| ApiError::replica(&e))
                 })
@@ -121,6 +136,14 @@ impl ReaderPool {
         }
     }
 
+    /// Ends the stale snapshots of the readers not in use now.
+    fn end_stale_snapshots(&self) {
+        let mut idle = self.inner.idle.lock().unwrap_or_else(|p| p.into_inner());
+        // A reader that cannot end its snapshot is closed (dropping the
+        // connection ends it).
+        idle.retain(|r| r.end_stale_snapshot().is_ok());
+    }
+
     fn give_back(&self, reader: CatalogReader, healthy: bool) {
         if healthy {
             self.inner
@@ -129,5 +152,17 @@ impl ReaderPool {
                 .unwrap_or_else(|p| p.into_inner())
                 .push(reader);
         }
+    }
+}
+
+/// Every half [`SNAPSHOT_MAX_AGE`]: a snapshot outlives its staleness by that at most.
+fn sweep(pool: Weak<Inner>) {
+    let every = SNAPSHOT_MAX_AGE / 2;
+    loop {
+        std::thread::sleep(every.max(Duration::from_millis(10)));
+        let Some(inner) = pool.upgrade() else {
+            return;
+        };
+        ReaderPool { inner }.end_stale_snapshots();
     }
 }

@@ -36,6 +36,7 @@ struct Args {
     seconds: f64,
     connections: usize,
     price_batch: usize,
+    server_workers: usize,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -44,6 +45,7 @@ fn args() -> anyhow::Result<Args> {
         seconds: 5.0,
         connections: 32,
         price_batch: 200_000,
+        server_workers: 2,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -53,9 +55,10 @@ fn args() -> anyhow::Result<Args> {
             "--seconds" => a.seconds = value()?.parse()?,
             "--connections" => a.connections = value()?.parse()?,
             "--price-batch" => a.price_batch = value()?.parse()?,
+            "--server-workers" => a.server_workers = value()?.parse::<usize>()?.max(1),
             "-h" | "--help" => {
                 println!(
-                    "pos-bench [--products N (200000)] [--seconds S (5)] [--connections C (32)] [--price-batch N (200000)]\n\
+                    "pos-bench [--products N (200000)] [--seconds S (5)] [--connections C (32)] [--price-batch N (200000)] [--server-workers W (2)]\n\
                      Builds a replica of 5.5×N rows (N products, barcodes, prices, stock, taxes; N/2 customers),\n\
                      serves the POS API on 127.0.0.1 and measures barcode lookups against GET /v1/health\n\
                      and the direct SQLite point query."
@@ -264,6 +267,20 @@ struct Load {
     requests: usize,
     secs: f64,
     lat: Vec<u32>,
+    /// CPU time of this process (server, load generator and kernel work on
+    /// their behalf) over the phase.
+    cpu_secs: f64,
+}
+
+/// User + system CPU time of this process so far.
+fn process_cpu_secs() -> f64 {
+    // SAFETY: getrusage only writes into the struct it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return 0.0;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
 impl Load {
@@ -292,6 +309,7 @@ fn load(
     client.block_on(async {
         let stop = Arc::new(AtomicBool::new(false));
         let started = Instant::now();
+        let cpu = process_cpu_secs();
         let tasks: Vec<_> = (0..connections)
             .map(|c| {
                 tokio::spawn(connection(
@@ -317,11 +335,13 @@ fn load(
             lat.extend(t.await??);
         }
         let secs = started.elapsed().as_secs_f64();
+        let cpu_secs = process_cpu_secs() - cpu;
         lat.sort_unstable();
         Ok(Load {
             requests: lat.len(),
             secs,
             lat,
+            cpu_secs,
         })
     })
 }
@@ -331,13 +351,15 @@ fn report(name: &str, l: &Load, baseline: Option<&Load>) {
         .map(|b| format!("{:5.1} %", 100.0 * l.rps() / b.rps()))
         .unwrap_or_else(|| "      ".into());
     println!(
-        "{name:<44} {:>9.0} req/s {ratio}  p50 {:6.3} ms  p99 {:6.3} ms  p99.9 {:6.3} ms  max {:7.3} ms  (n={})",
+        "{name:<44} {:>9.0} req/s {ratio}  p50 {:6.3} ms  p99 {:6.3} ms  p99.9 {:6.3} ms  max {:7.3} ms  (n={}, {:.1} CPU µs/req, {:.2} cores busy)",
         l.rps(),
         l.pct(0.50),
         l.pct(0.99),
         l.pct(0.999),
         l.lat.last().copied().unwrap_or(0) as f64 / 1000.0,
-        l.requests
+        l.requests,
+        l.cpu_secs * 1e6 / l.requests.max(1) as f64,
+        l.cpu_secs / l.secs
     );
 }
 
@@ -376,11 +398,14 @@ fn main() -> anyhow::Result<()> {
     // What the handler runs (the answer's JSON written from the rows), then
     // the typed ProductView (the same, parsed back).
     let mut out = Vec::with_capacity(1024);
-    for json in [true, false] {
+    for (json, snapshot) in [(true, false), (true, true), (false, false)] {
         let mut lat = Vec::with_capacity(barcodes.len());
         let t = Instant::now();
         for b in &barcodes {
             let q = Instant::now();
+            if snapshot {
+                reader.refresh_snapshot()?;
+            }
             if json {
                 out.clear();
                 std::hint::black_box(reader.product_json_by_barcode(b, STORE, &mut out)?);
@@ -392,10 +417,10 @@ fn main() -> anyhow::Result<()> {
         let direct_secs = t.elapsed().as_secs_f64();
         lat.sort_unstable();
         let p = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)] as f64 / 1000.0;
-        let what = if json {
-            "product_json_by_barcode"
-        } else {
-            "product_by_barcode (typed)"
+        let what = match (json, snapshot) {
+            (true, false) => "product_json_by_barcode",
+            (true, true) => "product_json_by_barcode, kept snapshot",
+            _ => "product_by_barcode (typed)",
         };
         println!(
             "direct SQLite {what} (1 thread): {:.0} q/s, mean {:.1} µs, p50 {:.1} µs, p99 {:.1} µs",
@@ -405,12 +430,14 @@ fn main() -> anyhow::Result<()> {
             p(0.99)
         );
     }
+    reader.end_snapshot()?;
     drop(reader);
     probe_sqlite(&dir, &barcodes)?;
 
-    // The server: two workers, as on a 2-core store PC; one listener per read mode.
+    // The server: two workers by default, as `lojad run` on a 2-core store
+    // PC; one listener per read mode.
     let server = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(a.server_workers)
         .enable_all()
         .build()?;
     let mut addrs = Vec::new();
