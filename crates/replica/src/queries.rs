@@ -92,26 +92,25 @@ fn sql() -> &'static Sql {
 }
 
 /// The lookup's SQL and layout, built once from the registry: one statement
-/// answers the product with its chosen price, its taxes, its stock and
-/// whether it has kit rows (joins on the primary keys; the price list with
-/// the preference of [`PriceView`] — the store's own list, else the first
-/// other list by name, else `base` — by correlated primary-key searches, no
-/// sort); its
-/// barcodes (covering index) and kit rows (only when it has some) come from
-/// two more point statements.
+/// answers the product joined on primary keys with its taxes, its stock,
+/// whether it has kit rows, its barcodes (a JSON array from the covering
+/// index) and one row per price list it has — the list is chosen while
+/// stepping ([`PriceChoice`]), one index range instead of a search per
+/// candidate list. Kit rows (only when it has some) come from one more
+/// statement. Every B-tree search counts: they are most of a lookup's time.
 struct Lookup {
     by_barcode: String,
     by_code: String,
-    barcodes: String,
     product: Layout,
     taxes: Layout,
     kits: Layout,
     /// Where the blocks of the main statement start.
     code_at: usize,
-    price_at: usize,
     taxes_at: usize,
     stock_at: usize,
     has_kit_at: usize,
+    barcodes_at: usize,
+    price_at: usize,
 }
 
 /// How a registry row is written as JSON: its columns in key (name) order,
@@ -227,17 +226,15 @@ fn lookup() -> Result<&'static Lookup> {
                 let np = product.entity.columns.len();
                 let nt = taxes.entity.columns.len();
                 let body = format!(
-                    "SELECT {p}, pr.price_list, pr.price, pr.promo_price, pr.promo_until, {t}, s.qty, \
-                     EXISTS (SELECT 1 FROM kits k WHERE k.kit_code = p.code) \
+                    "SELECT {p}, {t}, s.qty, \
+                     EXISTS (SELECT 1 FROM kits k WHERE k.kit_code = p.code), \
+                     (SELECT json_group_array(x.barcode) FROM barcodes x WHERE x.product_code = p.code), \
+                     pr.price_list, pr.price, pr.promo_price, pr.promo_until \
                      FROM {{from}} \
-                     LEFT JOIN prices pr ON pr.product_code = p.code AND pr.price_list = COALESCE( \
-                       (SELECT x.price_list FROM prices x WHERE x.product_code = p.code AND x.price_list = ?2), \
-                       (SELECT x.price_list FROM prices x WHERE x.product_code = p.code AND x.price_list <> 'base' \
-                        ORDER BY x.price_list LIMIT 1), \
-                       'base') \
                      LEFT JOIN product_taxes t ON t.product_code = p.code \
                      LEFT JOIN stock s ON s.product_code = p.code \
-                     WHERE {{key}} = ?1",
+                     LEFT JOIN prices pr ON pr.product_code = p.code \
+                     WHERE {{key}} = ?1 ORDER BY pr.price_list",
                     p = product.select("p"),
                     t = taxes.select("t"),
                 );
@@ -252,13 +249,12 @@ fn lookup() -> Result<&'static Lookup> {
                         .replace("{from}", "barcodes b JOIN products p ON p.code = b.product_code")
                         .replace("{key}", "b.barcode"),
                     by_code: body.replace("{from}", "products p").replace("{key}", "p.code"),
-                    barcodes: "SELECT barcode FROM barcodes WHERE product_code = ?1 ORDER BY barcode"
-                        .into(),
                     code_at,
-                    price_at: np,
-                    taxes_at: np + 4,
-                    stock_at: np + 4 + nt,
-                    has_kit_at: np + 4 + nt + 1,
+                    taxes_at: np,
+                    stock_at: np + nt,
+                    has_kit_at: np + nt + 1,
+                    barcodes_at: np + nt + 2,
+                    price_at: np + nt + 3,
                     product,
                     taxes,
                     kits,
@@ -290,31 +286,70 @@ fn instant(s: &str, end_of_day: bool) -> Option<OffsetDateTime> {
     })
 }
 
-/// The price columns `price_list, price, promo_price, promo_until` at
-/// `offset` as the price charged at `now`.
-fn price_at(
-    r: &rusqlite::Row<'_>,
-    offset: usize,
-    now: OffsetDateTime,
-) -> rusqlite::Result<PriceView> {
-    let price_list: String = r.get(offset)?;
-    let price: i64 = r.get(offset + 1)?;
-    let promo: Option<i64> = r.get(offset + 2)?;
-    let until = r.get_ref(offset + 3)?;
-    // A promotion runs while promo_until is unset or still ahead (a bare
-    // date runs through that whole day, UTC).
-    let running = promo.is_some()
-        && match until {
-            ValueRef::Null => true,
-            v => instant(v.as_str()?, true).is_some_and(|t| t > now),
+/// Picks a product's price list among its rows, in any order: the store's
+/// own list, else the first other list by name, else `base`.
+#[derive(Default)]
+struct PriceChoice {
+    best: Option<(u8, PriceRow)>,
+}
+
+/// One `prices` row: `price_list, price, promo_price, promo_until`.
+struct PriceRow {
+    price_list: String,
+    price: i64,
+    promo: Option<i64>,
+    until: Option<String>,
+}
+
+impl PriceChoice {
+    /// Considers the price columns at `offset` (NULL: no price row).
+    fn offer(&mut self, r: &rusqlite::Row<'_>, offset: usize, store: &str) -> rusqlite::Result<()> {
+        let list = match r.get_ref(offset)? {
+            ValueRef::Null => return Ok(()),
+            v => v.as_str()?,
         };
-    let promo_price = if running { promo } else { None };
-    Ok(PriceView {
-        price_list,
-        price,
-        promo_price,
-        effective_price: promo_price.unwrap_or(price),
-    })
+        let rank = if list == store {
+            0
+        } else if list != "base" {
+            1
+        } else {
+            2
+        };
+        if let Some((best, row)) = &self.best
+            && (*best, row.price_list.as_str()) <= (rank, list)
+        {
+            return Ok(());
+        }
+        self.best = Some((
+            rank,
+            PriceRow {
+                price_list: list.to_owned(),
+                price: r.get(offset + 1)?,
+                promo: r.get(offset + 2)?,
+                until: r.get(offset + 3)?,
+            },
+        ));
+        Ok(())
+    }
+
+    /// The chosen price as charged at `now`.
+    fn view(self, now: OffsetDateTime) -> Option<PriceView> {
+        let (_, row) = self.best?;
+        // A promotion runs while promo_until is unset or still ahead (a bare
+        // date runs through that whole day, UTC).
+        let running = row.promo.is_some()
+            && row
+                .until
+                .as_deref()
+                .is_none_or(|u| instant(u, true).is_some_and(|t| t > now));
+        let promo_price = if running { row.promo } else { None };
+        Some(PriceView {
+            price_list: row.price_list,
+            price: row.price,
+            promo_price,
+            effective_price: promo_price.unwrap_or(row.price),
+        })
+    }
 }
 
 impl CatalogReader {
@@ -367,16 +402,15 @@ impl CatalogReader {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT price_list, price, promo_price, promo_until FROM prices WHERE product_code = ?1 \
-                 ORDER BY CASE WHEN price_list = ?2 THEN 0 WHEN price_list = 'base' THEN 2 ELSE 1 END, price_list \
-                 LIMIT 1",
+                "SELECT price_list, price, promo_price, promo_until FROM prices WHERE product_code = ?1",
             )
             .ctx(path, "query prices")?;
-        let mut rows = stmt.query([product, store]).ctx(path, "query prices")?;
-        let Some(r) = rows.next().ctx(path, "query prices")? else {
-            return Ok(None);
-        };
-        price_at(r, 0, now).ctx(path, "read prices").map(Some)
+        let mut rows = stmt.query([product]).ctx(path, "query prices")?;
+        let mut choice = PriceChoice::default();
+        while let Some(r) = rows.next().ctx(path, "query prices")? {
+            choice.offer(r, 0, store).ctx(path, "read prices")?;
+        }
+        Ok(choice.view(now))
     }
 
     /// `store` picks the price list. `None` when the barcode is unknown.
@@ -440,60 +474,53 @@ impl CatalogReader {
         let l = lookup()?;
         let path = &self.path;
         let mut stmt = self.conn.prepare_cached(query).ctx(path, "query product")?;
-        let mut rows = stmt.query([key, store]).ctx(path, "query product")?;
+        let mut rows = stmt.query([key]).ctx(path, "query product")?;
         let Some(r) = rows.next().ctx(path, "query product")? else {
             return Ok(false);
         };
         out.extend_from_slice(b"{\"product\":");
         l.product.write(out, r, 0).ctx(path, "read products")?;
-        let code = r
-            .get_ref(l.code_at)
-            .and_then(|v| v.as_str().map_err(Into::into))
-            .ctx(path, "read products")?;
-        out.extend_from_slice(b",\"barcodes\":[");
-        {
-            let mut stmt = self
-                .conn
-                .prepare_cached(&l.barcodes)
-                .ctx(path, "query barcodes")?;
-            let mut rows = stmt.query([code]).ctx(path, "query barcodes")?;
-            let mut first = true;
-            while let Some(b) = rows.next().ctx(path, "query barcodes")? {
-                if !first {
-                    out.push(b',');
-                }
-                first = false;
-                let barcode = b
-                    .get_ref(0)
-                    .and_then(|v| v.as_str().map_err(Into::into))
-                    .ctx(path, "read barcodes")?;
-                json_into(out, barcode);
-            }
+        let code: String = r.get(l.code_at).ctx(path, "read products")?;
+        out.extend_from_slice(b",\"barcodes\":");
+        match r.get_ref(l.barcodes_at).ctx(path, "read barcodes")? {
+            // json_group_array's text: a JSON array of strings.
+            ValueRef::Text(t) => out.extend_from_slice(t),
+            _ => out.extend_from_slice(b"[]"),
         }
-        out.extend_from_slice(b"],\"price\":");
-        if r.get_ref(l.price_at).ctx(path, "read prices")? == ValueRef::Null {
-            out.extend_from_slice(b"null");
-        } else {
-            let price =
-                price_at(r, l.price_at, OffsetDateTime::now_utc()).ctx(path, "read prices")?;
-            json_into(out, &price);
-        }
-        out.extend_from_slice(b",\"taxes\":");
+        // Taxes and stock come after the price in the answer, but the price
+        // is known only after the last row: keep them aside.
+        let mut taxes = Vec::with_capacity(256);
         if r.get_ref(l.taxes_at + l.taxes.key_at)
             .ctx(path, "read product_taxes")?
             == ValueRef::Null
         {
-            out.extend_from_slice(b"null");
+            taxes.extend_from_slice(b"null");
         } else {
             l.taxes
-                .write(out, r, l.taxes_at)
+                .write(&mut taxes, r, l.taxes_at)
                 .ctx(path, "read product_taxes")?;
         }
-        out.extend_from_slice(b",\"stock_qty\":");
         let stock: Option<i64> = r.get(l.stock_at).ctx(path, "read stock")?;
+        let has_kit: bool = r.get(l.has_kit_at).ctx(path, "query kits")?;
+        let mut choice = PriceChoice::default();
+        choice
+            .offer(r, l.price_at, store)
+            .ctx(path, "read prices")?;
+        while let Some(r) = rows.next().ctx(path, "query product")? {
+            choice
+                .offer(r, l.price_at, store)
+                .ctx(path, "read prices")?;
+        }
+        out.extend_from_slice(b",\"price\":");
+        match choice.view(OffsetDateTime::now_utc()) {
+            Some(price) => json_into(out, &price),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"taxes\":");
+        out.extend_from_slice(&taxes);
+        out.extend_from_slice(b",\"stock_qty\":");
         json_into(out, &stock);
         out.extend_from_slice(b",\"kit_components\":[");
-        let has_kit: bool = r.get(l.has_kit_at).ctx(path, "query kits")?;
         if has_kit {
             let mut stmt = self
                 .conn
@@ -946,7 +973,7 @@ mod tests {
     fn the_lookup_statements_only_search_indexes() {
         let (_dir, r) = fixture();
         let l = lookup().unwrap();
-        for sql in [&l.by_barcode, &l.by_code, &l.barcodes, &sql().kits_by_kit] {
+        for sql in [&l.by_barcode, &l.by_code, &sql().kits_by_kit] {
             let mut stmt = r
                 .conn
                 .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))

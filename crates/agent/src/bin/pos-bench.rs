@@ -432,6 +432,43 @@ fn main() -> anyhow::Result<()> {
     }
     reader.end_snapshot()?;
     drop(reader);
+    // The same on two threads at once, each with its own reader: what the
+    // two cores give SQLite alone.
+    {
+        let threads = 2;
+        let t = Instant::now();
+        let per: Vec<f64> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..threads)
+                .map(|k| {
+                    let dir = &dir;
+                    let barcodes = &barcodes;
+                    s.spawn(move || -> anyhow::Result<f64> {
+                        let reader = CatalogReader::open(dir)?;
+                        let mut out = Vec::with_capacity(1024);
+                        let t = Instant::now();
+                        for b in barcodes.iter().skip(k * 7) {
+                            reader.refresh_snapshot()?;
+                            out.clear();
+                            std::hint::black_box(
+                                reader.product_json_by_barcode(b, STORE, &mut out)?,
+                            );
+                        }
+                        reader.end_snapshot()?;
+                        Ok(t.elapsed().as_secs_f64() * 1e6 / barcodes.len() as f64)
+                    })
+                })
+                .collect();
+            hs.into_iter()
+                .map(|h| h.join().map_err(|_| anyhow::anyhow!("panicked"))?)
+                .collect::<anyhow::Result<_>>()
+        })?;
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "direct SQLite product_json_by_barcode, kept snapshot ({threads} threads at once): {:.0} q/s, mean {:.1} µs per query per thread",
+            (threads * barcodes.len()) as f64 / secs,
+            per.iter().sum::<f64>() / per.len() as f64
+        );
+    }
     probe_sqlite(&dir, &barcodes)?;
 
     // The server: two workers by default, as `lojad run` on a 2-core store
