@@ -5,7 +5,6 @@
 
 use std::path::Path;
 use std::sync::mpsc as std_mpsc;
-use std::time::Duration;
 
 use loja_replica::{Accepted, NewDocument, Outbox, ReplicaError};
 use tokio::sync::oneshot;
@@ -38,26 +37,17 @@ impl Intake {
     /// Opens `DIR/outbox.db` and starts the writer thread. The thread ends
     /// when the last handle is dropped, after finishing its current commit.
     pub fn start(dir: &Path) -> Result<Intake, ReplicaError> {
-        let outbox = Outbox::open(dir)?;
+        let mut outbox = Outbox::open(dir)?;
+        // The last checkpoint runs when the writer thread drops the outbox.
         outbox.defer_checkpoints()?;
-        let checkpointer = Outbox::open(dir)?;
         let (tx, rx) = std_mpsc::channel();
-        let (alive, writer_gone) = std_mpsc::channel::<()>();
-        let spawn_err = |source| ReplicaError::Io {
-            path: dir.to_path_buf(),
-            source,
-        };
         std::thread::Builder::new()
             .name("outbox-writer".into())
-            .spawn(move || {
-                writer(outbox, rx);
-                drop(alive);
-            })
-            .map_err(spawn_err)?;
-        std::thread::Builder::new()
-            .name("outbox-checkpoint".into())
-            .spawn(move || checkpoints(checkpointer, writer_gone))
-            .map_err(spawn_err)?;
+            .spawn(move || writer(outbox, rx))
+            .map_err(|source| ReplicaError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
         Ok(Intake { tx })
     }
 
@@ -114,19 +104,6 @@ fn writer(mut outbox: Outbox, rx: std_mpsc::Receiver<Request>) {
             f(&mut outbox);
         }
     }
-}
-
-/// Checkpoints the outbox's WAL from its own connection, off the writer's
-/// commit path, until the writer thread ends (its end drops `alive`).
-fn checkpoints(outbox: Outbox, writer_gone: std_mpsc::Receiver<()>) {
-    const EVERY: Duration = Duration::from_millis(500);
-    while let Err(std_mpsc::RecvTimeoutError::Timeout) = writer_gone.recv_timeout(EVERY) {
-        if let Err(e) = outbox.checkpoint() {
-            tracing::warn!(error = %e, "outbox checkpoint failed; will retry");
-        }
-    }
-    // Last one after the writer's final commit, so a clean stop leaves a short WAL.
-    let _ = outbox.checkpoint();
 }
 
 fn commit_group(

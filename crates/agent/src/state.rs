@@ -35,8 +35,10 @@ impl AppState {
             path: dir.clone(),
             source,
         })?;
+        let mut catalog = Catalog::open(&dir)?;
+        catalog.defer_checkpoints()?;
         Ok(AppState {
-            catalog: Arc::new(Mutex::new(Catalog::open(&dir)?)),
+            catalog: Arc::new(Mutex::new(catalog)),
             journal: Arc::new(Mutex::new(Journal::open(&dir)?)),
             intake: crate::intake::Intake::start(&dir)?,
             upload_wake: Arc::new(Notify::new()),

@@ -14,4 +14,4 @@ pub use document::{AckStatus, BatchAck, Document, DocumentAck, DocumentBatch, Do
 pub use error::{ErrorBody, FieldError};
 pub use feed::{Events, FeedItem, FeedPage, Op, PageError, Watermark};
 pub use registry::{ENTITIES, Entity, entity_named};
-pub use typed::{Cell, TypedItem, TypedPage};
+pub use typed::{Cell, CheckedPage, TypedItem, TypedPage};

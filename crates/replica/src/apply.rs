@@ -102,7 +102,8 @@ fn bind_cell(stmt: &mut Statement<'_>, idx: usize, col: &Column, cell: &Cell) ->
         Cell::Absent | Cell::Null => stmt.raw_bind_parameter(idx, Null),
         Cell::Int(n) => stmt.raw_bind_parameter(idx, *n),
         Cell::Bool(b) => stmt.raw_bind_parameter(idx, i64::from(*b)),
-        Cell::Text(s) | Cell::Json(s) => stmt.raw_bind_parameter(idx, s.as_str()),
+        Cell::Text(s) => stmt.raw_bind_parameter(idx, s.as_str()),
+        Cell::Json(s) => stmt.raw_bind_parameter(idx, s.as_str()),
         Cell::Bad(why) => return Err(FieldError::new(col.name, *why).into()),
     };
     res.map_err(|e| ReplicaError::Sqlite {

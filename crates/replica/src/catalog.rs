@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use loja_protocol::{ENTITIES, Entity, FeedPage, Op, TypedItem, TypedPage, Watermark};
+use loja_protocol::{
+    CheckedPage, ENTITIES, Entity, FeedPage, Op, PageError, TypedItem, TypedPage, Watermark,
+};
 use rusqlite::TransactionBehavior;
 use serde_json::{Map, Value};
 
@@ -29,6 +31,8 @@ pub struct Catalog {
     pub(crate) conn: rusqlite::Connection,
     pub(crate) dir: std::path::PathBuf,
     pub(crate) path: PathBuf,
+    /// Set by [`Catalog::defer_checkpoints`]; dropped after `conn`.
+    checkpointer: Option<crate::Checkpointer>,
 }
 
 /// Commits to a replica by this process. A [`CatalogReader`] keeps its
@@ -67,7 +71,22 @@ impl Catalog {
             conn,
             dir: dir.to_path_buf(),
             path,
+            checkpointer: None,
         })
+    }
+
+    /// Moves this writer's WAL checkpoints to a [`crate::Checkpointer`]
+    /// thread: a commit no longer stops to copy the WAL into the file, so
+    /// the writer goes straight on to the next page. For the long-lived
+    /// writer of `lojad run` and `lojad sync`.
+    pub fn defer_checkpoints(&mut self) -> Result<()> {
+        if self.checkpointer.is_none() {
+            self.checkpointer = Some(crate::Checkpointer::start(&self.path, "replica")?);
+            self.conn
+                .pragma_update(None, "wal_autocheckpoint", 0)
+                .ctx(&self.path, "disable auto-checkpoint")?;
+        }
+        Ok(())
     }
 
     pub fn watermark(&self, entity: &Entity) -> Result<Watermark> {
@@ -98,6 +117,34 @@ impl Catalog {
     /// the IMMEDIATE transaction, cells bound as they are, rows, FTS queue
     /// and watermark committed together.
     pub fn apply_typed_page(&mut self, entity: &Entity, page: &TypedPage) -> Result<Applied> {
+        self.apply_with(entity, page, |stored| page.validate(entity, stored))
+    }
+
+    /// [`Catalog::apply_typed_page`] for a page validated beforehand (by
+    /// the download job, while it parsed): inside the transaction only its
+    /// start is checked against the stored watermark, so the rows are not
+    /// checked a second time under the writer.
+    pub fn apply_checked_page(&mut self, entity: &Entity, page: &CheckedPage) -> Result<Applied> {
+        self.apply_with(entity, page, |stored| {
+            if page.after == stored {
+                Ok(())
+            } else {
+                Err(PageError::WrongStart {
+                    expected: stored.0,
+                    found: page.after.0,
+                })
+            }
+        })
+    }
+
+    /// The one apply path: `check` sees the stored watermark inside the
+    /// IMMEDIATE transaction and may refuse the page.
+    fn apply_with(
+        &mut self,
+        entity: &Entity,
+        page: &TypedPage,
+        check: impl FnOnce(Watermark) -> std::result::Result<(), PageError>,
+    ) -> Result<Applied> {
         let sql = sql_of(entity)?;
         let path = &self.path;
         let tx = self
@@ -105,11 +152,10 @@ impl Catalog {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .ctx(path, "begin apply")?;
         let stored = Watermark(apply::read_watermark(&tx, entity.name, path)?);
-        page.validate(entity, stored)
-            .map_err(|source| ReplicaError::Page {
-                entity: entity.name.to_owned(),
-                source,
-            })?;
+        check(stored).map_err(|source| ReplicaError::Page {
+            entity: entity.name.to_owned(),
+            source,
+        })?;
         let mut applied = Applied {
             upserts: 0,
             deletes: 0,

@@ -16,6 +16,7 @@
 
 mod apply;
 mod catalog;
+mod checkpoint;
 mod error;
 mod journal;
 mod migrate;
@@ -24,6 +25,7 @@ mod queries;
 mod secrets;
 
 pub use catalog::{Applied, Catalog, CatalogReader, SNAPSHOT_MAX_AGE, WRITER_PRAGMAS};
+pub use checkpoint::{CHECKPOINT_EVERY, Checkpointer};
 pub use error::ReplicaError;
 pub use journal::{
     JobRun, JobState, Journal, LogFilter, NewTicket, Outcome, ReportRow, TicketDetail,

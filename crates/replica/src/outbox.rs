@@ -85,6 +85,8 @@ pub struct Purged {
 pub struct Outbox {
     pub(crate) conn: rusqlite::Connection,
     pub(crate) path: PathBuf,
+    /// Set by [`Outbox::defer_checkpoints`]; dropped after `conn`.
+    checkpointer: Option<crate::Checkpointer>,
 }
 
 /// The file name of the outbox in the data dir.
@@ -97,7 +99,11 @@ impl Outbox {
     pub fn open(dir: &Path) -> Result<Outbox> {
         let path = dir.join(FILE);
         let conn = migrate::open_migrated(&path, Sync::Full, migrate::OUTBOX)?;
-        Ok(Outbox { conn, path })
+        Ok(Outbox {
+            conn,
+            path,
+            checkpointer: None,
+        })
     }
 
     /// Validates (types, totals, check digits — `DocumentKind::validate_body`
@@ -397,23 +403,19 @@ impl Outbox {
         migrate::integrity_check(&self.conn, &self.path)
     }
 
-    /// Takes WAL checkpoints off this connection's commit path: a commit
-    /// that crosses the auto-checkpoint threshold would otherwise copy the
-    /// WAL into the file and fsync it before the POS hears back — the tail of
-    /// the intake latency. Whoever calls this must run [`Outbox::checkpoint`]
-    /// from another connection.
-    pub fn defer_checkpoints(&self) -> Result<()> {
-        self.conn
-            .pragma_update(None, "wal_autocheckpoint", 0)
-            .ctx(&self.path, "disable auto-checkpoint")
-    }
-
-    /// A PASSIVE checkpoint: copies what it can of the WAL into the file
-    /// without blocking the writer; returns the WAL's size in frames.
-    pub fn checkpoint(&self) -> Result<i64> {
-        self.conn
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
-            .ctx(&self.path, "checkpoint")
+    /// Moves WAL checkpoints off this connection's commit path to a
+    /// [`crate::Checkpointer`] thread: a commit that crosses the
+    /// auto-checkpoint threshold would otherwise copy the WAL into the file
+    /// and fsync it before the POS hears back — the tail of the intake
+    /// latency. For the long-lived writer of the intake.
+    pub fn defer_checkpoints(&mut self) -> Result<()> {
+        if self.checkpointer.is_none() {
+            self.checkpointer = Some(crate::Checkpointer::start(&self.path, "outbox")?);
+            self.conn
+                .pragma_update(None, "wal_autocheckpoint", 0)
+                .ctx(&self.path, "disable auto-checkpoint")?;
+        }
+        Ok(())
     }
 
     /// Where outbox.db is.

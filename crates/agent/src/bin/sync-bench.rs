@@ -162,7 +162,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut cmd = match std::env::var_os("SYNC_BENCH_PERF") {
         Some(file) => {
             let mut c = Command::new("perf");
-            c.args(["record", "-F", "999", "-o"])
+            c.args(["record", "-F", "999", "--call-graph", "dwarf,32768", "-o"])
                 .arg(file)
                 .arg("--")
                 .arg(&lojad);

@@ -16,7 +16,7 @@
 
 use std::time::Instant;
 
-use loja_protocol::{Entity, TypedPage, Watermark};
+use loja_protocol::{CheckedPage, Entity, TypedPage, Watermark};
 use loja_replica::{NewTicket, Outcome, ReplicaError, TicketKind, TicketStatus};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
@@ -26,18 +26,18 @@ use crate::central::{CentralError, Encoding, RawResponse};
 /// What the fetch stage hands the apply stage, in feed order.
 enum Fetched {
     Page {
-        page: TypedPage,
+        page: CheckedPage,
         raw: RawResponse,
         fetch_ms: u64,
         _permit: OwnedSemaphorePermit,
     },
     /// The central's availability window holds this store back.
     Held {
-        page: TypedPage,
+        page: CheckedPage,
         raw: RawResponse,
         fetch_ms: u64,
     },
-    /// The page could not be decompressed or parsed: rejected whole.
+    /// The page could not be decompressed, parsed or validated: rejected whole.
     Undecodable {
         after: u64,
         raw: RawResponse,
@@ -183,7 +183,7 @@ pub async fn run(ctx: &JobCtx, entity: &'static Entity) -> JobResult {
 async fn apply(
     ctx: &JobCtx,
     entity: &'static Entity,
-    page: TypedPage,
+    page: CheckedPage,
     raw: RawResponse,
     fetch_ms: u64,
 ) -> Result<u64, String> {
@@ -191,7 +191,7 @@ async fn apply(
     let journal = ctx.state.journal.clone();
     blocking(move || {
         let t0 = Instant::now();
-        let applied = lock(&catalog).apply_typed_page(entity, &page);
+        let applied = lock(&catalog).apply_checked_page(entity, &page);
         let duration_ms = fetch_ms + t0.elapsed().as_millis() as u64;
         let (status, error) = match &applied {
             Ok(_) => (TicketStatus::Ok, None),
@@ -302,11 +302,19 @@ async fn fetch_loop(
             }
         };
         let (raw, parsed) = match blocking(move || {
-            // The decompressed text lives only while it is parsed.
-            let parsed = raw.decoded().map_err(|e| e.to_string()).and_then(|body| {
-                TypedPage::parse(entity, &body)
-                    .map_err(|e| format!("page is not a valid feed page: {e}"))
-            });
+            // The decompressed text lives only while it is parsed. The rows
+            // are validated here, beside the parse, not under the writer.
+            let parsed = raw
+                .decoded()
+                .map_err(|e| e.to_string())
+                .and_then(|body| {
+                    TypedPage::parse(entity, &body)
+                        .map_err(|e| format!("page is not a valid feed page: {e}"))
+                })
+                .and_then(|page| {
+                    page.checked(entity, Watermark(after))
+                        .map_err(|e| format!("page is not valid for {}: {e}", entity.name))
+                });
             (raw, parsed)
         })
         .await
