@@ -20,6 +20,9 @@ use crate::{ReplicaError, Result};
 
 /// The SQL of one entity, built once from the registry.
 pub(crate) struct EntitySql {
+    /// `INSERT OR FAIL INTO t (…) VALUES (…)`: tried before the upsert
+    /// (see [`insert_row`]).
+    pub insert: String,
     /// `INSERT … ON CONFLICT(key) DO UPDATE SET …` every column.
     pub upsert: String,
     /// `DELETE FROM t WHERE k1 = ?1 AND …`.
@@ -52,6 +55,12 @@ fn build(e: &Entity) -> EntitySql {
         params = params.join(", "),
         key = e.key.join(", "),
     );
+    let insert = format!(
+        "INSERT OR FAIL INTO {t} ({cols}) VALUES ({params})",
+        t = e.name,
+        cols = cols.join(", "),
+        params = params.join(", "),
+    );
     let wheres: Vec<String> = e
         .key
         .iter()
@@ -74,6 +83,7 @@ fn build(e: &Entity) -> EntitySql {
         })
         .collect();
     EntitySql {
+        insert,
         upsert,
         delete,
         select,
@@ -126,6 +136,53 @@ pub(crate) fn upsert_row(
     stmt.raw_execute()
         .ctx_with(path, || format!("upsert into {}", entity.name))?;
     Ok(())
+}
+
+/// The statement in `slot`, prepared (cached) on first use.
+pub(crate) fn prepared<'s, 'c>(
+    slot: &'s mut Option<rusqlite::CachedStatement<'c>>,
+    conn: &'c Connection,
+    sql: &str,
+    path: &Path,
+) -> Result<&'s mut rusqlite::CachedStatement<'c>> {
+    if slot.is_none() {
+        *slot = Some(
+            conn.prepare_cached(sql)
+                .ctx_with(path, || format!("prepare {sql}"))?,
+        );
+    }
+    slot.as_mut()
+        .ok_or_else(|| FieldError::new("statement", "not prepared").into())
+}
+
+/// Inserts one (validated) row as [`upsert_row`] would when its key is new;
+/// false (nothing written) when the key is already there.
+///
+/// Why not always the upsert: a table with triggers (products, for its
+/// name index) makes an upsert open a statement journal — its DO UPDATE
+/// branch may abort after the triggers wrote — and copy every page it
+/// touches into it, about a tenth of a first load's apply. A plain
+/// `INSERT OR FAIL` of one row checks every constraint before it writes,
+/// so it needs none; on a key conflict it writes nothing.
+pub(crate) fn insert_row(
+    stmt: &mut Statement<'_>,
+    entity: &Entity,
+    cells: &[Cell],
+    path: &Path,
+) -> Result<bool> {
+    for (i, (col, cell)) in entity.columns.iter().zip(cells).enumerate() {
+        bind_cell(stmt, i + 1, col, cell)?;
+    }
+    match stmt.raw_execute() {
+        Ok(_) => Ok(true),
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(e).ctx_with(path, || format!("insert into {}", entity.name)),
+    }
 }
 
 /// Deletes the row with a tombstone's key columns (`key`: their indexes in

@@ -185,30 +185,28 @@ impl Catalog {
             }
         } else {
             {
-                let mut upsert = None;
-                let mut delete = None;
+                // Statements prepared on first use: a page of tombstones
+                // never prepares the insert.
+                let (mut insert, mut upsert, mut delete) = (None, None, None);
+                // Rows are inserted until the page's first key conflict (a
+                // first load has none), then upserted: see apply::insert_row.
+                let mut insert_first = true;
                 for item in &page.items {
                     match item.op {
                         Op::Upsert => {
-                            if upsert.is_none() {
-                                upsert = Some(
-                                    tx.prepare_cached(&sql.upsert).ctx(path, "prepare upsert")?,
-                                );
+                            if insert_first {
+                                let stmt = apply::prepared(&mut insert, &tx, &sql.insert, path)?;
+                                insert_first = apply::insert_row(stmt, entity, &item.cells, path)?;
                             }
-                            if let Some(stmt) = upsert.as_mut() {
+                            if !insert_first {
+                                let stmt = apply::prepared(&mut upsert, &tx, &sql.upsert, path)?;
                                 apply::upsert_row(stmt, entity, &item.cells, path)?;
                             }
                             applied.upserts += 1;
                         }
                         Op::Delete => {
-                            if delete.is_none() {
-                                delete = Some(
-                                    tx.prepare_cached(&sql.delete).ctx(path, "prepare delete")?,
-                                );
-                            }
-                            if let Some(stmt) = delete.as_mut() {
-                                apply::delete_row(stmt, entity, &sql.key_index, &item.cells, path)?;
-                            }
+                            let stmt = apply::prepared(&mut delete, &tx, &sql.delete, path)?;
+                            apply::delete_row(stmt, entity, &sql.key_index, &item.cells, path)?;
                             applied.deletes += 1;
                         }
                     }
@@ -801,6 +799,50 @@ pub(crate) mod tests {
         r.end_stale_snapshot().unwrap();
         assert!(r.conn.is_autocommit());
         r.end_snapshot().unwrap();
+    }
+
+    #[test]
+    fn new_and_known_keys_mixed_in_a_page_are_inserted_and_updated() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Catalog::open(dir.path()).unwrap();
+        let e = ent("products");
+        let p = |code: &str, name: &str| up(json!({"code": code, "name": name, "unit": "UN"}));
+        c.apply_page(
+            e,
+            &page("products", 0, vec![p("A", "arroz"), p("B", "feijao")]),
+        )
+        .unwrap();
+        // A new key first (inserted), then a known one (the insert meets
+        // the key, the row is upserted), then new ones after it.
+        let applied = c
+            .apply_page(
+                e,
+                &page(
+                    "products",
+                    2,
+                    vec![
+                        p("C", "cafe"),
+                        p("A", "acucar"),
+                        p("D", "doce"),
+                        p("B", "farinha"),
+                    ],
+                ),
+            )
+            .unwrap();
+        assert_eq!(applied.upserts, 4);
+        let r = CatalogReader::open(dir.path()).unwrap();
+        let names: Vec<String> = r
+            .list("products", None, 0)
+            .unwrap()
+            .into_iter()
+            .map(|m| m["name"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(names, ["acucar", "farinha", "cafe", "doce"]);
+        // The name index followed: old names gone, new ones found.
+        assert!(r.search_products("arroz", 10, "L1").unwrap().is_empty());
+        assert_eq!(r.search_products("acucar", 10, "L1").unwrap()[0].code, "A");
+        assert_eq!(r.search_products("farinha", 10, "L1").unwrap()[0].code, "B");
+        assert!(c.integrity_check().unwrap().is_empty());
     }
 
     #[test]
