@@ -80,13 +80,7 @@ impl Catalog {
     /// the writer goes straight on to the next page. For the long-lived
     /// writer of `lojad run` and `lojad sync`.
     pub fn defer_checkpoints(&mut self) -> Result<()> {
-        if self.checkpointer.is_none() {
-            self.checkpointer = Some(crate::Checkpointer::start(&self.path, "replica")?);
-            self.conn
-                .pragma_update(None, "wal_autocheckpoint", 0)
-                .ctx(&self.path, "disable auto-checkpoint")?;
-        }
-        Ok(())
+        crate::checkpoint::defer(&self.conn, &self.path, "replica", &mut self.checkpointer)
     }
 
     pub fn watermark(&self, entity: &Entity) -> Result<Watermark> {

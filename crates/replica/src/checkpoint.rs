@@ -45,6 +45,23 @@ impl Checkpointer {
     }
 }
 
+/// Turns off `conn`'s automatic checkpoints and starts a [`Checkpointer`]
+/// in `slot` instead (once): what the long-lived writers'
+/// `defer_checkpoints` do.
+pub(crate) fn defer(
+    conn: &rusqlite::Connection,
+    path: &Path,
+    name: &str,
+    slot: &mut Option<Checkpointer>,
+) -> Result<()> {
+    if slot.is_none() {
+        *slot = Some(Checkpointer::start(path, name)?);
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .ctx(path, "disable auto-checkpoint")?;
+    }
+    Ok(())
+}
+
 fn run(conn: rusqlite::Connection, path: PathBuf, stopped: mpsc::Receiver<()>) {
     while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
         if let Err(e) = checkpoint(&conn, &path) {

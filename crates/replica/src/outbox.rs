@@ -409,13 +409,7 @@ impl Outbox {
     /// and fsync it before the POS hears back — the tail of the intake
     /// latency. For the long-lived writer of the intake.
     pub fn defer_checkpoints(&mut self) -> Result<()> {
-        if self.checkpointer.is_none() {
-            self.checkpointer = Some(crate::Checkpointer::start(&self.path, "outbox")?);
-            self.conn
-                .pragma_update(None, "wal_autocheckpoint", 0)
-                .ctx(&self.path, "disable auto-checkpoint")?;
-        }
-        Ok(())
+        crate::checkpoint::defer(&self.conn, &self.path, "outbox", &mut self.checkpointer)
     }
 
     /// Where outbox.db is.
