@@ -378,6 +378,11 @@ impl CatalogReader {
         Ok(())
     }
 
+    /// Is a snapshot kept open (a read transaction between queries)?
+    pub fn holds_snapshot(&self) -> bool {
+        !self.conn.is_autocommit()
+    }
+
     /// Ends the kept snapshot if [`Self::refresh_snapshot`] would renew it.
     pub fn end_stale_snapshot(&self) -> Result<()> {
         match self.snapshot.get() {

@@ -166,3 +166,31 @@ fn sweep(pool: Weak<Inner>) {
         ReaderPool { inner }.end_stale_snapshots();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_idle_reader_keeps_its_snapshot_only_while_it_is_fresh() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(loja_replica::Catalog::open(dir.path()).unwrap());
+        let pool = ReaderPool::new(dir.path().to_path_buf(), 2, ReadMode::Inline);
+        pool.run(|r| r.parameters()).await.unwrap();
+        let holds = |pool: &ReaderPool| {
+            pool.inner
+                .idle
+                .lock()
+                .unwrap()
+                .iter()
+                .any(CatalogReader::holds_snapshot)
+        };
+        assert!(holds(&pool), "the snapshot is kept for the next request");
+        // The sweeper ends it once it is stale, though no request comes.
+        let deadline = std::time::Instant::now() + SNAPSHOT_MAX_AGE * 50;
+        while holds(&pool) && std::time::Instant::now() < deadline {
+            tokio::time::sleep(SNAPSHOT_MAX_AGE / 4).await;
+        }
+        assert!(!holds(&pool), "an idle reader let its snapshot go");
+    }
+}
