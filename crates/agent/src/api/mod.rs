@@ -399,6 +399,9 @@ thousandths, timestamps RFC 3339 UTC. Errors: {\"error\": {\"code\", \"message\"
         writes::customer, writes::omni_status, writes::cash_open, writes::cash_movement, writes::cash_close,
         writes::sale, writes::sale_payment, writes::sale_xml, writes::reducao_z,
     ),
+    // The writes' answers come from writes::WriteResponses, whose schemas
+    // the paths do not collect.
+    components(schemas(loja_replica::Accepted, reads::ErrorSchema)),
     modifiers(&BearerAuth),
     tags(
         (name = "products", description = "Product lookups (barcode, code, name search)"),

@@ -434,6 +434,36 @@ async fn every_route_is_in_the_openapi_document_and_back() {
     assert_eq!(documented, routes().len());
     assert!(a.body["components"]["securitySchemes"]["bearer"].is_object());
     assert!(a.body["components"]["schemas"]["ProductView"].is_object());
+    // Every schema the document points at is in it.
+    fn refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::String(r)) = m.get("$ref") {
+                    out.push(r);
+                }
+                m.values().for_each(|v| refs(v, out));
+            }
+            Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    refs(&a.body, &mut all);
+    assert!(!all.is_empty());
+    for r in all {
+        let name = r.strip_prefix("#/components/schemas/").unwrap_or(r);
+        assert!(
+            a.body["components"]["schemas"][name].is_object(),
+            "{r} points at no schema"
+        );
+    }
+    // Every write documents the same answers.
+    let sale = &a.body["paths"]["/v1/sales/{id}/payments"]["post"]["responses"];
+    for status in [
+        "200", "201", "400", "401", "413", "415", "422", "503", "507",
+    ] {
+        assert!(sale[status].is_object(), "sale payment: no {status}");
+    }
 }
 
 #[tokio::test]

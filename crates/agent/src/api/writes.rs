@@ -150,20 +150,42 @@ fn path_uuid(field: &str, s: &str) -> Result<Value, ApiError> {
         .map_err(|_| ApiError::field(field, format!("{field}: the path must carry a UUID")))
 }
 
+/// What every POS write answers, for the OpenAPI document (one list: every
+/// write goes through `parse_document` and `submit`).
+#[derive(utoipa::IntoResponses)]
+pub enum WriteResponses {
+    #[response(status = 201, description = "Stored durably in the outbox")]
+    Created(Accepted),
+    #[response(
+        status = 200,
+        description = "This id was taken already: the first document stands"
+    )]
+    Duplicate(Accepted),
+    #[response(status = 400, description = "Malformed JSON")]
+    Malformed(ErrorSchema),
+    #[response(status = 401, description = "No or unknown token")]
+    Unauthorized(ErrorSchema),
+    #[response(status = 413, description = "Body over [pos] max_body_bytes")]
+    TooLarge(ErrorSchema),
+    #[response(status = 415, description = "Not `application/json`")]
+    NotJson(ErrorSchema),
+    #[response(status = 422, description = "Invalid: `field` names it")]
+    Invalid(ErrorSchema),
+    #[response(
+        status = 503,
+        description = "Outbox read-only or stopped: NOT accepted, retry"
+    )]
+    Unavailable(ErrorSchema),
+    #[response(status = 507, description = "Disk full: NOT accepted, retry")]
+    DiskFull(ErrorSchema),
+}
+
 macro_rules! doc_route {
     ($name:ident, $path:tt, $kind:expr, $schema:tt, $example:ident, $doc:tt) => {
         #[doc = $doc]
         #[utoipa::path(post, path = $path, tag = "documents", security(("bearer" = [])),
             request_body(content = Object, description = $schema, example = examples::$example),
-            responses((status = 201, description = "Stored durably in the outbox", body = Accepted),
-                      (status = 200, description = "This id was taken already: the first document stands", body = Accepted),
-                      (status = 400, description = "Malformed JSON", body = ErrorSchema),
-                      (status = 401, description = "No or unknown token", body = ErrorSchema),
-                      (status = 413, description = "Body over [pos] max_body_bytes", body = ErrorSchema),
-                      (status = 415, description = "Not `application/json`", body = ErrorSchema),
-                      (status = 422, description = "Invalid: `field` names it", body = ErrorSchema),
-                      (status = 503, description = "Outbox read-only or stopped: NOT accepted, retry", body = ErrorSchema),
-                      (status = 507, description = "Disk full: NOT accepted, retry", body = ErrorSchema)))]
+            responses(WriteResponses))]
         pub async fn $name(
             State(st): State<ApiState>,
             Extension(terminal): Extension<Terminal>,
@@ -221,14 +243,7 @@ doc_route!(
 /// finds the customer before the central has it.
 #[utoipa::path(post, path = "/v1/customers", tag = "customers", security(("bearer" = [])),
     request_body(content = Object, description = "`id` (UUID) + loja_protocol::document::CustomerSignup", example = examples::customer),
-    responses((status = 201, description = "Stored durably in the outbox", body = Accepted),
-              (status = 200, description = "This id was taken already", body = Accepted),
-              (status = 400, description = "Malformed JSON", body = ErrorSchema),
-              (status = 401, description = "No or unknown token", body = ErrorSchema),
-              (status = 413, description = "Body over [pos] max_body_bytes", body = ErrorSchema),
-              (status = 422, description = "Invalid: `field` names it", body = ErrorSchema),
-              (status = 503, description = "Outbox read-only or stopped: NOT accepted", body = ErrorSchema),
-              (status = 507, description = "Disk full: NOT accepted", body = ErrorSchema)))]
+    responses(WriteResponses))]
 pub async fn customer(
     State(st): State<ApiState>,
     Extension(terminal): Extension<Terminal>,
@@ -297,12 +312,7 @@ pub fn customer_row(s: &CustomerSignup) -> Map<String, Value> {
 #[utoipa::path(post, path = "/v1/sales/{id}/payments", tag = "documents", security(("bearer" = [])),
     params(("id" = String, Path, description = "The sale's document id (UUID)")),
     request_body(content = Object, description = "`id` (UUID of this payment document) + loja_protocol::document::SalePayment without `sale_id`", example = examples::sale_payment),
-    responses((status = 201, description = "Stored durably in the outbox", body = Accepted),
-              (status = 200, description = "This id was taken already", body = Accepted),
-              (status = 401, description = "No or unknown token", body = ErrorSchema),
-              (status = 413, description = "Body over [pos] max_body_bytes", body = ErrorSchema),
-              (status = 422, description = "Invalid: `field` names it", body = ErrorSchema),
-              (status = 507, description = "Disk full: NOT accepted", body = ErrorSchema)))]
+    responses(WriteResponses))]
 pub async fn sale_payment(
     State(st): State<ApiState>,
     Extension(terminal): Extension<Terminal>,
@@ -327,12 +337,7 @@ pub async fn sale_payment(
 #[utoipa::path(post, path = "/v1/sales/{id}/xml", tag = "documents", security(("bearer" = [])),
     params(("id" = String, Path, description = "The sale's document id (UUID)")),
     request_body(content = Object, description = "`id` (UUID of this XML document) + `register`, `access_key` (44 digits), `xml` (the signed XML as a JSON string)", example = examples::sale_xml),
-    responses((status = 201, description = "Stored durably in the outbox", body = Accepted),
-              (status = 200, description = "This id was taken already", body = Accepted),
-              (status = 401, description = "No or unknown token", body = ErrorSchema),
-              (status = 413, description = "Body over [pos] max_body_bytes", body = ErrorSchema),
-              (status = 422, description = "Invalid: `field` names it", body = ErrorSchema),
-              (status = 507, description = "Disk full: NOT accepted", body = ErrorSchema)))]
+    responses(WriteResponses))]
 pub async fn sale_xml(
     State(st): State<ApiState>,
     Extension(terminal): Extension<Terminal>,
@@ -357,12 +362,7 @@ pub async fn sale_xml(
 #[utoipa::path(post, path = "/v1/omni-orders/{id}/status", tag = "omni", security(("bearer" = [])),
     params(("id" = String, Path, description = "The order id")),
     request_body(content = Object, description = "`id` (UUID of this event) + loja_protocol::document::OmniOrderStatus without `order_id`", example = examples::omni_status),
-    responses((status = 201, description = "Stored durably in the outbox", body = Accepted),
-              (status = 200, description = "This id was taken already", body = Accepted),
-              (status = 401, description = "No or unknown token", body = ErrorSchema),
-              (status = 413, description = "Body over [pos] max_body_bytes", body = ErrorSchema),
-              (status = 422, description = "Invalid: `field` names it", body = ErrorSchema),
-              (status = 507, description = "Disk full: NOT accepted", body = ErrorSchema)))]
+    responses(WriteResponses))]
 pub async fn omni_status(
     State(st): State<ApiState>,
     Extension(terminal): Extension<Terminal>,
