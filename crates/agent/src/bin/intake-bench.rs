@@ -15,7 +15,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use loja_protocol::DocumentKind;
 use loja_replica::{NewDocument, Outbox};
 use serde_json::{Value, json};
@@ -25,38 +25,23 @@ const STORE: &str = "bench-store";
 const TOKEN: &str = "bench-store-token";
 const POS_TOKEN: &str = "bench-pos-token";
 
+#[derive(clap::Parser)]
+#[command(
+    about = "Durable sale intake over the POS API vs raw fsync'd inserts, and a backlog drain"
+)]
 struct Args {
+    /// Seconds per load phase.
+    #[arg(long, default_value_t = 5.0)]
     seconds: f64,
+    /// Keep-alive connections of the load phase.
+    #[arg(long, default_value_t = 16)]
     connections: usize,
+    /// Documents in the backlog drained to the central.
+    #[arg(long, default_value_t = 100_000)]
     backlog: usize,
+    /// Single-row fsync'd inserts of the raw baseline.
+    #[arg(long, default_value_t = 2_000)]
     raw_inserts: usize,
-}
-
-fn args() -> anyhow::Result<Args> {
-    let mut a = Args {
-        seconds: 5.0,
-        connections: 16,
-        backlog: 100_000,
-        raw_inserts: 2_000,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut val = || it.next().context("missing value");
-        match flag.as_str() {
-            "--seconds" => a.seconds = val()?.parse()?,
-            "--connections" => a.connections = val()?.parse()?,
-            "--backlog" => a.backlog = val()?.parse()?,
-            "--raw-inserts" => a.raw_inserts = val()?.parse()?,
-            "-h" | "--help" => {
-                println!(
-                    "intake-bench [--seconds S] [--connections N] [--backlog N] [--raw-inserts N]"
-                );
-                std::process::exit(0);
-            }
-            other => bail!("unknown flag {other}"),
-        }
-    }
-    Ok(a)
 }
 
 fn sale(id: Uuid, session: Uuid, number: i64) -> Value {
@@ -85,7 +70,7 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
 }
 
 fn main() -> anyhow::Result<()> {
-    let args = args()?;
+    let args = <Args as clap::Parser>::parse();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

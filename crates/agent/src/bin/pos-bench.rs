@@ -31,44 +31,29 @@ const TOKEN: &str = "bench-token";
 const STORE: &str = "0042";
 const PAGE: usize = 20_000;
 
+#[derive(clap::Parser)]
+#[command(
+    about = "Barcode lookups over HTTP against GET /v1/health and the direct SQLite query",
+    long_about = "Builds a replica of 5.5×N rows (N products, barcodes, prices, stock, taxes; N/2 customers), \
+serves the POS API on 127.0.0.1 and measures barcode lookups against GET /v1/health \
+and the direct SQLite point query."
+)]
 struct Args {
+    /// Products (the replica holds 5.5× as many rows).
+    #[arg(long, default_value_t = 200_000)]
     products: usize,
+    /// Seconds per load phase.
+    #[arg(long, default_value_t = 5.0)]
     seconds: f64,
+    /// Keep-alive connections.
+    #[arg(long, default_value_t = 32)]
     connections: usize,
+    /// Price rows applied during the second phase.
+    #[arg(long, default_value_t = 200_000)]
     price_batch: usize,
-    server_workers: usize,
-}
-
-fn args() -> anyhow::Result<Args> {
-    let mut a = Args {
-        products: 200_000,
-        seconds: 5.0,
-        connections: 32,
-        price_batch: 200_000,
-        server_workers: 2,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--products" => a.products = value()?.parse()?,
-            "--seconds" => a.seconds = value()?.parse()?,
-            "--connections" => a.connections = value()?.parse()?,
-            "--price-batch" => a.price_batch = value()?.parse()?,
-            "--server-workers" => a.server_workers = value()?.parse::<usize>()?.max(1),
-            "-h" | "--help" => {
-                println!(
-                    "pos-bench [--products N (200000)] [--seconds S (5)] [--connections C (32)] [--price-batch N (200000)] [--server-workers W (2)]\n\
-                     Builds a replica of 5.5×N rows (N products, barcodes, prices, stock, taxes; N/2 customers),\n\
-                     serves the POS API on 127.0.0.1 and measures barcode lookups against GET /v1/health\n\
-                     and the direct SQLite point query."
-                );
-                std::process::exit(0);
-            }
-            other => bail!("unknown argument {other} (see --help)"),
-        }
-    }
-    Ok(a)
+    /// Tokio workers of the server.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
+    server_workers: u16,
 }
 
 fn ean13(i: usize) -> String {
@@ -364,7 +349,7 @@ fn report(name: &str, l: &Load, baseline: Option<&Load>) {
 }
 
 fn main() -> anyhow::Result<()> {
-    let a = args()?;
+    let a = <Args as clap::Parser>::parse();
     let dir = tempfile_dir()?;
     let config: Config = serde_json::from_value(json!({
         "store": {"id": STORE, "data_dir": dir},
@@ -474,7 +459,7 @@ fn main() -> anyhow::Result<()> {
     // The server: two workers by default, as `lojad run` on a 2-core store
     // PC; one listener per read mode.
     let server = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(a.server_workers)
+        .worker_threads(usize::from(a.server_workers))
         .enable_all()
         .build()?;
     let mut addrs = Vec::new();

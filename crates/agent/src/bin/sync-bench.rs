@@ -17,42 +17,27 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use rusqlite::types::Value as SqlValue;
 
 const STORE: &str = "bench-store";
 const TOKEN: &str = "bench-store-token";
 
+#[derive(clap::Parser)]
+#[command(
+    about = "Initial sync of the synthetic catalog (lojad sync, child process) vs raw SQLite insert of the same rows"
+)]
 struct Args {
+    #[arg(long, default_value_t = 200_000)]
     products: u64,
+    #[arg(long, default_value_t = 100_000)]
     customers: u64,
+    /// Rows per feed page (lojad's [sync] page_size).
+    #[arg(long, default_value_t = 20_000)]
     page_size: u32,
+    /// Keep the temporary directory.
+    #[arg(long)]
     keep: bool,
-}
-
-fn args() -> anyhow::Result<Args> {
-    let mut a = Args {
-        products: 200_000,
-        customers: 100_000,
-        page_size: 20_000,
-        keep: false,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut val = || it.next().context("missing value");
-        match flag.as_str() {
-            "--products" => a.products = val()?.parse()?,
-            "--customers" => a.customers = val()?.parse()?,
-            "--page-size" => a.page_size = val()?.parse()?,
-            "--keep" => a.keep = true,
-            "-h" | "--help" => {
-                println!("sync-bench [--products N] [--customers N] [--page-size N] [--keep]");
-                std::process::exit(0);
-            }
-            other => bail!("unknown flag {other}"),
-        }
-    }
-    Ok(a)
 }
 
 fn vm_hwm_kb() -> u64 {
@@ -94,7 +79,7 @@ fn lojad_bin() -> anyhow::Result<PathBuf> {
 }
 
 fn main() -> anyhow::Result<()> {
-    let args = args()?;
+    let args = <Args as clap::Parser>::parse();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
