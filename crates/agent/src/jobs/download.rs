@@ -113,20 +113,15 @@ pub async fn run(ctx: &JobCtx, entity: &'static Entity) -> JobResult {
                 error,
                 fetch_ms,
             } => {
-                let t = NewTicket {
-                    kind: TicketKind::Feed,
-                    subject: entity.name.into(),
-                    range_from: Some(after),
-                    range_to: None,
-                    status: TicketStatus::Failed,
-                    http_status: Some(raw.status),
-                    request: raw.url.clone().into_bytes(),
-                    response: raw.bytes,
-                    items: 0,
-                    error: Some(error.clone()),
-                    duration_ms: fetch_ms,
-                    secret: entity.secret,
-                };
+                let t = failed_ticket(
+                    entity,
+                    after,
+                    Some(raw.status),
+                    raw.url.clone(),
+                    raw.bytes,
+                    error.clone(),
+                    fetch_ms,
+                );
                 ticket(ctx, entity, t).await;
                 result = Some(JobResult::failed(
                     rows,
@@ -144,20 +139,15 @@ pub async fn run(ctx: &JobCtx, entity: &'static Entity) -> JobResult {
                     CentralError::Status { status, body, .. } => (Some(*status), body.clone()),
                     _ => (None, Vec::new()),
                 };
-                let t = NewTicket {
-                    kind: TicketKind::Feed,
-                    subject: entity.name.into(),
-                    range_from: Some(after),
-                    range_to: None,
-                    status: TicketStatus::Failed,
+                let t = failed_ticket(
+                    entity,
+                    after,
                     http_status,
-                    request: url.into_bytes(),
+                    url,
                     response,
-                    items: 0,
-                    error: Some(error.to_string()),
-                    duration_ms: fetch_ms,
-                    secret: entity.secret,
-                };
+                    error.to_string(),
+                    fetch_ms,
+                );
                 ticket(ctx, entity, t).await;
                 result = Some(JobResult::failed(rows, error.to_string()));
                 break;
@@ -214,6 +204,34 @@ async fn apply(
         }
     })
     .await?
+}
+
+/// The Failed ticket of a page after `after` that never applied (no answer,
+/// an error status, or a body that did not decode or validate): what came
+/// back is kept, the range stays open.
+fn failed_ticket(
+    entity: &Entity,
+    after: u64,
+    http_status: Option<u16>,
+    url: String,
+    response: Vec<u8>,
+    error: String,
+    fetch_ms: u64,
+) -> NewTicket {
+    NewTicket {
+        kind: TicketKind::Feed,
+        subject: entity.name.into(),
+        range_from: Some(after),
+        range_to: None,
+        status: TicketStatus::Failed,
+        http_status,
+        request: url.into_bytes(),
+        response,
+        items: 0,
+        error: Some(error),
+        duration_ms: fetch_ms,
+        secret: entity.secret,
+    }
 }
 
 fn page_ticket(
