@@ -480,7 +480,12 @@ impl CatalogReader {
         };
         out.extend_from_slice(b"{\"product\":");
         l.product.write(out, r, 0).ctx(path, "read products")?;
-        let code: String = r.get(l.code_at).ctx(path, "read products")?;
+        // The code outlives this row only to find kit rows, and only kits have some.
+        let kit_code: Option<String> = if r.get(l.has_kit_at).ctx(path, "query kits")? {
+            Some(r.get(l.code_at).ctx(path, "read products")?)
+        } else {
+            None
+        };
         out.extend_from_slice(b",\"barcodes\":");
         match r.get_ref(l.barcodes_at).ctx(path, "read barcodes")? {
             // json_group_array's text: a JSON array of strings.
@@ -501,7 +506,6 @@ impl CatalogReader {
                 .ctx(path, "read product_taxes")?;
         }
         let stock: Option<i64> = r.get(l.stock_at).ctx(path, "read stock")?;
-        let has_kit: bool = r.get(l.has_kit_at).ctx(path, "query kits")?;
         let mut choice = PriceChoice::default();
         choice
             .offer(r, l.price_at, store)
@@ -521,7 +525,7 @@ impl CatalogReader {
         out.extend_from_slice(b",\"stock_qty\":");
         json_into(out, &stock);
         out.extend_from_slice(b",\"kit_components\":[");
-        if has_kit {
+        if let Some(code) = kit_code {
             let mut stmt = self
                 .conn
                 .prepare_cached(&sql().kits_by_kit)
