@@ -187,6 +187,25 @@ async fn blocking<T: Send + 'static>(
     })?
 }
 
+/// `f` in a read transaction of the central's database, on the blocking pool.
+async fn db_read<T: Send + 'static>(
+    st: &Arc<AppState>,
+    f: impl FnOnce(&Connection, &AppState) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let st = st.clone();
+    blocking(move || st.db.read(|c| f(c, &st))).await
+}
+
+/// `f` in an IMMEDIATE transaction, committed when it returns `Ok`, on the
+/// blocking pool.
+async fn db_write<T: Send + 'static>(
+    st: &Arc<AppState>,
+    f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let st = st.clone();
+    blocking(move || st.db.write(f)).await
+}
+
 fn json_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
         if e.is_data() {
@@ -442,44 +461,29 @@ async fn events(
     let wait = q_u64(&q, "wait")?.unwrap_or(25).min(60);
     let mut after = q_u64(&q, "after")?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
-    let st2 = st.clone();
     let store2 = store.clone();
-    let scope = blocking(move || {
-        st2.db
-            .read(|conn| check_store(conn, &store2, token.as_deref()))
-    })
-    .await?;
+    let scope = db_read(&st, move |c, _| check_store(c, &store2, token.as_deref())).await?;
     let scope = Arc::new(scope);
     let mut head_rx = st.head.subscribe();
     let mut stop_rx = st.shutdown.subscribe();
     loop {
         head_rx.borrow_and_update();
-        let st2 = st.clone();
         let scope2 = scope.clone();
-        let (head, ready, held) = blocking(move || {
-            st2.db.read(|conn| {
-                let head = head_seq(conn)?;
-                let from = after.unwrap_or(head);
-                let now = now_unix();
-                let mut ready = Vec::new();
-                let mut held: Vec<(u64, i64)> = Vec::new();
-                for e in loja_protocol::ENTITIES {
-                    if let Some(first) = feed::first_change(conn, e, &scope2, from)? {
-                        match avail::held_until(
-                            conn,
-                            Some(&st2.pending),
-                            &scope2.store,
-                            e,
-                            None,
-                            now,
-                        )? {
-                            Some(until) => held.push((first, until)),
-                            None => ready.push(e.name.to_owned()),
-                        }
+        let (head, ready, held) = db_read(&st, move |conn, st| {
+            let head = head_seq(conn)?;
+            let from = after.unwrap_or(head);
+            let now = now_unix();
+            let mut ready = Vec::new();
+            let mut held: Vec<(u64, i64)> = Vec::new();
+            for e in loja_protocol::ENTITIES {
+                if let Some(first) = feed::first_change(conn, e, &scope2, from)? {
+                    match avail::held_until(conn, Some(&st.pending), &scope2.store, e, None, now)? {
+                        Some(until) => held.push((first, until)),
+                        None => ready.push(e.name.to_owned()),
                     }
                 }
-                Ok::<_, ApiError>((head, ready, held))
-            })
+            }
+            Ok((head, ready, held))
         })
         .await?;
         let from = *after.get_or_insert(head);
@@ -530,21 +534,11 @@ async fn post_documents(
 ) -> Result<Json<loja_protocol::BatchAck>, ApiError> {
     let token = bearer(&headers);
     let started = Instant::now();
-    let st2 = st.clone();
     let store2 = store.clone();
-    blocking(move || {
-        st2.db
-            .read(|conn| check_store(conn, &store2, token.as_deref()))
-    })
-    .await?;
+    db_read(&st, move |c, _| check_store(c, &store2, token.as_deref())).await?;
     let batch: DocumentBatch = json_body(&body)?;
-    let st2 = st.clone();
     let store2 = store.clone();
-    let ack = blocking(move || {
-        st2.db
-            .write(|tx| Ok::<_, ApiError>(documents::accept(tx, &store2, &batch)?))
-    })
-    .await?;
+    let ack = db_write(&st, move |tx| Ok(documents::accept(tx, &store2, &batch)?)).await?;
     let count = |s: loja_protocol::AckStatus| ack.acks.iter().filter(|a| a.status == s).count();
     tracing::info!(
         store = %store,
@@ -603,24 +597,20 @@ async fn add_node(
 ) -> Result<Json<nodes::NodeInfo>, ApiError> {
     check_admin(&st, &headers)?;
     let node: NewNode = json_body(&body)?;
-    let st2 = st.clone();
-    let info = blocking(move || Ok(st2.db.write(|tx| nodes::upsert_node(tx, &node))?)).await?;
+    let info = db_write(&st, move |tx| Ok(nodes::upsert_node(tx, &node)?)).await?;
     tracing::info!(node = %info.id, kind = info.kind.as_str(), "node saved");
     Ok(Json(info))
 }
 
 async fn list_nodes(State(st): St, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     check_admin(&st, &headers)?;
-    let st2 = st.clone();
-    let list = blocking(move || st2.db.read(|c| Ok::<_, ApiError>(nodes::list(c)?))).await?;
+    let list = db_read(&st, |c, _| Ok(nodes::list(c)?)).await?;
     Ok(Json(json!({ "nodes": list })))
 }
 
 async fn list_availability(State(st): St, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     check_admin(&st, &headers)?;
-    let st2 = st.clone();
-    let list =
-        blocking(move || st2.db.read(|c| Ok::<_, ApiError>(avail::list_minutes(c)?))).await?;
+    let list = db_read(&st, |c, _| Ok(avail::list_minutes(c)?)).await?;
     Ok(Json(json!({ "availability": list })))
 }
 
@@ -639,12 +629,7 @@ async fn set_availability(
     check_admin(&st, &headers)?;
     let e = entity_or_404(&entity)?;
     let Minutes { minutes } = json_body(&body)?;
-    let st2 = st.clone();
-    blocking(move || {
-        st2.db
-            .write(|tx| Ok::<_, ApiError>(avail::set_minutes(tx, e, minutes)?))
-    })
-    .await?;
+    db_write(&st, move |tx| Ok(avail::set_minutes(tx, e, minutes)?)).await?;
     tracing::info!(entity = e.name, minutes, "availability set");
     // A shorter window may release held stores now.
     st.head.send_modify(|_| {});
@@ -652,13 +637,8 @@ async fn set_availability(
 }
 
 async fn require_store(st: &Arc<AppState>, store: &str) -> Result<(), ApiError> {
-    let st2 = st.clone();
     let store2 = store.to_owned();
-    let kind = blocking(move || {
-        st2.db
-            .read(|c| Ok::<_, ApiError>(nodes::kind_of(c, &store2)?))
-    })
-    .await?;
+    let kind = db_read(st, move |c, _| Ok(nodes::kind_of(c, &store2)?)).await?;
     match kind {
         Some(NodeKind::Store) => Ok(()),
         _ => Err(not_found(format!("no such store {store}"))),
@@ -672,11 +652,9 @@ async fn list_downloads(
 ) -> Result<Json<Value>, ApiError> {
     check_admin(&st, &headers)?;
     require_store(&st, &store).await?;
-    let st2 = st.clone();
     let store2 = store.clone();
-    let list = blocking(move || {
-        st2.db
-            .read(|c| Ok::<_, ApiError>(avail::list_downloads(c, Some(&st2.pending), &store2)?))
+    let list = db_read(&st, move |c, st| {
+        Ok(avail::list_downloads(c, Some(&st.pending), &store2)?)
     })
     .await?;
     Ok(Json(json!({"store": store, "downloads": list})))
@@ -726,12 +704,7 @@ async fn reset(
 
 async fn list_exceptions(State(st): St, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     check_admin(&st, &headers)?;
-    let st2 = st.clone();
-    let list = blocking(move || {
-        st2.db
-            .read(|c| Ok::<_, ApiError>(avail::list_exceptions(c)?))
-    })
-    .await?;
+    let list = db_read(&st, |c, _| Ok(avail::list_exceptions(c)?)).await?;
     Ok(Json(json!({ "exceptions": list })))
 }
 
@@ -742,13 +715,8 @@ async fn add_exception(
 ) -> Result<Json<Value>, ApiError> {
     check_admin(&st, &headers)?;
     require_store(&st, &store).await?;
-    let st2 = st.clone();
     let s = store.clone();
-    blocking(move || {
-        st2.db
-            .write(|tx| Ok::<_, ApiError>(avail::add_exception(tx, &s)?))
-    })
-    .await?;
+    db_write(&st, move |tx| Ok(avail::add_exception(tx, &s)?)).await?;
     st.head.send_modify(|_| {});
     tracing::info!(store = %store, "exception added");
     Ok(Json(json!({"store": store, "exception": true})))
@@ -760,13 +728,8 @@ async fn remove_exception(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     check_admin(&st, &headers)?;
-    let st2 = st.clone();
     let s = store.clone();
-    let removed = blocking(move || {
-        st2.db
-            .write(|tx| Ok::<_, ApiError>(avail::remove_exception(tx, &s)?))
-    })
-    .await?;
+    let removed = db_write(&st, move |tx| Ok(avail::remove_exception(tx, &s)?)).await?;
     tracing::info!(store = %store, "exception removed");
     Ok(Json(
         json!({"store": store, "exception": false, "removed": removed}),
@@ -781,11 +744,6 @@ async fn collect_documents(
     check_admin(&st, &headers)?;
     let after = q_u64(&q, "after")?.unwrap_or(0);
     let limit = q_u64(&q, "limit")?.unwrap_or(documents::DEFAULT_LIMIT);
-    let st2 = st.clone();
-    let text = blocking(move || {
-        st2.db
-            .read(|c| Ok::<_, ApiError>(documents::collect(c, after, limit)?))
-    })
-    .await?;
+    let text = db_read(&st, move |c, _| Ok(documents::collect(c, after, limit)?)).await?;
     Ok(json_text(text))
 }
