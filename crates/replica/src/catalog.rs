@@ -41,6 +41,14 @@ pub struct Catalog {
 /// reader that saw the new count starts a snapshot that holds the commit.
 static COMMITS: AtomicU64 = AtomicU64::new(0);
 
+/// Commits a write to the replica and counts it in [`COMMITS`] (after the
+/// commit: a reader that sees the new count sees the write).
+fn commit(tx: rusqlite::Transaction<'_>, path: &Path, what: impl FnOnce() -> String) -> Result<()> {
+    tx.commit().ctx_with(path, what)?;
+    COMMITS.fetch_add(1, Ordering::Release);
+    Ok(())
+}
+
 /// How long a reader keeps one snapshot when this process committed nothing
 /// meanwhile: the bound on how late a writer in another process (`lojad
 /// sync` run by hand next to the service) is seen, and on how long a
@@ -209,9 +217,7 @@ impl Catalog {
             apply::flush_fts(&tx, path)?;
             apply::write_watermark(&tx, entity.name, page.next.0, path)?;
         }
-        tx.commit()
-            .ctx_with(path, || format!("commit page of {}", entity.name))?;
-        COMMITS.fetch_add(1, Ordering::Release);
+        commit(tx, path, || format!("commit page of {}", entity.name))?;
         Ok(applied)
     }
 
@@ -237,10 +243,7 @@ impl Catalog {
             apply::upsert_row(&mut stmt, entity, &item.cells, path)?;
         }
         apply::flush_fts(&tx, path)?;
-        tx.commit()
-            .ctx_with(path, || format!("commit local row of {}", entity.name))?;
-        COMMITS.fetch_add(1, Ordering::Release);
-        Ok(())
+        commit(tx, path, || format!("commit local row of {}", entity.name))
     }
 
     /// Rows per entity (secret entities count their file's rows), registry order.
@@ -296,6 +299,13 @@ struct Snapshot {
     /// [`COMMITS`] when it began.
     commits: u64,
     began: Instant,
+}
+
+impl Snapshot {
+    /// Nothing committed since it began, and younger than [`SNAPSHOT_MAX_AGE`].
+    fn fresh(&self, commits: u64, now: Instant) -> bool {
+        self.commits == commits && now.duration_since(self.began) < SNAPSHOT_MAX_AGE
+    }
 }
 
 impl CatalogReader {
@@ -360,7 +370,7 @@ impl CatalogReader {
         let commits = COMMITS.load(Ordering::Acquire);
         let now = Instant::now();
         if let Some(s) = self.snapshot.get() {
-            if s.commits == commits && now.duration_since(s.began) < SNAPSHOT_MAX_AGE {
+            if s.fresh(commits, now) {
                 return Ok(());
             }
             self.end_snapshot()?;
@@ -386,10 +396,7 @@ impl CatalogReader {
     /// Ends the kept snapshot if [`Self::refresh_snapshot`] would renew it.
     pub fn end_stale_snapshot(&self) -> Result<()> {
         match self.snapshot.get() {
-            Some(s)
-                if s.commits != COMMITS.load(Ordering::Acquire)
-                    || s.began.elapsed() >= SNAPSHOT_MAX_AGE =>
-            {
+            Some(s) if !s.fresh(COMMITS.load(Ordering::Acquire), Instant::now()) => {
                 self.end_snapshot()
             }
             _ => Ok(()),
