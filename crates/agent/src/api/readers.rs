@@ -97,30 +97,31 @@ impl ReaderPool {
             )
         })?;
         match self.inner.mode {
-            ReadMode::Inline => {
-                let reader = self.checkout()?;
-                let result = reader.refresh_snapshot().and_then(|()| f(&reader));
-                self.give_back(reader, result.is_ok());
-                result.map_err(|e| ApiError::replica(&e))
-            }
+            ReadMode::Inline => self.read_now(f),
             ReadMode::Blocking => {
                 let pool = self.clone();
-                tokio::task::spawn_blocking(move || {
-                    let reader = pool.checkout()?;
-                    let result = reader.refresh_snapshot().and_then(|()| f(&reader));
-                    pool.give_back(reader, result.is_ok());
-                    result.map_err(|e| ApiError::replica(&e))
-                })
-                .await
-                .map_err(|e| {
-                    ApiError::new(
-                        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                        "internal",
-                        format!("replica read task failed: {e}"),
-                    )
-                })?
+                tokio::task::spawn_blocking(move || pool.read_now(f))
+                    .await
+                    .map_err(|e| {
+                        ApiError::new(
+                            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                            "internal",
+                            format!("replica read task failed: {e}"),
+                        )
+                    })?
             }
         }
+    }
+
+    /// Runs `f` on a reader, on this thread, in the reader's kept snapshot.
+    fn read_now<R>(
+        &self,
+        f: impl FnOnce(&CatalogReader) -> Result<R, ReplicaError>,
+    ) -> Result<R, ApiError> {
+        let reader = self.checkout()?;
+        let result = reader.refresh_snapshot().and_then(|()| f(&reader));
+        self.give_back(reader, result.is_ok());
+        result.map_err(|e| ApiError::replica(&e))
     }
 
     fn checkout(&self) -> Result<CatalogReader, ApiError> {
