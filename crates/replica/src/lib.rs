@@ -25,7 +25,7 @@ mod queries;
 mod secrets;
 
 pub use catalog::{Applied, Catalog, CatalogReader, SNAPSHOT_MAX_AGE, WRITER_PRAGMAS};
-pub use checkpoint::{CHECKPOINT_EVERY, Checkpointer};
+pub(crate) use checkpoint::Checkpointer;
 pub use error::ReplicaError;
 pub use journal::{
     JobRun, JobState, Journal, LogFilter, NewTicket, Outcome, ReportRow, TicketDetail,
