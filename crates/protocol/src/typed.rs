@@ -145,12 +145,6 @@ impl TypedPage {
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckedPage(TypedPage);
 
-impl CheckedPage {
-    pub fn into_inner(self) -> TypedPage {
-        self.0
-    }
-}
-
 impl std::ops::Deref for CheckedPage {
     type Target = TypedPage;
     fn deref(&self) -> &TypedPage {

@@ -122,6 +122,14 @@ fn bind_cell(stmt: &mut Statement<'_>, idx: usize, col: &Column, cell: &Cell) ->
     })
 }
 
+/// Binds every registry column of a row, in order, as parameters 1…n.
+fn bind_row(stmt: &mut Statement<'_>, entity: &Entity, cells: &[Cell]) -> Result<()> {
+    for (i, (col, cell)) in entity.columns.iter().zip(cells).enumerate() {
+        bind_cell(stmt, i + 1, col, cell)?;
+    }
+    Ok(())
+}
+
 /// Upserts one (validated) row: every registry column is written, a missing
 /// optional one as NULL.
 pub(crate) fn upsert_row(
@@ -130,9 +138,7 @@ pub(crate) fn upsert_row(
     cells: &[Cell],
     path: &Path,
 ) -> Result<()> {
-    for (i, (col, cell)) in entity.columns.iter().zip(cells).enumerate() {
-        bind_cell(stmt, i + 1, col, cell)?;
-    }
+    bind_row(stmt, entity, cells)?;
     stmt.raw_execute()
         .ctx_with(path, || format!("upsert into {}", entity.name))?;
     Ok(())
@@ -170,9 +176,7 @@ pub(crate) fn insert_row(
     cells: &[Cell],
     path: &Path,
 ) -> Result<bool> {
-    for (i, (col, cell)) in entity.columns.iter().zip(cells).enumerate() {
-        bind_cell(stmt, i + 1, col, cell)?;
-    }
+    bind_row(stmt, entity, cells)?;
     match stmt.raw_execute() {
         Ok(_) => Ok(true),
         Err(rusqlite::Error::SqliteFailure(e, _))
