@@ -429,7 +429,7 @@ async fn feed_page(
     })
 }
 
-/// Does the client take zstd (`Accept-Encoding: zstd`, not `zstd;q=0`)?
+/// Does the client take zstd (`Accept-Encoding: zstd`, not `zstd;q=0` or `q=0.0`)?
 fn accepts_zstd(headers: &HeaderMap) -> bool {
     headers
         .get_all(header::ACCEPT_ENCODING)
@@ -440,7 +440,12 @@ fn accepts_zstd(headers: &HeaderMap) -> bool {
             let mut it = part.split(';');
             it.next()
                 .is_some_and(|c| c.trim().eq_ignore_ascii_case("zstd"))
-                && !it.any(|p| p.trim().replace(' ', "") == "q=0")
+                && !it.any(|p| {
+                    p.trim()
+                        .strip_prefix("q=")
+                        .and_then(|q| q.trim().parse::<f32>().ok())
+                        == Some(0.0)
+                })
         })
 }
 
@@ -746,4 +751,24 @@ async fn collect_documents(
     let limit = q_u64(&q, "limit")?.unwrap_or(documents::DEFAULT_LIMIT);
     let text = db_read(&st, move |c, _| Ok(documents::collect(c, after, limit)?)).await?;
     Ok(json_text(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zstd_is_sent_only_to_clients_that_take_it() {
+        let takes = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT_ENCODING, HeaderValue::from_str(v).unwrap());
+            accepts_zstd(&h)
+        };
+        assert!(takes("zstd"));
+        assert!(takes("gzip, ZSTD;q=0.5"));
+        assert!(!takes("gzip"));
+        assert!(!takes("zstd;q=0"));
+        assert!(!takes("gzip, zstd; q=0.0"));
+        assert!(!accepts_zstd(&HeaderMap::new()));
+    }
 }
