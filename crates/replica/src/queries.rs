@@ -234,7 +234,7 @@ fn lookup() -> Result<&'static Lookup> {
                      LEFT JOIN product_taxes t ON t.product_code = p.code \
                      LEFT JOIN stock s ON s.product_code = p.code \
                      LEFT JOIN prices pr ON pr.product_code = p.code \
-                     WHERE {{key}} = ?1 ORDER BY pr.price_list",
+                     WHERE {{key}} = ?1",
                     p = product.select("p"),
                     t = taxes.select("t"),
                 );
