@@ -11,6 +11,7 @@ use loja_protocol::{
 use rusqlite::TransactionBehavior;
 use serde_json::{Map, Value};
 
+use crate::cards::{self, CardBatch, Stale};
 use crate::apply::{self, sql_of};
 use crate::error::SqlCtx;
 use crate::migrate::{self, Sync};
@@ -193,7 +194,11 @@ impl Catalog {
                 // Rows are inserted until the page's first key conflict (a
                 // first load has none), then upserted: see apply::insert_row.
                 let mut insert_first = true;
+                let mut stale = Stale::for_entity(&tx, path, entity)?;
                 for item in &page.items {
+                    if let Some(stale) = stale.as_mut() {
+                        stale.note(&tx, path, &item.cells)?;
+                    }
                     match item.op {
                         Op::Upsert => {
                             if insert_first {
@@ -212,6 +217,9 @@ impl Catalog {
                             applied.deletes += 1;
                         }
                     }
+                }
+                if let Some(stale) = stale {
+                    stale.delete(&tx, path)?;
                 }
             }
             apply::flush_fts(&tx, path)?;
@@ -238,12 +246,32 @@ impl Catalog {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .ctx(path, "begin upsert")?;
+        let stale = Stale::for_entity(&tx, path, entity)?;
+        if let Some(mut stale) = stale {
+            stale.note(&tx, path, &item.cells)?;
+            stale.delete(&tx, path)?;
+        }
         {
             let mut stmt = tx.prepare_cached(&sql.upsert).ctx(path, "prepare upsert")?;
             apply::upsert_row(&mut stmt, entity, &item.cells, path)?;
         }
         apply::flush_fts(&tx, path)?;
         commit(tx, path, || format!("commit local row of {}", entity.name))
+    }
+
+    /// Builds the missing or outdated product cards of up to `limit`
+    /// barcodes after `after` (`""`: from the first), in one transaction:
+    /// see [`crate::cards`]. Call again with the returned `next` until it is
+    /// `None`; between calls the writer is free for page applies.
+    pub fn build_cards(&mut self, store: &str, after: &str, limit: usize) -> Result<CardBatch> {
+        let path = &self.path;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .ctx(path, "begin card build")?;
+        let batch = cards::build(&tx, path, store, after, limit)?;
+        commit(tx, path, || "commit product cards".into())?;
+        Ok(batch)
     }
 
     /// Rows per entity (secret entities count their file's rows), registry order.
@@ -504,7 +532,8 @@ pub(crate) mod tests {
                 assert_eq!(*pk, key_pos, "{}.{name} key position", e.name);
             }
         }
-        // Nothing but the registry's tables, the FTS index and watermarks.
+        // Nothing but the registry's tables, the FTS index, watermarks and
+        // the product cards (derived, never synced: see cards.rs).
         let tables: Vec<String> = c
             .conn
             .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'products_fts%' AND name NOT LIKE 'sqlite_%'")
@@ -515,13 +544,15 @@ pub(crate) mod tests {
             .collect();
         for t in &tables {
             assert!(
-                t == "watermarks" || entity_named(t).is_some_and(|e| !e.secret),
+                t == "watermarks"
+                    || t == "product_cards"
+                    || entity_named(t).is_some_and(|e| !e.secret),
                 "stray table {t}"
             );
         }
         assert_eq!(
             tables.len(),
-            ENTITIES.iter().filter(|e| !e.secret).count() + 1
+            ENTITIES.iter().filter(|e| !e.secret).count() + 2
         );
     }
 

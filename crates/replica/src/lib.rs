@@ -15,6 +15,7 @@
 //! [`Watermark`]: loja_protocol::Watermark
 
 mod apply;
+mod cards;
 mod catalog;
 mod checkpoint;
 mod error;
@@ -24,6 +25,7 @@ mod outbox;
 mod queries;
 mod secrets;
 
+pub use cards::CardBatch;
 pub use catalog::{Applied, Catalog, CatalogReader, SNAPSHOT_MAX_AGE, WRITER_PRAGMAS};
 pub(crate) use checkpoint::Checkpointer;
 pub use error::ReplicaError;

@@ -12,9 +12,10 @@ use crate::error::SqlCtx;
 use crate::{ReplicaError, Result};
 
 /// `schema/replica/catalog/*.sql`, in order.
-pub(crate) const CATALOG: &[&str] = &[include_str!(
-    "../../../schema/replica/catalog/0001_entities.sql"
-)];
+pub(crate) const CATALOG: &[&str] = &[
+    include_str!("../../../schema/replica/catalog/0001_entities.sql"),
+    include_str!("../../../schema/replica/catalog/0002_product_cards.sql"),
+];
 /// `schema/replica/outbox/*.sql`, in order.
 pub(crate) const OUTBOX: &[&str] = &[include_str!(
     "../../../schema/replica/outbox/0001_documents.sql"

@@ -266,6 +266,90 @@ fn lookup() -> Result<&'static Lookup> {
         .map_err(|e| FieldError::new("entity", e.clone()).into())
 }
 
+/// The parts of the answer for the product `query` finds by `key` (the
+/// by-barcode or by-code lookup), read on `conn`: a reader's, or the
+/// writer's when a card is built inside its transaction.
+pub(crate) fn product_parts(
+    conn: &rusqlite::Connection,
+    path: &std::path::Path,
+    query: &str,
+    key: &str,
+    store: &str,
+) -> Result<Option<ProductParts>> {
+    let l = lookup()?;
+    let mut stmt = conn.prepare_cached(query).ctx(path, "query product")?;
+    let mut rows = stmt.query([key]).ctx(path, "query product")?;
+    let Some(r) = rows.next().ctx(path, "query product")? else {
+        return Ok(None);
+    };
+    let mut head = Vec::with_capacity(512);
+    head.extend_from_slice(b"{\"product\":");
+    l.product.write(&mut head, r, 0).ctx(path, "read products")?;
+    // The code outlives this row only to find kit rows, and only kits have some.
+    let kit_code: Option<String> = if r.get(l.has_kit_at).ctx(path, "query kits")? {
+        Some(r.get(l.code_at).ctx(path, "read products")?)
+    } else {
+        None
+    };
+    head.extend_from_slice(b",\"barcodes\":");
+    match r.get_ref(l.barcodes_at).ctx(path, "read barcodes")? {
+        // json_group_array's text: a JSON array of strings.
+        ValueRef::Text(t) => head.extend_from_slice(t),
+        _ => head.extend_from_slice(b"[]"),
+    }
+    let mut tail = Vec::with_capacity(384);
+    tail.extend_from_slice(b",\"taxes\":");
+    if r.get_ref(l.taxes_at + l.taxes.key_at)
+        .ctx(path, "read product_taxes")?
+        == ValueRef::Null
+    {
+        tail.extend_from_slice(b"null");
+    } else {
+        l.taxes
+            .write(&mut tail, r, l.taxes_at)
+            .ctx(path, "read product_taxes")?;
+    }
+    let stock: Option<i64> = r.get(l.stock_at).ctx(path, "read stock")?;
+    tail.extend_from_slice(b",\"stock_qty\":");
+    json_into(&mut tail, &stock);
+    // One row per price list: the list is chosen while stepping.
+    let mut choice = PriceChoice::default();
+    choice
+        .offer(r, l.price_at, store)
+        .ctx(path, "read prices")?;
+    while let Some(r) = rows.next().ctx(path, "query product")? {
+        choice
+            .offer(r, l.price_at, store)
+            .ctx(path, "read prices")?;
+    }
+    tail.extend_from_slice(b",\"kit_components\":[");
+    if let Some(code) = kit_code {
+        let mut stmt = conn
+            .prepare_cached(&sql().kits_by_kit)
+            .ctx(path, "query kits")?;
+        let mut rows = stmt.query([code]).ctx(path, "query kits")?;
+        let mut first = true;
+        while let Some(k) = rows.next().ctx(path, "query kits")? {
+            if !first {
+                tail.push(b',');
+            }
+            first = false;
+            l.kits.write(&mut tail, k, 0).ctx(path, "read kits")?;
+        }
+    }
+    tail.extend_from_slice(b"]}");
+    Ok(Some(ProductParts {
+        head,
+        price: choice.into_row(),
+        tail,
+    }))
+}
+
+/// The by-barcode lookup's SQL (what a card is built from).
+pub(crate) fn by_barcode_sql() -> Result<&'static str> {
+    Ok(&lookup()?.by_barcode)
+}
+
 fn registry(name: &str) -> Result<&'static Entity> {
     entity_named(name)
         .ok_or_else(|| FieldError::new("entity", format!("{name} is not in the registry")).into())
@@ -289,21 +373,26 @@ fn instant(s: &str, end_of_day: bool) -> Option<OffsetDateTime> {
 /// Picks a product's price list among its rows, in any order: the store's
 /// own list, else the first other list by name, else `base`.
 #[derive(Default)]
-struct PriceChoice {
+pub(crate) struct PriceChoice {
     best: Option<(u8, PriceRow)>,
 }
 
 /// One `prices` row: `price_list, price, promo_price, promo_until`.
-struct PriceRow {
-    price_list: String,
-    price: i64,
-    promo: Option<i64>,
-    until: Option<String>,
+pub(crate) struct PriceRow {
+    pub price_list: String,
+    pub price: i64,
+    pub promo: Option<i64>,
+    pub until: Option<String>,
 }
 
 impl PriceChoice {
     /// Considers the price columns at `offset` (NULL: no price row).
-    fn offer(&mut self, r: &rusqlite::Row<'_>, offset: usize, store: &str) -> rusqlite::Result<()> {
+    pub(crate) fn offer(
+        &mut self,
+        r: &rusqlite::Row<'_>,
+        offset: usize,
+        store: &str,
+    ) -> rusqlite::Result<()> {
         let list = match r.get_ref(offset)? {
             ValueRef::Null => return Ok(()),
             v => v.as_str()?,
@@ -334,22 +423,68 @@ impl PriceChoice {
 
     /// The chosen price as charged at `now`.
     fn view(self, now: OffsetDateTime) -> Option<PriceView> {
-        let (_, row) = self.best?;
+        self.best.map(|(_, row)| row.view(now))
+    }
+
+    /// The chosen row, as a card stores it.
+    pub(crate) fn into_row(self) -> Option<PriceRow> {
+        self.best.map(|(_, row)| row)
+    }
+}
+
+impl PriceRow {
+    /// The price as charged at `now`.
+    pub(crate) fn view(self, now: OffsetDateTime) -> PriceView {
         // A promotion runs while promo_until is unset or still ahead (a bare
         // date runs through that whole day, UTC).
-        let running = row.promo.is_some()
-            && row
+        let running = self.promo.is_some()
+            && self
                 .until
                 .as_deref()
                 .is_none_or(|u| instant(u, true).is_some_and(|t| t > now));
-        let promo_price = if running { row.promo } else { None };
-        Some(PriceView {
-            price_list: row.price_list,
-            price: row.price,
+        let promo_price = if running { self.promo } else { None };
+        PriceView {
+            price_list: self.price_list,
+            price: self.price,
             promo_price,
-            effective_price: promo_price.unwrap_or(row.price),
-        })
+            effective_price: promo_price.unwrap_or(self.price),
+        }
     }
+}
+
+/// A product answer in the parts a card stores: everything before the price,
+/// the chosen price row (charged at the moment of the request), and
+/// everything after it.
+pub(crate) struct ProductParts {
+    /// `{"product":{…},"barcodes":[…]`
+    pub head: Vec<u8>,
+    pub price: Option<PriceRow>,
+    /// `,"taxes":…,"stock_qty":…,"kit_components":[…]}`
+    pub tail: Vec<u8>,
+}
+
+impl ProductParts {
+    /// Appends the answer, its price as charged at `now`, to `out`.
+    pub(crate) fn write(self, out: &mut Vec<u8>, now: OffsetDateTime) {
+        write_answer(out, &self.head, self.price, &self.tail, now);
+    }
+}
+
+/// The bytes of a [`ProductView`] from its parts.
+pub(crate) fn write_answer(
+    out: &mut Vec<u8>,
+    head: &[u8],
+    price: Option<PriceRow>,
+    tail: &[u8],
+    now: OffsetDateTime,
+) {
+    out.extend_from_slice(head);
+    out.extend_from_slice(b",\"price\":");
+    match price {
+        Some(row) => json_into(out, &row.view(now)),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(tail);
 }
 
 impl CatalogReader {
@@ -438,6 +573,7 @@ impl CatalogReader {
 
     /// Appends the JSON of the product with `barcode` to `out`: a
     /// [`ProductView`], the same bytes `serde_json::to_vec` writes for one,
+    /// from the barcode's product card when it has a current one, else
     /// built straight from the rows (no intermediate maps). False (and `out`
     /// untouched) when the barcode is unknown; on an error `out` is left as
     /// it was.
@@ -447,101 +583,26 @@ impl CatalogReader {
         store: &str,
         out: &mut Vec<u8>,
     ) -> Result<bool> {
+        if crate::cards::write(&self.conn, &self.path, barcode, store, out)? {
+            return Ok(true);
+        }
         self.product_json(&lookup()?.by_barcode, barcode, store, out)
     }
 
-    /// [`Self::product_json_by_barcode`] by product code.
+    /// [`Self::product_json_by_barcode`] by product code (no card: the
+    /// scanner's lookup is the hot one).
     pub fn product_json_by_code(&self, code: &str, store: &str, out: &mut Vec<u8>) -> Result<bool> {
         self.product_json(&lookup()?.by_code, code, store, out)
     }
 
     fn product_json(&self, sql: &str, key: &str, store: &str, out: &mut Vec<u8>) -> Result<bool> {
-        let mark = out.len();
-        let r = self.write_product(sql, key, store, out);
-        if !matches!(r, Ok(true)) {
-            out.truncate(mark);
-        }
-        r
-    }
-
-    fn write_product(
-        &self,
-        query: &str,
-        key: &str,
-        store: &str,
-        out: &mut Vec<u8>,
-    ) -> Result<bool> {
-        let l = lookup()?;
-        let path = &self.path;
-        let mut stmt = self.conn.prepare_cached(query).ctx(path, "query product")?;
-        let mut rows = stmt.query([key]).ctx(path, "query product")?;
-        let Some(r) = rows.next().ctx(path, "query product")? else {
-            return Ok(false);
-        };
-        out.extend_from_slice(b"{\"product\":");
-        l.product.write(out, r, 0).ctx(path, "read products")?;
-        // The code outlives this row only to find kit rows, and only kits have some.
-        let kit_code: Option<String> = if r.get(l.has_kit_at).ctx(path, "query kits")? {
-            Some(r.get(l.code_at).ctx(path, "read products")?)
-        } else {
-            None
-        };
-        out.extend_from_slice(b",\"barcodes\":");
-        match r.get_ref(l.barcodes_at).ctx(path, "read barcodes")? {
-            // json_group_array's text: a JSON array of strings.
-            ValueRef::Text(t) => out.extend_from_slice(t),
-            _ => out.extend_from_slice(b"[]"),
-        }
-        // Taxes and stock come after the price in the answer, but the price
-        // is known only after the last row: keep them aside.
-        let mut taxes = Vec::with_capacity(256);
-        if r.get_ref(l.taxes_at + l.taxes.key_at)
-            .ctx(path, "read product_taxes")?
-            == ValueRef::Null
-        {
-            taxes.extend_from_slice(b"null");
-        } else {
-            l.taxes
-                .write(&mut taxes, r, l.taxes_at)
-                .ctx(path, "read product_taxes")?;
-        }
-        let stock: Option<i64> = r.get(l.stock_at).ctx(path, "read stock")?;
-        let mut choice = PriceChoice::default();
-        choice
-            .offer(r, l.price_at, store)
-            .ctx(path, "read prices")?;
-        while let Some(r) = rows.next().ctx(path, "query product")? {
-            choice
-                .offer(r, l.price_at, store)
-                .ctx(path, "read prices")?;
-        }
-        out.extend_from_slice(b",\"price\":");
-        match choice.view(OffsetDateTime::now_utc()) {
-            Some(price) => json_into(out, &price),
-            None => out.extend_from_slice(b"null"),
-        }
-        out.extend_from_slice(b",\"taxes\":");
-        out.extend_from_slice(&taxes);
-        out.extend_from_slice(b",\"stock_qty\":");
-        json_into(out, &stock);
-        out.extend_from_slice(b",\"kit_components\":[");
-        if let Some(code) = kit_code {
-            let mut stmt = self
-                .conn
-                .prepare_cached(&sql().kits_by_kit)
-                .ctx(path, "query kits")?;
-            let mut rows = stmt.query([code]).ctx(path, "query kits")?;
-            let mut first = true;
-            while let Some(k) = rows.next().ctx(path, "query kits")? {
-                if !first {
-                    out.push(b',');
-                }
-                first = false;
-                l.kits.write(out, k, 0).ctx(path, "read kits")?;
+        match product_parts(&self.conn, &self.path, sql, key, store)? {
+            Some(parts) => {
+                parts.write(out, OffsetDateTime::now_utc());
+                Ok(true)
             }
+            None => Ok(false),
         }
-        out.extend_from_slice(b"]}");
-        Ok(true)
     }
 
     /// FTS5 name search, ranked (bm25), `limit` capped at 100. The query is

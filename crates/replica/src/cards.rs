@@ -1,0 +1,500 @@
+//! Product cards: the barcode lookup's answer kept ready, one row per
+//! barcode (`product_cards`, schema/replica/catalog/0002_product_cards.sql).
+//!
+//! Why: a lookup from the tables is eight B-tree searches (barcode, product
+//! and its rowid, taxes, stock, kits, the barcode list, the price rows), and
+//! on a replica far larger than the CPU caches each one touches pages no
+//! recent request touched. A card is one search.
+//!
+//! The invariant: a card is current or absent. Every change to a row a card
+//! is made of deletes the cards of that product in the same transaction
+//! ([`Stale`], used by the catalog's apply paths); cards are built by the
+//! catalog's one writer ([`build`]) from what that same transaction sees.
+//! An absent card, one built for another store or in an older format is
+//! not used: the lookup reads the tables, as it did before cards existed.
+//! What depends on the clock (whether a promotion still runs) is decided
+//! when the card is read, from the price row it stores.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use loja_protocol::Entity;
+use loja_protocol::typed::Cell;
+use rusqlite::{Connection, OptionalExtension as _, params};
+use time::OffsetDateTime;
+
+use crate::Result;
+use crate::error::SqlCtx;
+use crate::queries::{PriceRow, by_barcode_sql, product_parts, write_answer};
+
+/// Bumped whenever the bytes of an answer change: cards of another format
+/// are ignored, then rebuilt.
+pub(crate) const FORMAT: i64 = 1;
+
+/// The entities a card is made of, and the column of each that holds the
+/// product whose cards a change makes stale (for `barcodes`, also the
+/// product that owned the barcode before: see [`Stale::note`]).
+const SOURCES: &[(&str, &str)] = &[
+    ("products", "code"),
+    ("barcodes", "product_code"),
+    ("prices", "product_code"),
+    ("product_taxes", "product_code"),
+    ("stock", "product_code"),
+    ("kits", "kit_code"),
+];
+
+/// Appends the answer for `barcode` from its card, when it has one that is
+/// current for `store`. False (and `out` untouched) otherwise.
+pub(crate) fn write(
+    conn: &Connection,
+    path: &Path,
+    barcode: &str,
+    store: &str,
+    out: &mut Vec<u8>,
+) -> Result<bool> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT store, format, head, price_list, price, promo_price, promo_until, tail \
+             FROM product_cards WHERE barcode = ?1",
+        )
+        .ctx(path, "query product_cards")?;
+    let mut rows = stmt.query([barcode]).ctx(path, "query product_cards")?;
+    let Some(r) = rows.next().ctx(path, "query product_cards")? else {
+        return Ok(false);
+    };
+    let mut read = || -> rusqlite::Result<bool> {
+        if r.get_ref(0)?.as_str()? != store || r.get::<_, i64>(1)? != FORMAT {
+            return Ok(false);
+        }
+        let price = match r.get::<_, Option<String>>(3)? {
+            Some(price_list) => Some(PriceRow {
+                price_list,
+                price: r.get(4)?,
+                promo: r.get(5)?,
+                until: r.get(6)?,
+            }),
+            None => None,
+        };
+        write_answer(
+            out,
+            r.get_ref(2)?.as_blob()?,
+            price,
+            r.get_ref(7)?.as_blob()?,
+            OffsetDateTime::now_utc(),
+        );
+        Ok(true)
+    };
+    read().ctx(path, "read product_cards")
+}
+
+/// One batch of [`build`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardBatch {
+    /// Cards written.
+    pub built: usize,
+    /// Where the next batch starts (the last barcode looked at); `None`
+    /// when this batch reached the last barcode.
+    pub next: Option<String>,
+}
+
+/// Builds the missing or outdated cards of up to `limit` barcodes after
+/// `after` (in barcode order), on the writer's open transaction `conn`.
+pub(crate) fn build(
+    conn: &Connection,
+    path: &Path,
+    store: &str,
+    after: &str,
+    limit: usize,
+) -> Result<CardBatch> {
+    let todo: Vec<String> = {
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT b.barcode FROM barcodes b \
+                 LEFT JOIN product_cards c ON c.barcode = b.barcode \
+                 WHERE b.barcode > ?1 AND (c.barcode IS NULL OR c.store IS NOT ?2 OR c.format IS NOT ?3) \
+                 ORDER BY b.barcode LIMIT ?4",
+            )
+            .ctx(path, "query barcodes without a card")?;
+        let rows = stmt
+            .query_map(
+                params![after, store, FORMAT, limit as i64],
+                |r| r.get(0),
+            )
+            .ctx(path, "query barcodes without a card")?;
+        rows.collect::<rusqlite::Result<_>>()
+            .ctx(path, "read barcodes without a card")?
+    };
+    let sql = by_barcode_sql()?;
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT OR REPLACE INTO product_cards \
+             (barcode, product_code, store, format, head, price_list, price, promo_price, promo_until, tail) \
+             VALUES (?1, (SELECT product_code FROM barcodes WHERE barcode = ?1), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )
+        .ctx(path, "prepare card insert")?;
+    let mut built = 0;
+    for barcode in &todo {
+        let Some(parts) = product_parts(conn, path, sql, barcode, store)? else {
+            // A barcode whose product is not (yet) in the replica: no answer,
+            // no card; the lookup answers 404 from the tables.
+            continue;
+        };
+        let price = parts.price.as_ref();
+        insert
+            .execute(params![
+                barcode,
+                store,
+                FORMAT,
+                parts.head,
+                price.map(|p| &p.price_list),
+                price.map(|p| p.price),
+                price.and_then(|p| p.promo),
+                price.and_then(|p| p.until.as_deref()),
+                parts.tail,
+            ])
+            .ctx(path, "insert product card")?;
+        built += 1;
+    }
+    Ok(CardBatch {
+        built,
+        next: (todo.len() == limit).then(|| todo.last().cloned()).flatten(),
+    })
+}
+
+/// The products whose cards a page (or one local row) makes stale, noted
+/// row by row before each row is written, their cards deleted after the
+/// page's rows, in the same transaction.
+pub(crate) struct Stale {
+    /// Index of the product-code column in the entity's cells.
+    column: usize,
+    /// `barcodes`: a barcode that moves to another product leaves its old
+    /// product's cards stale too (they list it).
+    barcode_owner: Option<usize>,
+    products: BTreeSet<String>,
+}
+
+impl Stale {
+    /// `None` when `entity` is not a card source or no card exists (a
+    /// first load pays nothing).
+    pub(crate) fn for_entity(
+        conn: &Connection,
+        path: &Path,
+        entity: &Entity,
+    ) -> Result<Option<Stale>> {
+        let Some((_, column)) = SOURCES.iter().find(|(e, _)| *e == entity.name) else {
+            return Ok(None);
+        };
+        let position = |name: &str| entity.columns.iter().position(|c| c.name == name);
+        let Some(column) = position(column) else {
+            return Ok(None);
+        };
+        let any: bool = conn
+            .query_row("SELECT EXISTS (SELECT 1 FROM product_cards)", [], |r| {
+                r.get(0)
+            })
+            .ctx(path, "query product_cards")?;
+        if !any {
+            return Ok(None);
+        }
+        Ok(Some(Stale {
+            column,
+            barcode_owner: if entity.name == "barcodes" {
+                position("barcode")
+            } else {
+                None
+            },
+            products: BTreeSet::new(),
+        }))
+    }
+
+    /// Notes the products a row about to be written (or deleted) touches.
+    pub(crate) fn note(&mut self, conn: &Connection, path: &Path, cells: &[Cell]) -> Result<()> {
+        if let Some(Cell::Text(code)) = cells.get(self.column) {
+            self.products.insert(code.to_string());
+        }
+        if let Some(Cell::Text(barcode)) = self.barcode_owner.and_then(|i| cells.get(i)) {
+            let owner: Option<String> = conn
+                .prepare_cached("SELECT product_code FROM barcodes WHERE barcode = ?1")
+                .and_then(|mut s| s.query_row([barcode.as_str()], |r| r.get(0)).optional())
+                .ctx(path, "query barcode owner")?;
+            self.products.extend(owner);
+        }
+        Ok(())
+    }
+
+    /// Deletes the noted products' cards.
+    pub(crate) fn delete(self, conn: &Connection, path: &Path) -> Result<()> {
+        let mut stmt = conn
+            .prepare_cached("DELETE FROM product_cards WHERE product_code = ?1")
+            .ctx(path, "prepare card delete")?;
+        for code in &self.products {
+            stmt.execute([code]).ctx(path, "delete product cards")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::tests::{del, ent, page, up};
+    use crate::{Catalog, CatalogReader};
+    use serde_json::{Value, json};
+
+    fn load(c: &mut Catalog, entity: &str, items: Vec<(loja_protocol::Op, Value)>) {
+        let e = ent(entity);
+        let after = c.watermark(e).unwrap().0;
+        c.apply_page(e, &page(entity, after, items)).unwrap();
+    }
+
+    fn ups(rows: Vec<Value>) -> Vec<(loja_protocol::Op, Value)> {
+        rows.into_iter().map(up).collect()
+    }
+
+    const BARCODES: [&str; 5] = [
+        "7891000315507",
+        "7896005800010",
+        "7891000100103",
+        "7891000053508",
+        "7891000244234",
+    ];
+
+    /// Products 1 (two barcodes, taxes, stock, three lists), 2 (promotion
+    /// over), 3 (promotion running), K (a kit), N (no price, no taxes).
+    fn fixture() -> (tempfile::TempDir, Catalog) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Catalog::open(dir.path()).unwrap();
+        load(
+            &mut c,
+            "products",
+            ups(vec![
+                json!({"code": "1", "name": "Café Pilão 500g", "unit": "UN", "active": true}),
+                json!({"code": "2", "name": "Cafeteira", "unit": "UN"}),
+                json!({"code": "3", "name": "Açúcar 1kg", "unit": "UN"}),
+                json!({"code": "K", "name": "Kit café", "unit": "UN", "is_kit": true}),
+                json!({"code": "N", "name": "Sem preço", "unit": "KG", "weighable": true}),
+            ]),
+        );
+        load(
+            &mut c,
+            "barcodes",
+            ups(vec![
+                json!({"barcode": BARCODES[0], "product_code": "1"}),
+                json!({"barcode": BARCODES[1], "product_code": "1", "pack_qty": 12000}),
+                json!({"barcode": BARCODES[2], "product_code": "2"}),
+                json!({"barcode": BARCODES[3], "product_code": "K"}),
+                json!({"barcode": BARCODES[4], "product_code": "N"}),
+            ]),
+        );
+        load(
+            &mut c,
+            "prices",
+            ups(vec![
+                json!({"product_code": "1", "price_list": "base", "price": 1999}),
+                json!({"product_code": "1", "price_list": "L1", "price": 1799, "promo_price": 1499}),
+                json!({"product_code": "1", "price_list": "R1", "price": 1899}),
+                json!({"product_code": "2", "price_list": "base", "price": 9900, "promo_price": 8900, "promo_until": "2000-01-01T00:00:00Z"}),
+                json!({"product_code": "3", "price_list": "base", "price": 549, "promo_price": 499, "promo_until": "2999-01-01"}),
+                json!({"product_code": "K", "price_list": "base", "price": 2500}),
+            ]),
+        );
+        load(
+            &mut c,
+            "product_taxes",
+            ups(vec![
+                json!({"product_code": "1", "ecf_tribute": "T18", "ncm": "09012100", "icms_rate_bp": 1800}),
+            ]),
+        );
+        load(
+            &mut c,
+            "stock",
+            ups(vec![json!({"product_code": "1", "qty": 42000})]),
+        );
+        load(
+            &mut c,
+            "kits",
+            ups(vec![
+                json!({"kit_code": "K", "component_code": "1", "qty": 1000}),
+                json!({"kit_code": "K", "component_code": "3", "qty": 2000, "price": 500}),
+            ]),
+        );
+        (dir, c)
+    }
+
+    fn build_all(c: &mut Catalog, store: &str) -> usize {
+        let (mut after, mut built) = (String::new(), 0);
+        for _ in 0..100 {
+            let batch = c.build_cards(store, &after, 2).unwrap();
+            built += batch.built;
+            match batch.next {
+                Some(next) => after = next,
+                None => return built,
+            }
+        }
+        panic!("the card build did not end");
+    }
+
+    /// The answer read from the tables alone.
+    fn from_tables(r: &CatalogReader, barcode: &str, store: &str) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        let parts = product_parts(&r.conn, &r.path, by_barcode_sql().unwrap(), barcode, store)
+            .unwrap()?;
+        parts.write(&mut out, OffsetDateTime::now_utc());
+        Some(out)
+    }
+
+    fn from_card(r: &CatalogReader, barcode: &str, store: &str) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        write(&r.conn, &r.path, barcode, store, &mut out)
+            .unwrap()
+            .then_some(out)
+    }
+
+    fn cards_of(c: &Catalog) -> Vec<String> {
+        let r = CatalogReader::open(c.path().parent().unwrap()).unwrap();
+        let mut stmt = r
+            .conn
+            .prepare("SELECT barcode FROM product_cards ORDER BY barcode")
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_card_answers_byte_for_byte_what_the_tables_do() {
+        let (dir, mut c) = fixture();
+        assert_eq!(build_all(&mut c, "L1"), 5);
+        assert_eq!(build_all(&mut c, "L1"), 0, "a second pass finds nothing to do");
+        let r = CatalogReader::open(dir.path()).unwrap();
+        for b in BARCODES {
+            let card = from_card(&r, b, "L1").unwrap_or_else(|| panic!("{b} has no card"));
+            assert_eq!(
+                String::from_utf8(card).unwrap(),
+                String::from_utf8(from_tables(&r, b, "L1").unwrap()).unwrap(),
+                "{b}"
+            );
+            // And through the public lookup.
+            let view = r.product_by_barcode(b, "L1").unwrap().unwrap();
+            assert!(view.barcodes.iter().any(|x| x == b));
+        }
+        let one = r.product_by_barcode(BARCODES[0], "L1").unwrap().unwrap();
+        assert_eq!(one.price.as_ref().unwrap().effective_price, 1499);
+        let two = r.product_by_barcode(BARCODES[2], "L1").unwrap().unwrap();
+        assert_eq!(two.price.as_ref().unwrap().promo_price, None, "promotion over");
+        let kit = r.product_by_barcode(BARCODES[3], "L1").unwrap().unwrap();
+        assert_eq!(kit.kit_components.len(), 2);
+        let none = r.product_by_barcode(BARCODES[4], "L1").unwrap().unwrap();
+        assert_eq!((none.price, none.taxes), (None, None));
+        assert_eq!(r.product_by_barcode("7891000315514", "L1").unwrap(), None);
+    }
+
+    #[test]
+    fn a_promotion_ends_by_the_clock_not_by_a_rebuild() {
+        let (dir, mut c) = fixture();
+        let soon = OffsetDateTime::now_utc() + time::Duration::seconds(2);
+        let until = loja_protocol::time::format(soon);
+        load(
+            &mut c,
+            "prices",
+            ups(vec![
+                json!({"product_code": "2", "price_list": "base", "price": 9900, "promo_price": 8900, "promo_until": until}),
+            ]),
+        );
+        build_all(&mut c, "L1");
+        let r = CatalogReader::open(dir.path()).unwrap();
+        let price = |r: &CatalogReader| {
+            r.product_by_barcode(BARCODES[2], "L1")
+                .unwrap()
+                .unwrap()
+                .price
+                .unwrap()
+                .effective_price
+        };
+        assert_eq!(price(&r), 8900);
+        std::thread::sleep(std::time::Duration::from_millis(2100));
+        assert!(from_card(&r, BARCODES[2], "L1").is_some(), "the card is still there");
+        assert_eq!(price(&r), 9900);
+    }
+
+    #[test]
+    fn a_change_to_any_source_drops_the_cards_of_its_product_only() {
+        let changes: Vec<(&str, Vec<(loja_protocol::Op, Value)>, &[&str])> = vec![
+            ("products", ups(vec![json!({"code": "1", "name": "Café Pilão 1kg", "unit": "UN"})]), &BARCODES[..2]),
+            ("prices", ups(vec![json!({"product_code": "1", "price_list": "L1", "price": 1000})]), &BARCODES[..2]),
+            ("prices", vec![del(json!({"product_code": "1", "price_list": "L1"}))], &BARCODES[..2]),
+            ("product_taxes", ups(vec![json!({"product_code": "2", "ecf_tribute": "F"})]), &BARCODES[2..3]),
+            ("stock", ups(vec![json!({"product_code": "1", "qty": 41000})]), &BARCODES[..2]),
+            ("kits", vec![del(json!({"kit_code": "K", "component_code": "3"}))], &BARCODES[3..4]),
+            // A new barcode for N: N's card lists it.
+            ("barcodes", ups(vec![json!({"barcode": "7891000100110", "product_code": "N"})]), &BARCODES[4..5]),
+            // A barcode moves from 1 to 2: both products' cards list it.
+            ("barcodes", ups(vec![json!({"barcode": BARCODES[1], "product_code": "2"})]), &BARCODES[..3]),
+            // A barcode is withdrawn: its product's cards listed it.
+            ("barcodes", vec![del(json!({"barcode": BARCODES[0]}))], &BARCODES[..2]),
+        ];
+        for (entity, items, dropped) in changes {
+            let (dir, mut c) = fixture();
+            build_all(&mut c, "L1");
+            load(&mut c, entity, items);
+            let mut kept: Vec<String> = BARCODES
+                .iter()
+                .filter(|b| !dropped.contains(b))
+                .map(|b| b.to_string())
+                .collect();
+            kept.sort();
+            assert_eq!(cards_of(&c), kept, "after a change to {entity}");
+            // The lookup answers the change at once, from the tables, and
+            // the next build restores every card, current.
+            build_all(&mut c, "L1");
+            let r = CatalogReader::open(dir.path()).unwrap();
+            for b in BARCODES {
+                assert_eq!(from_card(&r, b, "L1"), from_tables(&r, b, "L1"), "{entity}: {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_local_row_drops_the_cards_it_changes() {
+        let (_dir, mut c) = fixture();
+        build_all(&mut c, "L1");
+        let row = json!({"product_code": "K", "qty": 5000});
+        c.upsert_local(ent("stock"), row.as_object().unwrap()).unwrap();
+        assert_eq!(cards_of(&c).len(), 4);
+        assert!(!cards_of(&c).contains(&BARCODES[3].to_string()));
+    }
+
+    #[test]
+    fn another_stores_or_an_older_format_card_is_not_used_and_is_rebuilt() {
+        let (dir, mut c) = fixture();
+        build_all(&mut c, "R1");
+        let r = CatalogReader::open(dir.path()).unwrap();
+        assert_eq!(from_card(&r, BARCODES[0], "L1"), None);
+        let view = r.product_by_barcode(BARCODES[0], "L1").unwrap().unwrap();
+        assert_eq!(view.price.unwrap().price_list, "L1", "answered from the tables");
+        assert_eq!(build_all(&mut c, "L1"), 5, "rebuilt for this store");
+        c.conn
+            .execute("UPDATE product_cards SET format = 0 WHERE barcode = ?1", [BARCODES[2]])
+            .unwrap();
+        assert_eq!(from_card(&r, BARCODES[2], "L1"), None);
+        assert_eq!(build_all(&mut c, "L1"), 1);
+        assert_eq!(from_card(&r, BARCODES[2], "L1"), from_tables(&r, BARCODES[2], "L1"));
+    }
+
+    #[test]
+    fn a_first_load_pays_nothing_for_cards() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Catalog::open(dir.path()).unwrap();
+        assert!(
+            Stale::for_entity(&c.conn, c.path(), ent("prices"))
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            Stale::for_entity(&c.conn, c.path(), ent("customers"))
+                .unwrap()
+                .is_none()
+        );
+    }
+}
