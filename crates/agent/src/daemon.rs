@@ -66,6 +66,9 @@ pub async fn start(config: Config) -> anyhow::Result<Daemon> {
     });
 
     tokio::spawn(return_freed_memory(stop_rx.clone()));
+    // Cards of a previous run may be missing or of an older format.
+    state.cards_wake.notify_one();
+    tokio::spawn(crate::cards::keep_built(state.clone(), stop_rx.clone()));
 
     let app = crate::api::router(state.clone());
     let mut server_stop = stop_rx.clone();

@@ -2,6 +2,7 @@
 //! support CLI.
 
 pub mod api;
+pub mod cards;
 pub mod central;
 pub mod config;
 pub mod daemon;

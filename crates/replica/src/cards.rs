@@ -43,6 +43,12 @@ const SOURCES: &[(&str, &str)] = &[
     ("kits", "kit_code"),
 ];
 
+/// Whether rows of `entity` are part of product cards (a change to them
+/// drops cards, so the builder has work).
+pub fn feeds_product_cards(entity: &Entity) -> bool {
+    SOURCES.iter().any(|(e, _)| *e == entity.name)
+}
+
 /// Appends the answer for `barcode` from its card, when it has one that is
 /// current for `store`. False (and `out` untouched) otherwise.
 pub(crate) fn write(
@@ -116,10 +122,7 @@ pub(crate) fn build(
             )
             .ctx(path, "query barcodes without a card")?;
         let rows = stmt
-            .query_map(
-                params![after, store, FORMAT, limit as i64],
-                |r| r.get(0),
-            )
+            .query_map(params![after, store, FORMAT, limit as i64], |r| r.get(0))
             .ctx(path, "query barcodes without a card")?;
         rows.collect::<rusqlite::Result<_>>()
             .ctx(path, "read barcodes without a card")?
@@ -157,7 +160,9 @@ pub(crate) fn build(
     }
     Ok(CardBatch {
         built,
-        next: (todo.len() == limit).then(|| todo.last().cloned()).flatten(),
+        next: (todo.len() == limit)
+            .then(|| todo.last().cloned())
+            .flatten(),
     })
 }
 
@@ -337,8 +342,8 @@ mod tests {
     /// The answer read from the tables alone.
     fn from_tables(r: &CatalogReader, barcode: &str, store: &str) -> Option<Vec<u8>> {
         let mut out = Vec::new();
-        let parts = product_parts(&r.conn, &r.path, by_barcode_sql().unwrap(), barcode, store)
-            .unwrap()?;
+        let parts =
+            product_parts(&r.conn, &r.path, by_barcode_sql().unwrap(), barcode, store).unwrap()?;
         parts.write(&mut out, OffsetDateTime::now_utc());
         Some(out)
     }
@@ -366,7 +371,11 @@ mod tests {
     fn a_card_answers_byte_for_byte_what_the_tables_do() {
         let (dir, mut c) = fixture();
         assert_eq!(build_all(&mut c, "L1"), 5);
-        assert_eq!(build_all(&mut c, "L1"), 0, "a second pass finds nothing to do");
+        assert_eq!(
+            build_all(&mut c, "L1"),
+            0,
+            "a second pass finds nothing to do"
+        );
         let r = CatalogReader::open(dir.path()).unwrap();
         for b in BARCODES {
             let card = from_card(&r, b, "L1").unwrap_or_else(|| panic!("{b} has no card"));
@@ -382,7 +391,11 @@ mod tests {
         let one = r.product_by_barcode(BARCODES[0], "L1").unwrap().unwrap();
         assert_eq!(one.price.as_ref().unwrap().effective_price, 1499);
         let two = r.product_by_barcode(BARCODES[2], "L1").unwrap().unwrap();
-        assert_eq!(two.price.as_ref().unwrap().promo_price, None, "promotion over");
+        assert_eq!(
+            two.price.as_ref().unwrap().promo_price,
+            None,
+            "promotion over"
+        );
         let kit = r.product_by_barcode(BARCODES[3], "L1").unwrap().unwrap();
         assert_eq!(kit.kit_components.len(), 2);
         let none = r.product_by_barcode(BARCODES[4], "L1").unwrap().unwrap();
@@ -414,25 +427,71 @@ mod tests {
         };
         assert_eq!(price(&r), 8900);
         std::thread::sleep(std::time::Duration::from_millis(2100));
-        assert!(from_card(&r, BARCODES[2], "L1").is_some(), "the card is still there");
+        assert!(
+            from_card(&r, BARCODES[2], "L1").is_some(),
+            "the card is still there"
+        );
         assert_eq!(price(&r), 9900);
     }
 
     #[test]
     fn a_change_to_any_source_drops_the_cards_of_its_product_only() {
-        let changes: Vec<(&str, Vec<(loja_protocol::Op, Value)>, &[&str])> = vec![
-            ("products", ups(vec![json!({"code": "1", "name": "Café Pilão 1kg", "unit": "UN"})]), &BARCODES[..2]),
-            ("prices", ups(vec![json!({"product_code": "1", "price_list": "L1", "price": 1000})]), &BARCODES[..2]),
-            ("prices", vec![del(json!({"product_code": "1", "price_list": "L1"}))], &BARCODES[..2]),
-            ("product_taxes", ups(vec![json!({"product_code": "2", "ecf_tribute": "F"})]), &BARCODES[2..3]),
-            ("stock", ups(vec![json!({"product_code": "1", "qty": 41000})]), &BARCODES[..2]),
-            ("kits", vec![del(json!({"kit_code": "K", "component_code": "3"}))], &BARCODES[3..4]),
+        type Items = Vec<(loja_protocol::Op, Value)>;
+        let changes: Vec<(&str, Items, &[&str])> = vec![
+            (
+                "products",
+                ups(vec![
+                    json!({"code": "1", "name": "Café Pilão 1kg", "unit": "UN"}),
+                ]),
+                &BARCODES[..2],
+            ),
+            (
+                "prices",
+                ups(vec![
+                    json!({"product_code": "1", "price_list": "L1", "price": 1000}),
+                ]),
+                &BARCODES[..2],
+            ),
+            (
+                "prices",
+                vec![del(json!({"product_code": "1", "price_list": "L1"}))],
+                &BARCODES[..2],
+            ),
+            (
+                "product_taxes",
+                ups(vec![json!({"product_code": "2", "ecf_tribute": "F"})]),
+                &BARCODES[2..3],
+            ),
+            (
+                "stock",
+                ups(vec![json!({"product_code": "1", "qty": 41000})]),
+                &BARCODES[..2],
+            ),
+            (
+                "kits",
+                vec![del(json!({"kit_code": "K", "component_code": "3"}))],
+                &BARCODES[3..4],
+            ),
             // A new barcode for N: N's card lists it.
-            ("barcodes", ups(vec![json!({"barcode": "7891000100110", "product_code": "N"})]), &BARCODES[4..5]),
+            (
+                "barcodes",
+                ups(vec![
+                    json!({"barcode": "7891000100110", "product_code": "N"}),
+                ]),
+                &BARCODES[4..5],
+            ),
             // A barcode moves from 1 to 2: both products' cards list it.
-            ("barcodes", ups(vec![json!({"barcode": BARCODES[1], "product_code": "2"})]), &BARCODES[..3]),
+            (
+                "barcodes",
+                ups(vec![json!({"barcode": BARCODES[1], "product_code": "2"})]),
+                &BARCODES[..3],
+            ),
             // A barcode is withdrawn: its product's cards listed it.
-            ("barcodes", vec![del(json!({"barcode": BARCODES[0]}))], &BARCODES[..2]),
+            (
+                "barcodes",
+                vec![del(json!({"barcode": BARCODES[0]}))],
+                &BARCODES[..2],
+            ),
         ];
         for (entity, items, dropped) in changes {
             let (dir, mut c) = fixture();
@@ -450,7 +509,11 @@ mod tests {
             build_all(&mut c, "L1");
             let r = CatalogReader::open(dir.path()).unwrap();
             for b in BARCODES {
-                assert_eq!(from_card(&r, b, "L1"), from_tables(&r, b, "L1"), "{entity}: {b}");
+                assert_eq!(
+                    from_card(&r, b, "L1"),
+                    from_tables(&r, b, "L1"),
+                    "{entity}: {b}"
+                );
             }
         }
     }
@@ -460,7 +523,8 @@ mod tests {
         let (_dir, mut c) = fixture();
         build_all(&mut c, "L1");
         let row = json!({"product_code": "K", "qty": 5000});
-        c.upsert_local(ent("stock"), row.as_object().unwrap()).unwrap();
+        c.upsert_local(ent("stock"), row.as_object().unwrap())
+            .unwrap();
         assert_eq!(cards_of(&c).len(), 4);
         assert!(!cards_of(&c).contains(&BARCODES[3].to_string()));
     }
@@ -472,14 +536,24 @@ mod tests {
         let r = CatalogReader::open(dir.path()).unwrap();
         assert_eq!(from_card(&r, BARCODES[0], "L1"), None);
         let view = r.product_by_barcode(BARCODES[0], "L1").unwrap().unwrap();
-        assert_eq!(view.price.unwrap().price_list, "L1", "answered from the tables");
+        assert_eq!(
+            view.price.unwrap().price_list,
+            "L1",
+            "answered from the tables"
+        );
         assert_eq!(build_all(&mut c, "L1"), 5, "rebuilt for this store");
         c.conn
-            .execute("UPDATE product_cards SET format = 0 WHERE barcode = ?1", [BARCODES[2]])
+            .execute(
+                "UPDATE product_cards SET format = 0 WHERE barcode = ?1",
+                [BARCODES[2]],
+            )
             .unwrap();
         assert_eq!(from_card(&r, BARCODES[2], "L1"), None);
         assert_eq!(build_all(&mut c, "L1"), 1);
-        assert_eq!(from_card(&r, BARCODES[2], "L1"), from_tables(&r, BARCODES[2], "L1"));
+        assert_eq!(
+            from_card(&r, BARCODES[2], "L1"),
+            from_tables(&r, BARCODES[2], "L1")
+        );
     }
 
     #[test]

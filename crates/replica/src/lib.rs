@@ -25,7 +25,7 @@ mod outbox;
 mod queries;
 mod secrets;
 
-pub use cards::CardBatch;
+pub use cards::{CardBatch, feeds_product_cards};
 pub use catalog::{Applied, Catalog, CatalogReader, SNAPSHOT_MAX_AGE, WRITER_PRAGMAS};
 pub(crate) use checkpoint::Checkpointer;
 pub use error::ReplicaError;

@@ -284,7 +284,9 @@ pub(crate) fn product_parts(
     };
     let mut head = Vec::with_capacity(512);
     head.extend_from_slice(b"{\"product\":");
-    l.product.write(&mut head, r, 0).ctx(path, "read products")?;
+    l.product
+        .write(&mut head, r, 0)
+        .ctx(path, "read products")?;
     // The code outlives this row only to find kit rows, and only kits have some.
     let kit_code: Option<String> = if r.get(l.has_kit_at).ctx(path, "query kits")? {
         Some(r.get(l.code_at).ctx(path, "read products")?)

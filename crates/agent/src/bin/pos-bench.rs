@@ -1,5 +1,6 @@
 //! pos-bench: barcode lookups over HTTP against the POS API with a 1.1 M-row
-//! replica, idle and while a 200k-row price batch applies, next to two
+//! replica (from the tables, then from product cards), idle and while a
+//! 200k-row price batch applies (it drops the cards it touches), next to two
 //! baselines measured in the same run: `GET /v1/health` on the same server
 //! (the cost of HTTP alone) and the same point query straight on SQLite.
 //!
@@ -133,6 +134,70 @@ fn apply_all(
         catalog.apply_page(e, &page)?;
     }
     Ok(total)
+}
+
+/// The point query straight on a reader, one thread, `barcodes` in order.
+fn direct_probe(
+    reader: &CatalogReader,
+    barcodes: &[String],
+    what: &str,
+    json: bool,
+    snapshot: bool,
+) -> anyhow::Result<()> {
+    let mut out = Vec::with_capacity(1024);
+    let mut lat = Vec::with_capacity(barcodes.len());
+    let t = Instant::now();
+    for b in barcodes {
+        let q = Instant::now();
+        if snapshot {
+            reader.refresh_snapshot()?;
+        }
+        if json {
+            out.clear();
+            std::hint::black_box(reader.product_json_by_barcode(b, STORE, &mut out)?);
+        } else {
+            std::hint::black_box(reader.product_by_barcode(b, STORE)?);
+        }
+        lat.push(q.elapsed().as_nanos().min(u32::MAX as u128) as u32);
+    }
+    let secs = t.elapsed().as_secs_f64();
+    lat.sort_unstable();
+    let p = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)] as f64 / 1000.0;
+    println!(
+        "direct SQLite {what} (1 thread): {:.0} q/s, mean {:.1} µs, p50 {:.1} µs, p99 {:.1} µs",
+        barcodes.len() as f64 / secs,
+        secs * 1e6 / barcodes.len() as f64,
+        p(0.5),
+        p(0.99)
+    );
+    reader.end_snapshot()?;
+    Ok(())
+}
+
+/// Builds every missing product card as lojad's card task does (batches of
+/// `lojad::cards::BATCH`), and says how long it took.
+fn build_cards(state: &AppState) -> anyhow::Result<()> {
+    let t = Instant::now();
+    let (mut after, mut built) = (String::new(), 0);
+    loop {
+        let batch = state
+            .catalog
+            .lock()
+            .map_err(|_| anyhow::anyhow!("catalog poisoned"))?
+            .build_cards(STORE, &after, lojad::cards::BATCH)?;
+        built += batch.built;
+        match batch.next {
+            Some(next) => after = next,
+            None => break,
+        }
+    }
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "{:<44} {built} cards built in {secs:.2} s ({:.1} µs per card)",
+        "  (product cards)",
+        secs * 1e6 / built.max(1) as f64
+    );
+    Ok(())
 }
 
 fn build_replica(state: &AppState, n: usize) -> anyhow::Result<(u64, Duration)> {
@@ -381,39 +446,15 @@ fn main() -> anyhow::Result<()> {
             .context("known barcode not found")?;
     }
     // What the handler runs (the answer's JSON written from the rows), then
-    // the typed ProductView (the same, parsed back).
-    let mut out = Vec::with_capacity(1024);
+    // the typed ProductView (the same, parsed back). No cards yet: these
+    // read the tables.
     for (json, snapshot) in [(true, false), (true, true), (false, false)] {
-        let mut lat = Vec::with_capacity(barcodes.len());
-        let t = Instant::now();
-        for b in &barcodes {
-            let q = Instant::now();
-            if snapshot {
-                reader.refresh_snapshot()?;
-            }
-            if json {
-                out.clear();
-                std::hint::black_box(reader.product_json_by_barcode(b, STORE, &mut out)?);
-            } else {
-                std::hint::black_box(reader.product_by_barcode(b, STORE)?);
-            }
-            lat.push(q.elapsed().as_nanos().min(u32::MAX as u128) as u32);
-        }
-        let direct_secs = t.elapsed().as_secs_f64();
-        lat.sort_unstable();
-        let p = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)] as f64 / 1000.0;
         let what = match (json, snapshot) {
-            (true, false) => "product_json_by_barcode",
-            (true, true) => "product_json_by_barcode, kept snapshot",
-            _ => "product_by_barcode (typed)",
+            (true, false) => "product_json_by_barcode, from the tables",
+            (true, true) => "product_json_by_barcode, from the tables, kept snapshot",
+            _ => "product_by_barcode (typed), from the tables",
         };
-        println!(
-            "direct SQLite {what} (1 thread): {:.0} q/s, mean {:.1} µs, p50 {:.1} µs, p99 {:.1} µs",
-            barcodes.len() as f64 / direct_secs,
-            direct_secs * 1e6 / barcodes.len() as f64,
-            p(0.5),
-            p(0.99)
-        );
+        direct_probe(&reader, &barcodes, what, json, snapshot)?;
     }
     reader.end_snapshot()?;
     drop(reader);
@@ -551,6 +592,31 @@ fn main() -> anyhow::Result<()> {
         None,
     )?;
     report("GET /v1/health (HTTP alone)", &health, None);
+    let tables = load(
+        &client,
+        inline_addr,
+        lookup_paths.clone(),
+        true,
+        a.connections,
+        a.seconds,
+        None,
+    )?;
+    report(
+        "barcode lookup, idle, from the tables",
+        &tables,
+        Some(&health),
+    );
+    build_cards(&state)?;
+    {
+        let reader = CatalogReader::open(&dir)?;
+        direct_probe(
+            &reader,
+            &barcodes,
+            "product_json_by_barcode, from the card, kept snapshot",
+            true,
+            true,
+        )?;
+    }
     let mut idle = Vec::new();
     for (mode, addr) in &addrs {
         let l = load(
@@ -563,7 +629,7 @@ fn main() -> anyhow::Result<()> {
             None,
         )?;
         report(
-            &format!("barcode lookup, idle, reads {mode:?}"),
+            &format!("barcode lookup, idle, cards, reads {mode:?}"),
             &l,
             Some(&health),
         );
@@ -573,6 +639,9 @@ fn main() -> anyhow::Result<()> {
     // During a 200k-row price batch applied through Catalog::apply_page.
     let mut during = Vec::new();
     for (round, (mode, addr)) in addrs.iter().enumerate() {
+        // The batch drops the cards of every product it prices: each round
+        // starts with all cards built, as lojad's card task leaves them.
+        build_cards(&state)?;
         let done = Arc::new(AtomicBool::new(false));
         let applier = {
             let state = state.clone();

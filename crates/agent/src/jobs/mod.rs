@@ -156,7 +156,13 @@ pub async fn run_task(ctx: &JobCtx, task: &Task) -> JobRun {
     } else {
         match task.direction {
             Direction::Download => match entity_named(&task.subject) {
-                Some(entity) => download::run(ctx, entity).await,
+                Some(entity) => {
+                    let result = download::run(ctx, entity).await;
+                    if result.rows > 0 && loja_replica::feeds_product_cards(entity) {
+                        ctx.state.cards_wake.notify_one();
+                    }
+                    result
+                }
                 None => JobResult::failed(0, format!("{} is not a registry entity", task.subject)),
             },
             Direction::Upload => upload::run(ctx).await,
