@@ -300,6 +300,17 @@ impl Catalog {
         built
     }
 
+    /// Product cards stored (current or not for this store: see
+    /// [`crate::cards`]).
+    pub fn card_count(&self) -> Result<u64> {
+        self.conn
+            .query_row("SELECT count(*) FROM product_cards", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| n.max(0) as u64)
+            .ctx(&self.path, "count product cards")
+    }
+
     /// Rows per entity (secret entities count their file's rows), registry order.
     pub fn row_counts(&self) -> Result<Vec<(&'static str, u64)>> {
         let mut out = Vec::with_capacity(ENTITIES.len());
