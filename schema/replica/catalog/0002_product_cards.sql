@@ -12,7 +12,14 @@
 -- The answer is `head` + the price chosen from the stored price row at the
 -- moment of the request (a promotion ends by the clock, not by a sync) +
 -- `tail`.
+--
+-- Keyed by `slot`, a 64-bit hash of the barcode (FNV-1a, loja_replica
+-- cards::slot), not by the barcode: a search on an integer key compares
+-- integers, where a text key decodes and compares a record at every step.
+-- The row keeps its barcode, checked on read; the rare barcode whose slot
+-- another holds simply has no card.
 CREATE TABLE product_cards (
+    slot INTEGER PRIMARY KEY,
     barcode TEXT NOT NULL,
     product_code TEXT NOT NULL,
     store TEXT NOT NULL,
@@ -22,9 +29,8 @@ CREATE TABLE product_cards (
     price INTEGER,
     promo_price INTEGER,
     promo_until TEXT,
-    tail BLOB NOT NULL,
-    PRIMARY KEY (barcode)
-) WITHOUT ROWID;
+    tail BLOB NOT NULL
+);
 
 -- Invalidation finds a product's cards by its code.
 CREATE INDEX product_cards_by_product ON product_cards (product_code);
