@@ -50,13 +50,37 @@ async fn full_sync_then_push_change_then_tombstone() {
         "failed tickets: {tickets:?}"
     );
 
+    // lojad builds the product cards once downloads are quiet: the barcode
+    // lookup then answers from a card, which the change below must drop.
+    wait_for("product cards built", Duration::from_secs(30), || async {
+        Ok(store
+            .log()
+            .lines()
+            .any(|l| l.contains("product cards") && l.contains("outcome") && !l.contains("built=0"))
+            .then_some(()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\nlog:\n{}", tail(&store.log(), 30)));
+
     // Incremental change through push: a price imported centrally is served
-    // by the POS API within 5 s.
+    // by the POS API within 5 s, by code and by barcode (from the card).
+    let barcodes = store.replica_rows("barcodes").unwrap();
     let (key, row) = prices
         .iter()
-        .find(|(_, r)| r["price_list"] == "base")
-        .expect("a base price");
+        .find(|(_, r)| {
+            r["price_list"] == "base"
+                && barcodes
+                    .values()
+                    .any(|b| b["product_code"] == r["product_code"])
+        })
+        .expect("a base price of a product with a barcode");
     let code = row["product_code"].as_str().unwrap().to_owned();
+    let barcode = barcodes
+        .values()
+        .find(|b| b["product_code"] == json!(code))
+        .and_then(|b| b["barcode"].as_str())
+        .unwrap()
+        .to_owned();
     let new_price = row["price"].as_i64().unwrap() + 1_234;
     let mut changed = row.clone();
     changed.insert("price".into(), json!(new_price));
@@ -72,7 +96,14 @@ async fn full_sync_then_push_change_then_tombstone() {
         Duration::from_secs(15),
         || async {
             let a = store.pos_get(&format!("/v1/products/{code}")).await?;
-            Ok((a.status == 200 && a.body["price"]["price"] == json!(new_price)).then_some(()))
+            let b = store
+                .pos_get(&format!("/v1/products/by-barcode/{barcode}"))
+                .await?;
+            Ok((a.status == 200
+                && a.body["price"]["price"] == json!(new_price)
+                && b.status == 200
+                && b.body == a.body)
+                .then_some(()))
         },
     )
     .await;
