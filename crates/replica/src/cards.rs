@@ -29,9 +29,27 @@ use crate::Result;
 use crate::error::SqlCtx;
 use crate::queries::{PriceRow, by_barcode_sql, product_parts, write_answer};
 
-/// Bumped whenever the bytes of an answer change: cards of another format
-/// are ignored, then rebuilt.
-pub(crate) const FORMAT: i64 = 1;
+/// Bumped by hand whenever the code that writes an answer changes its bytes.
+const ANSWER_VERSION: &str = "1";
+
+/// The format a card is written in: [`ANSWER_VERSION`] and the registry
+/// columns of every entity a card is made of (a column added to `products`
+/// in a later release changes the answer without anyone touching this
+/// file). Cards of another format are ignored, then rebuilt.
+pub(crate) fn format() -> i64 {
+    static FORMAT: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *FORMAT.get_or_init(|| {
+        let mut layout = String::from(ANSWER_VERSION);
+        for (name, _) in SOURCES {
+            layout.push('|');
+            layout.push_str(name);
+            for c in loja_protocol::entity_named(name).map_or(&[][..], |e| e.columns) {
+                layout.push_str(&format!(",{}:{:?}", c.name, c.ty));
+            }
+        }
+        slot(&layout)
+    })
+}
 
 /// A page that touches at least 1 in `BULK_SHARE` cards (and at least
 /// `BULK_MIN` products) empties the table: see [`Stale::delete`].
@@ -51,8 +69,8 @@ const SOURCES: &[(&str, &str)] = &[
 ];
 
 /// A barcode's place in `product_cards`: its 64-bit FNV-1a hash. Stored on
-/// disk, so it must never change (a different function is a new FORMAT and
-/// a migration that empties the table).
+/// disk, so it must never change (a different function needs a migration
+/// that empties the table).
 pub(crate) fn slot(barcode: &str) -> i64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in barcode.bytes() {
@@ -92,7 +110,7 @@ pub(crate) fn write(
     let mut read = || -> rusqlite::Result<bool> {
         if r.get_ref(0)?.as_str()? != barcode
             || r.get_ref(1)?.as_str()? != store
-            || r.get::<_, i64>(2)? != FORMAT
+            || r.get::<_, i64>(2)? != format()
         {
             return Ok(false);
         }
@@ -168,7 +186,7 @@ pub(crate) fn build(
             .ctx(path, "query card slot")?;
         match held {
             // Current already.
-            Some((b, s, f)) if b == *barcode && s == store && f == FORMAT => continue,
+            Some((b, s, f)) if b == *barcode && s == store && f == format() => continue,
             // Another (live) barcode holds the slot: this one has no card.
             Some((b, _, _)) if b != *barcode => continue,
             _ => {}
@@ -184,7 +202,7 @@ pub(crate) fn build(
                 slot,
                 barcode,
                 store,
-                FORMAT,
+                format(),
                 parts.head,
                 price.map(|p| &p.price_list),
                 price.map(|p| p.price),
@@ -658,8 +676,8 @@ mod tests {
 
     #[test]
     fn the_slot_function_never_changes() {
-        // Slots are on disk: a change here needs a new FORMAT and a
-        // migration that empties product_cards.
+        // Slots are on disk: a change here needs a migration that empties
+        // product_cards.
         assert_eq!(slot(""), 0xcbf2_9ce4_8422_2325_u64 as i64);
         assert_eq!(slot("a"), 0xaf63_dc4c_8601_ec8c_u64 as i64);
         assert_ne!(slot(BARCODES[0]), slot(BARCODES[1]));
