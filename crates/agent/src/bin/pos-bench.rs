@@ -592,35 +592,23 @@ fn main() -> anyhow::Result<()> {
         a.connections, a.seconds
     );
     let (_, inline_addr) = addrs[0];
+    // One idle phase: `connections` closed loops on `addr` for `secs`.
+    let idle_load = |addr: SocketAddr, paths: &Arc<Vec<String>>, auth: bool, secs: f64| {
+        load(
+            &client,
+            addr,
+            paths.clone(),
+            auth,
+            a.connections,
+            secs,
+            None,
+        )
+    };
     // Warm-up.
-    load(
-        &client,
-        inline_addr,
-        lookup_paths.clone(),
-        true,
-        a.connections,
-        1.0,
-        None,
-    )?;
-    let health = load(
-        &client,
-        inline_addr,
-        health_paths.clone(),
-        false,
-        a.connections,
-        a.seconds,
-        None,
-    )?;
+    idle_load(inline_addr, &lookup_paths, true, 1.0)?;
+    let health = idle_load(inline_addr, &health_paths, false, a.seconds)?;
     report("GET /v1/health (HTTP alone)", &health, None);
-    let tables = load(
-        &client,
-        inline_addr,
-        lookup_paths.clone(),
-        true,
-        a.connections,
-        a.seconds,
-        None,
-    )?;
+    let tables = idle_load(inline_addr, &lookup_paths, true, a.seconds)?;
     report(
         "barcode lookup, idle, from the tables",
         &tables,
@@ -638,26 +626,10 @@ fn main() -> anyhow::Result<()> {
         )?;
     }
     // Warm-up again: the card pages are new to the readers' maps.
-    load(
-        &client,
-        inline_addr,
-        lookup_paths.clone(),
-        true,
-        a.connections,
-        1.0,
-        None,
-    )?;
+    idle_load(inline_addr, &lookup_paths, true, 1.0)?;
     let mut idle = Vec::new();
     for (mode, addr) in &addrs {
-        let l = load(
-            &client,
-            *addr,
-            lookup_paths.clone(),
-            true,
-            a.connections,
-            a.seconds,
-            None,
-        )?;
+        let l = idle_load(*addr, &lookup_paths, true, a.seconds)?;
         report(
             &format!("barcode lookup, idle, cards, reads {mode:?}"),
             &l,
@@ -673,24 +645,8 @@ fn main() -> anyhow::Result<()> {
     let slices = ((a.seconds / 0.5).round() as usize).max(1);
     let (mut health_i, mut lookup_i) = (Load::empty(), Load::empty());
     for _ in 0..slices {
-        health_i.add(load(
-            &client,
-            inline_addr,
-            health_paths.clone(),
-            false,
-            a.connections,
-            0.5,
-            None,
-        )?);
-        lookup_i.add(load(
-            &client,
-            inline_addr,
-            lookup_paths.clone(),
-            true,
-            a.connections,
-            0.5,
-            None,
-        )?);
+        health_i.add(idle_load(inline_addr, &health_paths, false, 0.5)?);
+        lookup_i.add(idle_load(inline_addr, &lookup_paths, true, 0.5)?);
     }
     report(
         &format!("GET /v1/health, {slices} slices of 0.5 s"),
