@@ -333,19 +333,16 @@ mod tests {
         "7891000244234",
     ];
 
-    /// Products 1 (two barcodes, taxes, stock, three lists), 2 (promotion
-    /// over), 3 (promotion running), K (a kit), N (no price, no taxes).
+    /// The queries' fixture (products 1, 2, 3 and the kit K; barcodes of 1)
+    /// plus barcodes for 2 and K and a product N with no price or taxes.
     fn fixture() -> (tempfile::TempDir, Catalog) {
         let dir = tempfile::tempdir().unwrap();
         let mut c = Catalog::open(dir.path()).unwrap();
+        crate::queries::tests::fill(&mut c);
         load(
             &mut c,
             "products",
             ups(vec![
-                json!({"code": "1", "name": "Café Pilão 500g", "unit": "UN", "active": true}),
-                json!({"code": "2", "name": "Cafeteira", "unit": "UN"}),
-                json!({"code": "3", "name": "Açúcar 1kg", "unit": "UN"}),
-                json!({"code": "K", "name": "Kit café", "unit": "UN", "is_kit": true}),
                 json!({"code": "N", "name": "Sem preço", "unit": "KG", "weighable": true}),
             ]),
         );
@@ -353,43 +350,9 @@ mod tests {
             &mut c,
             "barcodes",
             ups(vec![
-                json!({"barcode": BARCODES[0], "product_code": "1"}),
-                json!({"barcode": BARCODES[1], "product_code": "1", "pack_qty": 12000}),
                 json!({"barcode": BARCODES[2], "product_code": "2"}),
                 json!({"barcode": BARCODES[3], "product_code": "K"}),
                 json!({"barcode": BARCODES[4], "product_code": "N"}),
-            ]),
-        );
-        load(
-            &mut c,
-            "prices",
-            ups(vec![
-                json!({"product_code": "1", "price_list": "base", "price": 1999}),
-                json!({"product_code": "1", "price_list": "L1", "price": 1799, "promo_price": 1499}),
-                json!({"product_code": "1", "price_list": "R1", "price": 1899}),
-                json!({"product_code": "2", "price_list": "base", "price": 9900, "promo_price": 8900, "promo_until": "2000-01-01T00:00:00Z"}),
-                json!({"product_code": "3", "price_list": "base", "price": 549, "promo_price": 499, "promo_until": "2999-01-01"}),
-                json!({"product_code": "K", "price_list": "base", "price": 2500}),
-            ]),
-        );
-        load(
-            &mut c,
-            "product_taxes",
-            ups(vec![
-                json!({"product_code": "1", "ecf_tribute": "T18", "ncm": "09012100", "icms_rate_bp": 1800}),
-            ]),
-        );
-        load(
-            &mut c,
-            "stock",
-            ups(vec![json!({"product_code": "1", "qty": 42000})]),
-        );
-        load(
-            &mut c,
-            "kits",
-            ups(vec![
-                json!({"kit_code": "K", "component_code": "1", "qty": 1000}),
-                json!({"kit_code": "K", "component_code": "3", "qty": 2000, "price": 500}),
             ]),
         );
         (dir, c)

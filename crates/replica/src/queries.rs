@@ -765,14 +765,14 @@ pub(crate) fn fts_query(q: &str) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::Catalog;
     use crate::catalog::tests::{ent, page, up};
     use crate::error::ReplicaError;
     use serde_json::json;
 
-    fn load(c: &mut Catalog, entity: &str, rows: Vec<Value>) {
+    pub(crate) fn load(c: &mut Catalog, entity: &str, rows: Vec<Value>) {
         let e = ent(entity);
         let after = c.watermark(e).unwrap().0;
         c.apply_page(e, &page(entity, after, rows.into_iter().map(up).collect()))
@@ -782,8 +782,18 @@ mod tests {
     fn fixture() -> (tempfile::TempDir, CatalogReader) {
         let dir = tempfile::tempdir().unwrap();
         let mut c = Catalog::open(dir.path()).unwrap();
+        fill(&mut c);
+        drop(c);
+        let r = CatalogReader::open(dir.path()).unwrap();
+        (dir, r)
+    }
+
+    /// Products 1 (two barcodes, taxes, stock, three price lists), 2
+    /// (promotion over), 3 (promotion running), K (a kit), and reference
+    /// lists, parameters, promotions, omni orders.
+    pub(crate) fn fill(c: &mut Catalog) {
         load(
-            &mut c,
+            c,
             "products",
             vec![
                 json!({"code": "1", "name": "Café Pilão Tradicional 500g", "unit": "UN", "active": true}),
@@ -793,7 +803,7 @@ mod tests {
             ],
         );
         load(
-            &mut c,
+            c,
             "barcodes",
             vec![
                 json!({"barcode": "7891000315507", "product_code": "1"}),
@@ -801,7 +811,7 @@ mod tests {
             ],
         );
         load(
-            &mut c,
+            c,
             "prices",
             vec![
                 json!({"product_code": "1", "price_list": "base", "price": 1999}),
@@ -813,19 +823,15 @@ mod tests {
             ],
         );
         load(
-            &mut c,
+            c,
             "product_taxes",
             vec![
                 json!({"product_code": "1", "ecf_tribute": "T18", "ncm": "09012100", "icms_rate_bp": 1800}),
             ],
         );
+        load(c, "stock", vec![json!({"product_code": "1", "qty": 42000})]);
         load(
-            &mut c,
-            "stock",
-            vec![json!({"product_code": "1", "qty": 42000})],
-        );
-        load(
-            &mut c,
+            c,
             "kits",
             vec![
                 json!({"kit_code": "K", "component_code": "1", "qty": 1000}),
@@ -833,7 +839,7 @@ mod tests {
             ],
         );
         load(
-            &mut c,
+            c,
             "cities",
             vec![
                 json!({"ibge_code": 3550308, "name": "São Paulo", "uf": "SP"}),
@@ -842,7 +848,7 @@ mod tests {
             ],
         );
         load(
-            &mut c,
+            c,
             "parameters",
             vec![
                 json!({"name": "max_discount_bp", "value": "1000"}),
@@ -850,7 +856,7 @@ mod tests {
             ],
         );
         load(
-            &mut c,
+            c,
             "promotions",
             vec![
                 json!({"code": "P1", "name": "Now", "starts_at": "2026-11-01", "ends_at": "2026-11-30", "rule": {"buy": 3, "pay": 2}}),
@@ -859,16 +865,13 @@ mod tests {
             ],
         );
         load(
-            &mut c,
+            c,
             "omni_orders",
             vec![
                 json!({"id": "O1", "status": "new", "total": 1000, "items": [{"code": "1"}], "created_at": "2026-11-01T10:00:00Z"}),
                 json!({"id": "O2", "status": "delivered", "total": 1000}),
             ],
         );
-        drop(c);
-        let r = CatalogReader::open(dir.path()).unwrap();
-        (dir, r)
     }
 
     #[test]
