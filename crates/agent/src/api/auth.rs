@@ -13,11 +13,13 @@ use super::error::ApiError;
 
 /// The terminal a request authenticated as (a request extension).
 #[derive(Debug, Clone)]
-pub struct Terminal(pub String);
+pub struct Terminal(pub std::sync::Arc<str>);
 
 /// The configured tokens, kept as bytes for the comparison.
 pub struct Tokens {
-    entries: Vec<(String, Vec<u8>)>,
+    /// (terminal, token): the terminal's name is shared with every request
+    /// it makes (no copy per request).
+    entries: Vec<(std::sync::Arc<str>, Vec<u8>)>,
 }
 
 impl Tokens {
@@ -26,7 +28,12 @@ impl Tokens {
             entries: tokens
                 .iter()
                 .filter(|t| !t.token.is_empty())
-                .map(|t| (t.terminal.clone(), t.token.as_bytes().to_vec()))
+                .map(|t| {
+                    (
+                        std::sync::Arc::from(t.terminal.as_str()),
+                        t.token.as_bytes().to_vec(),
+                    )
+                })
                 .collect(),
         }
     }
@@ -34,11 +41,11 @@ impl Tokens {
     /// The terminal whose token this is. Compares against every configured
     /// token in constant time per token (no early exit on the first
     /// differing byte, nor on the first match).
-    pub fn terminal_for(&self, presented: &[u8]) -> Option<&str> {
+    pub fn terminal_for(&self, presented: &[u8]) -> Option<&std::sync::Arc<str>> {
         let mut found = None;
         for (terminal, token) in &self.entries {
             if ct_eq(token, presented) && found.is_none() {
-                found = Some(terminal.as_str());
+                found = Some(terminal);
             }
         }
         found
@@ -71,7 +78,7 @@ pub async fn require_token(State(st): State<ApiState>, mut req: Request, next: N
     let terminal = presented.and_then(|p| st.shared.tokens.terminal_for(p.as_bytes()));
     match terminal {
         Some(terminal) => {
-            let terminal = terminal.to_owned();
+            let terminal = terminal.clone();
             let span = tracing::debug_span!("pos", terminal = %terminal);
             req.extensions_mut().insert(Terminal(terminal));
             next.run(req).instrument(span).await
@@ -112,8 +119,8 @@ mod tests {
                 token: String::new(),
             },
         ]);
-        assert_eq!(t.terminal_for(b"t2"), Some("PDV02"));
-        assert_eq!(t.terminal_for(b"t3"), None);
-        assert_eq!(t.terminal_for(b""), None);
+        assert_eq!(t.terminal_for(b"t2").map(|t| &**t), Some("PDV02"));
+        assert_eq!(t.terminal_for(b"t3").map(|t| &**t), None);
+        assert_eq!(t.terminal_for(b"").map(|t| &**t), None);
     }
 }
