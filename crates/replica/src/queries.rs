@@ -375,7 +375,7 @@ fn instant(s: &str, end_of_day: bool) -> Option<OffsetDateTime> {
 /// Picks a product's price list among its rows, in any order: the store's
 /// own list, else the first other list by name, else `base`.
 #[derive(Default)]
-pub(crate) struct PriceChoice {
+struct PriceChoice {
     best: Option<(u8, PriceRow)>,
 }
 
@@ -389,12 +389,7 @@ pub(crate) struct PriceRow {
 
 impl PriceChoice {
     /// Considers the price columns at `offset` (NULL: no price row).
-    pub(crate) fn offer(
-        &mut self,
-        r: &rusqlite::Row<'_>,
-        offset: usize,
-        store: &str,
-    ) -> rusqlite::Result<()> {
+    fn offer(&mut self, r: &rusqlite::Row<'_>, offset: usize, store: &str) -> rusqlite::Result<()> {
         let list = match r.get_ref(offset)? {
             ValueRef::Null => return Ok(()),
             v => v.as_str()?,
@@ -429,14 +424,14 @@ impl PriceChoice {
     }
 
     /// The chosen row, as a card stores it.
-    pub(crate) fn into_row(self) -> Option<PriceRow> {
+    fn into_row(self) -> Option<PriceRow> {
         self.best.map(|(_, row)| row)
     }
 }
 
 impl PriceRow {
     /// The price as charged at `now`.
-    pub(crate) fn view(self, now: OffsetDateTime) -> PriceView {
+    fn view(self, now: OffsetDateTime) -> PriceView {
         // A promotion runs while promo_until is unset or still ahead (a bare
         // date runs through that whole day, UTC).
         let running = self.promo.is_some()
