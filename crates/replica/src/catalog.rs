@@ -56,9 +56,6 @@ fn commit(tx: rusqlite::Transaction<'_>, path: &Path, what: impl FnOnce() -> Str
 /// snapshot keeps the WAL from being reset.
 pub const SNAPSHOT_MAX_AGE: Duration = Duration::from_millis(100);
 
-/// Address space readers map the replica through (1 GiB).
-pub(crate) const READER_MMAP: u64 = 1 << 30;
-
 /// The file name of the catalog in the data dir.
 pub(crate) const FILE: &str = "replica.db";
 
@@ -275,29 +272,13 @@ impl Catalog {
     /// `None`; between calls the writer is free for page applies.
     pub fn build_cards(&mut self, store: &str, after: &str, limit: usize) -> Result<CardBatch> {
         let path = &self.path;
-        // A card is read as a reader reads (a random product per barcode):
-        // through the mmap, as readers do, not by copying each page into
-        // the writer's cache (~4× slower). Page applies keep the writer's
-        // own settings.
-        self.conn
-            .execute_batch(&format!(
-                "PRAGMA mmap_size = {};",
-                crate::catalog::READER_MMAP
-            ))
-            .ctx(path, "card build settings")?;
-        let built = (|| {
-            let tx = self
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .ctx(path, "begin card build")?;
-            let batch = cards::build(&tx, path, store, after, limit)?;
-            commit(tx, path, || "commit product cards".into())?;
-            Ok(batch)
-        })();
-        self.conn
-            .execute_batch("PRAGMA mmap_size = 0;")
-            .ctx(path, "card build settings")?;
-        built
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .ctx(path, "begin card build")?;
+        let batch = cards::build(&tx, path, store, after, limit)?;
+        commit(tx, path, || "commit product cards".into())?;
+        Ok(batch)
     }
 
     /// Product cards stored (current or not for this store: see
@@ -405,9 +386,9 @@ impl CatalogReader {
         // space; pages still in the WAL are read from it as before): a point
         // query touches its pages in place instead of copying them into the
         // page cache, which a commit by the writer empties.
-        conn.execute_batch(&format!(
-            "PRAGMA cache_size = -8192; PRAGMA temp_store = MEMORY; PRAGMA mmap_size = {READER_MMAP};"
-        ))
+        conn.execute_batch(
+            "PRAGMA cache_size = -8192; PRAGMA temp_store = MEMORY; PRAGMA mmap_size = 1073741824;",
+        )
         .ctx(&path, "connection settings")?;
         Ok(CatalogReader {
             conn,
