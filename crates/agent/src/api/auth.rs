@@ -2,14 +2,8 @@
 //! The terminal's name goes into the request's tracing span; the token is
 //! never logged.
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::header;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use tracing::Instrument;
-
-use super::ApiState;
-use super::error::ApiError;
 
 /// The terminal a request authenticated as (a request extension).
 #[derive(Debug, Clone)]
@@ -52,6 +46,22 @@ impl Tokens {
     }
 }
 
+impl Tokens {
+    /// The terminal whose token `req` presents (`Authorization: Bearer …`).
+    pub fn terminal_for_request(&self, req: &Request) -> Option<&std::sync::Arc<str>> {
+        let presented = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)?;
+        self.terminal_for(presented.as_bytes())
+    }
+}
+
 /// Constant-time equality: the time depends on the lengths only.
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     let mut diff = u8::from(a.len() != b.len());
@@ -62,32 +72,6 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
         diff |= x ^ y;
     }
     std::hint::black_box(diff) == 0
-}
-
-/// Route layer of every authenticated route.
-pub async fn require_token(State(st): State<ApiState>, mut req: Request, next: Next) -> Response {
-    let presented = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim);
-    let terminal = presented.and_then(|p| st.shared.tokens.terminal_for(p.as_bytes()));
-    match terminal {
-        Some(terminal) => {
-            let terminal = terminal.clone();
-            let span = tracing::debug_span!("pos", terminal = %terminal);
-            req.extensions_mut().insert(Terminal(terminal));
-            next.run(req).instrument(span).await
-        }
-        None => {
-            tracing::debug!(path = %req.uri().path(), "POS request without a valid token");
-            ApiError::unauthorized().into_response()
-        }
-    }
 }
 
 #[cfg(test)]

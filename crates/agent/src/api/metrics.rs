@@ -13,10 +13,6 @@ const STATUSES: [u16; 15] = [
     200, 201, 400, 401, 404, 405, 408, 413, 415, 422, 500, 503, 504, 507, 0,
 ];
 
-/// The route label of a response (a response extension set per route).
-#[derive(Debug, Clone, Copy)]
-pub struct RouteLabel(pub &'static str);
-
 /// Label of requests no route matched.
 pub const UNMATCHED: &str = "unmatched";
 

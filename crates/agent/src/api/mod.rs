@@ -6,28 +6,23 @@
 //! that each of its routes is in the OpenAPI document ([`ApiDoc`]), which
 //! utoipa generates from the handlers' annotations.
 
-use std::any::Any;
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::middleware::{Next, from_fn_with_state, map_response};
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, get, post};
-use loja_protocol::ErrorBody;
+use axum::routing::{MethodRouter, any, get, post};
 
 use crate::state::AppState;
 use crate::status::StatusReport;
+use guard::GuardLayer;
 
 pub mod auth;
 pub mod error;
+mod guard;
 pub mod metrics;
 pub mod page;
 pub mod readers;
@@ -94,6 +89,30 @@ pub(crate) struct Shared {
 const STATUS_TTL: Duration = Duration::from_secs(1);
 
 impl ApiState {
+    /// The state of a router whose routes are `labels` (for `/metrics`).
+    fn new(
+        state: AppState,
+        options: &ApiOptions,
+        labels: impl IntoIterator<Item = &'static str>,
+    ) -> ApiState {
+        let shared = Shared {
+            tokens: auth::Tokens::new(&state.config.pos.tokens),
+            http: metrics::HttpMetrics::new(labels),
+            store_id: Arc::from(state.config.store.id.as_str()),
+            timeout: options.timeout,
+            status: tokio::sync::Mutex::new(None),
+        };
+        ApiState(Arc::new(ApiContext {
+            readers: ReaderPool::new(
+                state.config.store.data_dir.clone(),
+                options.readers,
+                options.read_mode,
+            ),
+            app: state,
+            shared,
+        }))
+    }
+
     /// The store id, which picks the price list.
     pub fn store_id(&self) -> Arc<str> {
         self.shared.store_id.clone()
@@ -211,39 +230,20 @@ pub fn router(state: AppState) -> Router {
 
 pub fn router_with(state: AppState, options: ApiOptions) -> Router {
     let table = routes();
-    let shared = Shared {
-        tokens: auth::Tokens::new(&state.config.pos.tokens),
-        http: metrics::HttpMetrics::new(table.iter().map(|r| r.path)),
-        store_id: Arc::from(state.config.store.id.as_str()),
-        timeout: options.timeout,
-        status: tokio::sync::Mutex::new(None),
-    };
     let max_body = state.config.pos.max_body_bytes;
-    let st = ApiState(Arc::new(ApiContext {
-        readers: ReaderPool::new(
-            state.config.store.data_dir.clone(),
-            options.readers,
-            options.read_mode,
-        ),
-        app: state,
-        shared,
-    }));
+    let st = ApiState::new(state, &options, table.iter().map(|r| r.path));
     let mut app = Router::new();
     for route in table {
         let mut handler = route.handler;
-        if route.auth {
-            handler = handler.route_layer(from_fn_with_state(st.clone(), auth::require_token));
+        // Only the writes read a body.
+        if route.method == Method::POST {
+            handler = handler.layer(DefaultBodyLimit::max(max_body));
         }
-        let label = route.path;
-        handler = handler.layer(map_response(move |mut resp: Response| async move {
-            resp.extensions_mut().insert(metrics::RouteLabel(label));
-            resp
-        }));
+        handler = handler.layer(GuardLayer::new(st.clone(), route.path, route.auth));
         app = app.route(route.path, handler);
     }
-    app.fallback(fallback)
-        .layer(DefaultBodyLimit::max(max_body))
-        .layer(from_fn_with_state(st.clone(), outer))
+    let unmatched = any(fallback).layer(GuardLayer::new(st.clone(), metrics::UNMATCHED, false));
+    app.fallback_service(unmatched.with_state(st.clone()))
         .with_state(st)
 }
 
@@ -277,110 +277,6 @@ async fn fallback(method: Method, uri: axum::http::Uri) -> Response {
         uri.path()
     ))
     .into_response()
-}
-
-/// The outermost layer: bounds each request in time, turns a panic into a
-/// 500, makes every error answer a JSON error body (axum's own 405, 413…
-/// included) and counts the request.
-async fn outer(State(st): State<ApiState>, req: Request, next: Next) -> Response {
-    let timeout = st.shared.timeout;
-    let inner = std::pin::pin!(tokio::time::timeout(timeout, next.run(req)));
-    let resp = match CatchUnwind(inner).await {
-        Ok(Ok(resp)) => resp,
-        Ok(Err(_elapsed)) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "timeout",
-            format!("no answer within {} ms; retry", timeout.as_millis()),
-        )
-        .into_response(),
-        Err(panic) => {
-            let what = panic_message(&*panic);
-            tracing::error!(panic = %what, "POS API handler panicked");
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                format!("internal error: {what}"),
-            )
-            .into_response()
-        }
-    };
-    let resp = ensure_json_error(resp).await;
-    let label = resp
-        .extensions()
-        .get::<metrics::RouteLabel>()
-        .map_or(metrics::UNMATCHED, |l| l.0);
-    st.shared.http.count(label, resp.status().as_u16());
-    resp
-}
-
-fn panic_message(p: &(dyn Any + Send)) -> String {
-    p.downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "panic".into())
-}
-
-/// Polls a future, turning a panic into an error.
-struct CatchUnwind<F>(F);
-
-impl<F: Future + Unpin> Future for CatchUnwind<F> {
-    type Output = Result<F::Output, Box<dyn Any + Send>>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let inner = &mut self.0;
-        match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(&mut *inner).poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
-            Err(p) => Poll::Ready(Err(p)),
-        }
-    }
-}
-
-fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"))
-}
-
-/// An error answer that is not JSON yet (axum's 405, a rejection's plain
-/// text) becomes `{"error": {"code", "message"}}` with the same status.
-async fn ensure_json_error(resp: Response) -> Response {
-    let status = resp.status();
-    if !(status.is_client_error() || status.is_server_error()) || is_json(resp.headers()) {
-        return resp;
-    }
-    let (mut parts, body) = resp.into_parts();
-    let bytes = axum::body::to_bytes(body, 64 * 1024)
-        .await
-        .unwrap_or_default();
-    let text = String::from_utf8_lossy(&bytes).trim().to_owned();
-    let mut message = if text.is_empty() {
-        status.canonical_reason().unwrap_or("error").to_owned()
-    } else {
-        text
-    };
-    if status == StatusCode::METHOD_NOT_ALLOWED
-        && let Some(allow) = parts
-            .headers
-            .get(header::ALLOW)
-            .and_then(|v| v.to_str().ok())
-    {
-        message = format!("method not allowed here; allowed: {allow}");
-    }
-    if status == StatusCode::PAYLOAD_TOO_LARGE {
-        message = "the body is larger than [pos] max_body_bytes allows".into();
-    }
-    let body = ErrorBody::new(error::code_for(status), message);
-    parts.headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    parts.headers.remove(header::CONTENT_LENGTH);
-    Response::from_parts(
-        parts,
-        Body::from(serde_json::to_vec(&body).unwrap_or_default()),
-    )
 }
 
 /// The OpenAPI document of the POS API.

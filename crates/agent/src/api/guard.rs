@@ -1,0 +1,352 @@
+//! The one layer around every route and the fallback: the token check (on
+//! the routes that need one), the time bound, a panic turned into a 500,
+//! every error answer made a JSON error body (axum's own 405 and the
+//! rejections' plain text included), and the request counted under its
+//! route.
+//!
+//! Why one hand-written layer rather than `from_fn` middleware: each
+//! `from_fn` level clones its inner service into a box and boxes its future,
+//! and the route label rode on a response extension (a map allocated per
+//! answer). Here a request costs one boxed future, and the label is known
+//! when the route is built. Under load on two cores every microsecond of
+//! per-request work shows about twice over (pos-bench).
+//!
+//! On an authenticated path the token is checked before the method: a wrong
+//! method without a token answers 401, not 405.
+
+use std::any::Any;
+use std::convert::Infallible;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use loja_protocol::ErrorBody;
+use tower::{Layer, Service};
+use tracing::Instrument as _;
+
+use super::ApiState;
+use super::auth::Terminal;
+use super::error::{self, ApiError};
+
+/// The [`Guard`] of one route.
+#[derive(Clone)]
+pub(crate) struct GuardLayer {
+    st: ApiState,
+    /// The route's path, as `/metrics` labels it.
+    label: &'static str,
+    auth: bool,
+}
+
+impl GuardLayer {
+    pub(crate) fn new(st: ApiState, label: &'static str, auth: bool) -> GuardLayer {
+        GuardLayer { st, label, auth }
+    }
+}
+
+impl<S> Layer<S> for GuardLayer {
+    type Service = Guard<S>;
+
+    fn layer(&self, inner: S) -> Guard<S> {
+        Guard {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct Guard<S> {
+    inner: S,
+    layer: GuardLayer,
+}
+
+type GuardFuture = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+impl<S> Service<Request> for Guard<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = GuardFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request) -> GuardFuture {
+        let GuardLayer { st, label, auth } = self.layer.clone();
+        let span = if auth {
+            match st.shared.tokens.terminal_for_request(&req) {
+                Some(terminal) => {
+                    let span = tracing::debug_span!("pos", terminal = %terminal);
+                    req.extensions_mut().insert(Terminal(terminal.clone()));
+                    span
+                }
+                None => {
+                    tracing::debug!(path = %req.uri().path(), "POS request without a valid token");
+                    st.shared
+                        .http
+                        .count(label, StatusCode::UNAUTHORIZED.as_u16());
+                    return Box::pin(std::future::ready(Ok(
+                        ApiError::unauthorized().into_response()
+                    )));
+                }
+            }
+        } else {
+            tracing::Span::none()
+        };
+        // The service that was polled ready is the one called; a fresh
+        // clone stays for the next request (tower's contract).
+        let ready = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, ready);
+        let answer = inner.call(req);
+        Box::pin(async move { Ok(guarded(&st, label, answer).instrument(span).await) })
+    }
+}
+
+/// Runs `answer` within the time bound, catching a panic, then makes an
+/// error answer JSON and counts it.
+async fn guarded(
+    st: &ApiState,
+    label: &'static str,
+    answer: impl Future<Output = Result<Response, Infallible>>,
+) -> Response {
+    let timeout = st.shared.timeout;
+    let bounded = std::pin::pin!(tokio::time::timeout(timeout, answer));
+    let resp = match CatchUnwind(bounded).await {
+        Ok(Ok(Ok(resp))) => resp,
+        Ok(Ok(Err(never))) => match never {},
+        Ok(Err(_elapsed)) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            format!("no answer within {} ms; retry", timeout.as_millis()),
+        )
+        .into_response(),
+        Err(panic) => {
+            let what = panic_message(&*panic);
+            tracing::error!(panic = %what, "POS API handler panicked");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                format!("internal error: {what}"),
+            )
+            .into_response()
+        }
+    };
+    let resp = ensure_json_error(resp).await;
+    st.shared.http.count(label, resp.status().as_u16());
+    resp
+}
+
+fn panic_message(p: &(dyn Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".into())
+}
+
+/// Polls a future, turning a panic into an error.
+struct CatchUnwind<F>(F);
+
+impl<F: Future + Unpin> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn Any + Send>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = &mut self.0;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(&mut *inner).poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Err(p) => Poll::Ready(Err(p)),
+        }
+    }
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
+}
+
+/// An error answer that is not JSON yet (axum's 405, a rejection's plain
+/// text) becomes `{"error": {"code", "message"}}` with the same status.
+async fn ensure_json_error(resp: Response) -> Response {
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) || is_json(resp.headers()) {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let bytes = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes).trim().to_owned();
+    let mut message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        text
+    };
+    if status == StatusCode::METHOD_NOT_ALLOWED
+        && let Some(allow) = parts
+            .headers
+            .get(header::ALLOW)
+            .and_then(|v| v.to_str().ok())
+    {
+        message = format!("method not allowed here; allowed: {allow}");
+    }
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        message = "the body is larger than [pos] max_body_bytes allows".into();
+    }
+    let body = ErrorBody::new(error::code_for(status), message);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(
+        parts,
+        Body::from(serde_json::to_vec(&body).unwrap_or_default()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use axum::Router;
+    use axum::routing::get;
+    use tower::ServiceExt as _;
+
+    use super::*;
+    use crate::api::tests::{TOKEN, fixture};
+    use crate::api::{ApiOptions, ReadMode};
+
+    /// A router of three guarded routes (one panics, one needs a token, one
+    /// outlives the deadline) and a guarded fallback, and its state.
+    fn guarded_router() -> (Router, ApiState, crate::api::tests::Fixture) {
+        let f = fixture();
+        let options = ApiOptions {
+            read_mode: ReadMode::Inline,
+            timeout: Duration::from_millis(50),
+            ..ApiOptions::default()
+        };
+        let st = ApiState::new(f.state.clone(), &options, ["/boom", "/private", "/slow"]);
+        let g = |label, auth| GuardLayer::new(st.clone(), label, auth);
+        let app = Router::new()
+            .route(
+                "/boom",
+                get(|| async {
+                    if true {
+                        panic!("boom at the handler");
+                    }
+                    "never"
+                })
+                .layer(g("/boom", false)),
+            )
+            .route(
+                "/private",
+                get(|| async { "{}" }).layer(g("/private", true)),
+            )
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    "late"
+                })
+                .layer(g("/slow", false)),
+            )
+            .fallback_service(
+                axum::routing::any(|| async { StatusCode::NOT_FOUND })
+                    .layer(g(crate::api::metrics::UNMATCHED, false)),
+            );
+        (app, st, f)
+    }
+
+    async fn call(app: &Router, path: &str, token: Option<&str>) -> (StatusCode, String, String) {
+        let mut req = Request::get(path);
+        if let Some(t) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let resp = app
+            .clone()
+            .oneshot(req.body(Body::empty()).expect("request"))
+            .await
+            .expect("infallible");
+        let status = resp.status();
+        let ctype = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        (status, ctype, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    fn counted(st: &ApiState, route: &str, status: &str) -> u64 {
+        st.shared
+            .http
+            .snapshot()
+            .into_iter()
+            .find(|(r, s, _)| *r == route && s == status)
+            .map_or(0, |(_, _, n)| n)
+    }
+
+    #[tokio::test]
+    async fn a_panic_is_a_json_500_counted_under_its_route() {
+        let (app, st, _f) = guarded_router();
+        let (status, ctype, body) = call(&app, "/boom", None).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(ctype.starts_with("application/json"), "{ctype}");
+        assert!(
+            body.contains("\"internal\"") && body.contains("boom at the handler"),
+            "{body}"
+        );
+        assert_eq!(counted(&st, "/boom", "500"), 1);
+    }
+
+    #[tokio::test]
+    async fn the_token_is_checked_and_each_answer_counted() {
+        let (app, st, _f) = guarded_router();
+        let (status, ctype, body) = call(&app, "/private", None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(
+            ctype.starts_with("application/json") && body.contains("unauthorized"),
+            "{body}"
+        );
+        let (status, _, _) = call(&app, "/private", Some("not-the-token")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let (status, _, body) = call(&app, "/private", Some(TOKEN)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(counted(&st, "/private", "401"), 2);
+        assert_eq!(counted(&st, "/private", "200"), 1);
+        // The fallback's bare 404 becomes a JSON error, counted as unmatched.
+        let (status, ctype, body) = call(&app, "/nowhere", None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(
+            ctype.starts_with("application/json") && body.contains("not_found"),
+            "{body}"
+        );
+        assert_eq!(counted(&st, crate::api::metrics::UNMATCHED, "404"), 1);
+    }
+
+    #[tokio::test]
+    async fn past_the_deadline_is_a_json_503_counted_under_its_route() {
+        let (app, st, _f) = guarded_router();
+        let (status, ctype, body) = call(&app, "/slow", None).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            ctype.starts_with("application/json") && body.contains("timeout"),
+            "{body}"
+        );
+        assert_eq!(counted(&st, "/slow", "503"), 1);
+    }
+}
