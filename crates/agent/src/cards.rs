@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use crate::jobs::{blocking, lock, stopped};
+use crate::jobs::{lock, stopped};
 use crate::state::AppState;
 
 /// Barcodes per build transaction (~20–40 ms of the writer).
@@ -82,9 +82,11 @@ pub async fn build_pass(state: &AppState, stop: &watch::Receiver<bool>) -> Resul
         let catalog = state.catalog.clone();
         let store = state.config.store.id.clone();
         let from = after.clone();
-        let batch = blocking(move || lock(&catalog).build_cards(&store, &from, BATCH))
-            .await?
-            .map_err(|e| e.to_string())?;
+        let batch = crate::priority::background("cards", move || {
+            lock(&catalog).build_cards(&store, &from, BATCH)
+        })
+        .await?
+        .map_err(|e| e.to_string())?;
         built += batch.built;
         match batch.next {
             Some(next) => after = next,

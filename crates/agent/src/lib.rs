@@ -8,6 +8,7 @@ pub mod config;
 pub mod daemon;
 pub mod intake;
 pub mod jobs;
+pub mod priority;
 pub mod scheduler;
 pub mod state;
 pub mod status;

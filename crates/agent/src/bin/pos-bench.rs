@@ -659,6 +659,8 @@ fn main() -> anyhow::Result<()> {
             let n = a.price_batch;
             let products = a.products;
             std::thread::spawn(move || {
+                // As lojad's download job applies pages.
+                lojad::priority::lower_this_thread();
                 let t = Instant::now();
                 let r = apply_all(
                     &state,

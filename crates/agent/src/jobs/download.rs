@@ -179,7 +179,8 @@ async fn apply(
 ) -> Result<u64, String> {
     let catalog = ctx.state.catalog.clone();
     let journal = ctx.state.journal.clone();
-    blocking(move || {
+    // At background priority: a POS lookup on the same core goes first.
+    crate::priority::background("apply", move || {
         let t0 = Instant::now();
         let applied = lock(&catalog).apply_checked_page(entity, &page);
         let duration_ms = fetch_ms + t0.elapsed().as_millis() as u64;
