@@ -220,11 +220,11 @@ mod tests {
     use std::time::Duration;
 
     use axum::Router;
+    use axum::http::Method;
     use axum::routing::get;
-    use tower::ServiceExt as _;
 
     use super::*;
-    use crate::api::tests::{TOKEN, fixture};
+    use crate::api::tests::{Answer, TOKEN, assert_error, call_raw, fixture};
     use crate::api::{ApiOptions, ReadMode};
 
     /// A router of three guarded routes (one panics, one needs a token, one
@@ -268,27 +268,8 @@ mod tests {
         (app, st, f)
     }
 
-    async fn call(app: &Router, path: &str, token: Option<&str>) -> (StatusCode, String, String) {
-        let mut req = Request::get(path);
-        if let Some(t) = token {
-            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
-        }
-        let resp = app
-            .clone()
-            .oneshot(req.body(Body::empty()).expect("request"))
-            .await
-            .expect("infallible");
-        let status = resp.status();
-        let ctype = resp
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
-        let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
-            .await
-            .expect("body");
-        (status, ctype, String::from_utf8_lossy(&body).into_owned())
+    async fn call(app: &Router, path: &str, token: Option<&str>) -> Answer {
+        call_raw(app, Method::GET, path, token, None, Vec::new()).await
     }
 
     fn counted(st: &ApiState, route: &str, status: &str) -> u64 {
@@ -303,37 +284,34 @@ mod tests {
     #[tokio::test]
     async fn a_panic_is_a_json_500_counted_under_its_route() {
         let (app, st, _f) = guarded_router();
-        let (status, ctype, body) = call(&app, "/boom", None).await;
-        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
-        assert!(ctype.starts_with("application/json"), "{ctype}");
-        assert!(
-            body.contains("\"internal\"") && body.contains("boom at the handler"),
-            "{body}"
-        );
+        let a = call(&app, "/boom", None).await;
+        assert_error(&a, StatusCode::INTERNAL_SERVER_ERROR, "internal");
+        assert!(a.text.contains("boom at the handler"), "{}", a.text);
         assert_eq!(counted(&st, "/boom", "500"), 1);
     }
 
     #[tokio::test]
     async fn the_token_is_checked_and_each_answer_counted() {
         let (app, st, _f) = guarded_router();
-        let (status, ctype, body) = call(&app, "/private", None).await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED);
-        assert!(
-            ctype.starts_with("application/json") && body.contains("unauthorized"),
-            "{body}"
+        assert_error(
+            &call(&app, "/private", None).await,
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
         );
-        let (status, _, _) = call(&app, "/private", Some("not-the-token")).await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED);
-        let (status, _, body) = call(&app, "/private", Some(TOKEN)).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_error(
+            &call(&app, "/private", Some("not-the-token")).await,
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+        );
+        let a = call(&app, "/private", Some(TOKEN)).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
         assert_eq!(counted(&st, "/private", "401"), 2);
         assert_eq!(counted(&st, "/private", "200"), 1);
         // The fallback's bare 404 becomes a JSON error, counted as unmatched.
-        let (status, ctype, body) = call(&app, "/nowhere", None).await;
-        assert_eq!(status, StatusCode::NOT_FOUND);
-        assert!(
-            ctype.starts_with("application/json") && body.contains("not_found"),
-            "{body}"
+        assert_error(
+            &call(&app, "/nowhere", None).await,
+            StatusCode::NOT_FOUND,
+            "not_found",
         );
         assert_eq!(counted(&st, crate::api::metrics::UNMATCHED, "404"), 1);
     }
@@ -341,11 +319,10 @@ mod tests {
     #[tokio::test]
     async fn past_the_deadline_is_a_json_503_counted_under_its_route() {
         let (app, st, _f) = guarded_router();
-        let (status, ctype, body) = call(&app, "/slow", None).await;
-        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-        assert!(
-            ctype.starts_with("application/json") && body.contains("timeout"),
-            "{body}"
+        assert_error(
+            &call(&app, "/slow", None).await,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
         );
         assert_eq!(counted(&st, "/slow", "503"), 1);
     }

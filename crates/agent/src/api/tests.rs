@@ -313,7 +313,7 @@ pub async fn post(app: &Router, path: &str, body: &Value) -> Answer {
     .await
 }
 
-fn assert_error(a: &Answer, status: StatusCode, code: &str) {
+pub fn assert_error(a: &Answer, status: StatusCode, code: &str) {
     assert_eq!(a.status, status, "{}", a.text);
     assert!(
         a.content_type.starts_with("application/json"),
