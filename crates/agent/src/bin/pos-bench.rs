@@ -176,23 +176,15 @@ fn direct_probe(
     Ok(())
 }
 
-/// Builds every missing product card as lojad's card task does (batches of
-/// `lojad::cards::BATCH`), and says how long it took.
-fn build_cards(state: &AppState) -> anyhow::Result<()> {
+/// Builds every missing product card with lojad's own card pass
+/// (`lojad::cards::build_pass`: batches at background priority), and says
+/// how long it took.
+fn build_cards(client: &tokio::runtime::Runtime, state: &AppState) -> anyhow::Result<()> {
     let t = Instant::now();
-    let (mut after, mut built) = (String::new(), 0);
-    loop {
-        let batch = state
-            .catalog
-            .lock()
-            .map_err(|_| anyhow::anyhow!("catalog poisoned"))?
-            .build_cards(STORE, &after, lojad::cards::BATCH)?;
-        built += batch.built;
-        match batch.next {
-            Some(next) => after = next,
-            None => break,
-        }
-    }
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let built = client
+        .block_on(lojad::cards::build_pass(state, &stop))
+        .map_err(|e| anyhow::anyhow!("building product cards: {e}"))?;
     let secs = t.elapsed().as_secs_f64();
     // Steady state: lojad's checkpointer copies the new pages from the WAL
     // into the file within a second; until then readers find them through
@@ -588,7 +580,7 @@ fn main() -> anyhow::Result<()> {
         &tables,
         Some(&health),
     );
-    build_cards(&state)?;
+    build_cards(&client, &state)?;
     {
         let reader = CatalogReader::open(&dir)?;
         direct_probe(
@@ -651,7 +643,7 @@ fn main() -> anyhow::Result<()> {
     for (round, (mode, addr)) in addrs.iter().enumerate() {
         // The batch drops the cards of every product it prices: each round
         // starts with all cards built, as lojad's card task leaves them.
-        build_cards(&state)?;
+        build_cards(&client, &state)?;
         let done = Arc::new(AtomicBool::new(false));
         let applier = {
             let state = state.clone();
