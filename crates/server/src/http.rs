@@ -441,10 +441,10 @@ fn accepts_zstd(headers: &HeaderMap) -> bool {
             it.next()
                 .is_some_and(|c| c.trim().eq_ignore_ascii_case("zstd"))
                 && !it.any(|p| {
-                    p.trim()
-                        .strip_prefix("q=")
-                        .and_then(|q| q.trim().parse::<f32>().ok())
-                        == Some(0.0)
+                    p.split_once('=').is_some_and(|(k, q)| {
+                        k.trim().eq_ignore_ascii_case("q")
+                            && q.trim().parse::<f32>().ok() == Some(0.0)
+                    })
                 })
         })
 }
@@ -769,6 +769,8 @@ mod tests {
         assert!(!takes("gzip"));
         assert!(!takes("zstd;q=0"));
         assert!(!takes("gzip, zstd; q=0.0"));
+        assert!(!takes("zstd; q = 0"));
+        assert!(!takes("zstd;Q=0.000"));
         assert!(!accepts_zstd(&HeaderMap::new()));
     }
 }
