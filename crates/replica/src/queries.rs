@@ -767,7 +767,7 @@ pub(crate) mod tests {
     use crate::error::ReplicaError;
     use serde_json::json;
 
-    pub(crate) fn load(c: &mut Catalog, entity: &str, rows: Vec<Value>) {
+    fn load(c: &mut Catalog, entity: &str, rows: Vec<Value>) {
         let e = ent(entity);
         let after = c.watermark(e).unwrap().0;
         c.apply_page(e, &page(entity, after, rows.into_iter().map(up).collect()))

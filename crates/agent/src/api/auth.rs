@@ -44,9 +44,7 @@ impl Tokens {
         }
         found
     }
-}
 
-impl Tokens {
     /// The terminal whose token `req` presents (`Authorization: Bearer …`).
     pub fn terminal_for_request(&self, req: &Request) -> Option<&std::sync::Arc<str>> {
         let presented = req
