@@ -17,32 +17,15 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::scratch::{keep_temp, unique_dir};
 use anyhow::{Context, anyhow, bail};
 use loja_protocol::{BatchAck, DocumentBatch, Events, FeedItem, FeedPage};
 use serde_json::{Value, json};
 
 /// How long `start` waits for the server to report its port.
 pub const START_TIMEOUT: Duration = Duration::from_secs(10);
-
-static COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// A fresh, unique directory under the system temp dir.
-pub fn temp_dir(prefix: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let dir = std::env::temp_dir().join(format!(
-        "loja-e2e-{prefix}-{}-{}-{nanos}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::create_dir_all(&dir);
-    dir
-}
 
 /// The `e2e-retaguarda-server` binary: `$LOJA_E2E_RETAGUARDA_BIN`, else next
 /// to the test executable (see [`e2e_bin`]).
@@ -155,7 +138,7 @@ impl CentralBuilder {
                 std::fs::create_dir_all(&d)?;
                 (d, false)
             }
-            None => (temp_dir("central"), true),
+            None => (unique_dir("central"), true),
         };
         let db = dir.join("c.db");
         if let Some((products, customers, stock, seed)) = self.catalog {
@@ -623,7 +606,7 @@ impl Central {
 impl Drop for Central {
     fn drop(&mut self) {
         self.kill();
-        if self.owned && std::env::var_os("LOJA_KEEP_TEMP").is_none() {
+        if self.owned && !keep_temp() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }

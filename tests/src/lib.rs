@@ -2,4 +2,5 @@
 //! loopback ports chosen at run time, and talks to them over HTTP.
 
 pub mod central;
+pub mod scratch;
 pub mod store;

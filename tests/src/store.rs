@@ -28,7 +28,7 @@ use rusqlite::OpenFlags;
 use rusqlite::types::ValueRef;
 use serde_json::{Map, Value};
 
-use crate::central::{Answer, Central, temp_dir};
+use crate::central::{Answer, Central};
 
 /// How long `start` waits for lojad to report its POS address.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -108,7 +108,7 @@ impl StoreBuilder {
             Some(b) => b,
             None => lojad_bin()?,
         };
-        let dir = temp_dir("lojad");
+        let dir = crate::scratch::unique_dir("lojad");
         let data_dir = dir.join("data");
         let mut tasks_line = String::new();
         if !self.tasks.is_empty() {
@@ -590,7 +590,7 @@ pub struct TicketRow {
 impl Drop for Store {
     fn drop(&mut self) {
         self.kill();
-        if std::env::var_os("LOJA_KEEP_TEMP").is_none() {
+        if !crate::scratch::keep_temp() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }

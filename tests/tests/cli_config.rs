@@ -2,6 +2,7 @@
 //! file/line, secrets are masked, every subcommand's `--help` has an example,
 //! exit codes are the documented ones.
 
+use loja_e2e::scratch::ScratchDir;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -46,8 +47,8 @@ token = "pos-secret-token-AB"
     )
 }
 
-fn setup(name: &str, text: &str) -> (PathBuf, PathBuf) {
-    let dir = loja_e2e::central::temp_dir(name);
+fn setup(name: &str, text: &str) -> (ScratchDir, PathBuf) {
+    let dir = ScratchDir::new(name);
     let path = dir.join("lojad.toml");
     std::fs::write(&path, text).unwrap();
     (dir, path)
@@ -55,8 +56,8 @@ fn setup(name: &str, text: &str) -> (PathBuf, PathBuf) {
 
 #[test]
 fn unknown_key_names_the_key_file_and_line() {
-    let dir = loja_e2e::central::temp_dir("cfg-unknown");
-    let (_, path) = setup(
+    let dir = ScratchDir::new("cfg-unknown");
+    let (_scratch, path) = setup(
         "cfg-unknown",
         &good_config(&dir).replace("listen = ", "lisen = "),
     );
@@ -70,8 +71,8 @@ fn unknown_key_names_the_key_file_and_line() {
 
 #[test]
 fn wrong_value_names_the_key_and_line() {
-    let dir = loja_e2e::central::temp_dir("cfg-value");
-    let (_, path) = setup(
+    let dir = ScratchDir::new("cfg-value");
+    let (_scratch, path) = setup(
         "cfg-value",
         &good_config(&dir).replace("\"127.0.0.1:7878\"", "\"localhost:port\""),
     );
@@ -80,7 +81,7 @@ fn wrong_value_names_the_key_and_line() {
     assert_eq!(o.status.code(), Some(2), "{t}");
     assert!(t.contains("pos.listen") && t.contains("line 10"), "{t}");
 
-    let (_, path) = setup(
+    let (_scratch, path) = setup(
         "cfg-https",
         &good_config(&dir).replace("http://127.0.0.1:9", "http://central.example.com"),
     );
@@ -92,8 +93,8 @@ fn wrong_value_names_the_key_and_line() {
 
 #[test]
 fn env_override_applies_and_a_bad_one_names_the_variable() {
-    let dir = loja_e2e::central::temp_dir("cfg-env");
-    let (_, path) = setup("cfg-env", &good_config(&dir));
+    let dir = ScratchDir::new("cfg-env");
+    let (_scratch, path) = setup("cfg-env", &good_config(&dir));
     let o = Command::new(LOJAD)
         .args(["--json", "config", "show"])
         .env("LOJAD_CONFIG", &path)
@@ -120,8 +121,8 @@ fn env_override_applies_and_a_bad_one_names_the_variable() {
 
 #[test]
 fn config_show_masks_secrets() {
-    let dir = loja_e2e::central::temp_dir("cfg-mask");
-    let (_, path) = setup("cfg-mask", &good_config(&dir));
+    let dir = ScratchDir::new("cfg-mask");
+    let (_scratch, path) = setup("cfg-mask", &good_config(&dir));
     for args in [&["config", "show"][..], &["--json", "config", "show"][..]] {
         let o = lojad(&path, args);
         let t = text(&o);
@@ -137,7 +138,7 @@ fn config_show_masks_secrets() {
 
 #[test]
 fn missing_config_is_a_usage_error_that_says_what_to_do() {
-    let dir = loja_e2e::central::temp_dir("cfg-missing");
+    let dir = ScratchDir::new("cfg-missing");
     let o = lojad(&dir.join("nope.toml"), &["status"]);
     let t = text(&o);
     assert_eq!(o.status.code(), Some(2), "{t}");
@@ -146,7 +147,7 @@ fn missing_config_is_a_usage_error_that_says_what_to_do() {
 
 #[test]
 fn init_writes_a_private_config_and_prints_the_generated_pos_token_once() {
-    let dir = loja_e2e::central::temp_dir("cfg-init");
+    let dir = ScratchDir::new("cfg-init");
     let path = dir.join("etc/lojad.toml");
     let data = dir.join("data");
     let o = Command::new(LOJAD)

@@ -2,6 +2,7 @@
 //! config path, answers `/v1/health` and a barcode lookup, works with
 //! `lojad --config PATH status` from outside, and exits cleanly on SIGTERM.
 
+use loja_e2e::scratch::ScratchDir;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -19,7 +20,7 @@ fn free_port() -> u16 {
 
 #[test]
 fn demo_runs_a_store_and_stops_on_sigterm() {
-    let dir = loja_e2e::central::temp_dir("demo");
+    let dir = ScratchDir::new("demo");
     let port = free_port();
     let mut child = Command::new(LOJAD)
         .arg("demo")
@@ -136,5 +137,4 @@ fn demo_runs_a_store_and_stops_on_sigterm() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(code.success(), "demo exited with {code:?}");
-    let _ = std::fs::remove_dir_all(dir);
 }

@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use loja_e2e::central::{Central, temp_dir};
+use loja_e2e::central::Central;
+use loja_e2e::scratch::ScratchDir;
 
 const LOJAD: &str = env!("CARGO_BIN_EXE_e2e-lojad");
 
@@ -61,7 +62,7 @@ fn check<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value
 
 #[test]
 fn doctor_reports_a_data_dir_that_is_a_file() {
-    let dir = temp_dir("doctor-file");
+    let dir = ScratchDir::new("doctor-file");
     let file = dir.join("not-a-dir");
     std::fs::write(&file, b"x").unwrap();
     let config = write_config(&dir, &file, "http://127.0.0.1:9", "store-token");
@@ -82,7 +83,7 @@ fn doctor_reports_a_data_dir_that_is_a_file() {
 
 #[test]
 fn doctor_reports_a_corrupt_replica() {
-    let dir = temp_dir("doctor-corrupt");
+    let dir = ScratchDir::new("doctor-corrupt");
     let data = dir.join("data");
     std::fs::create_dir_all(&data).unwrap();
     std::fs::write(data.join("replica.db"), vec![0x5a; 64 * 1024]).unwrap();
@@ -106,7 +107,7 @@ fn doctor_passes_on_a_healthy_store_and_tasks_switch_round_trips() {
         .store("loja-1", "master", "store-token-1")
         .start()
         .unwrap();
-    let dir = temp_dir("doctor-ok");
+    let dir = ScratchDir::new("doctor-ok");
     let data = dir.join("data");
     let config = write_config(&dir, &data, central.url(), "store-token-1");
     std::fs::create_dir_all(&data).unwrap();
@@ -156,12 +157,8 @@ fn doctor_passes_on_a_healthy_store_and_tasks_switch_round_trips() {
     // A sync against the live central works; against a dead one it exits 3.
     let o = lojad(&config, &["sync", "states", "cities"]);
     assert!(o.status.success(), "{}", text(&o));
-    let dead = write_config(
-        &temp_dir("doctor-dead"),
-        &data,
-        "http://127.0.0.1:9",
-        "store-token-1",
-    );
+    let dead_dir = ScratchDir::new("doctor-dead");
+    let dead = write_config(&dead_dir, &data, "http://127.0.0.1:9", "store-token-1");
     let o = lojad(&dead, &["sync", "states"]);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     let o = lojad(&config, &["--json", "log", "--limit", "5"]);

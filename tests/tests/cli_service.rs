@@ -1,13 +1,14 @@
 //! `lojad service install --root DIR` renders the systemd unit with the real
 //! paths and the hardening; `systemd-analyze verify` accepts it when present.
 
+use loja_e2e::scratch::ScratchDir;
 use std::process::Command;
 
 const LOJAD: &str = env!("CARGO_BIN_EXE_e2e-lojad");
 
 #[test]
 fn service_install_renders_a_hardened_unit() {
-    let root = loja_e2e::central::temp_dir("svc-root");
+    let root = ScratchDir::new("svc-root");
     let config = root.join("lojad.toml");
     let o = Command::new(LOJAD)
         .arg("--config")

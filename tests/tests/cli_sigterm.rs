@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use loja_e2e::central::{Central, temp_dir};
+use loja_e2e::central::Central;
+use loja_e2e::scratch::ScratchDir;
 
 const LOJAD: &str = env!("CARGO_BIN_EXE_e2e-lojad");
 const STORE: &str = "loja-term";
@@ -119,7 +120,7 @@ fn sigterm_during_sync_leaves_the_replica_consistent() {
         .unwrap();
     rt.block_on(central.add_exception(STORE)).unwrap();
 
-    let dir = temp_dir("sigterm");
+    let dir = ScratchDir::new("sigterm");
     let config = write_config(&dir, central.url());
     let replica = dir.join("data/replica.db");
     let mut child = Command::new(LOJAD)
@@ -192,7 +193,7 @@ fn sigterm_during_sync_leaves_the_replica_consistent() {
 
     // Resume; compare with a store synced in one go.
     sync(&config);
-    let fresh_dir = temp_dir("sigterm-fresh");
+    let fresh_dir = ScratchDir::new("sigterm-fresh");
     let fresh = write_config(&fresh_dir, central.url());
     sync(&fresh);
     let resumed = dump(&replica);

@@ -6,7 +6,8 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use loja_e2e::central::{Central, temp_dir};
+use loja_e2e::central::Central;
+use loja_e2e::scratch::ScratchDir;
 use loja_e2e::store::{POS_TOKEN, Store};
 
 const STORE: &str = "loja1";
@@ -34,7 +35,7 @@ fn chromium() -> Option<String> {
 /// `chromium --headless --dump-dom URL`: the DOM after the page's scripts
 /// ran (virtual time lets its fetch and timers run without waiting).
 fn dump_dom(browser: &str, url: &str) -> anyhow::Result<String> {
-    let profile = temp_dir("chromium-profile");
+    let profile = ScratchDir::new("chromium-profile");
     let mut child = Command::new(browser)
         .args([
             "--headless",
@@ -81,7 +82,6 @@ fn dump_dom(browser: &str, url: &str) -> anyhow::Result<String> {
     };
     let dom = out.join().unwrap_or_default();
     let log = err.join().unwrap_or_default();
-    let _ = std::fs::remove_dir_all(&profile);
     anyhow::ensure!(
         status.success() && !dom.is_empty(),
         "chromium failed ({status}): {log}"

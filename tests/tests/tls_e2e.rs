@@ -5,7 +5,8 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
-use loja_e2e::central::{Central, Tls, temp_dir};
+use loja_e2e::central::{Central, Tls};
+use loja_e2e::scratch::ScratchDir;
 use loja_e2e::store::Store;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SanType};
 
@@ -43,7 +44,7 @@ fn make_pki(dir: &Path) -> Tls {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lojad_syncs_over_tls_with_the_chains_ca_and_refuses_without_it() {
-    let pki_dir = temp_dir("pki");
+    let pki_dir = ScratchDir::new("pki");
     let tls = make_pki(&pki_dir);
     let central = Central::builder()
         .catalog(200, 50)
@@ -88,5 +89,4 @@ async fn lojad_syncs_over_tls_with_the_chains_ca_and_refuses_without_it() {
     assert_eq!(store.replica_count("products").expect("count"), 200);
     assert_eq!(store.replica_count("barcodes").expect("count"), 400);
     assert_eq!(store.replica_count("customers").expect("count"), 50);
-    let _ = std::fs::remove_dir_all(&pki_dir);
 }

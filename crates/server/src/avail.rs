@@ -265,11 +265,8 @@ mod tests {
 
     #[test]
     fn hold_rules() {
-        let dir =
-            std::env::temp_dir().join(format!("retaguarda-unit-avail-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let db = Db::open(&dir.join("c.db")).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("c.db")).unwrap();
         let stock = entity_named("stock").unwrap();
         let pending = Pending::default();
         db.write(|tx| {

@@ -765,17 +765,15 @@ mod tests {
 
     #[test]
     fn deterministic_and_complete() {
-        let dir = std::env::temp_dir().join(format!("retaguarda-unit-gen-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = tempfile::tempdir().unwrap();
         let spec = CatalogSpec {
             products: 50,
             customers: 20,
             stock: true,
             seed: 7,
         };
-        let a = generate(&dir.join("a.db"), &spec).unwrap();
-        let b = generate(&dir.join("b.db"), &spec).unwrap();
+        let a = generate(&dir.path().join("a.db"), &spec).unwrap();
+        let b = generate(&dir.path().join("b.db"), &spec).unwrap();
         assert_eq!(a.entities, b.entities);
         assert_eq!(
             a.entities
@@ -797,9 +795,12 @@ mod tests {
                 .map(Result::unwrap)
                 .collect()
         };
-        assert_eq!(dump(&dir.join("a.db")), dump(&dir.join("b.db")));
+        assert_eq!(
+            dump(&dir.path().join("a.db")),
+            dump(&dir.path().join("b.db"))
+        );
         // Running it again changes nothing (identical upserts take no sequence).
-        let again = generate(&dir.join("a.db"), &spec).unwrap();
+        let again = generate(&dir.path().join("a.db"), &spec).unwrap();
         assert_eq!(again.last_seq, a.last_seq);
     }
 }

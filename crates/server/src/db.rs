@@ -209,17 +209,16 @@ pub fn now_unix() -> i64 {
 mod tests {
     use super::*;
 
-    pub fn temp_db(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("retaguarda-unit-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir.join("c.db")
+    /// A database path in a fresh directory, removed when the guard drops.
+    fn temp_db() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        (dir, path)
     }
 
     #[test]
     fn migrates_once_and_reopens() {
-        let path = temp_db("migrate");
+        let (_dir, path) = temp_db();
         let db = Db::open(&path).unwrap();
         let v: i64 = db
             .read(|c| {
@@ -236,7 +235,7 @@ mod tests {
 
     #[test]
     fn feed_query_uses_the_entity_index() {
-        let path = temp_db("plan");
+        let (_dir, path) = temp_db();
         let db = Db::open(&path).unwrap();
         let plan: String = db
             .read(|c| {

@@ -170,10 +170,8 @@ mod tests {
 
     #[test]
     fn pages_visibility_and_tombstones() {
-        let dir = std::env::temp_dir().join(format!("retaguarda-unit-feed-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let db = Db::open(&dir.join("c.db")).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("c.db")).unwrap();
         let prices = entity_named("prices").unwrap();
         db.write(|tx| {
             for (id, t) in [("a", "token-aaaa"), ("b", "token-bbbb")] {

@@ -269,11 +269,8 @@ mod tests {
 
     #[test]
     fn hierarchy_and_scope() {
-        let dir =
-            std::env::temp_dir().join(format!("retaguarda-unit-nodes-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let db = Db::open(&dir.join("c.db")).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("c.db")).unwrap();
         db.write(|tx| {
             upsert_node(tx, &node("sul", "master", NodeKind::Central, None))?;
             upsert_node(

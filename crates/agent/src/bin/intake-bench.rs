@@ -102,8 +102,10 @@ fn config(
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let dir = std::env::temp_dir().join(format!("loja-intake-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
+    let scratch = tempfile::Builder::new()
+        .prefix("loja-intake-bench-")
+        .tempdir()?;
+    let dir = scratch.path().to_path_buf();
 
     // ---- raw fsync'd single-row inserts, same disk ----
     let raw = raw_fsync_inserts(&dir.join("raw.db"), args.raw_inserts)?;
@@ -218,7 +220,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
         total as f64 / drain_secs,
         run.outcome
     );
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 

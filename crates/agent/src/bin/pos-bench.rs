@@ -439,7 +439,8 @@ fn report(name: &str, l: &Load, baseline: Option<&Load>) {
 
 fn main() -> anyhow::Result<()> {
     let a = <Args as clap::Parser>::parse();
-    let dir = tempfile_dir()?;
+    let scratch = tempfile::Builder::new().prefix("pos-bench-").tempdir()?;
+    let dir = scratch.path().to_path_buf();
     let config: Config = serde_json::from_value(json!({
         "store": {"id": STORE, "data_dir": dir},
         "central": {"url": "http://127.0.0.1:9", "token": "x"},
@@ -722,7 +723,6 @@ fn main() -> anyhow::Result<()> {
     }
     server.shutdown_timeout(Duration::from_secs(1));
     drop(state);
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 
@@ -941,14 +941,4 @@ fn probe_sqlite(dir: &std::path::Path, barcodes: &[String]) -> anyhow::Result<()
         );
     }
     Ok(())
-}
-
-fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!(
-        "pos-bench-{}-{}",
-        std::process::id(),
-        fastrand::u64(..)
-    ));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
 }

@@ -89,8 +89,10 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let lojad = lojad_bin()?;
-    let dir = std::env::temp_dir().join(format!("loja-sync-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
+    let scratch = tempfile::Builder::new()
+        .prefix("loja-sync-bench-")
+        .tempdir()?;
+    let dir = scratch.path().to_path_buf();
     let db = dir.join("central.db");
 
     println!(
@@ -213,10 +215,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     println!(
         "bench process peak RSS      {server_rss_mb:.0} MB   (central in-process + generator + baseline)"
     );
-    if !args.keep {
-        let _ = std::fs::remove_dir_all(&dir);
-    } else {
-        println!("kept {}", dir.display());
+    if args.keep {
+        println!("kept {}", scratch.keep().display());
     }
     Ok(())
 }
