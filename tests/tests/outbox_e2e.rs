@@ -198,7 +198,11 @@ async fn sigkill_at_random_points_loses_and_doubles_nothing() {
                         {
                             mine.push(id.to_string())
                         }
-                        Ok(resp) => panic!("unexpected answer {}", resp.status()),
+                        Ok(resp) => {
+                            let status = resp.status();
+                            let body = resp.text().await.unwrap_or_default();
+                            panic!("unexpected answer {status}: {body}")
+                        }
                         Err(_) => break, // lojad is gone: this one was never acknowledged
                     }
                 }
