@@ -443,3 +443,18 @@ async fn central_down_the_store_keeps_running_and_catches_up() {
         .unwrap();
     assert!(store.is_running());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_run_by_hand_builds_the_product_cards() {
+    let central = central_with(400, 50);
+    central.release_everything().await.unwrap();
+    let store = Store::builder(central.url(), STORE, TOKEN)
+        .build()
+        .expect("config");
+    store.sync(&[]).expect("lojad sync");
+    let barcodes = store.replica_count("barcodes").unwrap();
+    assert!(barcodes >= 400, "barcodes: {barcodes}");
+    // Every barcode has its card when `lojad sync` returns: a POS served by
+    // a service running beside it answers from cards at once.
+    assert_eq!(store.card_count().unwrap(), barcodes);
+}

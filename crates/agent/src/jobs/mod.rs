@@ -252,7 +252,7 @@ pub async fn sync_once(config: &Config, entities: &[String]) -> anyhow::Result<V
             .collect::<anyhow::Result<_>>()?
     };
     let tasks = crate::tasks::load(config)?;
-    let (ctx, _stop) = open_ctx(config).await?;
+    let (ctx, stop) = open_ctx(config).await?;
     // Entities download side by side, as the daemon's jobs do: while one
     // entity's page is applied, another's is fetched, so neither the central
     // nor the replica writer waits on the other. Pages in flight stay bounded
@@ -278,7 +278,33 @@ pub async fn sync_once(config: &Config, entities: &[String]) -> anyhow::Result<V
         }
         runs[i] = Some(run);
     }
-    Ok(runs.into_iter().flatten().collect())
+    let runs: Vec<JobRun> = runs.into_iter().flatten().collect();
+    // The POS may be answering from this replica right now (the service
+    // running beside a sync run by hand): the cards these downloads dropped
+    // are built before returning, not at the service's next recheck, so its
+    // lookups are fast again when the technician sees the result. A failed
+    // build fails nothing: until a card exists the lookup reads the tables.
+    let dropped_cards = runs.iter().any(|r| {
+        r.rows > 0 && entity_named(&r.subject).is_some_and(loja_replica::feeds_product_cards)
+    });
+    if dropped_cards {
+        let t0 = Instant::now();
+        match crate::cards::build_pass(&ctx.state, &stop.subscribe()).await {
+            Ok(built) => tracing::info!(
+                built,
+                duration_ms = t0.elapsed().as_millis() as u64,
+                outcome = "ok",
+                "product cards"
+            ),
+            Err(e) => tracing::warn!(
+                duration_ms = t0.elapsed().as_millis() as u64,
+                outcome = "failed",
+                error = %e,
+                "product cards: the POS lookup reads the tables until the service builds them"
+            ),
+        }
+    }
+    Ok(runs)
 }
 
 /// Download jobs `lojad sync` runs at once.
