@@ -39,7 +39,8 @@ pub async fn keep_built(state: AppState, mut stop: watch::Receiver<bool>) {
         tokio::select! {
             _ = state.cards_wake.notified() => {}
             // A `lojad sync` run by hand in another process drops cards
-            // without waking this task.
+            // without waking this task (it rebuilds them before it returns,
+            // unless it is interrupted first).
             _ = tokio::time::sleep(RECHECK) => {}
             _ = stopped(&mut stop) => return,
         }
@@ -54,21 +55,27 @@ pub async fn keep_built(state: AppState, mut stop: watch::Receiver<bool>) {
                 _ = stopped(&mut stop) => return,
             }
         }
-        let t0 = Instant::now();
-        match build_pass(&state, &stop).await {
-            Ok(built) => tracing::info!(
-                built,
-                duration_ms = t0.elapsed().as_millis() as u64,
-                outcome = "ok",
-                "product cards"
-            ),
-            Err(e) => tracing::warn!(
-                duration_ms = t0.elapsed().as_millis() as u64,
-                outcome = "failed",
-                error = %e,
-                "product cards"
-            ),
-        }
+        run_pass(&state, &stop).await;
+    }
+}
+
+/// One build pass and its log line (`built`, `duration_ms`, `outcome`). A
+/// failed pass fails nothing: until a card exists the lookup reads the tables.
+pub async fn run_pass(state: &AppState, stop: &watch::Receiver<bool>) {
+    let t0 = Instant::now();
+    match build_pass(state, stop).await {
+        Ok(built) => tracing::info!(
+            built,
+            duration_ms = t0.elapsed().as_millis() as u64,
+            outcome = "ok",
+            "product cards"
+        ),
+        Err(e) => tracing::warn!(
+            duration_ms = t0.elapsed().as_millis() as u64,
+            outcome = "failed",
+            error = %e,
+            "product cards: the POS lookup reads the tables until a later pass builds them"
+        ),
     }
 }
 

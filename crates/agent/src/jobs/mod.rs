@@ -282,27 +282,12 @@ pub async fn sync_once(config: &Config, entities: &[String]) -> anyhow::Result<V
     // The POS may be answering from this replica right now (the service
     // running beside a sync run by hand): the cards these downloads dropped
     // are built before returning, not at the service's next recheck, so its
-    // lookups are fast again when the technician sees the result. A failed
-    // build fails nothing: until a card exists the lookup reads the tables.
+    // lookups are fast again when the technician sees the result.
     let dropped_cards = runs.iter().any(|r| {
         r.rows > 0 && entity_named(&r.subject).is_some_and(loja_replica::feeds_product_cards)
     });
     if dropped_cards {
-        let t0 = Instant::now();
-        match crate::cards::build_pass(&ctx.state, &stop.subscribe()).await {
-            Ok(built) => tracing::info!(
-                built,
-                duration_ms = t0.elapsed().as_millis() as u64,
-                outcome = "ok",
-                "product cards"
-            ),
-            Err(e) => tracing::warn!(
-                duration_ms = t0.elapsed().as_millis() as u64,
-                outcome = "failed",
-                error = %e,
-                "product cards: the POS lookup reads the tables until the service builds them"
-            ),
-        }
+        crate::cards::run_pass(&ctx.state, &stop.subscribe()).await;
     }
     Ok(runs)
 }
