@@ -86,6 +86,10 @@ pub fn feeds_product_cards(entity: &Entity) -> bool {
     SOURCES.iter().any(|(e, _)| *e == entity.name)
 }
 
+/// The card columns both reads select, in this order.
+const CARD_COLUMNS: &str =
+    "barcode, store, format, head, price_list, price, promo_price, promo_until, tail";
+
 /// Appends the answer for `barcode` from its card, when it has one that is
 /// current for `store`. False (and `out` untouched) otherwise.
 pub(crate) fn write(
@@ -96,43 +100,79 @@ pub(crate) fn write(
     out: &mut Vec<u8>,
 ) -> Result<bool> {
     let mut stmt = conn
-        .prepare_cached(
-            "SELECT barcode, store, format, head, price_list, price, promo_price, promo_until, tail \
-             FROM product_cards WHERE slot = ?1",
-        )
+        .prepare_cached(&format!(
+            "SELECT {CARD_COLUMNS} FROM product_cards WHERE slot = ?1"
+        ))
         .ctx(path, "query product_cards")?;
     let mut rows = stmt
         .query([slot(barcode)])
         .ctx(path, "query product_cards")?;
-    let Some(r) = rows.next().ctx(path, "query product_cards")? else {
+    match rows.next().ctx(path, "query product_cards")? {
+        Some(r) => write_card(r, Some(barcode), store, out).ctx(path, "read product_cards"),
+        None => Ok(false),
+    }
+}
+
+/// Appends the answer for product `code` from any current card of its
+/// barcodes: the answer names no barcode of its own (it lists them all), so
+/// every card of a product holds the same bytes, and the invariant (current
+/// or absent) holds per product. False when the product has no card (no
+/// barcode, or not built yet): the caller reads the tables.
+pub(crate) fn write_by_product(
+    conn: &Connection,
+    path: &Path,
+    code: &str,
+    store: &str,
+    out: &mut Vec<u8>,
+) -> Result<bool> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {CARD_COLUMNS} FROM product_cards \
+             WHERE product_code = ?1 AND store = ?2 AND format = ?3 LIMIT 1"
+        ))
+        .ctx(path, "query product_cards")?;
+    let mut rows = stmt
+        .query(params![code, store, format()])
+        .ctx(path, "query product_cards")?;
+    match rows.next().ctx(path, "query product_cards")? {
+        Some(r) => write_card(r, None, store, out).ctx(path, "read product_cards"),
+        None => Ok(false),
+    }
+}
+
+/// Writes the answer from a row of [`CARD_COLUMNS`] when the card is for
+/// `barcode` (when given), `store` and this binary's format.
+fn write_card(
+    r: &rusqlite::Row<'_>,
+    barcode: Option<&str>,
+    store: &str,
+    out: &mut Vec<u8>,
+) -> rusqlite::Result<bool> {
+    if let Some(b) = barcode
+        && r.get_ref(0)?.as_str()? != b
+    {
         return Ok(false);
+    }
+    if r.get_ref(1)?.as_str()? != store || r.get::<_, i64>(2)? != format() {
+        return Ok(false);
+    }
+    let price = match r.get::<_, Option<String>>(4)? {
+        Some(price_list) => Some(PriceRow {
+            price_list,
+            price: r.get(5)?,
+            promo: r.get(6)?,
+            until: r.get(7)?,
+        }),
+        None => None,
     };
-    let mut read = || -> rusqlite::Result<bool> {
-        if r.get_ref(0)?.as_str()? != barcode
-            || r.get_ref(1)?.as_str()? != store
-            || r.get::<_, i64>(2)? != format()
-        {
-            return Ok(false);
-        }
-        let price = match r.get::<_, Option<String>>(4)? {
-            Some(price_list) => Some(PriceRow {
-                price_list,
-                price: r.get(5)?,
-                promo: r.get(6)?,
-                until: r.get(7)?,
-            }),
-            None => None,
-        };
-        write_answer(
-            out,
-            r.get_ref(3)?.as_blob()?,
-            price,
-            r.get_ref(8)?.as_blob()?,
-            OffsetDateTime::now_utc(),
-        );
-        Ok(true)
-    };
-    read().ctx(path, "read product_cards")
+    write_answer(
+        out,
+        r.get_ref(3)?.as_blob()?,
+        price,
+        r.get_ref(8)?.as_blob()?,
+        OffsetDateTime::now_utc(),
+    );
+    Ok(true)
 }
 
 /// One batch of [`build`].
@@ -380,6 +420,25 @@ mod tests {
         Some(out)
     }
 
+    /// By product code: from the tables alone, and from a card alone.
+    fn code_from_tables(r: &CatalogReader, code: &str, store: &str) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        let sql = crate::queries::by_code_sql().unwrap();
+        let parts = product_parts(&r.conn, &r.path, sql, code, store).unwrap()?;
+        parts.write(&mut out, OffsetDateTime::now_utc());
+        Some(out)
+    }
+
+    fn code_from_card(r: &CatalogReader, code: &str, store: &str) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        write_by_product(&r.conn, &r.path, code, store, &mut out)
+            .unwrap()
+            .then_some(out)
+    }
+
+    /// Products of the fixture: 3 has no barcode, so no card.
+    const CODES: [&str; 5] = ["1", "2", "3", "K", "N"];
+
     fn from_card(r: &CatalogReader, barcode: &str, store: &str) -> Option<Vec<u8>> {
         let mut out = Vec::new();
         write(&r.conn, &r.path, barcode, store, &mut out)
@@ -420,6 +479,19 @@ mod tests {
             let view = r.product_by_barcode(b, "L1").unwrap().unwrap();
             assert!(view.barcodes.iter().any(|x| x == b));
         }
+        // By code: any card of the product's barcodes holds the same answer.
+        for code in CODES {
+            let tables = code_from_tables(&r, code, "L1").unwrap();
+            match code_from_card(&r, code, "L1") {
+                Some(card) => assert_eq!(
+                    String::from_utf8(card).unwrap(),
+                    String::from_utf8(tables).unwrap(),
+                    "{code}"
+                ),
+                None => assert_eq!(code, "3", "only 3 has no barcode, so no card"),
+            }
+        }
+        assert_eq!(code_from_card(&r, "1", "L2"), None, "another store's card");
         let one = r.product_by_barcode(BARCODES[0], "L1").unwrap().unwrap();
         assert_eq!(one.price.as_ref().unwrap().effective_price, 1499);
         let two = r.product_by_barcode(BARCODES[2], "L1").unwrap().unwrap();
@@ -536,6 +608,19 @@ mod tests {
                 .collect();
             kept.sort();
             assert_eq!(cards_of(&c), kept, "after a change to {entity}");
+            {
+                // By code, too, the change is answered at once.
+                let r = CatalogReader::open(dir.path()).unwrap();
+                for code in CODES {
+                    let mut out = Vec::new();
+                    let found = r.product_json_by_code(code, "L1", &mut out).unwrap();
+                    assert_eq!(
+                        found.then_some(out),
+                        code_from_tables(&r, code, "L1"),
+                        "{entity}: {code}"
+                    );
+                }
+            }
             // The lookup answers the change at once, from the tables, and
             // the next build restores every card, current.
             build_all(&mut c, "L1");

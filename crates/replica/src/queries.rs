@@ -352,6 +352,12 @@ pub(crate) fn by_barcode_sql() -> Result<&'static str> {
     Ok(&lookup()?.by_barcode)
 }
 
+/// The by-code lookup's SQL (the cards' tests compare with it).
+#[cfg(test)]
+pub(crate) fn by_code_sql() -> Result<&'static str> {
+    Ok(&lookup()?.by_code)
+}
+
 fn registry(name: &str) -> Result<&'static Entity> {
     entity_named(name)
         .ok_or_else(|| FieldError::new("entity", format!("{name} is not in the registry")).into())
@@ -586,9 +592,12 @@ impl CatalogReader {
         self.product_json(&lookup()?.by_barcode, barcode, store, out)
     }
 
-    /// [`Self::product_json_by_barcode`] by product code (no card: the
-    /// scanner's lookup is the hot one).
+    /// [`Self::product_json_by_barcode`] by product code: from any card of
+    /// the product's barcodes, else from the tables.
     pub fn product_json_by_code(&self, code: &str, store: &str, out: &mut Vec<u8>) -> Result<bool> {
+        if crate::cards::write_by_product(&self.conn, &self.path, code, store, out)? {
+            return Ok(true);
+        }
         self.product_json(&lookup()?.by_code, code, store, out)
     }
 

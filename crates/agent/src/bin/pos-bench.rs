@@ -462,9 +462,8 @@ fn main() -> anyhow::Result<()> {
     // Baseline 1: the point query straight on SQLite, one thread.
     let reader = CatalogReader::open(&dir)?;
     let mut rng = fastrand::Rng::with_seed(1);
-    let barcodes: Vec<String> = (0..50_000)
-        .map(|_| ean13(rng.usize(..a.products)))
-        .collect();
+    let picks: Vec<usize> = (0..50_000).map(|_| rng.usize(..a.products)).collect();
+    let barcodes: Vec<String> = picks.iter().map(|&i| ean13(i)).collect();
     for b in barcodes.iter().take(2_000) {
         reader
             .product_by_barcode(b, STORE)?
@@ -551,14 +550,21 @@ fn main() -> anyhow::Result<()> {
 
     // Baseline 2: the router in-process (no HTTP, no sockets), one thread:
     // what auth, routing, the reader pool and the JSON answer add to the query.
-    for lookup in [false, true] {
-        in_process(&client, &state, &barcodes, lookup, "from the tables")?;
-    }
     let health_paths = vec!["/v1/health".to_owned()];
     let lookup_paths: Vec<String> = barcodes
         .iter()
         .map(|b| format!("/v1/products/by-barcode/{b}"))
         .collect();
+    // The same products by code (product i has barcode ean13(i)).
+    let code_paths: Vec<String> = picks.iter().map(|i| format!("/v1/products/{i}")).collect();
+    in_process(&client, &state, &health_paths, "health")?;
+    in_process(
+        &client,
+        &state,
+        &lookup_paths,
+        "barcode lookup, from the tables",
+    )?;
+    in_process(&client, &state, &code_paths, "code lookup, from the tables")?;
     let health_reqs = requests(&health_paths, false);
     let lookup_reqs = requests(&lookup_paths, true);
 
@@ -592,7 +598,13 @@ fn main() -> anyhow::Result<()> {
             true,
         )?;
     }
-    in_process(&client, &state, &barcodes, true, "from the card")?;
+    in_process(
+        &client,
+        &state,
+        &lookup_paths,
+        "barcode lookup, from the card",
+    )?;
+    in_process(&client, &state, &code_paths, "code lookup, from a card")?;
     // Warm-up again: the card pages are new to the readers' maps.
     idle_load(inline_addr, &lookup_reqs, 1.0)?;
     let mut idle = Vec::new();
@@ -727,13 +739,12 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// The router in-process (no HTTP, no sockets), one thread, on a router of
-/// its own: health, or the barcode lookup.
+/// its own: `paths` in turn, 20,000 requests.
 fn in_process(
     client: &tokio::runtime::Runtime,
     state: &AppState,
-    barcodes: &[String],
-    lookup: bool,
-    from: &str,
+    paths: &[String],
+    what: &str,
 ) -> anyhow::Result<()> {
     let app = lojad::api::router_with(
         state.clone(),
@@ -742,30 +753,20 @@ fn in_process(
             ..ApiOptions::default()
         },
     );
-    let n = barcodes.len().min(20_000);
+    let n = 20_000;
     let t = client.block_on(async {
         use tower::ServiceExt as _;
         let t = Instant::now();
-        for b in &barcodes[..n] {
-            let path = if lookup {
-                format!("/v1/products/by-barcode/{b}")
-            } else {
-                "/v1/health".to_owned()
-            };
-            let req = axum::http::Request::get(path)
+        for path in paths.iter().cycle().take(n) {
+            let req = axum::http::Request::get(path.as_str())
                 .header("authorization", format!("Bearer {TOKEN}"))
                 .body(axum::body::Body::empty())?;
             let resp = app.clone().oneshot(req).await?;
-            anyhow::ensure!(resp.status() == 200, "in-process: {}", resp.status());
+            anyhow::ensure!(resp.status() == 200, "in-process {path}: {}", resp.status());
             std::hint::black_box(axum::body::to_bytes(resp.into_body(), 1 << 20).await?);
         }
         anyhow::Ok(t.elapsed())
     })?;
-    let what = if lookup {
-        format!("barcode lookup, {from}")
-    } else {
-        "health".to_owned()
-    };
     println!(
         "router in-process, {what} (1 thread): {:.1} µs per request",
         t.as_secs_f64() * 1e6 / n as f64
