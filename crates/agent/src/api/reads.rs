@@ -163,6 +163,7 @@ pub async fn search_products(
     State(st): State<ApiState>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
+    only_params(&params, &["q", "limit"])?;
     let q = params
         .get("q")
         .map(|s| s.trim().to_owned())
@@ -191,6 +192,22 @@ pub async fn search_products(
     Ok(json_response(
         StatusCode::OK,
         &SearchResult { q, limit, items },
+    ))
+}
+
+/// Refuses a query parameter the route does not take, naming it: a POS that
+/// sends `?state=SP` for `?uf=SP` must hear so, not get every city.
+fn only_params(params: &HashMap<String, String>, takes: &[&str]) -> Result<(), ApiError> {
+    let Some(unknown) = params.keys().find(|k| !takes.contains(&k.as_str())) else {
+        return Ok(());
+    };
+    let takes = match takes {
+        [] => "none".to_owned(),
+        _ => takes.join(", "),
+    };
+    Err(ApiError::field(
+        unknown,
+        format!("{unknown}: unknown query parameter; this route takes: {takes}"),
     ))
 }
 
@@ -240,6 +257,7 @@ pub async fn reference(
             names.join(", ")
         )));
     };
+    only_params(&params, if entity == "cities" { &["uf"] } else { &[] })?;
     let uf = match (entity, params.get("uf")) {
         ("cities", Some(uf)) => {
             loja_protocol::check::uf(uf).map_err(|e| ApiError::field("uf", format!("uf: {e}")))?;

@@ -549,6 +549,7 @@ async fn product_search() {
     assert_field(&get(&f.app, "/v1/products?q=a&limit=0").await, "limit");
     assert_field(&get(&f.app, "/v1/products?q=a&limit=101").await, "limit");
     assert_field(&get(&f.app, "/v1/products?q=a&limit=ten").await, "limit");
+    assert_field(&get(&f.app, "/v1/products?q=a&lmit=5").await, "lmit");
 }
 
 #[tokio::test]
@@ -615,6 +616,9 @@ async fn reference_lists_parameters_promotions_and_omni_orders() {
         a.text
     );
     assert_field(&get(&f.app, "/v1/reference/cities?uf=sp").await, "uf");
+    // A parameter the list does not take is named, not ignored.
+    assert_field(&get(&f.app, "/v1/reference/cities?state=SP").await, "state");
+    assert_field(&get(&f.app, "/v1/reference/states?uf=SP").await, "uf");
     let a = get(&f.app, "/v1/reference/lgpd-letter").await;
     assert_eq!(
         a.body["items"],
