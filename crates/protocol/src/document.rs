@@ -64,8 +64,7 @@ impl DocumentKind {
         fn typed<T: for<'de> Deserialize<'de> + Validate>(
             body: &Value,
         ) -> Result<String, FieldError> {
-            let doc: T = serde_json::from_value(body.clone())
-                .map_err(|e| json_field_error(&e.to_string()))?;
+            let doc: T = from_json_value(body)?;
             doc.validate()?;
             Ok(doc.register().to_owned())
         }
@@ -87,6 +86,52 @@ impl std::fmt::Display for DocumentKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// Deserializes a `T` from a JSON value; an error names the field by its path
+/// in the document (`items[1].qty`), as the POS developer reads it.
+pub fn from_json_value<T: serde::de::DeserializeOwned>(v: &Value) -> Result<T, FieldError> {
+    serde_path_to_error::deserialize(v).map_err(|e| field_at(e.path(), e.inner()))
+}
+
+/// JSON bytes that did not become a `T`.
+#[derive(Debug)]
+pub enum JsonBodyError {
+    /// Not JSON at all (syntax, truncated): serde_json's message.
+    Malformed(String),
+    /// JSON whose value does not fit, naming the field by its path.
+    Invalid(FieldError),
+}
+
+/// [`from_json_value`] from bytes.
+pub fn from_json_slice<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, JsonBodyError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        if e.inner().is_data() {
+            JsonBodyError::Invalid(field_at(e.path(), e.inner()))
+        } else {
+            JsonBodyError::Malformed(e.inner().to_string())
+        }
+    })?;
+    de.end()
+        .map_err(|e| JsonBodyError::Malformed(e.to_string()))?;
+    Ok(value)
+}
+
+/// The field a deserialization error at `path` is about: the path itself
+/// for a wrong type or value; the path plus the name serde's message gives
+/// for a missing or unknown field (the path stops at the object holding it).
+fn field_at(path: &serde_path_to_error::Path, e: &serde_json::Error) -> FieldError {
+    let message = e.to_string();
+    let named = json_field_error(&message);
+    let at = path.to_string();
+    let field = match (at.as_str(), named.field.as_str()) {
+        (".", _) => named.field,
+        (at, "body") => at.to_owned(),
+        (at, name) if at == name || at.ends_with(&format!(".{name}")) => at.to_owned(),
+        (at, name) => format!("{at}.{name}"),
+    };
+    FieldError::new(field, message)
 }
 
 /// Turns serde's message (`unknown field `x`, expected …`, `missing field `y``,
@@ -656,6 +701,66 @@ mod tests {
     }
 
     #[test]
+    fn a_value_of_the_wrong_shape_is_named_by_its_path() {
+        let field = |edit: &dyn Fn(&mut Value)| {
+            let mut s = sale();
+            edit(&mut s);
+            DocumentKind::Sale.validate_body(&s).unwrap_err().field
+        };
+        assert_eq!(
+            field(&|s| s["items"][1]["qty"] = json!(1.5)),
+            "items[1].qty"
+        );
+        assert_eq!(
+            field(&|s| s["payments"][0]["amount"] = json!("20")),
+            "payments[0].amount"
+        );
+        assert_eq!(field(&|s| s["total"] = json!(null)), "total");
+        assert_eq!(
+            field(&|s| s["items"][0]["bogus"] = json!(1)),
+            "items[0].bogus"
+        );
+        assert_eq!(field(&|s| s["bogus"] = json!(1)), "bogus");
+        assert_eq!(
+            field(&|s| {
+                s["items"][0].as_object_mut().unwrap().remove("qty");
+            }),
+            "items[0].qty"
+        );
+        assert_eq!(
+            field(&|s| {
+                s.as_object_mut().unwrap().remove("register");
+            }),
+            "register"
+        );
+    }
+
+    #[test]
+    fn json_bytes_tell_malformed_from_invalid() {
+        let bytes = |v: &Value| serde_json::to_vec(v).unwrap();
+        let ok: Sale = from_json_slice(&bytes(&sale())).unwrap();
+        assert_eq!(ok.register, "PDV01");
+        let mut s = sale();
+        s["items"][0]["unit_price"] = json!(-1.25);
+        match from_json_slice::<Sale>(&bytes(&s)) {
+            Err(JsonBodyError::Invalid(e)) => assert_eq!(e.field, "items[0].unit_price"),
+            other => panic!("{other:?}"),
+        }
+        let mut trailing = bytes(&sale());
+        trailing.extend_from_slice(b" {}");
+        for bad in [&b"{"[..], b"{\"register\": }", &trailing] {
+            assert!(
+                matches!(
+                    from_json_slice::<Sale>(bad),
+                    Err(JsonBodyError::Malformed(_))
+                ),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
     fn totals_that_do_not_add_up_name_the_field() {
         let mut s = sale();
         s["items"][1]["total"] = json!(451);
@@ -679,7 +784,7 @@ mod tests {
         s["items"][0]["qty"] = json!(1.5);
         assert_eq!(
             DocumentKind::Sale.validate_body(&s).unwrap_err().field,
-            "body"
+            "items[0].qty"
         );
         let mut s = sale();
         s["colour"] = json!("red");

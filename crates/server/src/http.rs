@@ -206,19 +206,17 @@ async fn db_write<T: Send + 'static>(
     blocking(move || st.db.write(f)).await
 }
 
-fn json_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| {
-        if e.is_data() {
-            let f = loja_protocol::document::json_field_error(&e.to_string());
+fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    loja_protocol::document::from_json_slice(body).map_err(|e| match e {
+        loja_protocol::document::JsonBodyError::Invalid(f) => {
             ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", f.message)
                 .field(f.field)
-        } else {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "malformed_json",
-                format!("body is not valid JSON: {e}"),
-            )
         }
+        loja_protocol::document::JsonBodyError::Malformed(e) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("body is not valid JSON: {e}"),
+        ),
     })
 }
 

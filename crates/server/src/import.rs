@@ -2,6 +2,7 @@
 //! registry and applied in one transaction, each change taking the next
 //! sequence. The catalog generator goes through `apply` too.
 
+use loja_protocol::document::{JsonBodyError, from_json_slice};
 use std::collections::HashMap;
 
 use loja_protocol::{Entity, Op, entity_named};
@@ -84,20 +85,16 @@ pub fn parse(entity: &Entity, body: &[u8]) -> Result<Vec<Change>, ImportError> {
         if raw.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let parsed: Line = serde_json::from_slice(raw).map_err(|e| {
-            if e.is_data() {
-                let f = loja_protocol::document::json_field_error(&e.to_string());
-                ImportError::Invalid {
-                    line,
-                    field: f.field,
-                    message: f.message,
-                }
-            } else {
-                ImportError::Malformed {
-                    line,
-                    message: format!("not a JSON object: {e}"),
-                }
-            }
+        let parsed: Line = from_json_slice(raw).map_err(|e| match e {
+            JsonBodyError::Invalid(f) => ImportError::Invalid {
+                line,
+                field: f.field,
+                message: f.message,
+            },
+            JsonBodyError::Malformed(e) => ImportError::Malformed {
+                line,
+                message: format!("not a JSON object: {e}"),
+            },
         })?;
         let row = match (parsed.op, parsed.row, parsed.key) {
             (Op::Upsert, Some(row), None) => {
