@@ -86,9 +86,17 @@ pub fn feeds_product_cards(entity: &Entity) -> bool {
     SOURCES.iter().any(|(e, _)| *e == entity.name)
 }
 
-/// The card columns both reads select, in this order.
-const CARD_COLUMNS: &str =
-    "barcode, store, format, head, price_list, price, promo_price, promo_until, tail";
+/// The card columns both reads select, in this order (a macro so the
+/// statements stay `&'static str`: no formatting on the lookup's path).
+macro_rules! card_select {
+    ($where:literal) => {
+        concat!(
+            "SELECT barcode, store, format, head, price_list, price, promo_price, promo_until, tail \
+             FROM product_cards WHERE ",
+            $where
+        )
+    };
+}
 
 /// Appends the answer for `barcode` from its card, when it has one that is
 /// current for `store`. False (and `out` untouched) otherwise.
@@ -99,18 +107,8 @@ pub(crate) fn write(
     store: &str,
     out: &mut Vec<u8>,
 ) -> Result<bool> {
-    let mut stmt = conn
-        .prepare_cached(&format!(
-            "SELECT {CARD_COLUMNS} FROM product_cards WHERE slot = ?1"
-        ))
-        .ctx(path, "query product_cards")?;
-    let mut rows = stmt
-        .query([slot(barcode)])
-        .ctx(path, "query product_cards")?;
-    match rows.next().ctx(path, "query product_cards")? {
-        Some(r) => write_card(r, Some(barcode), store, out).ctx(path, "read product_cards"),
-        None => Ok(false),
-    }
+    let sql = card_select!("slot = ?1");
+    write_first(conn, path, sql, [slot(barcode)], Some(barcode), store, out)
 }
 
 /// Appends the answer for product `code` from any current card of its
@@ -125,22 +123,37 @@ pub(crate) fn write_by_product(
     store: &str,
     out: &mut Vec<u8>,
 ) -> Result<bool> {
-    let mut stmt = conn
-        .prepare_cached(&format!(
-            "SELECT {CARD_COLUMNS} FROM product_cards \
-             WHERE product_code = ?1 AND store = ?2 AND format = ?3 LIMIT 1"
-        ))
-        .ctx(path, "query product_cards")?;
-    let mut rows = stmt
-        .query(params![code, store, format()])
-        .ctx(path, "query product_cards")?;
+    let sql = card_select!("product_code = ?1 AND store = ?2 AND format = ?3 LIMIT 1");
+    write_first(
+        conn,
+        path,
+        sql,
+        params![code, store, format()],
+        None,
+        store,
+        out,
+    )
+}
+
+/// Runs a `card_select!` statement and writes the answer of its first row.
+fn write_first(
+    conn: &Connection,
+    path: &Path,
+    sql: &str,
+    args: impl rusqlite::Params,
+    barcode: Option<&str>,
+    store: &str,
+    out: &mut Vec<u8>,
+) -> Result<bool> {
+    let mut stmt = conn.prepare_cached(sql).ctx(path, "query product_cards")?;
+    let mut rows = stmt.query(args).ctx(path, "query product_cards")?;
     match rows.next().ctx(path, "query product_cards")? {
-        Some(r) => write_card(r, None, store, out).ctx(path, "read product_cards"),
+        Some(r) => write_card(r, barcode, store, out).ctx(path, "read product_cards"),
         None => Ok(false),
     }
 }
 
-/// Writes the answer from a row of [`CARD_COLUMNS`] when the card is for
+/// Writes the answer from a row of `card_select!` when the card is for
 /// `barcode` (when given), `store` and this binary's format.
 fn write_card(
     r: &rusqlite::Row<'_>,
