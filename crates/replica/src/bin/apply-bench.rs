@@ -52,7 +52,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let n = |base: usize| ((base as f64 * scale) as usize).max(1);
-    let root = std::env::temp_dir().join(format!("apply-bench-{}", std::process::id()));
+    let scratch = Scratch(std::env::temp_dir().join(format!("apply-bench-{}", std::process::id())));
+    let root = scratch.0.clone();
     let dirs = ["raw", "apply", "parse", "pipelined", "map"].map(|d| root.join(d));
     for d in &dirs {
         std::fs::create_dir_all(d)?;
@@ -219,8 +220,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     assert!(applied.integrity_check()?.is_empty());
     drop((raw, applied, parsed, piped, mapped));
-    let _ = std::fs::remove_dir_all(&root);
     Ok(())
+}
+
+/// The bench's directory, removed when `main` ends, by an error too (the
+/// library crate does not depend on `tempfile` for one bench binary).
+struct Scratch(std::path::PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn raw_conn(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
