@@ -70,13 +70,11 @@ pub async fn start(config: Config) -> anyhow::Result<Daemon> {
     state.cards_wake.notify_one();
     tokio::spawn(crate::cards::keep_built(state.clone(), stop_rx.clone()));
 
-    let app = crate::api::router(state.clone());
+    // The same serve path as pos-bench measures (TCP_NODELAY per connection).
     let mut server_stop = stop_rx.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { crate::jobs::stopped(&mut server_stop).await })
-            .await
-    });
+    let server = tokio::spawn(crate::api::serve(listener, state.clone(), async move {
+        crate::jobs::stopped(&mut server_stop).await
+    }));
     println!("lojad: POS API listening on http://{pos_addr}");
     tracing::info!(pos = %pos_addr, store = %state.config.store.id, push = push_on, "lojad running");
     Ok(Daemon {
