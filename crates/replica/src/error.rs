@@ -35,6 +35,16 @@ pub enum ReplicaError {
     /// A document or row that fails validation; names the field.
     #[error("invalid {0}")]
     Invalid(#[from] FieldError),
+    /// A document id already stored with another kind or body: not a retry
+    /// of that document but a second one under its id. Nothing stored.
+    #[error(
+        "id {id} is taken by a different {kind} (store_seq {store_seq}): a retry must send the same body; a new document needs a new id"
+    )]
+    IdTaken {
+        id: String,
+        kind: String,
+        store_seq: u64,
+    },
     /// Migrations in the file are newer than this binary knows.
     #[error("{path} has schema version {found}, this lojad knows up to {known}: upgrade lojad")]
     SchemaTooNew {

@@ -133,7 +133,9 @@ impl Outbox {
             match accept_one(&tx, path, doc, &now) {
                 Ok(a) => out.push(Ok(a)),
                 // A document's own fault: answered to it, the group goes on.
-                Err(e @ ReplicaError::Invalid(_)) => out.push(Err(e)),
+                Err(e @ (ReplicaError::Invalid(_) | ReplicaError::IdTaken { .. })) => {
+                    out.push(Err(e))
+                }
                 // The file's fault (disk full, read-only, I/O): none is stored.
                 Err(e) => return Err(e),
             }
@@ -512,13 +514,25 @@ fn open_session(tx: &Transaction<'_>, path: &Path, session: &Uuid, register: &st
 /// Validation comes before any write, so a refused document leaves no trace.
 fn accept_one(tx: &Transaction<'_>, path: &Path, doc: &NewDocument, now: &str) -> Result<Accepted> {
     let id = doc.id.to_string();
-    let existing: Option<(i64, String)> = tx
-        .prepare_cached("SELECT store_seq, register FROM documents WHERE id = ?1")
+    let existing: Option<(i64, String, String, String)> = tx
+        .prepare_cached("SELECT store_seq, register, kind, body FROM documents WHERE id = ?1")
         .ctx(path, "query documents")?
-        .query_row([&id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row([&id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .optional()
         .ctx(path, "query documents")?;
-    if let Some((seq, register)) = existing {
+    if let Some((seq, register, kind, stored)) = existing {
+        // A retry sends the same document; anything else under a taken id
+        // is a POS bug that would otherwise lose the second document
+        // behind a 200.
+        let same = kind == doc.kind.as_str()
+            && serde_json::from_str::<serde_json::Value>(&stored).is_ok_and(|b| b == doc.body);
+        if !same {
+            return Err(ReplicaError::IdTaken {
+                id,
+                kind,
+                store_seq: seq.max(0) as u64,
+            });
+        }
         return Ok(Accepted {
             id: doc.id,
             duplicate: true,
@@ -681,10 +695,20 @@ mod tests {
                 ..a.clone()
             }
         );
-        // Same id, even with another body: the first one stands.
+        // Same id with another kind or body: refused, the first one stands.
         let mut other = sale("PDV01", open.id, None);
         other.id = open.id;
-        assert!(o.accept(&other).unwrap().duplicate);
+        let err = o.accept(&other).unwrap_err();
+        assert!(
+            matches!(&err, ReplicaError::IdTaken { kind, store_seq: 1, .. } if kind == "cash_open"),
+            "{err}"
+        );
+        let mut changed = open.clone();
+        changed.body["opening_amount"] = serde_json::json!(1);
+        assert!(matches!(
+            o.accept(&changed),
+            Err(ReplicaError::IdTaken { .. })
+        ));
         assert_eq!(count(&o), 1);
         let stored = o.get(open.id).unwrap().unwrap();
         assert_eq!(stored.status, "pending");

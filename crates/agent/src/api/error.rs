@@ -61,6 +61,10 @@ impl ApiError {
     pub fn intake(e: &IntakeError) -> Self {
         match e {
             IntakeError::Replica(ReplicaError::Invalid(fe)) => fe.into(),
+            IntakeError::Replica(e @ ReplicaError::IdTaken { .. }) => {
+                tracing::warn!(error = %e, "a document id was reused with another body: refused");
+                ApiError::new(StatusCode::CONFLICT, "id_conflict", e.to_string()).with_field("id")
+            }
             IntakeError::Replica(ReplicaError::DiskFull { .. }) => ApiError::new(
                 StatusCode::INSUFFICIENT_STORAGE,
                 "disk_full",
@@ -153,6 +157,7 @@ pub fn code_for(status: StatusCode) -> &'static str {
         StatusCode::FORBIDDEN => "forbidden",
         StatusCode::NOT_FOUND => "not_found",
         StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::CONFLICT => "id_conflict",
         StatusCode::REQUEST_TIMEOUT | StatusCode::GATEWAY_TIMEOUT => "timeout",
         StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::status::StatusReport;
 
 /// The statuses counted on their own; the rest go to `other`.
-const STATUSES: [u16; 15] = [
-    200, 201, 400, 401, 404, 405, 408, 413, 415, 422, 500, 503, 504, 507, 0,
+const STATUSES: [u16; 16] = [
+    200, 201, 400, 401, 404, 405, 408, 409, 413, 415, 422, 500, 503, 504, 507, 0,
 ];
 
 /// Label of requests no route matched.

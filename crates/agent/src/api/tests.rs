@@ -460,7 +460,7 @@ async fn every_route_is_in_the_openapi_document_and_back() {
     // Every write documents the same answers.
     let sale = &a.body["paths"]["/v1/sales/{id}/payments"]["post"]["responses"];
     for status in [
-        "200", "201", "400", "401", "413", "415", "422", "503", "507",
+        "200", "201", "400", "401", "409", "413", "415", "422", "503", "507",
     ] {
         assert!(sale[status].is_object(), "sale payment: no {status}");
     }
@@ -819,6 +819,22 @@ async fn writes_are_stored_once_and_validated() {
         assert_eq!(a.status, StatusCode::OK, "{path}: {}", a.text);
         assert_eq!(a.body["duplicate"], true);
         assert_eq!(a.body["store_seq"].as_u64(), Some(seq));
+        // The same id for another document is not a retry: 409, nothing stored.
+        let (other_path, mut other) = if path == "/v1/fiscal/reducao-z" {
+            ("/v1/customers", examples::customer())
+        } else {
+            ("/v1/fiscal/reducao-z", examples::reducao_z())
+        };
+        other["id"] = body["id"].clone();
+        let a = post(&f.app, other_path, &other).await;
+        assert_error(&a, StatusCode::CONFLICT, "id_conflict");
+        assert_eq!(a.field(), "id", "{}", a.text);
+        let a = post(&f.app, path, &body).await;
+        assert_eq!(
+            a.body["store_seq"].as_u64(),
+            Some(seq),
+            "the first one stands"
+        );
         // 405 on a write route.
         let a = call_raw(&f.app, Method::DELETE, path, Some(TOKEN), None, vec![]).await;
         assert_error(&a, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
@@ -1176,7 +1192,7 @@ mod props {
             }
             let a = rt.block_on(post(&f.0, path, &body));
             prop_assert!(
-                matches!(a.status.as_u16(), 200 | 201 | 400 | 413 | 415 | 422),
+                matches!(a.status.as_u16(), 200 | 201 | 400 | 409 | 413 | 415 | 422),
                 "{} {} -> {} {}", path, body, a.status, a.text
             );
             prop_assert!(a.content_type.starts_with("application/json"), "{}", a.text);

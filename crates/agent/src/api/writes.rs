@@ -165,6 +165,11 @@ pub enum WriteResponses {
     Malformed(ErrorSchema),
     #[response(status = 401, description = "No or unknown token")]
     Unauthorized(ErrorSchema),
+    #[response(
+        status = 409,
+        description = "This id is taken by a different document (`field`: `id`): NOT stored; a retry must send the same body, a new document needs a new id"
+    )]
+    IdConflict(ErrorSchema),
     #[response(status = 413, description = "Body over [pos] max_body_bytes")]
     TooLarge(ErrorSchema),
     #[response(status = 415, description = "Not `application/json`")]
