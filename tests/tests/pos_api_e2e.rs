@@ -42,6 +42,11 @@ async fn json_of(resp: reqwest::Response) -> (u16, Value) {
     (status, body)
 }
 
+/// GET with the POS token: status and JSON body.
+async fn pos_get(http: &reqwest::Client, url: impl reqwest::IntoUrl) -> (u16, Value) {
+    json_of(http.get(url).bearer_auth(POS_TOKEN).send().await.unwrap()).await
+}
+
 /// Sends raw bytes on a fresh connection and reads until the server closes
 /// it or `IO_TIMEOUT` passes; returns what came back.
 async fn raw(addr: &str, request: &[u8]) -> String {
@@ -89,58 +94,23 @@ async fn the_pos_api_over_a_real_socket() {
         assert_eq!(s, 401, "{auth:?}: {b}");
         assert_eq!(b["error"]["code"], "unauthorized");
     }
-    let (s, b) = json_of(
-        http.get(&lookup)
-            .bearer_auth(POS_TOKEN)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s, b) = pos_get(&http, &lookup).await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["product"]["code"], json!(code));
     assert!(b["barcodes"].as_array().unwrap().contains(&json!(barcode)));
     // The same product by code.
-    let (s, by_code) = json_of(
-        http.get(format!("{url}/v1/products/{code}"))
-            .bearer_auth(POS_TOKEN)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s, by_code) = pos_get(&http, format!("{url}/v1/products/{code}")).await;
     assert_eq!((s, &by_code), (200, &b));
     // 422 naming the field, 404.
     let mut bad = barcode.clone();
     let last = bad.pop().unwrap().to_digit(10).unwrap();
     bad.push(char::from_digit((last + 1) % 10, 10).unwrap());
-    let (s, b) = json_of(
-        http.get(format!("{url}/v1/products/by-barcode/{bad}"))
-            .bearer_auth(POS_TOKEN)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s, b) = pos_get(&http, format!("{url}/v1/products/by-barcode/{bad}")).await;
     assert_eq!((s, &b["error"]["field"]), (422, &json!("ean")), "{b}");
-    let (s, b) = json_of(
-        http.get(format!("{url}/v1/products/no-such-code"))
-            .bearer_auth(POS_TOKEN)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s, b) = pos_get(&http, format!("{url}/v1/products/no-such-code")).await;
     assert_eq!((s, &b["error"]["code"]), (404, &json!("not_found")), "{b}");
     // The OpenAPI document is served.
-    let (s, b) = json_of(
-        http.get(format!("{url}/v1/openapi.json"))
-            .bearer_auth(POS_TOKEN)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s, b) = pos_get(&http, format!("{url}/v1/openapi.json")).await;
     assert_eq!(s, 200);
     assert!(b["paths"]["/v1/products/by-barcode/{ean}"].is_object());
 
