@@ -332,7 +332,15 @@ struct Load {
     cpu_secs: f64,
 }
 
+/// User + system CPU time of this process so far (Unix; elsewhere 0, and
+/// the CPU-per-request column reads 0: the figures of record are Linux's).
+#[cfg(not(unix))]
+fn process_cpu_secs() -> f64 {
+    0.0
+}
+
 /// User + system CPU time of this process so far.
+#[cfg(unix)]
 fn process_cpu_secs() -> f64 {
     // SAFETY: getrusage only writes into the struct it is given.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
