@@ -213,7 +213,7 @@ fn only_params(params: &HashMap<String, String>, takes: &[&str]) -> Result<(), A
 
 /// Customer by CPF (11 digits) or CNPJ (14 digits).
 #[utoipa::path(get, path = "/v1/customers/by-document/{cpf_or_cnpj}", tag = "customers", security(("bearer" = [])),
-    params(("cpf_or_cnpj" = String, Path, description = "CPF or CNPJ, digits only", example = "52998224725")),
+    params(("cpf_or_cnpj" = String, Path, description = "CPF or CNPJ, digits (punctuation as printed, 529.982.247-25, is ignored)", example = "52998224725")),
     responses((status = 200, description = "The customer row", body = Object),
               (status = 401, description = "No or unknown token", body = ErrorSchema),
               (status = 404, description = "Unknown customer", body = ErrorSchema),
@@ -222,6 +222,17 @@ pub async fn customer_by_document(
     State(st): State<ApiState>,
     Path(document): Path<String>,
 ) -> Result<Response, ApiError> {
+    // The POS may pass the document as printed on it: 529.982.247-25,
+    // 11.222.333/0001-81. The punctuation goes; anything else is checked.
+    let printed = document.bytes().any(|b| matches!(b, b'.' | b'-' | b'/'))
+        && document
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'/'));
+    let document: String = if printed {
+        document.chars().filter(char::is_ascii_digit).collect()
+    } else {
+        document
+    };
     loja_protocol::check::cpf_or_cnpj(&document)
         .map_err(|e| ApiError::field("cpf_or_cnpj", format!("cpf_or_cnpj: {e}")))?;
     let found = st

@@ -558,6 +558,17 @@ async fn customers_lookup_and_signup() {
     let a = get(&f.app, "/v1/customers/by-document/11222333000181").await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     assert_eq!(a.body["name"], "Empresa X");
+    // As printed on the card: the punctuation goes, the answer is the same.
+    let printed = get(&f.app, "/v1/customers/by-document/11.222.333%2F0001-81").await;
+    assert_eq!(printed.body, a.body, "{}", printed.text);
+    assert_field(
+        &get(&f.app, "/v1/customers/by-document/11.222.333%2F0001-82").await,
+        "cpf_or_cnpj",
+    );
+    assert_field(
+        &get(&f.app, "/v1/customers/by-document/11x222333000181").await,
+        "cpf_or_cnpj",
+    );
     assert_error(
         &get(&f.app, "/v1/customers/by-document/52998224725").await,
         StatusCode::NOT_FOUND,
