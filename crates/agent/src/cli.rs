@@ -660,7 +660,7 @@ fn cmd_init(explicit: Option<PathBuf>, args: InitArgs) -> CliResult {
     println!("config written: {}", path.display());
     println!("data dir:       {}", data_dir.display());
     if generated {
-        println!("POS token (terminal pdv01), shown once — configure it in the POS: {pos_token}");
+        println!("POS token (terminal PDV01), shown once — configure it in the POS: {pos_token}");
     }
     println!("next: lojad --config {} doctor", path.display());
     Ok(exit::OK)

@@ -717,7 +717,7 @@ impl Config {
             pos: PosSection {
                 listen: default_pos_listen(),
                 tokens: vec![PosToken {
-                    terminal: "pdv01".into(),
+                    terminal: "PDV01".into(),
                     token: pos_token.into(),
                 }],
                 max_body_bytes: default_max_body_bytes(),
