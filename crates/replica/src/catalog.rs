@@ -397,6 +397,12 @@ impl CatalogReader {
         })
     }
 
+    /// An entity's watermark as this reader's snapshot sees it (0 before
+    /// its first page).
+    pub fn watermark(&self, entity: &Entity) -> Result<Watermark> {
+        apply::read_watermark(&self.conn, entity.name, &self.path).map(Watermark)
+    }
+
     /// Makes the next queries read one snapshot, kept across calls while
     /// this process has committed nothing to a replica and it is younger
     /// than [`SNAPSHOT_MAX_AGE`]; otherwise ends it and begins a new one.

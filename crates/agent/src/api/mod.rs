@@ -84,6 +84,9 @@ pub(crate) struct Shared {
     /// The status report, reused for a second (page, status.json and
     /// metrics refreshing together cost one collection).
     status: tokio::sync::Mutex<Option<(Instant, Arc<StatusReport>)>>,
+    /// Products and barcodes have had their first feed page: from then on
+    /// an unknown product is a 404 (once true, it stays true).
+    catalog_synced: std::sync::atomic::AtomicBool,
 }
 
 const STATUS_TTL: Duration = Duration::from_secs(1);
@@ -101,6 +104,7 @@ impl ApiState {
             store_id: Arc::from(state.config.store.id.as_str()),
             timeout: options.timeout,
             status: tokio::sync::Mutex::new(None),
+            catalog_synced: std::sync::atomic::AtomicBool::new(false),
         };
         ApiState(Arc::new(ApiContext {
             readers: ReaderPool::new(
@@ -111,6 +115,31 @@ impl ApiState {
             app: state,
             shared,
         }))
+    }
+
+    /// Whether products and barcodes have had their first sync. Before it
+    /// lojad cannot tell an unknown product from one not downloaded yet, so
+    /// a lookup that finds nothing answers 503, not 404 (only that answer
+    /// asks: the hot path never does).
+    pub async fn catalog_synced(&self) -> Result<bool, ApiError> {
+        use std::sync::atomic::Ordering;
+        if self.shared.catalog_synced.load(Ordering::Relaxed) {
+            return Ok(true);
+        }
+        let synced = self
+            .readers
+            .run(|r| {
+                let seen = |name| {
+                    loja_protocol::entity_named(name)
+                        .map_or(Ok(true), |e| r.watermark(e).map(|w| w.0 > 0))
+                };
+                Ok(seen("products")? && seen("barcodes")?)
+            })
+            .await?;
+        if synced {
+            self.shared.catalog_synced.store(true, Ordering::Relaxed);
+        }
+        Ok(synced)
     }
 
     /// The store id, which picks the price list.

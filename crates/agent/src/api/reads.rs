@@ -92,6 +92,7 @@ pub async fn status(State(st): State<ApiState>) -> Result<Response, ApiError> {
     responses((status = 200, description = "The product", body = ProductView),
               (status = 401, description = "No or unknown token", body = ErrorSchema),
               (status = 404, description = "No product has this barcode", body = ErrorSchema),
+              (status = 503, description = "Products not synced yet (a first start): `catalog_not_synced`, retry", body = ErrorSchema),
               (status = 422, description = "Not a valid GTIN (field `ean`)", body = ErrorSchema)))]
 pub async fn product_by_barcode(
     State(st): State<ApiState>,
@@ -113,6 +114,7 @@ pub async fn product_by_barcode(
     responses((status = 200, description = "The product", body = ProductView),
               (status = 401, description = "No or unknown token", body = ErrorSchema),
               (status = 404, description = "No product has this code", body = ErrorSchema),
+              (status = 503, description = "Products not synced yet (a first start): `catalog_not_synced`, retry", body = ErrorSchema),
               (status = 422, description = "Empty code (field `code`)", body = ErrorSchema)))]
 pub async fn product_by_code(
     State(st): State<ApiState>,
@@ -148,6 +150,12 @@ async fn product_answer(
         .await?;
     match found {
         Some(body) => Ok(json_bytes(StatusCode::OK, body)),
+        None if !st.catalog_synced().await? => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "catalog_not_synced",
+            "the products have not had their first sync from the central yet: lojad cannot tell \
+             whether this product exists; retry shortly (GET /v1/status shows the sync)",
+        )),
         None => Err(ApiError::not_found(not_found)),
     }
 }

@@ -553,6 +553,37 @@ async fn product_search() {
 }
 
 #[tokio::test]
+async fn before_the_first_sync_an_unknown_product_is_503_not_404() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = AppState::open(config(dir.path())).unwrap();
+    let app = router_with(
+        state.clone(),
+        ApiOptions {
+            read_mode: ReadMode::Inline,
+            ..ApiOptions::default()
+        },
+    );
+    for path in ["/v1/products/by-barcode/7891000315507", "/v1/products/1"] {
+        let a = get(&app, path).await;
+        assert_error(&a, StatusCode::SERVICE_UNAVAILABLE, "catalog_not_synced");
+    }
+    fill(&state);
+    let a = get(&app, "/v1/products/by-barcode/7891000315507").await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let unknown = format!("/v1/products/by-barcode/{}", ean("789999999999"));
+    assert_error(
+        &get(&app, &unknown).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_error(
+        &get(&app, "/v1/products/nope").await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+}
+
+#[tokio::test]
 async fn customers_lookup_and_signup() {
     let f = fixture();
     let a = get(&f.app, "/v1/customers/by-document/11222333000181").await;
