@@ -150,14 +150,19 @@ async fn product_answer(
         .await?;
     match found {
         Some(body) => Ok(json_bytes(StatusCode::OK, body)),
-        None if !st.catalog_synced().await? => Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "catalog_not_synced",
-            "the products have not had their first sync from the central yet: lojad cannot tell \
-             whether this product exists; retry shortly (GET /v1/status shows the sync)",
-        )),
+        None if !st.catalog_synced().await? => Err(not_synced()),
         None => Err(ApiError::not_found(not_found)),
     }
+}
+
+/// What a lookup that finds nothing answers before the products' first sync.
+fn not_synced() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "catalog_not_synced",
+        "the products have not had their first sync from the central yet: lojad cannot tell \
+         whether this product exists; retry shortly (GET /v1/status shows the sync)",
+    )
 }
 
 /// Name search (full text, ranked, prefix terms).
@@ -166,7 +171,8 @@ async fn product_answer(
            ("limit" = Option<u32>, Query, description = "1 to 100, default 20")),
     responses((status = 200, description = "Hits, best first", body = SearchResult),
               (status = 401, description = "No or unknown token", body = ErrorSchema),
-              (status = 422, description = "Empty `q` or `limit` out of 1..=100", body = ErrorSchema)))]
+              (status = 422, description = "Empty `q` or `limit` out of 1..=100", body = ErrorSchema),
+              (status = 503, description = "No hits and products not synced yet (a first start): `catalog_not_synced`, retry", body = ErrorSchema)))]
 pub async fn search_products(
     State(st): State<ApiState>,
     Query(params): Query<HashMap<String, String>>,
@@ -197,6 +203,9 @@ pub async fn search_products(
         .readers
         .run(move |r| r.search_products(&q2, limit, &store))
         .await?;
+    if items.is_empty() && !st.catalog_synced().await? {
+        return Err(not_synced());
+    }
     Ok(json_response(
         StatusCode::OK,
         &SearchResult { q, limit, items },

@@ -563,7 +563,11 @@ async fn before_the_first_sync_an_unknown_product_is_503_not_404() {
             ..ApiOptions::default()
         },
     );
-    for path in ["/v1/products/by-barcode/7891000315507", "/v1/products/1"] {
+    for path in [
+        "/v1/products/by-barcode/7891000315507",
+        "/v1/products/1",
+        "/v1/products?q=cola",
+    ] {
         let a = get(&app, path).await;
         assert_error(&a, StatusCode::SERVICE_UNAVAILABLE, "catalog_not_synced");
     }
@@ -581,6 +585,8 @@ async fn before_the_first_sync_an_unknown_product_is_503_not_404() {
         StatusCode::NOT_FOUND,
         "not_found",
     );
+    let a = get(&app, "/v1/products?q=zzzz").await;
+    assert_eq!((a.status, &a.body["items"]), (StatusCode::OK, &json!([])));
 }
 
 #[tokio::test]
