@@ -19,10 +19,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::scratch::{keep_temp, unique_dir};
 use anyhow::{Context, anyhow, bail};
 use loja_protocol::{BatchAck, DocumentBatch, Events, FeedItem, FeedPage};
 use serde_json::{Value, json};
+
+use crate::scratch::ScratchDir;
 
 /// How long `start` waits for the server to report its port.
 pub const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -133,12 +134,15 @@ impl CentralBuilder {
             Some(b) => b,
             None => server_bin()?,
         };
-        let (dir, owned) = match self.dir {
+        let (dir, scratch) = match self.dir {
             Some(d) => {
                 std::fs::create_dir_all(&d)?;
-                (d, false)
+                (d, None)
             }
-            None => (unique_dir("central"), true),
+            None => {
+                let scratch = ScratchDir::new("central");
+                (scratch.to_path_buf(), Some(scratch))
+            }
         };
         let db = dir.join("c.db");
         if let Some((products, customers, stock, seed)) = self.catalog {
@@ -160,7 +164,7 @@ impl CentralBuilder {
             child: None,
             bin,
             dir,
-            owned,
+            _scratch: scratch,
             db,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             url: String::new(),
@@ -208,7 +212,9 @@ pub struct Central {
     child: Option<Child>,
     bin: PathBuf,
     dir: PathBuf,
-    owned: bool,
+    /// The directory when it is this harness's own, removed after the
+    /// child is killed (fields drop after `Drop::drop`).
+    _scratch: Option<ScratchDir>,
     db: PathBuf,
     addr: SocketAddr,
     url: String,
@@ -606,8 +612,5 @@ impl Central {
 impl Drop for Central {
     fn drop(&mut self) {
         self.kill();
-        if self.owned && !keep_temp() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
     }
 }

@@ -10,9 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// A fresh, unique path under the system temp dir (created, empty). The
-/// caller owns its removal; prefer [`ScratchDir`], which does it.
-pub fn unique_dir(prefix: &str) -> PathBuf {
+/// A fresh, unique path under the system temp dir (created, empty).
+fn unique_dir(prefix: &str) -> PathBuf {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -27,7 +26,7 @@ pub fn unique_dir(prefix: &str) -> PathBuf {
 }
 
 /// Whether `LOJA_KEEP_TEMP` asks to keep test directories.
-pub fn keep_temp() -> bool {
+fn keep_temp() -> bool {
     std::env::var_os("LOJA_KEEP_TEMP").is_some_and(|v| !v.is_empty() && v != "0")
 }
 

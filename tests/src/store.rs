@@ -29,6 +29,7 @@ use rusqlite::types::ValueRef;
 use serde_json::{Map, Value};
 
 use crate::central::{Answer, Central};
+use crate::scratch::ScratchDir;
 
 /// How long `start` waits for lojad to report its POS address.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -108,7 +109,7 @@ impl StoreBuilder {
             Some(b) => b,
             None => lojad_bin()?,
         };
-        let dir = crate::scratch::unique_dir("lojad");
+        let dir = ScratchDir::new("lojad");
         let data_dir = dir.join("data");
         let mut tasks_line = String::new();
         if !self.tasks.is_empty() {
@@ -171,7 +172,8 @@ fn toml_str(s: &str) -> String {
 pub struct Store {
     child: Option<Child>,
     bin: PathBuf,
-    dir: PathBuf,
+    /// Removed after the child is killed (fields drop after `Drop::drop`).
+    dir: ScratchDir,
     config_path: PathBuf,
     data_dir: PathBuf,
     store_id: String,
@@ -597,9 +599,6 @@ pub struct TicketRow {
 impl Drop for Store {
     fn drop(&mut self) {
         self.kill();
-        if !crate::scratch::keep_temp() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
     }
 }
 
