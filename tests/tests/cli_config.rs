@@ -2,9 +2,10 @@
 //! file/line, secrets are masked, every subcommand's `--help` has an example,
 //! exit codes are the documented ones.
 
-use loja_e2e::scratch::ScratchDir;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use loja_e2e::scratch::ScratchDir;
 
 const LOJAD: &str = env!("CARGO_BIN_EXE_e2e-lojad");
 

@@ -2,11 +2,12 @@
 //! config path, answers `/v1/health` and a barcode lookup, works with
 //! `lojad --config PATH status` from outside, and exits cleanly on SIGTERM.
 
-use loja_e2e::scratch::ScratchDir;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use loja_e2e::scratch::ScratchDir;
 
 const LOJAD: &str = env!("CARGO_BIN_EXE_e2e-lojad");
 

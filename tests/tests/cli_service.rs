@@ -1,8 +1,9 @@
 //! `lojad service install --root DIR` renders the systemd unit with the real
 //! paths and the hardening; `systemd-analyze verify` accepts it when present.
 
-use loja_e2e::scratch::ScratchDir;
 use std::process::Command;
+
+use loja_e2e::scratch::ScratchDir;
 
 const LOJAD: &str = env!("CARGO_BIN_EXE_e2e-lojad");
 
