@@ -14,7 +14,7 @@ use std::panic::AssertUnwindSafe;
 /// Linux nice value of the background threads (0 normal, 19 lowest): a
 /// CFS weight of 110 against 1024, so two busy POS workers get ~90 % of
 /// the cores they share with an apply.
-#[cfg(unix)]
+#[cfg(target_os = "linux")]
 const BACKGROUND_NICE: libc::c_int = 10;
 
 /// Lowers the calling thread's scheduling priority. Best effort: a

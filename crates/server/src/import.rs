@@ -2,9 +2,9 @@
 //! registry and applied in one transaction, each change taking the next
 //! sequence. The catalog generator goes through `apply` too.
 
-use loja_protocol::document::{JsonBodyError, from_json_slice};
 use std::collections::HashMap;
 
+use loja_protocol::document::{JsonBodyError, from_json_slice};
 use loja_protocol::{Entity, Op, entity_named};
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Deserialize;
