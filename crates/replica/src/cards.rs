@@ -424,22 +424,21 @@ mod tests {
         panic!("the card build did not end");
     }
 
-    /// The answer read from the tables alone.
-    fn from_tables(r: &CatalogReader, barcode: &str, store: &str) -> Option<Vec<u8>> {
+    /// The answer the lookup statement `sql` reads from the tables alone.
+    fn tables_answer(r: &CatalogReader, sql: &str, key: &str, store: &str) -> Option<Vec<u8>> {
         let mut out = Vec::new();
-        let parts =
-            product_parts(&r.conn, &r.path, by_barcode_sql().unwrap(), barcode, store).unwrap()?;
+        let parts = product_parts(&r.conn, &r.path, sql, key, store).unwrap()?;
         parts.write(&mut out, OffsetDateTime::now_utc());
         Some(out)
     }
 
+    fn from_tables(r: &CatalogReader, barcode: &str, store: &str) -> Option<Vec<u8>> {
+        tables_answer(r, by_barcode_sql().unwrap(), barcode, store)
+    }
+
     /// By product code: from the tables alone, and from a card alone.
     fn code_from_tables(r: &CatalogReader, code: &str, store: &str) -> Option<Vec<u8>> {
-        let mut out = Vec::new();
-        let sql = crate::queries::by_code_sql().unwrap();
-        let parts = product_parts(&r.conn, &r.path, sql, code, store).unwrap()?;
-        parts.write(&mut out, OffsetDateTime::now_utc());
-        Some(out)
+        tables_answer(r, crate::queries::by_code_sql().unwrap(), code, store)
     }
 
     fn code_from_card(r: &CatalogReader, code: &str, store: &str) -> Option<Vec<u8>> {
