@@ -762,12 +762,13 @@ fn in_process(
         },
     );
     let n = 20_000;
+    let auth = axum::http::HeaderValue::from_str(&format!("Bearer {TOKEN}"))?;
     let t = client.block_on(async {
         use tower::ServiceExt as _;
         let t = Instant::now();
         for path in paths.iter().cycle().take(n) {
             let req = axum::http::Request::get(path.as_str())
-                .header("authorization", format!("Bearer {TOKEN}"))
+                .header("authorization", auth.clone())
                 .body(axum::body::Body::empty())?;
             let resp = app.clone().oneshot(req).await?;
             anyhow::ensure!(resp.status() == 200, "in-process {path}: {}", resp.status());
