@@ -3,6 +3,7 @@
 //! only ever added, never re-typed, within a version.
 
 pub mod check;
+pub mod digest;
 pub mod document;
 pub mod error;
 pub mod feed;
@@ -10,6 +11,7 @@ pub mod registry;
 pub mod time;
 pub mod typed;
 
+pub use digest::{BucketRows, DIGEST_HEADER, EntityDigest};
 pub use document::{AckStatus, BatchAck, Document, DocumentAck, DocumentBatch, DocumentKind};
 pub use error::{ErrorBody, FieldError};
 pub use feed::{Events, FeedItem, FeedPage, Op, PageError, Watermark};

@@ -25,7 +25,7 @@ use crate::avail::{self, Download, Pending};
 use crate::db::{Db, DbError, hash_token, head_seq, now_unix};
 use crate::import::{self, ImportError};
 use crate::nodes::{self, NewNode, NodeError, NodeKind, Scope};
-use crate::{documents, feed};
+use crate::{documents, feed, verify};
 
 /// Feed pages built at once; the rest wait their turn (a new store's first
 /// load cannot take every core from imports and other stores).
@@ -290,6 +290,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/schema/entities/{entity}", get(schema_one))
         .route("/v1/stores/{store}/feeds/{entity}", get(feed_page))
         .route("/v1/stores/{store}/events", get(events))
+        .route("/v1/stores/{store}/digests/{entity}", get(entity_digest))
+        .route("/v1/stores/{store}/digests/{entity}/rows", get(bucket_rows))
         .route("/v1/stores/{store}/documents", post(post_documents))
         .route("/v1/admin/import/{entity}", post(import_lines))
         .route("/v1/admin/nodes", post(add_node).get(list_nodes))
@@ -401,30 +403,60 @@ async fn feed_page(
                 }
                 Ok(page)
             })
-            .map(|page| {
-                let compressed = zstd.then(|| compress_page(&page.json));
-                (page, compressed)
-            })
+            .map(|page| SealedAnswer::seal(page.json, zstd))
     })
     .await?;
-    let (page, compressed) = page;
-    Ok(match compressed {
-        Some(Ok(body)) => (
-            [
-                (
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                ),
-                (header::CONTENT_ENCODING, HeaderValue::from_static("zstd")),
-                (header::VARY, HeaderValue::from_static("accept-encoding")),
-            ],
-            body,
-        )
-            .into_response(),
-        // Compression failed (it does not, short of memory): the plain
-        // text, which the compression layer then handles as any answer.
-        Some(Err(_)) | None => json_text(page.json),
-    })
+    Ok(page.into_response())
+}
+
+/// A JSON answer a store applies (a feed page, a verify answer), sealed in
+/// the blocking task that built it: its `Loja-Digest` over the text as
+/// built (`loja_protocol::digest`), then, when the store takes it, zstd in
+/// one call (level 1, as the compression layer's "fastest"; the streaming
+/// layer copies the text through its window in chunks, about twice the
+/// work) with the frame's content checksum on.
+struct SealedAnswer {
+    digest: String,
+    /// The zstd frame, or the plain text when the store does not take zstd
+    /// (the compression layer then handles it as any answer).
+    body: Result<Vec<u8>, String>,
+}
+
+impl SealedAnswer {
+    fn seal(json: String, zstd: bool) -> SealedAnswer {
+        let digest = loja_protocol::digest::body_digest(json.as_bytes());
+        let body = match zstd.then(|| compress_page(&json)) {
+            Some(Ok(frame)) => Ok(frame),
+            // Compression fails only short of memory: send the text.
+            Some(Err(_)) | None => Err(json),
+        };
+        SealedAnswer { digest, body }
+    }
+}
+
+impl IntoResponse for SealedAnswer {
+    fn into_response(self) -> Response {
+        let digest = HeaderValue::from_str(&self.digest)
+            .unwrap_or_else(|_| HeaderValue::from_static("invalid"));
+        let mut resp = match self.body {
+            Ok(frame) => (
+                [
+                    (header::CONTENT_ENCODING, HeaderValue::from_static("zstd")),
+                    (header::VARY, HeaderValue::from_static("accept-encoding")),
+                ],
+                frame,
+            )
+                .into_response(),
+            Err(text) => text.into_response(),
+        };
+        let headers = resp.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.insert(loja_protocol::DIGEST_HEADER, digest);
+        resp
+    }
 }
 
 /// Does the client take zstd (`Accept-Encoding: zstd`, not `zstd;q=0` or `q=0.0`)?
@@ -447,11 +479,131 @@ fn accepts_zstd(headers: &HeaderMap) -> bool {
         })
 }
 
-/// A feed page compressed in one call, in the blocking task that built it
-/// (level 1, as the compression layer's "fastest"): the streaming layer
-/// copies the text through its window in chunks, about twice the work.
+/// A JSON answer as one zstd frame with its content checksum.
 fn compress_page(json: &str) -> std::io::Result<Vec<u8>> {
-    zstd::bulk::compress(json.as_bytes(), 1)
+    let mut z = zstd::bulk::Compressor::new(1)?;
+    z.set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(true))?;
+    z.compress(json.as_bytes())
+}
+
+/// `GET /v1/stores/{store}/digests/{entity}?buckets=N`: what the store's
+/// replica of the entity should hold, per key bucket (`crate::verify`).
+async fn entity_digest(
+    State(st): St,
+    Path((store, entity)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let e = verifiable_entity(&entity)?;
+    let buckets = buckets_param(&q)?;
+    verify_answer(&st, store, &headers, move |conn, scope| {
+        serde_json::to_string(&verify::entity_digest(conn, e, scope, buckets)?)
+            .map_err(internal_json)
+    })
+    .await
+}
+
+/// `GET /v1/stores/{store}/digests/{entity}/rows?buckets=N&bucket=B`: the
+/// rows of one bucket, for the store to repair it.
+async fn bucket_rows(
+    State(st): St,
+    Path((store, entity)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let e = verifiable_entity(&entity)?;
+    let buckets = buckets_param(&q)?;
+    let bucket = q_u64(&q, "bucket")?.ok_or_else(|| bad_request("bucket", "bucket is required"))?;
+    if bucket >= u64::from(buckets) {
+        return Err(bad_request(
+            "bucket",
+            format!("bucket must be below buckets ({buckets})"),
+        ));
+    }
+    verify_answer(&st, store, &headers, move |conn, scope| {
+        serde_json::to_string(&verify::bucket_rows(
+            conn,
+            e,
+            scope,
+            buckets,
+            bucket as u32,
+        )?)
+        .map_err(internal_json)
+    })
+    .await
+}
+
+/// Verify answers are built like feed pages: under a feed permit, in one
+/// read snapshot, sealed with their digest.
+async fn verify_answer(
+    st: &Arc<AppState>,
+    store: String,
+    headers: &HeaderMap,
+    build: impl FnOnce(&Connection, &Scope) -> Result<String, ApiError> + Send + 'static,
+) -> Result<Response, ApiError> {
+    let token = bearer(headers);
+    let zstd = accepts_zstd(headers);
+    let _permit = st.feed_permits.acquire().await.map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "server is stopping",
+        )
+    })?;
+    let answer = db_read(st, move |conn, _| {
+        let scope = check_store(conn, &store, token.as_deref())?;
+        build(conn, &scope)
+    })
+    .await?;
+    let sealed = blocking(move || Ok(SealedAnswer::seal(answer, zstd))).await?;
+    Ok(sealed.into_response())
+}
+
+/// An entity a store can verify: a registry entity that is not secret
+/// (the certificate is not compared, nor sent again).
+fn verifiable_entity(name: &str) -> Result<&'static Entity, ApiError> {
+    let e = entity_or_404(name)?;
+    if e.secret {
+        return Err(not_found(format!("{name} is not verified (secret entity)")));
+    }
+    Ok(e)
+}
+
+fn buckets_param(q: &HashMap<String, String>) -> Result<u32, ApiError> {
+    let max = loja_protocol::digest::MAX_BUCKETS;
+    match q_u64(q, "buckets")? {
+        None => Err(bad_request("buckets", "buckets is required")),
+        Some(n) if n == 0 || n > u64::from(max) => Err(bad_request(
+            "buckets",
+            format!("buckets must be between 1 and {max}"),
+        )),
+        Some(n) => Ok(n as u32),
+    }
+}
+
+fn internal_json(e: serde_json::Error) -> ApiError {
+    tracing::error!(error = %e, "cannot serialize an answer");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "cannot serialize the answer",
+    )
+}
+
+impl From<verify::VerifyError> for ApiError {
+    fn from(e: verify::VerifyError) -> Self {
+        match e {
+            verify::VerifyError::Sql(e) => e.into(),
+            other => {
+                tracing::error!(error = %other, "verify");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    other.to_string(),
+                )
+            }
+        }
+    }
 }
 
 async fn events(
