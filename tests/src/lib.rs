@@ -2,5 +2,6 @@
 //! loopback ports chosen at run time, and talks to them over HTTP.
 
 pub mod central;
+pub mod proxy;
 pub mod scratch;
 pub mod store;
