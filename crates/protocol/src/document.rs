@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::check;
 use crate::error::FieldError;
+use crate::limits::{self, CODE_MAX, MONEY_MAX, TEXT_MAX};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -204,32 +205,79 @@ fn net(field: &str, a: i64, b: i64, c: i64) -> Result<i64, FieldError> {
         .ok_or_else(|| FieldError::new(field, "amounts out of range"))
 }
 
-fn positive(field: &str, v: i64) -> Result<(), FieldError> {
-    if v > 0 {
-        Ok(())
-    } else {
-        Err(FieldError::new(field, "must be greater than zero"))
+/// An integer within `min..=max` (the bounds of `limits.rs`).
+fn int(field: &str, v: i64, min: i64, max: i64) -> Result<(), FieldError> {
+    if v < min {
+        let message = match min {
+            0 => "must not be negative".to_owned(),
+            1 => "must be greater than zero".to_owned(),
+            _ => format!("must be at least {min}"),
+        };
+        return Err(FieldError::new(field, message));
     }
-}
-fn not_negative(field: &str, v: i64) -> Result<(), FieldError> {
-    if v >= 0 {
-        Ok(())
-    } else {
-        Err(FieldError::new(field, "must not be negative"))
+    if v > max {
+        return Err(FieldError::new(field, format!("must be at most {max}")));
     }
+    Ok(())
 }
-fn not_empty(field: &str, v: &str) -> Result<(), FieldError> {
-    if v.trim().is_empty() {
-        Err(FieldError::new(field, "must not be empty"))
-    } else {
-        Ok(())
+/// Centavos: 0 to [`MONEY_MAX`].
+fn money(field: &str, v: i64) -> Result<(), FieldError> {
+    int(field, v, 0, MONEY_MAX)
+}
+/// A list of `min..=max` entries.
+fn count(field: &str, n: usize, min: usize, max: usize, what: &str) -> Result<(), FieldError> {
+    if n < min {
+        return Err(FieldError::new(
+            field,
+            format!("needs at least {min} {what}"),
+        ));
+    }
+    if n > max {
+        return Err(FieldError::new(field, format!("at most {max} {what}")));
+    }
+    Ok(())
+}
+/// At most `max` characters (as JSON Schema's `maxLength` counts them).
+fn max_len(field: &str, v: &str, max: usize) -> Result<(), FieldError> {
+    // Bytes bound characters from above: the count only for long strings.
+    if v.len() > max && limits::char_len(v) > max {
+        return Err(FieldError::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    }
+    Ok(())
+}
+/// Required text: not blank, at most `max` characters.
+fn text(field: &str, v: &str, max: usize) -> Result<(), FieldError> {
+    max_len(field, v, max)?;
+    if limits::is_blank(v) {
+        return Err(FieldError::new(field, "must not be empty"));
+    }
+    Ok(())
+}
+/// Optional text: at most `max` characters when given (may be empty).
+fn opt_text(field: &str, v: &Option<String>, max: usize) -> Result<(), FieldError> {
+    match v {
+        Some(v) => max_len(field, v, max),
+        None => Ok(()),
     }
 }
 fn timestamp(field: &str, v: &str) -> Result<(), FieldError> {
-    if crate::time::parse(v).is_some() {
+    if crate::time::parse_utc(v).is_some() {
         Ok(())
     } else {
-        Err(FieldError::new(field, "must be an RFC 3339 timestamp"))
+        Err(FieldError::new(
+            field,
+            "must be an RFC 3339 timestamp in UTC (ending in Z), e.g. 2026-11-26T12:00:00Z",
+        ))
+    }
+}
+fn date(field: &str, v: &str) -> Result<(), FieldError> {
+    if crate::time::is_date(v) {
+        Ok(())
+    } else {
+        Err(FieldError::new(field, "must be a YYYY-MM-DD date"))
     }
 }
 fn document(field: &str, v: &str) -> Result<(), FieldError> {
@@ -249,9 +297,9 @@ pub struct CashOpen {
 
 impl Validate for CashOpen {
     fn validate(&self) -> Result<(), FieldError> {
-        not_empty("register", &self.register)?;
-        not_empty("operator", &self.operator)?;
-        not_negative("opening_amount", self.opening_amount)?;
+        text("register", &self.register, CODE_MAX)?;
+        text("operator", &self.operator, CODE_MAX)?;
+        money("opening_amount", self.opening_amount)?;
         timestamp("opened_at", &self.opened_at)
     }
     fn register(&self) -> &str {
@@ -283,8 +331,9 @@ pub struct CashMovement {
 
 impl Validate for CashMovement {
     fn validate(&self) -> Result<(), FieldError> {
-        not_empty("register", &self.register)?;
-        positive("amount", self.amount)?;
+        text("register", &self.register, CODE_MAX)?;
+        int("amount", self.amount, 1, MONEY_MAX)?;
+        opt_text("reason", &self.reason, TEXT_MAX)?;
         timestamp("at", &self.at)
     }
     fn register(&self) -> &str {
@@ -297,6 +346,22 @@ impl Validate for CashMovement {
 pub struct MethodTotal {
     pub method: String,
     pub amount: i64,
+}
+
+impl MethodTotal {
+    fn validate(&self) -> Result<(), FieldError> {
+        text("method", &self.method, CODE_MAX)?;
+        money("amount", self.amount)
+    }
+}
+
+/// Per-method totals (cash close, Redução Z): each named by its index.
+fn method_totals(totals: &[MethodTotal]) -> Result<(), FieldError> {
+    count("totals", totals.len(), 0, limits::TOTALS_MAX, "totals")?;
+    for (i, t) in totals.iter().enumerate() {
+        t.validate().map_err(|e| e.within(format!("totals[{i}]")))?;
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -315,12 +380,10 @@ pub struct CashClose {
 
 impl Validate for CashClose {
     fn validate(&self) -> Result<(), FieldError> {
-        not_empty("register", &self.register)?;
-        not_empty("operator", &self.operator)?;
-        not_negative("counted_amount", self.counted_amount)?;
-        for (i, t) in self.totals.iter().enumerate() {
-            not_empty("method", &t.method).map_err(|e| e.within(format!("totals[{i}]")))?;
-        }
+        text("register", &self.register, CODE_MAX)?;
+        text("operator", &self.operator, CODE_MAX)?;
+        money("counted_amount", self.counted_amount)?;
+        method_totals(&self.totals)?;
         timestamp("closed_at", &self.closed_at)
     }
     fn register(&self) -> &str {
@@ -356,21 +419,27 @@ pub struct CustomerSignup {
 impl Validate for CustomerSignup {
     fn validate(&self) -> Result<(), FieldError> {
         document("document", &self.document)?;
-        not_empty("name", &self.name)?;
+        text("name", &self.name, TEXT_MAX)?;
+        if let Some(email) = &self.email {
+            max_len("email", email, limits::EMAIL_MAX)?;
+            if !email.contains('@') {
+                return Err(FieldError::new("email", "must be an e-mail address"));
+            }
+        }
+        opt_text("phone", &self.phone, limits::PHONE_MAX)?;
+        if let Some(d) = &self.birth_date {
+            date("birth_date", d)?;
+        }
         if let Some(uf) = &self.uf {
             check::uf(uf).map_err(|e| FieldError::new("uf", e.to_string()))?;
         }
-        if let Some(d) = &self.birth_date
-            && !crate::time::is_rfc3339_or_date(d)
-        {
-            return Err(FieldError::new("birth_date", "must be a YYYY-MM-DD date"));
+        if let Some(c) = self.city_ibge_code {
+            int("city_ibge_code", c, limits::IBGE_MIN, limits::IBGE_MAX)?;
         }
-        if let Some(email) = &self.email
-            && !email.contains('@')
-        {
-            return Err(FieldError::new("email", "must be an e-mail address"));
+        if let Some(v) = self.lgpd_letter_version {
+            int("lgpd_letter_version", v, 1, limits::VERSION_MAX)?;
         }
-        Ok(())
+        text("register", &self.register, CODE_MAX)
     }
     fn register(&self) -> &str {
         &self.register
@@ -406,16 +475,27 @@ pub fn line_gross(qty: i64, unit_price: i64) -> Option<i64> {
 
 impl SaleItem {
     fn validate(&self) -> Result<(), FieldError> {
-        not_empty("product_code", &self.product_code)?;
+        text("product_code", &self.product_code, CODE_MAX)?;
         if let Some(b) = &self.barcode {
             check::gtin(b).map_err(|e| FieldError::new("barcode", e.to_string()))?;
         }
-        positive("qty", self.qty)?;
-        not_negative("unit_price", self.unit_price)?;
-        not_negative("discount", self.discount)?;
-        not_negative("addition", self.addition)?;
+        int("qty", self.qty, 1, limits::QTY_MAX)?;
+        money("unit_price", self.unit_price)?;
+        money("discount", self.discount)?;
+        money("addition", self.addition)?;
+        opt_text("discount_reason", &self.discount_reason, TEXT_MAX)?;
         let gross = line_gross(self.qty, self.unit_price)
             .ok_or_else(|| FieldError::new("qty", "too large"))?;
+        if self.discount > gross {
+            return Err(FieldError::new(
+                "discount",
+                format!(
+                    "{} exceeds the line's amount round(qty × unit_price / 1000) = {gross}",
+                    self.discount
+                ),
+            ));
+        }
+        money("total", self.total)?;
         let expected = net("total", gross, self.discount, self.addition)?;
         if self.total != expected {
             return Err(FieldError::new(
@@ -443,8 +523,13 @@ pub struct Payment {
 
 impl Payment {
     fn validate(&self) -> Result<(), FieldError> {
-        not_empty("method", &self.method)?;
-        positive("amount", self.amount)
+        text("method", &self.method, CODE_MAX)?;
+        int("amount", self.amount, 1, MONEY_MAX)?;
+        opt_text(
+            "authorization",
+            &self.authorization,
+            limits::AUTHORIZATION_MAX,
+        )
     }
 }
 
@@ -482,15 +567,13 @@ pub struct Sale {
 
 impl Validate for Sale {
     fn validate(&self) -> Result<(), FieldError> {
-        not_empty("register", &self.register)?;
-        not_empty("operator", &self.operator)?;
-        positive("number", self.number)?;
+        text("register", &self.register, CODE_MAX)?;
+        text("operator", &self.operator, CODE_MAX)?;
+        int("number", self.number, 1, limits::NUMBER_MAX)?;
         if let Some(d) = &self.customer_document {
             document("customer_document", d)?;
         }
-        if self.items.is_empty() {
-            return Err(FieldError::new("items", "a sale needs at least one item"));
-        }
+        count("items", self.items.len(), 1, limits::ITEMS_MAX, "items")?;
         let mut sum: i64 = 0;
         for (i, item) in self.items.iter().enumerate() {
             item.validate()
@@ -499,8 +582,15 @@ impl Validate for Sale {
                 .checked_add(item.total)
                 .ok_or_else(|| FieldError::new("items", "totals overflow"))?;
         }
-        not_negative("discount", self.discount)?;
-        not_negative("addition", self.addition)?;
+        money("discount", self.discount)?;
+        if self.discount > sum {
+            return Err(FieldError::new(
+                "discount",
+                format!("{} exceeds Σ item totals = {sum}", self.discount),
+            ));
+        }
+        money("addition", self.addition)?;
+        money("total", self.total)?;
         let expected = net("total", sum, self.discount, self.addition)?;
         if self.total != expected {
             return Err(FieldError::new(
@@ -511,12 +601,13 @@ impl Validate for Sale {
                 ),
             ));
         }
-        if self.payments.is_empty() {
-            return Err(FieldError::new(
-                "payments",
-                "a sale needs at least one payment",
-            ));
-        }
+        count(
+            "payments",
+            self.payments.len(),
+            1,
+            limits::PAYMENTS_MAX,
+            "payments",
+        )?;
         let mut paid: i64 = 0;
         for (i, p) in self.payments.iter().enumerate() {
             p.validate()
@@ -525,7 +616,13 @@ impl Validate for Sale {
                 .checked_add(p.amount)
                 .ok_or_else(|| FieldError::new("payments", "amounts overflow"))?;
         }
-        not_negative("change", self.change)?;
+        money("change", self.change)?;
+        if self.change > paid {
+            return Err(FieldError::new(
+                "change",
+                format!("{} exceeds Σ payments = {paid}", self.change),
+            ));
+        }
         if paid - self.change != self.total {
             return Err(FieldError::new(
                 "payments",
@@ -536,8 +633,10 @@ impl Validate for Sale {
                 ),
             ));
         }
+        opt_text("modality", &self.modality, CODE_MAX)?;
+        opt_text("channel", &self.channel, CODE_MAX)?;
         if let Some(xml) = &self.xml {
-            not_empty("xml", xml)?;
+            text("xml", xml, limits::XML_MAX)?;
         }
         timestamp("sold_at", &self.sold_at)
     }
@@ -557,7 +656,7 @@ pub struct SalePayment {
 
 impl Validate for SalePayment {
     fn validate(&self) -> Result<(), FieldError> {
-        not_empty("register", &self.register)?;
+        text("register", &self.register, CODE_MAX)?;
         self.payment.validate().map_err(|e| e.within("payment"))?;
         timestamp("at", &self.at)
     }
@@ -579,11 +678,17 @@ pub struct SaleXml {
 
 impl Validate for SaleXml {
     fn validate(&self) -> Result<(), FieldError> {
-        not_empty("register", &self.register)?;
+        text("register", &self.register, CODE_MAX)?;
         if self.access_key.len() != 44 || !self.access_key.bytes().all(|b| b.is_ascii_digit()) {
             return Err(FieldError::new("access_key", "must be 44 digits"));
         }
-        if !self.xml.trim_start().starts_with('<') {
+        max_len("xml", &self.xml, limits::XML_MAX)?;
+        // XML's own white space (not Unicode's): the schema's pattern says the same.
+        if !self
+            .xml
+            .trim_start_matches([' ', '\t', '\r', '\n'])
+            .starts_with('<')
+        {
             return Err(FieldError::new("xml", "must be an XML document"));
         }
         Ok(())
@@ -615,17 +720,18 @@ pub struct ReducaoZ {
 
 impl Validate for ReducaoZ {
     fn validate(&self) -> Result<(), FieldError> {
-        not_empty("register", &self.register)?;
-        if !crate::time::is_rfc3339_or_date(&self.date) {
-            return Err(FieldError::new("date", "must be a YYYY-MM-DD date"));
-        }
-        positive("crz", self.crz)?;
+        text("register", &self.register, CODE_MAX)?;
+        date("date", &self.date)?;
+        int("crz", self.crz, 1, limits::CRZ_MAX)?;
+        int("coo_start", self.coo_start, 1, limits::NUMBER_MAX)?;
+        int("coo_end", self.coo_end, 1, limits::NUMBER_MAX)?;
         if self.coo_end < self.coo_start {
             return Err(FieldError::new("coo_end", "must not be below coo_start"));
         }
-        not_negative("gross_total", self.gross_total)?;
-        not_negative("cancellations", self.cancellations)?;
-        not_negative("discounts", self.discounts)?;
+        money("gross_total", self.gross_total)?;
+        money("cancellations", self.cancellations)?;
+        money("discounts", self.discounts)?;
+        money("net_total", self.net_total)?;
         let expected = net("net_total", self.gross_total, self.cancellations, 0)
             .and_then(|x| net("net_total", x, self.discounts, 0))?;
         if self.net_total != expected {
@@ -637,7 +743,7 @@ impl Validate for ReducaoZ {
                 ),
             ));
         }
-        Ok(())
+        method_totals(&self.totals)
     }
     fn register(&self) -> &str {
         &self.register
@@ -657,7 +763,7 @@ pub struct OmniOrderStatus {
 
 impl Validate for OmniOrderStatus {
     fn validate(&self) -> Result<(), FieldError> {
-        not_empty("order_id", &self.order_id)?;
+        text("order_id", &self.order_id, CODE_MAX)?;
         if !matches!(
             self.status.as_str(),
             "picking" | "ready" | "delivered" | "cancelled"
@@ -667,7 +773,8 @@ impl Validate for OmniOrderStatus {
                 "must be picking, ready, delivered or cancelled",
             ));
         }
-        timestamp("at", &self.at)
+        timestamp("at", &self.at)?;
+        text("register", &self.register, CODE_MAX)
     }
     fn register(&self) -> &str {
         &self.register
@@ -806,21 +913,348 @@ mod tests {
         s["items"][1]["addition"] = json!(i64::MAX);
         assert_eq!(
             DocumentKind::Sale.validate_body(&s).unwrap_err().field,
-            "items[1].total"
+            "items[1].addition"
         );
         let mut s = sale();
         s["addition"] = json!(i64::MAX);
         assert_eq!(
             DocumentKind::Sale.validate_body(&s).unwrap_err().field,
-            "total"
+            "addition"
         );
         let z = json!({"register": "PDV01", "date": "2026-11-26", "crz": 1, "coo_start": 1,
                        "coo_end": 2, "gross_total": 0, "cancellations": i64::MAX, "discounts": i64::MAX,
                        "net_total": 0});
         assert_eq!(
             DocumentKind::ReducaoZ.validate_body(&z).unwrap_err().field,
-            "net_total"
+            "cancellations"
         );
+        // At the bounds everything still adds up without overflow.
+        let max = limits::MONEY_MAX;
+        let mut s = sale();
+        let line = json!({"product_code": "1", "qty": 1000, "unit_price": max, "addition": max,
+                          "total": 2 * max});
+        let lines = vec![line; limits::ITEMS_MAX];
+        s["items"] = json!(lines);
+        assert_eq!(
+            DocumentKind::Sale.validate_body(&s).unwrap_err().field,
+            "items[0].total"
+        );
+    }
+
+    /// The field a sale edited by `edit` is refused for.
+    fn refused(edit: impl Fn(&mut Value)) -> String {
+        let mut s = sale();
+        edit(&mut s);
+        match DocumentKind::Sale.validate_body(&s) {
+            Err(e) => e.field,
+            Ok(_) => panic!("accepted: {s}"),
+        }
+    }
+
+    #[test]
+    fn a_line_discount_above_its_amount_is_refused() {
+        // 1 × 5.00 − 6.00 = −1.00: the total adds up, but is negative.
+        assert_eq!(
+            refused(|s| {
+                s["items"][1]["discount"] = json!(600);
+                s["items"][1]["total"] = json!(-100);
+                s["discount"] = json!(0);
+                s["total"] = json!(1399);
+                s["payments"][0]["amount"] = json!(1399);
+                s["change"] = json!(0);
+            }),
+            "items[1].discount"
+        );
+        // Even when an addition brings the total back above zero.
+        assert_eq!(
+            refused(|s| {
+                s["items"][1]["discount"] = json!(600);
+                s["items"][1]["addition"] = json!(200);
+                s["items"][1]["total"] = json!(100);
+            }),
+            "items[1].discount"
+        );
+        assert_eq!(
+            refused(|s| s["items"][1]["total"] = json!(-1)),
+            "items[1].total"
+        );
+        // A discount of the whole line is fine.
+        let mut s = sale();
+        s["items"][1]["discount"] = json!(500);
+        s["items"][1]["total"] = json!(0);
+        s["discount"] = json!(0);
+        s["total"] = json!(1499);
+        s["payments"][0]["amount"] = json!(1499);
+        s["change"] = json!(0);
+        assert!(DocumentKind::Sale.validate_body(&s).is_ok());
+    }
+
+    #[test]
+    fn a_sale_discount_above_the_items_is_refused() {
+        assert_eq!(
+            refused(|s| {
+                s["discount"] = json!(2000);
+                s["total"] = json!(-51);
+                s["payments"] = json!([]);
+                s["change"] = json!(0);
+            }),
+            "discount"
+        );
+        assert_eq!(refused(|s| s["total"] = json!(-1)), "total");
+    }
+
+    #[test]
+    fn change_above_what_was_paid_is_refused() {
+        assert_eq!(
+            refused(|s| {
+                s["payments"][0]["amount"] = json!(50);
+                s["change"] = json!(100);
+            }),
+            "change"
+        );
+        assert_eq!(refused(|s| s["change"] = json!(-1)), "change");
+    }
+
+    #[test]
+    fn document_times_must_be_utc() {
+        assert_eq!(
+            refused(|s| s["sold_at"] = json!("2026-11-26T09:00:00-03:00")),
+            "sold_at"
+        );
+        assert_eq!(refused(|s| s["sold_at"] = json!("2026-11-26")), "sold_at");
+        let mut s = sale();
+        s["sold_at"] = json!("2026-11-26T12:00:00.250+00:00");
+        assert!(DocumentKind::Sale.validate_body(&s).is_ok());
+        let local = "2026-11-26T09:00:00-03:00";
+        let kinds = [
+            (DocumentKind::CashOpen, "opened_at"),
+            (DocumentKind::CashMovement, "at"),
+            (DocumentKind::CashClose, "closed_at"),
+            (DocumentKind::SalePayment, "at"),
+            (DocumentKind::OmniOrderStatus, "at"),
+        ];
+        for (kind, field) in kinds {
+            let mut body = example(kind);
+            assert_eq!(kind.validate_body(&body), Ok("PDV01".into()), "{kind}");
+            body[field] = json!(local);
+            assert_eq!(
+                kind.validate_body(&body).unwrap_err().field,
+                field,
+                "{kind}"
+            );
+        }
+        let mut c = example(DocumentKind::Customer);
+        c["birth_date"] = json!("1980-05-01T00:00:00Z");
+        assert_eq!(
+            DocumentKind::Customer.validate_body(&c).unwrap_err().field,
+            "birth_date"
+        );
+    }
+
+    /// A valid body of every kind.
+    fn example(kind: DocumentKind) -> Value {
+        let nil = Uuid::nil();
+        match kind {
+            DocumentKind::CashOpen => json!({"register": "PDV01", "operator": "001",
+                "opening_amount": 10000, "opened_at": "2026-11-26T08:00:00Z"}),
+            DocumentKind::CashMovement => json!({"register": "PDV01", "session_id": nil,
+                "kind": "withdrawal", "amount": 5000, "reason": "sangria", "at": "2026-11-26T12:00:00Z"}),
+            DocumentKind::CashClose => json!({"register": "PDV01", "session_id": nil,
+                "operator": "001", "counted_amount": 7000, "totals": [{"method": "CASH", "amount": 2000}],
+                "closed_at": "2026-11-26T20:00:00Z"}),
+            DocumentKind::Customer => json!({"document": "52998224725", "name": "Maria da Silva",
+                "email": "maria@example.com", "phone": "+55 11 5555-0000", "birth_date": "1980-05-01",
+                "uf": "SP", "city_ibge_code": 3550308, "lgpd_consent": true, "lgpd_letter_version": 1,
+                "register": "PDV01"}),
+            DocumentKind::Sale => {
+                let mut s = sale();
+                s["items"][1]["discount_reason"] = json!("avaria");
+                s["payments"][0]["authorization"] = json!("123456");
+                s["modality"] = json!("BALCAO");
+                s["channel"] = json!("LOJA");
+                s["xml"] = json!("<NFe/>");
+                s
+            }
+            DocumentKind::SalePayment => json!({"sale_id": nil, "register": "PDV01",
+                "payment": {"method": "TEF", "amount": 1900, "authorization": "123456"},
+                "at": "2026-11-26T12:01:00Z"}),
+            DocumentKind::SaleXml => json!({"sale_id": nil, "register": "PDV01",
+                "access_key": "35261112345678000190650010000000011000000010", "xml": "\n <NFe/>"}),
+            DocumentKind::ReducaoZ => json!({"register": "PDV01", "date": "2026-11-26", "crz": 1,
+                "coo_start": 1, "coo_end": 1, "gross_total": 1949, "discounts": 49, "net_total": 1900,
+                "totals": [{"method": "CASH", "amount": 1900}]}),
+            DocumentKind::OmniOrderStatus => json!({"order_id": "OM-1", "status": "ready",
+                "at": "2026-11-26T12:30:00Z", "register": "PDV01"}),
+        }
+    }
+
+    /// Every string field of every kind, and its bound.
+    fn string_fields() -> Vec<(DocumentKind, &'static str, usize)> {
+        use DocumentKind as K;
+        use limits::*;
+        vec![
+            (K::CashOpen, "register", CODE_MAX),
+            (K::CashOpen, "operator", CODE_MAX),
+            (K::CashMovement, "register", CODE_MAX),
+            (K::CashMovement, "reason", TEXT_MAX),
+            (K::CashClose, "register", CODE_MAX),
+            (K::CashClose, "operator", CODE_MAX),
+            (K::CashClose, "totals[0].method", CODE_MAX),
+            (K::Customer, "name", TEXT_MAX),
+            (K::Customer, "phone", PHONE_MAX),
+            (K::Customer, "register", CODE_MAX),
+            (K::Sale, "register", CODE_MAX),
+            (K::Sale, "operator", CODE_MAX),
+            (K::Sale, "items[0].product_code", CODE_MAX),
+            (K::Sale, "items[1].discount_reason", TEXT_MAX),
+            (K::Sale, "payments[0].method", CODE_MAX),
+            (K::Sale, "payments[0].authorization", AUTHORIZATION_MAX),
+            (K::Sale, "modality", CODE_MAX),
+            (K::Sale, "channel", CODE_MAX),
+            (K::Sale, "xml", XML_MAX),
+            (K::SalePayment, "register", CODE_MAX),
+            (K::SalePayment, "payment.method", CODE_MAX),
+            (K::SalePayment, "payment.authorization", AUTHORIZATION_MAX),
+            (K::SaleXml, "register", CODE_MAX),
+            (K::SaleXml, "xml", XML_MAX),
+            (K::ReducaoZ, "register", CODE_MAX),
+            (K::ReducaoZ, "totals[0].method", CODE_MAX),
+            (K::OmniOrderStatus, "order_id", CODE_MAX),
+            (K::OmniOrderStatus, "register", CODE_MAX),
+        ]
+    }
+
+    /// The value at a path like `items[0].product_code`.
+    fn at<'a>(v: &'a mut Value, path: &str) -> &'a mut Value {
+        path.split('.')
+            .fold(v, |v, part| match part.split_once('[') {
+                Some((name, i)) => {
+                    let i: usize = i.trim_end_matches(']').parse().unwrap();
+                    &mut v[name][i]
+                }
+                None => &mut v[part],
+            })
+    }
+
+    #[test]
+    fn every_string_has_a_bound_in_characters() {
+        for (kind, path, max) in string_fields() {
+            let mut body = example(kind);
+            // At the bound (in characters, 2 bytes each): accepted.
+            let fill = |n: usize| {
+                let mut s = "ç".repeat(n - 1);
+                s.insert(0, if path.ends_with("xml") { '<' } else { 'a' });
+                s
+            };
+            *at(&mut body, path) = json!(fill(max));
+            assert_eq!(
+                kind.validate_body(&body),
+                Ok(body["register"].as_str().unwrap().to_owned()),
+                "{kind} {path}"
+            );
+            *at(&mut body, path) = json!(fill(max + 1));
+            let e = kind.validate_body(&body).unwrap_err();
+            assert_eq!(e.field, path, "{kind}");
+            assert!(e.message.contains(&max.to_string()), "{e}");
+        }
+        // An e-mail and a 1.9 MB operator.
+        let mut c = example(DocumentKind::Customer);
+        c["email"] = json!(format!("{}@example.com", "a".repeat(limits::EMAIL_MAX)));
+        assert_eq!(
+            DocumentKind::Customer.validate_body(&c).unwrap_err().field,
+            "email"
+        );
+        assert_eq!(
+            refused(|s| s["operator"] = json!("9".repeat(1_900_000))),
+            "operator"
+        );
+        assert_eq!(
+            refused(|s| s["items"][0]["product_code"] = json!("9".repeat(1_900_000))),
+            "items[0].product_code"
+        );
+    }
+
+    #[test]
+    fn required_text_must_not_be_blank() {
+        for (kind, path, _) in string_fields() {
+            let optional = [
+                "reason",
+                "phone",
+                "discount_reason",
+                "authorization",
+                "modality",
+                "channel",
+            ]
+            .iter()
+            .any(|o| path.ends_with(o));
+            if optional || path.ends_with("xml") && kind == DocumentKind::SaleXml {
+                continue;
+            }
+            for blank in ["", " \t", "\u{1f}\u{3000}"] {
+                let mut body = example(kind);
+                *at(&mut body, path) = json!(blank);
+                assert_eq!(
+                    kind.validate_body(&body).unwrap_err().field,
+                    path,
+                    "{kind} {blank:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn integers_are_bounded() {
+        use limits::*;
+        let cases: Vec<(DocumentKind, &str, i64)> = vec![
+            (DocumentKind::CashOpen, "opening_amount", -1),
+            (DocumentKind::CashOpen, "opening_amount", MONEY_MAX + 1),
+            (DocumentKind::CashMovement, "amount", 0),
+            (DocumentKind::CashClose, "counted_amount", -1),
+            (DocumentKind::CashClose, "totals[0].amount", -1),
+            (DocumentKind::Customer, "city_ibge_code", 35),
+            (DocumentKind::Customer, "lgpd_letter_version", 0),
+            (DocumentKind::Sale, "number", 0),
+            (DocumentKind::Sale, "number", NUMBER_MAX + 1),
+            (DocumentKind::Sale, "items[0].qty", 0),
+            (DocumentKind::Sale, "items[0].qty", QTY_MAX + 1),
+            (DocumentKind::Sale, "items[0].unit_price", -1),
+            (DocumentKind::Sale, "items[0].unit_price", MONEY_MAX + 1),
+            (DocumentKind::Sale, "items[0].discount", -1),
+            (DocumentKind::Sale, "payments[0].amount", 0),
+            (DocumentKind::SalePayment, "payment.amount", MONEY_MAX + 1),
+            (DocumentKind::ReducaoZ, "crz", 0),
+            (DocumentKind::ReducaoZ, "coo_start", 0),
+            (DocumentKind::ReducaoZ, "gross_total", -1),
+            (DocumentKind::ReducaoZ, "net_total", -1),
+            (DocumentKind::ReducaoZ, "totals[0].amount", MONEY_MAX + 1),
+        ];
+        for (kind, path, v) in cases {
+            let mut body = example(kind);
+            *at(&mut body, path) = json!(v);
+            assert_eq!(
+                kind.validate_body(&body).unwrap_err().field,
+                path,
+                "{kind} {v}"
+            );
+        }
+        let mut s = sale();
+        let line = s["items"][1].clone();
+        s["items"] = json!(vec![line; ITEMS_MAX + 1]);
+        assert_eq!(
+            DocumentKind::Sale.validate_body(&s).unwrap_err().field,
+            "items"
+        );
+    }
+
+    #[test]
+    fn every_example_is_valid() {
+        for kind in DocumentKind::ALL {
+            assert_eq!(
+                kind.validate_body(&example(kind)),
+                Ok("PDV01".into()),
+                "{kind}"
+            );
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod digest;
 pub mod document;
 pub mod error;
 pub mod feed;
+pub mod limits;
 pub mod registry;
 pub mod time;
 pub mod typed;

@@ -56,8 +56,8 @@ pub fn accept(
 }
 
 fn check(doc: &Document) -> Result<String, String> {
-    if loja_protocol::time::parse(&doc.accepted_at).is_none() {
-        return Err("accepted_at: must be an RFC 3339 timestamp".into());
+    if loja_protocol::time::parse_utc(&doc.accepted_at).is_none() {
+        return Err("accepted_at: must be an RFC 3339 timestamp in UTC".into());
     }
     doc.kind
         .validate_body(&doc.body)
@@ -104,4 +104,109 @@ pub fn collect(conn: &Connection, after: u64, limit: u64) -> Result<String, rusq
     out.push_str(if more { "true" } else { "false" });
     out.push('}');
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use loja_protocol::DocumentKind;
+    use serde_json::{Value, json};
+    use uuid::Uuid;
+
+    fn sale() -> Value {
+        json!({"register": "PDV01", "session_id": Uuid::nil(), "number": 1, "operator": "001",
+               "items": [
+                   {"product_code": "1", "qty": 1500, "unit_price": 999, "total": 1499},
+                   {"product_code": "2", "qty": 1000, "unit_price": 500, "discount": 50, "total": 450}
+               ],
+               "discount": 49, "total": 1900,
+               "payments": [{"method": "CASH", "amount": 2000}], "change": 100,
+               "sold_at": "2026-11-26T12:00:00Z"})
+    }
+
+    fn document(body: Value) -> Document {
+        Document {
+            id: Uuid::new_v4(),
+            kind: DocumentKind::Sale,
+            register: "PDV01".into(),
+            store_seq: 1,
+            accepted_at: "2026-11-26T12:00:01Z".into(),
+            body,
+        }
+    }
+
+    /// The central refuses the sales lojad refuses (the same protocol
+    /// rules), naming the field, and stores none of them.
+    #[test]
+    fn impossible_sales_are_rejected_naming_the_field() {
+        type Edit = fn(&mut Value);
+        let cases: [(Edit, &str); 6] = [
+            (
+                |s| {
+                    s["items"][1]["discount"] = json!(600);
+                    s["items"][1]["total"] = json!(-100);
+                    s["discount"] = json!(0);
+                    s["total"] = json!(1399);
+                    s["payments"][0]["amount"] = json!(1399);
+                    s["change"] = json!(0);
+                },
+                "items[1].discount",
+            ),
+            (
+                |s| {
+                    s["discount"] = json!(2000);
+                    s["total"] = json!(-51);
+                    s["payments"][0]["amount"] = json!(49);
+                    s["change"] = json!(100);
+                },
+                "discount",
+            ),
+            (
+                |s| {
+                    s["payments"][0]["amount"] = json!(50);
+                    s["change"] = json!(100);
+                },
+                "change",
+            ),
+            (
+                |s| s["sold_at"] = json!("2026-11-26T09:00:00-03:00"),
+                "sold_at",
+            ),
+            (|s| s["operator"] = json!("1".repeat(1_900_000)), "operator"),
+            (
+                |s| s["items"][0]["product_code"] = json!("1".repeat(1_900_000)),
+                "items[0].product_code",
+            ),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::db::Db::open(&dir.path().join("c.db")).unwrap();
+        let mut batch = DocumentBatch {
+            documents: vec![document(sale())],
+        };
+        for (edit, _) in &cases {
+            let mut body = sale();
+            edit(&mut body);
+            batch.documents.push(document(body));
+        }
+        let ack = db
+            .write(|tx| accept(tx, "s", &batch).map_err(crate::db::DbError::from))
+            .expect("accept");
+        assert_eq!(ack.acks[0].status, AckStatus::Accepted);
+        for ((_, field), ack) in cases.iter().zip(&ack.acks[1..]) {
+            assert_eq!(ack.status, AckStatus::Rejected, "{field}");
+            let error = ack.error.as_deref().unwrap_or("");
+            assert!(error.starts_with(&format!("{field}: ")), "{field}: {error}");
+        }
+        let stored: i64 = db
+            .read(|c| {
+                c.query_row("SELECT count(*) FROM documents", [], |r| r.get(0))
+                    .map_err(crate::db::DbError::from)
+            })
+            .unwrap();
+        assert_eq!(stored, 1);
+        // The envelope's time is UTC too.
+        let mut local = document(sale());
+        local.accepted_at = "2026-11-26T09:00:01-03:00".into();
+        assert!(check(&local).unwrap_err().starts_with("accepted_at"));
+    }
 }

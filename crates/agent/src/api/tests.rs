@@ -1305,6 +1305,80 @@ async fn totals_that_overflow_are_a_422_not_a_panic() {
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
 }
 
+/// Sales whose totals add up but cannot be right (issue 12, defect 4): each
+/// a 422 naming its field, and nothing stored.
+#[tokio::test]
+async fn impossible_sales_are_refused_naming_the_field() {
+    let f = fixture();
+    let a = post(&f.app, "/v1/cash/open", &examples::cash_open()).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    type Edit = fn(&mut Value);
+    let cases: [(&str, Edit, &str); 6] = [
+        (
+            "a line's discount above its amount (negative line total)",
+            |s| {
+                s["items"][1]["discount"] = json!(600);
+                s["items"][1]["total"] = json!(-100);
+                s["discount"] = json!(0);
+                s["total"] = json!(1399);
+                s["payments"][0]["amount"] = json!(1399);
+                s["change"] = json!(0);
+            },
+            "items[1].discount",
+        ),
+        (
+            "a sale discount above the items",
+            |s| {
+                s["discount"] = json!(2000);
+                s["total"] = json!(-51);
+                s["payments"][0]["amount"] = json!(49);
+                s["change"] = json!(100);
+            },
+            "discount",
+        ),
+        (
+            "change above what was paid",
+            |s| {
+                s["payments"][0]["amount"] = json!(50);
+                s["change"] = json!(100);
+            },
+            "change",
+        ),
+        (
+            "sold_at with a local offset",
+            |s| s["sold_at"] = json!("2026-11-26T09:00:00-03:00"),
+            "sold_at",
+        ),
+        (
+            "a 10 kB operator (the fixture's body limit is 64 KiB)",
+            |s| s["operator"] = json!("1".repeat(10_000)),
+            "operator",
+        ),
+        (
+            "a 10 kB product code",
+            |s| s["items"][0]["product_code"] = json!("1".repeat(10_000)),
+            "items[0].product_code",
+        ),
+    ];
+    for (what, edit, field) in cases {
+        let mut sale = examples::sale();
+        sale["id"] = json!(Uuid::new_v4());
+        edit(&mut sale);
+        let a = post(&f.app, "/v1/sales", &sale).await;
+        assert_eq!(
+            a.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{what}: {}",
+            a.text
+        );
+        assert_eq!(a.field(), field, "{what}: {}", a.text);
+    }
+    // Nothing of it was stored; the example itself still is.
+    let a = post(&f.app, "/v1/sales", &examples::sale()).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    assert_eq!(a.body["store_seq"], 2, "{}", a.text);
+}
+
 #[tokio::test]
 async fn a_barcode_answers_the_same_from_its_card_and_a_new_price_at_once() {
     let f = fixture();
