@@ -149,7 +149,7 @@ impl Catalog {
 
     /// The one apply path: `check` sees the stored watermark inside the
     /// IMMEDIATE transaction and may refuse the page.
-    fn apply_with(
+    pub(crate) fn apply_with(
         &mut self,
         entity: &Entity,
         page: &TypedPage,
@@ -230,6 +230,7 @@ impl Catalog {
                 }
             }
             apply::flush_fts(&tx, path)?;
+            crate::verify::forget_local(&tx, entity, page, path)?;
             apply::write_watermark(&tx, entity.name, page.next.0, path)?;
         }
         commit(tx, path, || format!("commit page of {}", entity.name))?;
@@ -263,6 +264,7 @@ impl Catalog {
             apply::upsert_row(&mut stmt, entity, &item.cells, path)?;
         }
         apply::flush_fts(&tx, path)?;
+        crate::verify::mark_local(&tx, entity, &entity.key_text(row), path)?;
         commit(tx, path, || format!("commit local row of {}", entity.name))
     }
 
@@ -556,8 +558,9 @@ pub(crate) mod tests {
                 assert_eq!(*pk, key_pos, "{}.{name} key position", e.name);
             }
         }
-        // Nothing but the registry's tables, the FTS index, watermarks and
-        // the product cards (derived, never synced: see cards.rs).
+        // Nothing but the registry's tables, the FTS index, watermarks,
+        // the product cards (derived, never synced: see cards.rs) and the
+        // marks of rows written at the store (see verify.rs).
         let tables: Vec<String> = c
             .conn
             .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'products_fts%' AND name NOT LIKE 'sqlite_%'")
@@ -570,13 +573,14 @@ pub(crate) mod tests {
             assert!(
                 t == "watermarks"
                     || t == "product_cards"
+                    || t == "local_rows"
                     || entity_named(t).is_some_and(|e| !e.secret),
                 "stray table {t}"
             );
         }
         assert_eq!(
             tables.len(),
-            ENTITIES.iter().filter(|e| !e.secret).count() + 2
+            ENTITIES.iter().filter(|e| !e.secret).count() + 3
         );
     }
 

@@ -24,6 +24,7 @@ mod migrate;
 mod outbox;
 mod queries;
 mod secrets;
+mod verify;
 
 pub use cards::{CardBatch, feeds_product_cards};
 pub use catalog::{Applied, Catalog, CatalogReader, SNAPSHOT_MAX_AGE, WRITER_PRAGMAS};
@@ -37,5 +38,6 @@ pub use outbox::{
     Accepted, AckSummary, FailedDocument, NewDocument, Outbox, OutboxStats, Purged, StoredDocument,
 };
 pub use queries::{PriceView, ProductHit, ProductView};
+pub use verify::Repair;
 
 pub type Result<T, E = ReplicaError> = std::result::Result<T, E>;

@@ -1,0 +1,365 @@
+//! Replica verify: the replica's side of `loja_protocol::digest`.
+//!
+//! [`Catalog::digest`] reads an entity's rows and its watermark in one read
+//! transaction of a connection of its own (the writer stays free for page
+//! applies) and sums them per key bucket as the central does.
+//! [`Catalog::repair_bucket`] makes one bucket equal to the central's rows
+//! for it, through the one apply path (FTS, product cards, watermark check),
+//! as a page that does not move the watermark: it applies only if the
+//! replica is still at the watermark the central's rows are for.
+//!
+//! Rows written at the store ahead of the central (a customer signed up at
+//! the POS, [`Catalog::upsert_local`]) are marked in `local_rows` until a
+//! feed page or a repair brings the central's row for their key: they are
+//! left out of the digest and never deleted by a repair, since the central
+//! does not have them yet.
+
+use std::collections::{HashMap, HashSet};
+
+use loja_protocol::digest::{Canon, DigestBuilder, RowDigester};
+use loja_protocol::{
+    BucketRows, Entity, EntityDigest, FieldError, Op, PageError, TypedItem, TypedPage, Watermark,
+};
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, Transaction, params};
+use serde_json::Value;
+
+use crate::apply::{self, sql_of};
+use crate::catalog::{Catalog, FILE};
+use crate::error::SqlCtx;
+use crate::{Result, migrate};
+
+/// What a bucket repair changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Repair {
+    /// Rows missing or different here, written as the central has them.
+    pub upserts: u64,
+    /// Rows here that the central does not have for this store.
+    pub deletes: u64,
+    /// Rows written at the store the central does not have yet: kept.
+    pub kept_local: u64,
+}
+
+impl Repair {
+    pub fn rows(&self) -> u64 {
+        self.upserts + self.deletes
+    }
+}
+
+fn canon(v: ValueRef<'_>) -> Canon<'_> {
+    match v {
+        ValueRef::Null => Canon::Null,
+        ValueRef::Integer(n) => Canon::Int(n),
+        ValueRef::Text(t) => Canon::Text(t),
+        ValueRef::Real(_) => Canon::Other(b"real"),
+        ValueRef::Blob(b) => Canon::Other(b),
+    }
+}
+
+/// A row's key as `Entity::key_text` writes it (a JSON array), from its
+/// stored values.
+fn key_text(values: &[Canon<'_>], key_index: &[usize]) -> String {
+    let parts: Vec<Value> = key_index
+        .iter()
+        .map(|&i| match values.get(i) {
+            Some(Canon::Int(n)) => Value::from(*n),
+            Some(Canon::Text(t)) => Value::String(String::from_utf8_lossy(t).into_owned()),
+            _ => Value::Null,
+        })
+        .collect();
+    serde_json::to_string(&parts).unwrap_or_default()
+}
+
+/// The keys of `entity` written at the store and not yet seen from the central.
+fn local_keys(conn: &Connection, entity: &Entity, path: &std::path::Path) -> Result<HashSet<String>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT key FROM local_rows WHERE entity = ?1")
+        .ctx(path, "read local rows")?;
+    let keys = stmt
+        .query_map(params![entity.name], |r| r.get::<_, String>(0))
+        .ctx(path, "read local rows")?
+        .collect::<rusqlite::Result<HashSet<String>>>()
+        .ctx(path, "read local rows")?;
+    Ok(keys)
+}
+
+/// Marks a row as written at the store (inside the caller's transaction).
+pub(crate) fn mark_local(tx: &Transaction<'_>, entity: &Entity, key: &str, path: &std::path::Path) -> Result<()> {
+    tx.prepare_cached("INSERT OR IGNORE INTO local_rows (entity, key) VALUES (?1, ?2)")
+        .and_then(|mut s| s.execute(params![entity.name, key]))
+        .ctx(path, "mark a local row")?;
+    Ok(())
+}
+
+/// Forgets the local marks of the keys a page carries (the central's row
+/// for them is here now, or its tombstone). One cheap query when the
+/// entity has no marks, which is nearly always.
+pub(crate) fn forget_local(
+    tx: &Transaction<'_>,
+    entity: &Entity,
+    page: &TypedPage,
+    path: &std::path::Path,
+) -> Result<()> {
+    let any: bool = tx
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM local_rows WHERE entity = ?1)")
+        .and_then(|mut s| s.query_row(params![entity.name], |r| r.get(0)))
+        .ctx(path, "read local rows")?;
+    if !any {
+        return Ok(());
+    }
+    let key_index = &sql_of(entity)?.key_index;
+    let mut stmt = tx
+        .prepare_cached("DELETE FROM local_rows WHERE entity = ?1 AND key = ?2")
+        .ctx(path, "forget local rows")?;
+    for item in &page.items {
+        let values: Vec<Canon> = item.cells.iter().map(Canon::of_cell).collect();
+        stmt.execute(params![entity.name, key_text(&values, key_index)])
+            .ctx(path, "forget local rows")?;
+    }
+    Ok(())
+}
+
+/// Calls `f` with the stored values of every row of `entity`.
+fn for_each_row(
+    conn: &Connection,
+    entity: &Entity,
+    path: &std::path::Path,
+    mut f: impl FnMut(&[Canon<'_>]),
+) -> Result<()> {
+    let sql = sql_of(entity)?;
+    let mut stmt = conn.prepare(&sql.select).ctx(path, "read rows to verify")?;
+    let n = entity.columns.len();
+    let mut rows = stmt.query([]).ctx(path, "read rows to verify")?;
+    while let Some(r) = rows.next().ctx(path, "read rows to verify")? {
+        let values = (0..n)
+            .map(|i| r.get_ref(i).map(canon))
+            .collect::<rusqlite::Result<Vec<Canon>>>()
+            .ctx(path, "read rows to verify")?;
+        f(&values);
+    }
+    Ok(())
+}
+
+impl Catalog {
+    /// The digest of the replica's rows of `entity` (the rows written at
+    /// the store left out) with its watermark as `through`, from one read
+    /// snapshot of a connection of its own.
+    pub fn digest(&self, entity: &Entity, buckets: u32) -> Result<EntityDigest> {
+        let path = self.dir.join(FILE);
+        let conn = migrate::open_ro(&path)?;
+        conn.execute_batch("BEGIN").ctx(&path, "begin verify read")?;
+        let through = Watermark(apply::read_watermark(&conn, entity.name, &path)?);
+        let local = local_keys(&conn, entity, &path)?;
+        let key_index = &sql_of(entity)?.key_index;
+        let mut builder = DigestBuilder::new(entity, buckets);
+        for_each_row(&conn, entity, &path, |values| {
+            if local.is_empty() || !local.contains(&key_text(values, key_index)) {
+                builder.add(values);
+            }
+        })?;
+        conn.execute_batch("COMMIT").ctx(&path, "end verify read")?;
+        Ok(builder.finish(entity, through))
+    }
+
+    /// Makes one bucket of `entity` equal to `central` (the central's rows
+    /// of that bucket for this store), keeping rows written at the store
+    /// that the central does not have yet. Refused whole (nothing written)
+    /// when a central row is invalid or outside the bucket, or when the
+    /// replica's watermark is no longer `central.through` (a page applied
+    /// meanwhile: verify again).
+    pub fn repair_bucket(&mut self, entity: &Entity, central: &BucketRows) -> Result<Repair> {
+        if entity.secret || central.entity != entity.name {
+            return Err(FieldError::new("entity", format!("{} cannot be repaired from rows of {}", entity.name, central.entity)).into());
+        }
+        let digester = RowDigester::new(entity, central.buckets);
+        let key_index = sql_of(entity)?.key_index.clone();
+        // The central's rows, checked as a page's rows are.
+        let mut theirs: HashMap<String, (u64, TypedItem)> = HashMap::with_capacity(central.rows.len());
+        for (i, row) in central.rows.iter().enumerate() {
+            entity.validate_row(row).map_err(|e| {
+                FieldError::new(format!("rows[{i}].{}", e.field), e.message)
+            })?;
+            let item = TypedItem::from_row(entity, 0, Op::Upsert, row);
+            let values: Vec<Canon> = item.cells.iter().map(Canon::of_cell).collect();
+            if digester.bucket(&values) != central.bucket {
+                return Err(FieldError::new(format!("rows[{i}]"), format!("is not in bucket {}", central.bucket)).into());
+            }
+            let hash = digester.row_hash(&values);
+            theirs.insert(key_text(&values, &key_index), (hash, item));
+        }
+        // Ours, on the writer connection: nothing else writes the replica
+        // while `&mut self` is held but another process's page, which the
+        // watermark check below catches.
+        let local = local_keys(&self.conn, entity, &self.path)?;
+        let mut repair = Repair::default();
+        let mut items = Vec::new();
+        let mut ours: HashSet<String> = HashSet::new();
+        let mut stale_here: Vec<String> = Vec::new();
+        for_each_row(&self.conn, entity, &self.path, |values| {
+            if digester.bucket(values) != central.bucket {
+                return;
+            }
+            let key = key_text(values, &key_index);
+            match theirs.get(&key) {
+                // Equal, and not marked local (a marked row the central
+                // has is written again: the write clears its mark).
+                Some((hash, _)) if *hash == digester.row_hash(values) && !local.contains(&key) => {
+                    ours.insert(key);
+                }
+                Some(_) => {
+                    stale_here.push(key.clone());
+                    ours.insert(key);
+                }
+                None if local.contains(&key) => repair.kept_local += 1,
+                None => {
+                    let key_row: serde_json::Map<String, Value> = entity
+                        .key
+                        .iter()
+                        .zip(&key_index)
+                        .map(|(name, &i)| {
+                            let v = match values.get(i) {
+                                Some(Canon::Int(n)) => Value::from(*n),
+                                Some(Canon::Text(t)) => Value::String(String::from_utf8_lossy(t).into_owned()),
+                                _ => Value::Null,
+                            };
+                            ((*name).to_owned(), v)
+                        })
+                        .collect();
+                    items.push(TypedItem::from_row(entity, 0, Op::Delete, &key_row));
+                    repair.deletes += 1;
+                }
+            }
+        })?;
+        let stale_here: HashSet<String> = stale_here.into_iter().collect();
+        for (key, (_, item)) in theirs {
+            // Upsert what is missing here or different; a row both sides
+            // have equal is left alone (no FTS or card churn).
+            if !ours.contains(&key) || stale_here.contains(&key) {
+                items.push(item);
+                repair.upserts += 1;
+            }
+        }
+        if items.is_empty() {
+            return Ok(repair);
+        }
+        let page = TypedPage {
+            entity: entity.name.to_owned(),
+            after: central.through,
+            next: central.through,
+            items,
+            more: false,
+            held_until: None,
+        };
+        let through = central.through;
+        self.apply_with(entity, &page, |stored| {
+            if stored == through {
+                Ok(())
+            } else {
+                Err(PageError::WrongStart {
+                    expected: stored.0,
+                    found: through.0,
+                })
+            }
+        })?;
+        Ok(repair)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ReplicaError;
+    use loja_protocol::{FeedPage, entity_named};
+    use serde_json::json;
+
+    fn page(entity: &str, after: u64, items: Value, next: u64) -> FeedPage {
+        serde_json::from_value(json!({"entity": entity, "after": after, "items": items, "next": next, "more": false})).unwrap()
+    }
+
+    fn central_digest(e: &Entity, rows: &[Value], buckets: u32, through: u64) -> EntityDigest {
+        let mut b = DigestBuilder::new(e, buckets);
+        for r in rows {
+            let item = TypedItem::from_row(e, 0, Op::Upsert, r.as_object().unwrap());
+            let v: Vec<Canon> = item.cells.iter().map(Canon::of_cell).collect();
+            b.add(&v);
+        }
+        b.finish(e, Watermark(through))
+    }
+
+    fn bucket_of(e: &Entity, rows: &[Value], buckets: u32, bucket: u32, through: u64) -> BucketRows {
+        let d = RowDigester::new(e, buckets);
+        BucketRows {
+            entity: e.name.into(),
+            through: Watermark(through),
+            buckets,
+            bucket,
+            rows: rows
+                .iter()
+                .filter(|r| {
+                    let item = TypedItem::from_row(e, 0, Op::Upsert, r.as_object().unwrap());
+                    let v: Vec<Canon> = item.cells.iter().map(Canon::of_cell).collect();
+                    d.bucket(&v) == bucket
+                })
+                .map(|r| r.as_object().cloned().unwrap())
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_drifted_row_is_found_and_repaired_and_local_rows_survive() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Catalog::open(dir.path()).unwrap();
+        let e = entity_named("prices").unwrap();
+        let rows: Vec<Value> = (1..=50)
+            .map(|i| json!({"product_code": i.to_string(), "price_list": "base", "price": 1000 + i}))
+            .collect();
+        let items: Vec<Value> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| json!({"seq": i + 1, "op": "upsert", "row": r}))
+            .collect();
+        c.apply_page(e, &page("prices", 0, Value::Array(items), 60)).unwrap();
+        let buckets = 4;
+        let central = central_digest(e, &rows, buckets, 60);
+        assert_eq!(c.digest(e, buckets).unwrap(), central);
+
+        // Drift: one price changed behind the feed's back, one row gone, one extra.
+        c.conn
+            .execute_batch(
+                "UPDATE prices SET price = 8544 WHERE product_code = '7';
+                 DELETE FROM prices WHERE product_code = '8';
+                 INSERT INTO prices (product_code, price_list, price) VALUES ('999', 'base', 1);",
+            )
+            .unwrap();
+        let ours = c.digest(e, buckets).unwrap();
+        let differing = central.differing(&ours);
+        assert!(!differing.is_empty() && differing.len() <= 3, "{differing:?}");
+        let mut repaired = Repair::default();
+        for b in &differing {
+            let r = c.repair_bucket(e, &bucket_of(e, &rows, buckets, *b, 60)).unwrap();
+            repaired.upserts += r.upserts;
+            repaired.deletes += r.deletes;
+        }
+        assert_eq!((repaired.upserts, repaired.deletes), (2, 1));
+        assert_eq!(c.digest(e, buckets).unwrap(), central);
+        assert_eq!(c.watermark(e).unwrap(), Watermark(60), "a repair never moves the watermark");
+
+        // A repair for another watermark is refused whole.
+        c.conn.execute_batch("UPDATE prices SET price = 1 WHERE product_code = '7'").unwrap();
+        let b = central.differing(&c.digest(e, buckets).unwrap())[0];
+        let err = c.repair_bucket(e, &bucket_of(e, &rows, buckets, b, 59)).unwrap_err();
+        assert!(matches!(err, ReplicaError::Page { .. }), "{err}");
+
+        // A customer signed up here is neither in the digest nor deleted.
+        let cust = entity_named("customers").unwrap();
+        let signup = json!({"document": "52998224725", "name": "Maria", "lgpd_consent": true});
+        c.upsert_local(cust, signup.as_object().unwrap()).unwrap();
+        assert_eq!(c.digest(cust, 1).unwrap().rows(), 0);
+        let r = c.repair_bucket(cust, &bucket_of(cust, &[], 1, 0, 0)).unwrap();
+        assert_eq!((r.deletes, r.kept_local), (0, 1));
+        // Once the central's row arrives through the feed, it is compared again.
+        let theirs = json!({"document": "52998224725", "name": "Maria da Silva", "lgpd_consent": true});
+        c.apply_page(cust, &page("customers", 0, json!([{"seq": 3, "op": "upsert", "row": theirs}]), 3)).unwrap();
+        assert_eq!(c.digest(cust, 1).unwrap(), central_digest(cust, &[theirs], 1, 3));
+    }
+}

@@ -1,0 +1,9 @@
+-- Rows written at the store ahead of the central (a customer signed up at
+-- the POS): the replica verify leaves them out of its digest and never
+-- deletes them, until a feed page or a repair brings the central's row for
+-- the key (which clears the mark). `key` is Entity::key_text (a JSON array).
+CREATE TABLE local_rows (
+    entity TEXT NOT NULL,
+    key    TEXT NOT NULL,
+    PRIMARY KEY (entity, key)
+) WITHOUT ROWID;
