@@ -252,8 +252,12 @@ async fn fake_central() -> (String, tokio::task::JoinHandle<()>) {
                         buf.drain(..end + 4);
                         let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
                         let (status, body) = fake_answer(&path);
+                        // Each answer carries its digest, as the central's
+                        // do: what is refused is refused for its content.
                         let resp = format!(
-                            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\n{}: {}\r\ncontent-length: {}\r\n\r\n",
+                            loja_protocol::DIGEST_HEADER,
+                            loja_protocol::digest::body_digest(&body),
                             body.len()
                         );
                         if sock.write_all(resp.as_bytes()).await.is_err()

@@ -77,6 +77,8 @@ pub struct RawResponse {
     pub status: u16,
     pub encoding: Encoding,
     pub bytes: Vec<u8>,
+    /// The `Loja-Digest` header, when the central sent one.
+    pub digest: Option<String>,
 }
 
 impl RawResponse {
@@ -86,6 +88,31 @@ impl RawResponse {
             method: "GET",
             url: self.url.clone(),
             message: format!("cannot decompress {} body: {e}", self.encoding.as_str()),
+        })
+    }
+
+    /// The body decompressed and checked against its `Loja-Digest`: what a
+    /// store applies (feed pages, verify answers) is refused unless it is
+    /// byte for byte what the central built.
+    pub fn decoded_checked(&self) -> Result<Vec<u8>, CentralError> {
+        let body = self.decoded()?;
+        loja_protocol::digest::check_body_digest(self.digest.as_deref(), &body).map_err(|e| {
+            CentralError::Decode {
+                method: "GET",
+                url: self.url.clone(),
+                message: e.to_string(),
+            }
+        })?;
+        Ok(body)
+    }
+
+    /// [`RawResponse::decoded_checked`] parsed as JSON.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, CentralError> {
+        let body = self.decoded_checked()?;
+        serde_json::from_slice(&body).map_err(|e| CentralError::Decode {
+            method: "GET",
+            url: self.url.clone(),
+            message: format!("answer is not the JSON expected: {e}"),
         })
     }
 }
@@ -212,6 +239,31 @@ impl Central {
         self.send("GET", url, req).await
     }
 
+    /// The central's digest of what this store should hold of `entity`.
+    pub async fn entity_digest(
+        &self,
+        entity: &str,
+        buckets: u32,
+    ) -> Result<loja_protocol::EntityDigest, CentralError> {
+        let url = self.url(&format!("digests/{entity}?buckets={buckets}"));
+        let req = self.http.get(&url).timeout(self.timeout);
+        self.send("GET", url, req).await?.json()
+    }
+
+    /// The rows of one bucket of `entity` this store should hold.
+    pub async fn bucket_rows(
+        &self,
+        entity: &str,
+        buckets: u32,
+        bucket: u32,
+    ) -> Result<loja_protocol::BucketRows, CentralError> {
+        let url = self.url(&format!(
+            "digests/{entity}/rows?buckets={buckets}&bucket={bucket}"
+        ));
+        let req = self.http.get(&url).timeout(self.timeout);
+        self.send("GET", url, req).await?.json()
+    }
+
     /// Long-poll: returns when a feed this store follows has changes after
     /// `after` (the central's head when `None`), or after about `wait_secs`
     /// with no entities.
@@ -289,12 +341,17 @@ impl Central {
                     message,
                 }
             })?;
+        let digest = resp
+            .headers()
+            .get(loja_protocol::DIGEST_HEADER)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
         let bytes = resp.bytes().await.map_err(transport)?.to_vec();
         Ok(RawResponse {
             url: url.clone(),
             status: status.as_u16(),
             encoding,
             bytes,
+            digest,
         })
     }
 }
@@ -374,6 +431,7 @@ mod tests {
             status: 401,
             encoding: Encoding::Identity,
             bytes: br#"{"error":{"code":"unauthorized","message":"bad token"}}"#.to_vec(),
+            digest: None,
         };
         let e = status_error("GET", &raw);
         let text = e.to_string();

@@ -86,6 +86,14 @@ pub enum Command {
         /// Entity names (products, prices, stock, customers, …).
         entities: Vec<String>,
     },
+    /// Compare the replica with the central's view (all entities, or the ones named) and repair what drifted.
+    #[command(
+        after_help = "Example:\n  lojad verify                # every entity\n  lojad verify prices stock   # just these\n  lojad verify --json\n\nPer entity: the central's digest per key bucket against the replica's at the same\nwatermark (a replica behind downloads first); only the buckets that differ are\nfetched again and repaired. Exit 0 when every entity is equal to the central's view\n(repaired or not), 1 when one could not be compared, 3 when the central is unreachable."
+    )]
+    Verify {
+        /// Entity names (products, prices, stock, customers, …).
+        entities: Vec<String>,
+    },
     /// Send the outbox's pending documents to the central once and exit.
     #[command(after_help = "Example:\n  lojad upload\n  lojad upload --json")]
     Upload,
@@ -441,6 +449,51 @@ pub fn dispatch(cli: Cli) -> CliResult {
             let runs = rt.block_on(crate::jobs::sync_once(&config, &entities))?;
             report_runs(&rt, &config, &runs, json)
         }
+        Command::Verify { entities } => {
+            let (config, _) = load_config(&path, &[])?;
+            for e in &entities {
+                if crate::jobs::verify::entities_of(e).is_empty() || e == "all" {
+                    return Err(Failure::usage(anyhow!(
+                        "cannot verify `{e}`; known: {}",
+                        crate::jobs::verify::entities_of("all")
+                            .iter()
+                            .map(|e| e.name)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
+                }
+            }
+            crate::logging::init_cli("warn");
+            let rt = runtime()?;
+            let (run, checks) = rt.block_on(crate::jobs::verify_once(&config, &entities))?;
+            if json {
+                print_json(&serde_json::json!({ "run": run, "entities": checks }))?;
+            } else {
+                println!(
+                    "{:<22} {:>9} {:>7} {:>9} {:>8} {:>8} {:>6}  note",
+                    "entity", "rows", "buckets", "differing", "upserts", "deletes", "local"
+                );
+                for c in &checks {
+                    println!(
+                        "{:<22} {:>9} {:>7} {:>9} {:>8} {:>8} {:>6}  {}",
+                        c.entity,
+                        c.rows,
+                        c.buckets,
+                        c.differing,
+                        c.upserts,
+                        c.deletes,
+                        c.kept_local,
+                        match (&c.error, c.differing) {
+                            (Some(e), _) => format!("NOT COMPARED: {e}"),
+                            (None, 0) => "equal".to_owned(),
+                            (None, _) => "repaired".to_owned(),
+                        }
+                    );
+                }
+                println!("{}", run.message.as_deref().unwrap_or(""));
+            }
+            report_runs_exit(&rt, &config, std::slice::from_ref(&run))
+        }
         Command::Upload => {
             let (config, _) = load_config(&path, &[])?;
             crate::logging::init_cli("warn");
@@ -717,7 +770,6 @@ fn report_runs(
     runs: &[loja_replica::JobRun],
     json: bool,
 ) -> CliResult {
-    use loja_replica::Outcome;
     if json {
         print_json(&runs)?;
     } else {
@@ -737,6 +789,17 @@ fn report_runs(
             );
         }
     }
+    report_runs_exit(rt, config, runs)
+}
+
+/// The exit code of a CLI run of jobs: OK, FAILED, or UNREACHABLE when a
+/// job failed and the central does not answer.
+fn report_runs_exit(
+    rt: &tokio::runtime::Runtime,
+    config: &Config,
+    runs: &[loja_replica::JobRun],
+) -> CliResult {
+    use loja_replica::Outcome;
     let failed = runs.iter().filter(|r| r.outcome == Outcome::Failed).count();
     if failed == 0 {
         return Ok(exit::OK);

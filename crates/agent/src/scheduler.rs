@@ -225,7 +225,9 @@ async fn job_loop(ctx: JobCtx, task: Task, notify: Arc<Notify>, mut back: watch:
     let view = ctx.state.schedule.clone();
     let mut failures = 0u32;
     let mut next = match (&task.direction, &task.schedule) {
-        (Direction::Maintenance, s) => next_due(s),
+        // Housekeeping and verify wait for their time; a download or the
+        // upload runs at start.
+        (Direction::Maintenance | Direction::Verify, s) => next_due(s),
         _ => Instant::now(),
     };
     loop {

@@ -25,6 +25,8 @@ pub struct AppState {
     pub cards_wake: Arc<Notify>,
     /// Per-job schedule the status views show (next run, running now).
     pub schedule: crate::scheduler::ScheduleView,
+    /// What the replica verify found since start (for `/metrics`).
+    pub verify: Arc<crate::jobs::verify::VerifyStats>,
     pub started_at: Instant,
 }
 
@@ -47,6 +49,7 @@ impl AppState {
             upload_wake: Arc::new(Notify::new()),
             cards_wake: Arc::new(Notify::new()),
             schedule: crate::scheduler::ScheduleView::default(),
+            verify: Arc::default(),
             started_at: Instant::now(),
             config: Arc::new(config),
         })

@@ -35,6 +35,9 @@ pub enum Direction {
     Upload,
     /// Local housekeeping: retention purges.
     Maintenance,
+    /// Compares the replica with the central's view and repairs what
+    /// drifted (`jobs::verify`): subject `all` or one entity.
+    Verify,
 }
 
 impl Direction {
@@ -43,6 +46,7 @@ impl Direction {
             Direction::Download => "download",
             Direction::Upload => "upload",
             Direction::Maintenance => "maintenance",
+            Direction::Verify => "verify",
         }
     }
 }
@@ -233,10 +237,11 @@ pub fn parse(file: &str, text: &str) -> Result<Task, TaskError> {
         Some("download") => Direction::Download,
         Some("upload") => Direction::Upload,
         Some("maintenance") => Direction::Maintenance,
+        Some("verify") => Direction::Verify,
         Some(other) => {
             return Err(key_err(
                 "direction",
-                format!("{other:?}: expected download, upload or maintenance"),
+                format!("{other:?}: expected download, upload, maintenance or verify"),
             ));
         }
         None => return Err(key_err("direction", "is required".into())),
@@ -259,6 +264,16 @@ pub fn parse(file: &str, text: &str) -> Result<Task, TaskError> {
             return Err(key_err(
                 "subject",
                 format!("{subject:?}: a maintenance task's subject is \"maintenance\""),
+            ));
+        }
+        Direction::Verify
+            if subject != "all" && !entity_named(&subject).is_some_and(|e| !e.secret) =>
+        {
+            return Err(key_err(
+                "subject",
+                format!(
+                    "{subject:?}: a verify task's subject is \"all\" or a (not secret) registry entity"
+                ),
             ));
         }
         _ => {}
@@ -430,7 +445,10 @@ mod tests {
         assert_eq!(mnt.direction, Direction::Maintenance);
         assert!(matches!(mnt.schedule, Schedule::Cron(_)));
         assert!(mnt.schedule.next_cron_after(chrono::Local::now()).is_some());
-        assert_eq!(tasks.len(), ENTITIES.len() + 2);
+        let vrf = tasks.iter().find(|t| t.code == "VRF").unwrap();
+        assert_eq!((vrf.direction, vrf.subject.as_str()), (Direction::Verify, "all"));
+        assert!(matches!(vrf.schedule, Schedule::Cron(_)));
+        assert_eq!(tasks.len(), ENTITIES.len() + 3);
     }
 
     #[test]

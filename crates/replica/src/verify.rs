@@ -145,7 +145,13 @@ impl Catalog {
     /// the store left out) with its watermark as `through`, from one read
     /// snapshot of a connection of its own.
     pub fn digest(&self, entity: &Entity, buckets: u32) -> Result<EntityDigest> {
-        let path = self.dir.join(FILE);
+        Catalog::digest_in(&self.dir, entity, buckets)
+    }
+
+    /// [`Catalog::digest`] of the replica in `dir`, without the writer (a
+    /// long read that must not hold the writer's lock).
+    pub fn digest_in(dir: &std::path::Path, entity: &Entity, buckets: u32) -> Result<EntityDigest> {
+        let path = dir.join(FILE);
         let conn = migrate::open_ro(&path)?;
         conn.execute_batch("BEGIN").ctx(&path, "begin verify read")?;
         let through = Watermark(apply::read_watermark(&conn, entity.name, &path)?);
@@ -159,6 +165,22 @@ impl Catalog {
         })?;
         conn.execute_batch("COMMIT").ctx(&path, "end verify read")?;
         Ok(builder.finish(entity, through))
+    }
+
+    /// The data dir the replica lives in.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
+    /// How many rows of `entity` the replica holds.
+    pub fn row_count(&self, entity: &Entity) -> Result<u64> {
+        // The table is the registry entity's name (checked by sql_of).
+        sql_of(entity)?;
+        let sql = format!("SELECT count(*) FROM {}", entity.name);
+        self.conn
+            .query_row(&sql, [], |r| r.get::<_, i64>(0))
+            .map(|n| n.max(0) as u64)
+            .ctx(&self.path, "count rows")
     }
 
     /// Makes one bucket of `entity` equal to `central` (the central's rows

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::jobs::verify::EntityCounters;
 use crate::status::StatusReport;
 
 /// The statuses counted on their own; the rest go to `other`.
@@ -86,7 +87,11 @@ fn help(out: &mut String, name: &str, kind: &str, help: &str) {
 }
 
 /// The exposition text.
-pub fn render(report: &StatusReport, http: &HttpMetrics) -> String {
+pub fn render(
+    report: &StatusReport,
+    http: &HttpMetrics,
+    verify: &[(&'static str, EntityCounters)],
+) -> String {
     let mut out = String::with_capacity(4096);
     help(
         &mut out,
@@ -328,5 +333,38 @@ pub fn render(report: &StatusReport, http: &HttpMetrics) -> String {
             esc(route)
         );
     }
+    render_verify(&mut out, verify);
     out
+}
+
+/// The replica verify's counters (`jobs::verify`), per entity checked.
+fn render_verify(out: &mut String, verify: &[(&'static str, EntityCounters)]) {
+    let series: [(&str, &str, fn(&EntityCounters) -> u64); 4] = [
+        (
+            "lojad_verify_checks_total",
+            "Replica verifies of the entity (compared with the central's digest).",
+            |c| c.checks,
+        ),
+        (
+            "lojad_verify_failures_total",
+            "Replica verifies of the entity that could not compare (central unreachable, replica behind or ahead).",
+            |c| c.failures,
+        ),
+        (
+            "lojad_verify_drifted_buckets_total",
+            "Key buckets of the entity found different from the central's view and repaired.",
+            |c| c.drifted_buckets,
+        ),
+        (
+            "lojad_verify_repaired_rows_total",
+            "Replica rows of the entity rewritten or deleted by a verify repair.",
+            |c| c.repaired_rows,
+        ),
+    ];
+    for (name, what, value) in series {
+        help(out, name, "counter", what);
+        for (entity, c) in verify {
+            let _ = writeln!(out, "{name}{{entity=\"{}\"}} {}", esc(entity), value(c));
+        }
+    }
 }

@@ -61,7 +61,7 @@ pub async fn status_json(State(st): State<ApiState>) -> Result<Response, ApiErro
     responses((status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain")))]
 pub async fn metrics(State(st): State<ApiState>) -> Result<Response, ApiError> {
     let report = st.status_report().await?;
-    let text = super::metrics::render(&report, &st.shared.http);
+    let text = super::metrics::render(&report, &st.shared.http, &st.app.verify.snapshot());
     Ok(with_type(text, "text/plain; version=0.0.4; charset=utf-8"))
 }
 

@@ -10,7 +10,8 @@
 //! page permits), so a first full load keeps the network, the parser and
 //! SQLite busy at once without holding more than a few pages in memory.
 //!
-//! A page that fails to decompress, parse or validate is rejected whole: a
+//! A page that fails to decompress, match its `Loja-Digest` (the central's
+//! hash of the text it built), parse or validate is rejected whole: a
 //! Failed ticket keeps its payload and the error, the watermark stays, the
 //! run ends Failed (the scheduler retries with backoff).
 
@@ -323,8 +324,9 @@ async fn fetch_loop(
         let (raw, parsed) = match blocking(move || {
             // The decompressed text lives only while it is parsed. The rows
             // are validated here, beside the parse, not under the writer.
+            // Checked against the central's digest before a byte is parsed.
             let parsed = raw
-                .decoded()
+                .decoded_checked()
                 .map_err(|e| e.to_string())
                 .and_then(|body| {
                     TypedPage::parse(entity, &body)

@@ -7,6 +7,7 @@ pub mod download;
 pub mod maintenance;
 pub mod push;
 pub mod upload;
+pub mod verify;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -167,6 +168,7 @@ pub async fn run_task(ctx: &JobCtx, task: &Task) -> JobRun {
             },
             Direction::Upload => upload::run(ctx).await,
             Direction::Maintenance => maintenance::run(ctx).await,
+            Direction::Verify => verify::run(ctx, &task.subject).await,
         }
     };
     let run = JobRun {
@@ -294,6 +296,59 @@ pub async fn sync_once(config: &Config, entities: &[String]) -> anyhow::Result<V
 
 /// Download jobs `lojad sync` runs at once.
 const SYNC_ONCE_PARALLEL: usize = 3;
+
+/// `lojad verify [ENTITY…]`: compares the replica with the central's view
+/// and repairs what drifted, entity by entity (every entity but the secret
+/// one when `entities` is empty); one integration-log row for the run.
+pub async fn verify_once(
+    config: &Config,
+    entities: &[String],
+) -> anyhow::Result<(JobRun, Vec<verify::EntityCheck>)> {
+    let mut chosen = Vec::new();
+    for name in entities {
+        let found = verify::entities_of(name);
+        if found.is_empty() || name == "all" {
+            anyhow::bail!(
+                "cannot verify {name:?}; known: {}",
+                verify::entities_of("all")
+                    .iter()
+                    .map(|e| e.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        chosen.extend(found);
+    }
+    if chosen.is_empty() {
+        chosen = verify::entities_of("all");
+    }
+    let tasks = crate::tasks::load(config)?;
+    let (ctx, _stop) = open_ctx(config).await?;
+    let task = task_for(&tasks, Direction::Verify, "all", "VRF");
+    let started_at = loja_protocol::time::now_rfc3339();
+    let t0 = Instant::now();
+    let checks = verify::verify_all(&ctx, &chosen).await;
+    let result = verify::summarize(&checks);
+    let run = JobRun {
+        code: task.code.clone(),
+        subject: if entities.is_empty() {
+            "all".to_owned()
+        } else {
+            entities.join(",")
+        },
+        started_at,
+        duration_ms: t0.elapsed().as_millis() as u64,
+        rows: result.rows,
+        outcome: result.outcome,
+        message: result.message,
+    };
+    let journal = ctx.state.journal.clone();
+    let logged = run.clone();
+    if let Ok(Err(e)) = blocking(move || lock(&journal).log_run(&logged)).await {
+        tracing::warn!(code = %run.code, error = %e, "cannot write the integration log");
+    }
+    Ok((run, checks))
+}
 
 /// `lojad upload`: drains the outbox once (until nothing is pending, or a
 /// transient failure ends the run).
