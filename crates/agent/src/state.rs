@@ -27,6 +27,10 @@ pub struct AppState {
     pub schedule: crate::scheduler::ScheduleView,
     /// What the replica verify found since start (for `/metrics`).
     pub verify: Arc<crate::jobs::verify::VerifyStats>,
+    /// One per registry entity (registry order): held by a download run,
+    /// so the scheduler's job and a verify catching up never download the
+    /// same entity at once (their pages would refuse each other's start).
+    pub downloading: Arc<[tokio::sync::Mutex<()>]>,
     pub started_at: Instant,
 }
 
@@ -50,6 +54,10 @@ impl AppState {
             cards_wake: Arc::new(Notify::new()),
             schedule: crate::scheduler::ScheduleView::default(),
             verify: Arc::default(),
+            downloading: loja_protocol::ENTITIES
+                .iter()
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
             started_at: Instant::now(),
             config: Arc::new(config),
         })

@@ -55,6 +55,13 @@ enum Fetched {
 }
 
 pub async fn run(ctx: &JobCtx, entity: &'static Entity) -> JobResult {
+    let index = loja_protocol::ENTITIES
+        .iter()
+        .position(|e| e.name == entity.name);
+    let _one_at_a_time = match index.and_then(|i| ctx.state.downloading.get(i)) {
+        Some(lock) => Some(lock.lock().await),
+        None => None,
+    };
     let catalog = ctx.state.catalog.clone();
     let start = match blocking(move || lock(&catalog).watermark(entity)).await {
         Ok(Ok(w)) => w,
