@@ -14,7 +14,7 @@ use crate::check;
 use crate::error::FieldError;
 use crate::limits::{self, CODE_MAX, MONEY_MAX, TEXT_MAX};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DocumentKind {
     CashOpen,
@@ -284,14 +284,18 @@ fn document(field: &str, v: &str) -> Result<(), FieldError> {
     check::cpf_or_cnpj(v).map_err(|e| FieldError::new(field, e.to_string()))
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CashOpen {
+    #[schema(schema_with = crate::schema::code)]
     pub register: String,
     /// Employee code of the operator.
+    #[schema(schema_with = crate::schema::code)]
     pub operator: String,
     /// Float in the drawer, centavos.
+    #[schema(schema_with = crate::schema::money)]
     pub opening_amount: i64,
+    #[schema(schema_with = crate::schema::timestamp)]
     pub opened_at: String,
 }
 
@@ -307,7 +311,7 @@ impl Validate for CashOpen {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CashMovementKind {
     /// Suprimento: cash put into the drawer.
@@ -316,16 +320,20 @@ pub enum CashMovementKind {
     Withdrawal,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CashMovement {
+    #[schema(schema_with = crate::schema::code)]
     pub register: String,
     /// Id of the cash_open document of the session.
     pub session_id: Uuid,
     pub kind: CashMovementKind,
+    #[schema(schema_with = crate::schema::positive_money)]
     pub amount: i64,
     #[serde(default)]
+    #[schema(schema_with = crate::schema::opt_text)]
     pub reason: Option<String>,
+    #[schema(schema_with = crate::schema::timestamp)]
     pub at: String,
 }
 
@@ -341,10 +349,12 @@ impl Validate for CashMovement {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MethodTotal {
+    #[schema(schema_with = crate::schema::code)]
     pub method: String,
+    #[schema(schema_with = crate::schema::money)]
     pub amount: i64,
 }
 
@@ -364,17 +374,22 @@ fn method_totals(totals: &[MethodTotal]) -> Result<(), FieldError> {
     Ok(())
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CashClose {
+    #[schema(schema_with = crate::schema::code)]
     pub register: String,
     /// Id of the cash_open document this closes.
     pub session_id: Uuid,
+    #[schema(schema_with = crate::schema::code)]
     pub operator: String,
     /// Cash counted in the drawer, centavos.
+    #[schema(schema_with = crate::schema::money)]
     pub counted_amount: i64,
     #[serde(default)]
+    #[schema(schema_with = crate::schema::totals)]
     pub totals: Vec<MethodTotal>,
+    #[schema(schema_with = crate::schema::timestamp)]
     pub closed_at: String,
 }
 
@@ -391,28 +406,37 @@ impl Validate for CashClose {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CustomerSignup {
     /// CPF or CNPJ, digits only.
+    #[schema(schema_with = crate::schema::cpf_or_cnpj)]
     pub document: String,
+    #[schema(schema_with = crate::schema::name)]
     pub name: String,
     #[serde(default)]
+    #[schema(schema_with = crate::schema::opt_email)]
     pub email: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = crate::schema::opt_phone)]
     pub phone: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = crate::schema::opt_date)]
     pub birth_date: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = crate::schema::opt_uf)]
     pub uf: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = crate::schema::opt_ibge)]
     pub city_ibge_code: Option<i64>,
     pub lgpd_consent: bool,
     /// Version of the LGPD letter the customer agreed to.
     #[serde(default)]
+    #[schema(schema_with = crate::schema::opt_version)]
     pub lgpd_letter_version: Option<i64>,
     /// The register that took the sign-up.
     #[serde(default)]
+    #[schema(schema_with = crate::schema::code)]
     pub register: String,
 }
 
@@ -446,23 +470,31 @@ impl Validate for CustomerSignup {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SaleItem {
+    #[schema(schema_with = crate::schema::code)]
     pub product_code: String,
     #[serde(default)]
+    #[schema(schema_with = crate::schema::opt_gtin)]
     pub barcode: Option<String>,
     /// Thousandths of the unit.
+    #[schema(schema_with = crate::schema::qty)]
     pub qty: i64,
     /// Centavos per unit.
+    #[schema(schema_with = crate::schema::money)]
     pub unit_price: i64,
     #[serde(default)]
+    #[schema(schema_with = crate::schema::money)]
     pub discount: i64,
     #[serde(default)]
+    #[schema(schema_with = crate::schema::money)]
     pub addition: i64,
     /// round(qty × unit_price / 1000) − discount + addition, centavos.
+    #[schema(schema_with = crate::schema::money)]
     pub total: i64,
     #[serde(default)]
+    #[schema(schema_with = crate::schema::opt_text)]
     pub discount_reason: Option<String>,
 }
 
@@ -510,14 +542,17 @@ impl SaleItem {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Payment {
     /// Payment method code.
+    #[schema(schema_with = crate::schema::code)]
     pub method: String,
+    #[schema(schema_with = crate::schema::positive_money)]
     pub amount: i64,
     /// Card authorization / PIX end-to-end id, when any.
     #[serde(default)]
+    #[schema(schema_with = crate::schema::opt_authorization)]
     pub authorization: Option<String>,
 }
 
@@ -533,35 +568,49 @@ impl Payment {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Sale {
+    #[schema(schema_with = crate::schema::code)]
     pub register: String,
     /// Id of the cash_open document of the session the sale belongs to.
     pub session_id: Uuid,
     /// Fiscal number (NFC-e number / COO).
+    #[schema(schema_with = crate::schema::number)]
     pub number: i64,
+    #[schema(schema_with = crate::schema::code)]
     pub operator: String,
     #[serde(default)]
+    #[schema(schema_with = crate::schema::opt_cpf_or_cnpj)]
     pub customer_document: Option<String>,
+    #[schema(schema_with = crate::schema::items)]
     pub items: Vec<SaleItem>,
     #[serde(default)]
+    #[schema(schema_with = crate::schema::money)]
     pub discount: i64,
     #[serde(default)]
+    #[schema(schema_with = crate::schema::money)]
     pub addition: i64,
     /// Σ item totals − discount + addition, centavos.
+    #[schema(schema_with = crate::schema::money)]
     pub total: i64,
+    #[schema(schema_with = crate::schema::payments)]
     pub payments: Vec<Payment>,
     /// Change given back, centavos: Σ payments − change = total.
     #[serde(default)]
+    #[schema(schema_with = crate::schema::money)]
     pub change: i64,
     #[serde(default)]
+    #[schema(schema_with = crate::schema::opt_code)]
     pub modality: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = crate::schema::opt_code)]
     pub channel: Option<String>,
     /// The signed NFC-e/SAT XML, when the POS has it already (kept byte-for-byte).
     #[serde(default)]
+    #[schema(schema_with = crate::schema::opt_xml)]
     pub xml: Option<String>,
+    #[schema(schema_with = crate::schema::timestamp)]
     pub sold_at: String,
 }
 
@@ -645,12 +694,14 @@ impl Validate for Sale {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SalePayment {
     pub sale_id: Uuid,
+    #[schema(schema_with = crate::schema::code)]
     pub register: String,
     pub payment: Payment,
+    #[schema(schema_with = crate::schema::timestamp)]
     pub at: String,
 }
 
@@ -665,14 +716,17 @@ impl Validate for SalePayment {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SaleXml {
     pub sale_id: Uuid,
+    #[schema(schema_with = crate::schema::code)]
     pub register: String,
     /// The 44-digit NFC-e/SAT access key.
+    #[schema(schema_with = crate::schema::access_key)]
     pub access_key: String,
     /// The XML exactly as signed, byte-for-byte.
+    #[schema(schema_with = crate::schema::xml)]
     pub xml: String,
 }
 
@@ -698,23 +752,33 @@ impl Validate for SaleXml {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReducaoZ {
+    #[schema(schema_with = crate::schema::code)]
     pub register: String,
     /// Fiscal day, YYYY-MM-DD.
+    #[schema(schema_with = crate::schema::date)]
     pub date: String,
     /// Contador de Redução Z.
+    #[schema(schema_with = crate::schema::crz)]
     pub crz: i64,
+    #[schema(schema_with = crate::schema::number)]
     pub coo_start: i64,
+    #[schema(schema_with = crate::schema::number)]
     pub coo_end: i64,
+    #[schema(schema_with = crate::schema::money)]
     pub gross_total: i64,
     #[serde(default)]
+    #[schema(schema_with = crate::schema::money)]
     pub cancellations: i64,
     #[serde(default)]
+    #[schema(schema_with = crate::schema::money)]
     pub discounts: i64,
+    #[schema(schema_with = crate::schema::money)]
     pub net_total: i64,
     #[serde(default)]
+    #[schema(schema_with = crate::schema::totals)]
     pub totals: Vec<MethodTotal>,
 }
 
@@ -750,24 +814,28 @@ impl Validate for ReducaoZ {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The statuses an omni order goes through.
+pub const OMNI_STATUSES: [&str; 4] = ["picking", "ready", "delivered", "cancelled"];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OmniOrderStatus {
+    #[schema(schema_with = crate::schema::code)]
     pub order_id: String,
     /// `picking`, `ready`, `delivered`, `cancelled`.
+    #[schema(schema_with = crate::schema::omni_status)]
     pub status: String,
+    #[schema(schema_with = crate::schema::timestamp)]
     pub at: String,
     #[serde(default)]
+    #[schema(schema_with = crate::schema::code)]
     pub register: String,
 }
 
 impl Validate for OmniOrderStatus {
     fn validate(&self) -> Result<(), FieldError> {
         text("order_id", &self.order_id, CODE_MAX)?;
-        if !matches!(
-            self.status.as_str(),
-            "picking" | "ready" | "delivered" | "cancelled"
-        ) {
+        if !OMNI_STATUSES.contains(&self.status.as_str()) {
             return Err(FieldError::new(
                 "status",
                 "must be picking, ready, delivered or cancelled",

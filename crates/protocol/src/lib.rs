@@ -9,6 +9,7 @@ pub mod error;
 pub mod feed;
 pub mod limits;
 pub mod registry;
+pub mod schema;
 pub mod time;
 pub mod typed;
 

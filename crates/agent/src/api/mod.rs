@@ -325,9 +325,17 @@ thousandths, timestamps RFC 3339 UTC. Errors: {\"error\": {\"code\", \"message\"
         writes::sale, writes::sale_payment, writes::sale_xml, writes::reducao_z,
     ),
     // The writes' answers come from writes::WriteResponses, whose schemas
-    // the paths do not collect.
-    components(schemas(loja_replica::Accepted, reads::ErrorSchema)),
-    modifiers(&BearerAuth),
+    // the paths do not collect; the request bodies' nested types are named
+    // by `$ref` from loja_protocol::schema.
+    components(schemas(
+        loja_replica::Accepted, writes::CustomerAccepted, reads::ErrorSchema,
+        writes::CashOpenRequest, writes::CashMovementRequest, writes::CashCloseRequest,
+        writes::SaleRequest, writes::SalePaymentRequest, writes::SaleXmlRequest,
+        writes::ReducaoZRequest, writes::CustomerRequest, writes::OmniOrderStatusRequest,
+        loja_protocol::document::SaleItem, loja_protocol::document::Payment,
+        loja_protocol::document::MethodTotal, loja_protocol::document::CashMovementKind,
+    )),
+    modifiers(&BearerAuth, &PathParams),
     tags(
         (name = "products", description = "Product lookups (barcode, code, name search)"),
         (name = "customers", description = "Customers by CPF/CNPJ and sign-ups"),
@@ -338,6 +346,39 @@ thousandths, timestamps RFC 3339 UTC. Errors: {\"error\": {\"code\", \"message\"
     )
 )]
 pub struct ApiDoc;
+
+/// Path parameters whose schema comes from `loja_protocol::schema` (the
+/// same bounds the handlers check; utoipa's attributes take only literals).
+struct PathParams;
+
+impl utoipa::Modify for PathParams {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use loja_protocol::limits::pattern;
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let string = || ObjectBuilder::new().schema_type(Type::String);
+        for item in openapi.paths.paths.values_mut() {
+            let ops = [&mut item.get, &mut item.post];
+            for op in ops.into_iter().flatten() {
+                for p in op.parameters.iter_mut().flatten() {
+                    let utoipa::openapi::RefOr::T(p) = p else {
+                        continue;
+                    };
+                    let schema = match p.name.as_str() {
+                        "ean" => string().pattern(Some(pattern::GTIN)).build(),
+                        // The lookup takes the document as printed too.
+                        "cpf_or_cnpj" => string().pattern(Some(r"^[0-9./-]+$")).build(),
+                        "code" => loja_protocol::schema::code(),
+                        "id" if op.operation_id.as_deref() == Some("omni_status") => {
+                            loja_protocol::schema::code()
+                        }
+                        _ => continue,
+                    };
+                    p.schema = Some(schema.into());
+                }
+            }
+        }
+    }
+}
 
 struct BearerAuth;
 

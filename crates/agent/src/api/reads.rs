@@ -167,8 +167,8 @@ fn not_synced() -> ApiError {
 
 /// Name search (full text, ranked, prefix terms).
 #[utoipa::path(get, path = "/v1/products", tag = "products", security(("bearer" = [])),
-    params(("q" = String, Query, description = "Words of the name; each is matched as a prefix"),
-           ("limit" = Option<u32>, Query, description = "1 to 100, default 20")),
+    params(("q" = String, Query, min_length = 1, pattern = r"\S", description = "Words of the name; each is matched as a prefix"),
+           ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1 to 100, default 20")),
     responses((status = 200, description = "Hits, best first", body = SearchResult),
               (status = 401, description = "No or unknown token", body = ErrorSchema),
               (status = 422, description = "Empty `q` or `limit` out of 1..=100", body = ErrorSchema),
@@ -182,7 +182,8 @@ pub async fn search_products(
         .get("q")
         .map(|s| s.trim().to_owned())
         .unwrap_or_default();
-    if q.is_empty() {
+    // Blank as the OpenAPI document's `\S` means it (Python's white space).
+    if loja_protocol::limits::is_blank(&q) {
         return Err(ApiError::field("q", "q: must not be empty"));
     }
     let limit = match params.get("limit") {

@@ -466,6 +466,98 @@ async fn every_route_is_in_the_openapi_document_and_back() {
     }
 }
 
+/// The write bodies are typed from the protocol's documents, with the
+/// bounds of `loja_protocol::limits` (issue 12, defect 5).
+#[tokio::test]
+async fn the_openapi_document_types_every_write_body() {
+    use loja_protocol::limits;
+    let f = fixture();
+    let doc = get(&f.app, "/v1/openapi.json").await.body;
+    if let Ok(path) = std::env::var("LOJA_WRITE_OPENAPI") {
+        std::fs::write(path, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
+    }
+    let schemas = &doc["components"]["schemas"];
+    for route in routes().iter().filter(|r| r.method == Method::POST) {
+        let body = &doc["paths"][route.path]["post"]["requestBody"];
+        assert_eq!(body["required"], true, "{}", route.path);
+        let r = body["content"]["application/json"]["schema"]["$ref"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{}: no schema $ref: {body}", route.path));
+        let name = r.trim_start_matches("#/components/schemas/");
+        let s = &schemas[name];
+        assert_eq!(s["type"], "object", "{name}");
+        assert_eq!(s["additionalProperties"], false, "{name}");
+        assert_eq!(s["properties"]["id"]["format"], "uuid", "{name}");
+        assert!(
+            s["required"].as_array().unwrap().contains(&json!("id")),
+            "{name}"
+        );
+        for (field, p) in s["properties"].as_object().unwrap() {
+            assert!(p.is_object(), "{name}.{field}");
+            if p["type"] == "string" && p["format"].is_null() && p["enum"].is_null() {
+                assert!(
+                    p["maxLength"].is_u64()
+                        || p["pattern"].as_str().is_some_and(|p| p.ends_with('$')),
+                    "{name}.{field} is an unbounded string: {p}"
+                );
+            }
+        }
+        // The path's own fields are not in the body's schema.
+        assert!(s["properties"]["sale_id"].is_null(), "{name}");
+        assert!(s["properties"]["order_id"].is_null(), "{name}");
+    }
+    let sale = &schemas["SaleRequest"];
+    assert_eq!(
+        sale["properties"]["operator"]["maxLength"],
+        limits::CODE_MAX
+    );
+    assert_eq!(sale["properties"]["sold_at"]["format"], "date-time");
+    assert_eq!(
+        sale["properties"]["sold_at"]["pattern"],
+        limits::pattern::UTC
+    );
+    assert_eq!(sale["properties"]["session_id"]["format"], "uuid");
+    assert_eq!(sale["properties"]["items"]["maxItems"], limits::ITEMS_MAX);
+    assert_eq!(sale["properties"]["total"]["maximum"], limits::MONEY_MAX);
+    assert_eq!(sale["properties"]["total"]["minimum"], 0);
+    let required: Vec<&str> = sale["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for field in [
+        "id",
+        "register",
+        "session_id",
+        "number",
+        "operator",
+        "items",
+        "total",
+    ] {
+        assert!(required.contains(&field), "{field}: {required:?}");
+    }
+    assert!(!required.contains(&"discount"), "{required:?}");
+    let item = &schemas["SaleItem"];
+    assert_eq!(item["properties"]["qty"]["minimum"], 1);
+    assert_eq!(item["properties"]["qty"]["maximum"], limits::QTY_MAX);
+    assert_eq!(
+        item["properties"]["barcode"]["pattern"],
+        limits::pattern::GTIN
+    );
+    assert_eq!(
+        schemas["CustomerRequest"]["properties"]["document"]["pattern"],
+        limits::pattern::CPF_OR_CNPJ
+    );
+    // Path parameters: UUIDs say so.
+    for path in ["/v1/sales/{id}/payments", "/v1/sales/{id}/xml"] {
+        let p = &doc["paths"][path]["post"]["parameters"][0];
+        assert_eq!(p["schema"]["format"], "uuid", "{path}");
+    }
+    let omni = &doc["paths"]["/v1/omni-orders/{id}/status"]["post"]["parameters"][0];
+    assert_eq!(omni["schema"]["maxLength"], limits::CODE_MAX);
+}
+
 #[tokio::test]
 async fn the_openapi_examples_are_accepted() {
     let f = fixture();

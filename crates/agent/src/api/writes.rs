@@ -14,7 +14,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use loja_protocol::DocumentKind;
-use loja_protocol::document::{CustomerSignup, json_field_error};
+use loja_protocol::document::{self, CustomerSignup, json_field_error};
 use loja_replica::{Accepted, NewDocument};
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -185,12 +185,80 @@ pub enum WriteResponses {
     DiskFull(ErrorSchema),
 }
 
+/// The OpenAPI schema of a write's body: `id` (the document's UUID, chosen
+/// by the POS) plus the fields of the protocol's document type, minus those
+/// the route's path sets. Built from the type's own schema (not an `allOf`:
+/// with `additionalProperties: false` on the document, an `allOf` adding `id`
+/// would refuse every body).
+fn with_id<T: utoipa::PartialSchema>(
+    from_path: &[&str],
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
+    let RefOr::T(Schema::Object(doc)) = T::schema() else {
+        return T::schema();
+    };
+    let id = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
+        .description(Some(
+            "The document's id, chosen by the POS: a retry sends the same id and body",
+        ))
+        .build();
+    let mut body = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .description(doc.description.clone())
+        .property("id", id)
+        .required("id");
+    for (name, schema) in &doc.properties {
+        if !from_path.contains(&name.as_str()) {
+            body = body.property(name.clone(), schema.clone());
+        }
+    }
+    for name in &doc.required {
+        if !from_path.contains(&name.as_str()) {
+            body = body.required(name.clone());
+        }
+    }
+    let mut body = body.build();
+    body.additional_properties = doc.additional_properties.clone();
+    RefOr::T(Schema::Object(body))
+}
+
+/// Request-body schemas of the writes: `<Document>Request` = `id` + the
+/// document's fields (see [`with_id`]).
+macro_rules! request_schema {
+    ($name:ident, $doc:ty, [$($from_path:literal),*]) => {
+        pub struct $name;
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                with_id::<$doc>(&[$($from_path),*])
+            }
+        }
+        impl utoipa::ToSchema for $name {}
+    };
+}
+
+request_schema!(CashOpenRequest, document::CashOpen, []);
+request_schema!(CashMovementRequest, document::CashMovement, []);
+request_schema!(CashCloseRequest, document::CashClose, []);
+request_schema!(SaleRequest, document::Sale, []);
+request_schema!(ReducaoZRequest, document::ReducaoZ, []);
+request_schema!(CustomerRequest, document::CustomerSignup, []);
+request_schema!(SalePaymentRequest, document::SalePayment, ["sale_id"]);
+request_schema!(SaleXmlRequest, document::SaleXml, ["sale_id"]);
+request_schema!(
+    OmniOrderStatusRequest,
+    document::OmniOrderStatus,
+    ["order_id"]
+);
+
 macro_rules! doc_route {
-    ($name:ident, $path:tt, $kind:expr, $schema:tt, $example:ident, $doc:tt) => {
+    ($name:ident, $path:tt, $kind:expr, $request:ty, $example:ident, $doc:tt) => {
         #[doc = $doc]
         #[utoipa::path(post, path = $path, tag = "documents", security(("bearer" = [])),
-            request_body(content = Object, description = $schema, example = examples::$example),
-            responses(WriteResponses))]
+                    request_body(content = $request, example = examples::$example),
+                    responses(WriteResponses))]
         pub async fn $name(
             State(st): State<ApiState>,
             Extension(terminal): Extension<Terminal>,
@@ -206,48 +274,48 @@ doc_route!(
     cash_open,
     "/v1/cash/open",
     DocumentKind::CashOpen,
-    "`id` (UUID) + loja_protocol::document::CashOpen",
+    CashOpenRequest,
     cash_open,
-    "Opens a cash session (abertura de caixa); its `id` is the session id later documents name."
+    "Opens a cash session (abertura de caixa); its `id` is the session id later documents name. Beyond the schema (state): refused (422 `register`) while the register has a session open."
 );
 doc_route!(
     cash_movement,
     "/v1/cash/movements",
     DocumentKind::CashMovement,
-    "`id` (UUID) + loja_protocol::document::CashMovement",
+    CashMovementRequest,
     cash_movement,
-    "Cash put into (suprimento) or taken out of (sangria) the drawer."
+    "Cash put into (suprimento) or taken out of (sangria) the drawer. Beyond the schema (state): `session_id` must name an open cash session of `register` (422 `session_id`)."
 );
 doc_route!(
     cash_close,
     "/v1/cash/close",
     DocumentKind::CashClose,
-    "`id` (UUID) + loja_protocol::document::CashClose",
+    CashCloseRequest,
     cash_close,
-    "Closes a cash session (fechamento de caixa)."
+    "Closes a cash session (fechamento de caixa). Beyond the schema (state): `session_id` must name an open cash session of `register` (422 `session_id`)."
 );
 doc_route!(
     sale,
     "/v1/sales",
     DocumentKind::Sale,
-    "`id` (UUID) + loja_protocol::document::Sale: items, discounts, payments, optional signed XML",
+    SaleRequest,
     sale,
-    "A sale. Totals must add up: item total = round(qty × unit_price / 1000) − discount + addition; sale total = Σ items − discount + addition = Σ payments − change."
+    "A sale. Beyond the schema (cross-field rules, each a 422 naming the field): an item's `discount` ≤ round(qty × unit_price / 1000) and its `total` = that − discount + addition; the sale's `discount` ≤ Σ item totals; `total` = Σ items − discount + addition; `change` ≤ Σ payments and Σ payments − change = `total`; `barcode` and `customer_document` need valid check digits; `session_id` must name an open cash session of `register` (state)."
 );
 doc_route!(
     reducao_z,
     "/v1/fiscal/reducao-z",
     DocumentKind::ReducaoZ,
-    "`id` (UUID) + loja_protocol::document::ReducaoZ",
+    ReducaoZRequest,
     reducao_z,
-    "The day's Redução Z of a register."
+    "The day's Redução Z of a register. Beyond the schema (cross-field rules, 422 naming the field): `coo_end` ≥ `coo_start`; `net_total` = gross_total − cancellations − discounts."
 );
 
 /// A customer sign-up (or update). Stored in the outbox as a `customer`
 /// document and written into the replica at once, so the lookup by CPF/CNPJ
 /// finds the customer before the central has it.
 #[utoipa::path(post, path = "/v1/customers", tag = "customers", security(("bearer" = [])),
-    request_body(content = Object, description = "`id` (UUID) + loja_protocol::document::CustomerSignup", example = examples::customer),
+    request_body(content = CustomerRequest, description = "`id` (UUID) + loja_protocol::document::CustomerSignup; `register` defaults to the terminal's name. Beyond the schema: `document` needs valid CPF/CNPJ check digits (422 `document`)", example = examples::customer),
     responses(WriteResponses))]
 pub async fn customer(
     State(st): State<ApiState>,
@@ -313,10 +381,11 @@ pub fn customer_row(s: &CustomerSignup) -> Map<String, Value> {
 }
 
 /// A payment added to a sale after it was posted (e.g. a TEF approval that
-/// came late). `sale_id` comes from the path.
+/// came late). `sale_id` comes from the path. Beyond the schema (state): the
+/// sale must be in this store's outbox (422 `sale_id`).
 #[utoipa::path(post, path = "/v1/sales/{id}/payments", tag = "documents", security(("bearer" = [])),
-    params(("id" = String, Path, description = "The sale's document id (UUID)")),
-    request_body(content = Object, description = "`id` (UUID of this payment document) + loja_protocol::document::SalePayment without `sale_id`", example = examples::sale_payment),
+    params(("id" = Uuid, Path, description = "The sale's document id")),
+    request_body(content = SalePaymentRequest, description = "`id` (UUID of this payment document) + loja_protocol::document::SalePayment without `sale_id` (the path's)", example = examples::sale_payment),
     responses(WriteResponses))]
 pub async fn sale_payment(
     State(st): State<ApiState>,
@@ -338,10 +407,11 @@ pub async fn sale_payment(
 }
 
 /// The signed NFC-e/SAT XML of a sale, kept byte-for-byte. `sale_id` comes
-/// from the path.
+/// from the path. Beyond the schema (state): the sale must be in this
+/// store's outbox (422 `sale_id`).
 #[utoipa::path(post, path = "/v1/sales/{id}/xml", tag = "documents", security(("bearer" = [])),
-    params(("id" = String, Path, description = "The sale's document id (UUID)")),
-    request_body(content = Object, description = "`id` (UUID of this XML document) + `register`, `access_key` (44 digits), `xml` (the signed XML as a JSON string)", example = examples::sale_xml),
+    params(("id" = Uuid, Path, description = "The sale's document id")),
+    request_body(content = SaleXmlRequest, description = "`id` (UUID of this XML document) + `register`, `access_key` (44 digits), `xml` (the signed XML as a JSON string)", example = examples::sale_xml),
     responses(WriteResponses))]
 pub async fn sale_xml(
     State(st): State<ApiState>,
@@ -365,8 +435,8 @@ pub async fn sale_xml(
 /// A status change of an omni-channel order (picking, ready, delivered,
 /// cancelled). `order_id` comes from the path.
 #[utoipa::path(post, path = "/v1/omni-orders/{id}/status", tag = "omni", security(("bearer" = [])),
-    params(("id" = String, Path, description = "The order id")),
-    request_body(content = Object, description = "`id` (UUID of this event) + loja_protocol::document::OmniOrderStatus without `order_id`", example = examples::omni_status),
+    params(("id" = String, Path, description = "The order id (a code: not blank, at most 60 characters)")),
+    request_body(content = OmniOrderStatusRequest, description = "`id` (UUID of this event) + loja_protocol::document::OmniOrderStatus without `order_id` (the path's); `register` defaults to the terminal's name", example = examples::omni_status),
     responses(WriteResponses))]
 pub async fn omni_status(
     State(st): State<ApiState>,
