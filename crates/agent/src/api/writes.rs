@@ -257,8 +257,8 @@ macro_rules! doc_route {
     ($name:ident, $path:tt, $kind:expr, $request:ty, $example:ident, $doc:tt) => {
         #[doc = $doc]
         #[utoipa::path(post, path = $path, tag = "documents", security(("bearer" = [])),
-                    request_body(content = $request, example = examples::$example),
-                    responses(WriteResponses))]
+            request_body(content = $request, description = "`id` (UUID) + the document's fields", example = examples::$example),
+            responses(WriteResponses))]
         pub async fn $name(
             State(st): State<ApiState>,
             Extension(terminal): Extension<Terminal>,
