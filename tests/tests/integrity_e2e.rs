@@ -98,11 +98,21 @@ async fn corrupted_pages_are_refused_whole_and_the_watermark_stays() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(!out.status.success(), "a refused page fails the run: {text}");
-    assert!(flipped.load(Ordering::SeqCst) >= 2, "the proxy corrupted pages");
+    assert!(
+        !out.status.success(),
+        "a refused page fails the run: {text}"
+    );
+    assert!(
+        flipped.load(Ordering::SeqCst) >= 2,
+        "the proxy corrupted pages"
+    );
     for entity in ["prices", "barcodes"] {
         assert_eq!(store.watermark(entity).unwrap(), 0, "{entity}: {text}");
-        assert_eq!(store.replica_count(entity).unwrap(), 0, "{entity}: nothing applied");
+        assert_eq!(
+            store.replica_count(entity).unwrap(),
+            0,
+            "{entity}: nothing applied"
+        );
     }
     let tickets = store.tickets().unwrap();
     let failed = |subject: &str| {
@@ -157,11 +167,21 @@ async fn a_drifted_replica_is_found_and_repaired() {
         .build()
         .unwrap();
     store.sync(&[]).unwrap();
-    assert!(store.diff_with_central(&central, &[]).await.unwrap().is_empty());
+    assert!(
+        store
+            .diff_with_central(&central, &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // Equal: nothing to repair.
     let out = store.command(&["verify", "--json"]).unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["run"]["rows"], json!(0), "{report}");
     assert!(
@@ -188,11 +208,21 @@ async fn a_drifted_replica_is_found_and_repaired() {
          INSERT INTO products (code, name, unit) VALUES ('STRAY', 'Not at the central', 'UN');"
     );
     tamper(&store, &drift);
-    assert!(!store.diff_with_central(&central, &[]).await.unwrap().is_empty());
+    assert!(
+        !store
+            .diff_with_central(&central, &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     let out = store.command(&["verify"]).unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for entity in ["prices", "barcodes", "products"] {
         let line = text
             .lines()
@@ -202,7 +232,15 @@ async fn a_drifted_replica_is_found_and_repaired() {
     }
     let diffs = store.diff_with_central(&central, &[]).await.unwrap();
     assert!(diffs.is_empty(), "{diffs:?}");
-    assert_eq!(store.replica_rows("prices").unwrap().values().find(|r| r["product_code"] == json!(code) && r["price_list"] == json!(list)).unwrap()["price"], right);
+    assert_eq!(
+        store
+            .replica_rows("prices")
+            .unwrap()
+            .values()
+            .find(|r| r["product_code"] == json!(code) && r["price_list"] == json!(list))
+            .unwrap()["price"],
+        right
+    );
 
     // The daemon: a customer signed up at the POS (not at the central yet)
     // survives its verifies; a new drift is repaired on schedule and counted.
@@ -214,30 +252,40 @@ async fn a_drifted_replica_is_found_and_repaired() {
     assert!(a.status == 201 || a.status == 200, "{a:?}");
     tamper(
         &store,
-        &format!("UPDATE prices SET price = 1 WHERE product_code = '{code}' AND price_list = '{list}';"),
+        &format!(
+            "UPDATE prices SET price = 1 WHERE product_code = '{code}' AND price_list = '{list}';"
+        ),
     );
-    wait_for("the scheduled verify repairs the price", Duration::from_secs(40), || async {
-        let m = reqwest::get(format!("{}/metrics", store.pos_url()?))
-            .await?
-            .text()
-            .await?;
-        let repaired = m.lines().any(|l| {
-            l.starts_with("lojad_verify_repaired_rows_total{entity=\"prices\"}")
-                && !l.ends_with(" 0")
-        });
-        let price_ok = store
-            .replica_rows("prices")?
-            .values()
-            .any(|r| r["product_code"] == json!(code) && r["price_list"] == json!(list) && r["price"] == right);
-        Ok((repaired && price_ok).then_some(()))
-    })
+    wait_for(
+        "the scheduled verify repairs the price",
+        Duration::from_secs(40),
+        || async {
+            let m = reqwest::get(format!("{}/metrics", store.pos_url()?))
+                .await?
+                .text()
+                .await?;
+            let repaired = m.lines().any(|l| {
+                l.starts_with("lojad_verify_repaired_rows_total{entity=\"prices\"}")
+                    && !l.ends_with(" 0")
+            });
+            let price_ok = store.replica_rows("prices")?.values().any(|r| {
+                r["product_code"] == json!(code)
+                    && r["price_list"] == json!(list)
+                    && r["price"] == right
+            });
+            Ok((repaired && price_ok).then_some(()))
+        },
+    )
     .await
     .unwrap_or_else(|e| panic!("{e}\nlog:\n{}", tail(&store.log(), 40)));
     let found = store
         .pos_get("/v1/customers/by-document/52998224725")
         .await
         .unwrap();
-    assert_eq!(found.status, 200, "the sign-up survived the verifies: {found:?}");
+    assert_eq!(
+        found.status, 200,
+        "the sign-up survived the verifies: {found:?}"
+    );
     assert!(
         store.log().contains("verify: the replica had drifted"),
         "the repair is logged"

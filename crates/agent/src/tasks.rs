@@ -446,7 +446,10 @@ mod tests {
         assert!(matches!(mnt.schedule, Schedule::Cron(_)));
         assert!(mnt.schedule.next_cron_after(chrono::Local::now()).is_some());
         let vrf = tasks.iter().find(|t| t.code == "VRF").unwrap();
-        assert_eq!((vrf.direction, vrf.subject.as_str()), (Direction::Verify, "all"));
+        assert_eq!(
+            (vrf.direction, vrf.subject.as_str()),
+            (Direction::Verify, "all")
+        );
         assert!(matches!(vrf.schedule, Schedule::Cron(_)));
         assert_eq!(tasks.len(), ENTITIES.len() + 3);
     }

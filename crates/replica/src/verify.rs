@@ -71,7 +71,11 @@ fn key_text(values: &[Canon<'_>], key_index: &[usize]) -> String {
 }
 
 /// The keys of `entity` written at the store and not yet seen from the central.
-fn local_keys(conn: &Connection, entity: &Entity, path: &std::path::Path) -> Result<HashSet<String>> {
+fn local_keys(
+    conn: &Connection,
+    entity: &Entity,
+    path: &std::path::Path,
+) -> Result<HashSet<String>> {
     let mut stmt = conn
         .prepare_cached("SELECT key FROM local_rows WHERE entity = ?1")
         .ctx(path, "read local rows")?;
@@ -84,7 +88,12 @@ fn local_keys(conn: &Connection, entity: &Entity, path: &std::path::Path) -> Res
 }
 
 /// Marks a row as written at the store (inside the caller's transaction).
-pub(crate) fn mark_local(tx: &Transaction<'_>, entity: &Entity, key: &str, path: &std::path::Path) -> Result<()> {
+pub(crate) fn mark_local(
+    tx: &Transaction<'_>,
+    entity: &Entity,
+    key: &str,
+    path: &std::path::Path,
+) -> Result<()> {
     tx.prepare_cached("INSERT OR IGNORE INTO local_rows (entity, key) VALUES (?1, ?2)")
         .and_then(|mut s| s.execute(params![entity.name, key]))
         .ctx(path, "mark a local row")?;
@@ -153,7 +162,8 @@ impl Catalog {
     pub fn digest_in(dir: &std::path::Path, entity: &Entity, buckets: u32) -> Result<EntityDigest> {
         let path = dir.join(FILE);
         let conn = migrate::open_ro(&path)?;
-        conn.execute_batch("BEGIN").ctx(&path, "begin verify read")?;
+        conn.execute_batch("BEGIN")
+            .ctx(&path, "begin verify read")?;
         let through = Watermark(apply::read_watermark(&conn, entity.name, &path)?);
         let local = local_keys(&conn, entity, &path)?;
         let key_index = &sql_of(entity)?.key_index;
@@ -191,20 +201,32 @@ impl Catalog {
     /// meanwhile: verify again).
     pub fn repair_bucket(&mut self, entity: &Entity, central: &BucketRows) -> Result<Repair> {
         if entity.secret || central.entity != entity.name {
-            return Err(FieldError::new("entity", format!("{} cannot be repaired from rows of {}", entity.name, central.entity)).into());
+            return Err(FieldError::new(
+                "entity",
+                format!(
+                    "{} cannot be repaired from rows of {}",
+                    entity.name, central.entity
+                ),
+            )
+            .into());
         }
         let digester = RowDigester::new(entity, central.buckets);
         let key_index = sql_of(entity)?.key_index.clone();
         // The central's rows, checked as a page's rows are.
-        let mut theirs: HashMap<String, (u64, TypedItem)> = HashMap::with_capacity(central.rows.len());
+        let mut theirs: HashMap<String, (u64, TypedItem)> =
+            HashMap::with_capacity(central.rows.len());
         for (i, row) in central.rows.iter().enumerate() {
-            entity.validate_row(row).map_err(|e| {
-                FieldError::new(format!("rows[{i}].{}", e.field), e.message)
-            })?;
+            entity
+                .validate_row(row)
+                .map_err(|e| FieldError::new(format!("rows[{i}].{}", e.field), e.message))?;
             let item = TypedItem::from_row(entity, 0, Op::Upsert, row);
             let values: Vec<Canon> = item.cells.iter().map(Canon::of_cell).collect();
             if digester.bucket(&values) != central.bucket {
-                return Err(FieldError::new(format!("rows[{i}]"), format!("is not in bucket {}", central.bucket)).into());
+                return Err(FieldError::new(
+                    format!("rows[{i}]"),
+                    format!("is not in bucket {}", central.bucket),
+                )
+                .into());
             }
             let hash = digester.row_hash(&values);
             theirs.insert(key_text(&values, &key_index), (hash, item));
@@ -241,7 +263,9 @@ impl Catalog {
                         .map(|(name, &i)| {
                             let v = match values.get(i) {
                                 Some(Canon::Int(n)) => Value::from(*n),
-                                Some(Canon::Text(t)) => Value::String(String::from_utf8_lossy(t).into_owned()),
+                                Some(Canon::Text(t)) => {
+                                    Value::String(String::from_utf8_lossy(t).into_owned())
+                                }
                                 _ => Value::Null,
                             };
                             ((*name).to_owned(), v)
@@ -295,7 +319,10 @@ mod tests {
     use serde_json::json;
 
     fn page(entity: &str, after: u64, items: Value, next: u64) -> FeedPage {
-        serde_json::from_value(json!({"entity": entity, "after": after, "items": items, "next": next, "more": false})).unwrap()
+        serde_json::from_value(
+            json!({"entity": entity, "after": after, "items": items, "next": next, "more": false}),
+        )
+        .unwrap()
     }
 
     fn central_digest(e: &Entity, rows: &[Value], buckets: u32, through: u64) -> EntityDigest {
@@ -308,7 +335,13 @@ mod tests {
         b.finish(e, Watermark(through))
     }
 
-    fn bucket_of(e: &Entity, rows: &[Value], buckets: u32, bucket: u32, through: u64) -> BucketRows {
+    fn bucket_of(
+        e: &Entity,
+        rows: &[Value],
+        buckets: u32,
+        bucket: u32,
+        through: u64,
+    ) -> BucketRows {
         let d = RowDigester::new(e, buckets);
         BucketRows {
             entity: e.name.into(),
@@ -333,14 +366,17 @@ mod tests {
         let mut c = Catalog::open(dir.path()).unwrap();
         let e = entity_named("prices").unwrap();
         let rows: Vec<Value> = (1..=50)
-            .map(|i| json!({"product_code": i.to_string(), "price_list": "base", "price": 1000 + i}))
+            .map(
+                |i| json!({"product_code": i.to_string(), "price_list": "base", "price": 1000 + i}),
+            )
             .collect();
         let items: Vec<Value> = rows
             .iter()
             .enumerate()
             .map(|(i, r)| json!({"seq": i + 1, "op": "upsert", "row": r}))
             .collect();
-        c.apply_page(e, &page("prices", 0, Value::Array(items), 60)).unwrap();
+        c.apply_page(e, &page("prices", 0, Value::Array(items), 60))
+            .unwrap();
         let buckets = 4;
         let central = central_digest(e, &rows, buckets, 60);
         assert_eq!(c.digest(e, buckets).unwrap(), central);
@@ -355,21 +391,34 @@ mod tests {
             .unwrap();
         let ours = c.digest(e, buckets).unwrap();
         let differing = central.differing(&ours);
-        assert!(!differing.is_empty() && differing.len() <= 3, "{differing:?}");
+        assert!(
+            !differing.is_empty() && differing.len() <= 3,
+            "{differing:?}"
+        );
         let mut repaired = Repair::default();
         for b in &differing {
-            let r = c.repair_bucket(e, &bucket_of(e, &rows, buckets, *b, 60)).unwrap();
+            let r = c
+                .repair_bucket(e, &bucket_of(e, &rows, buckets, *b, 60))
+                .unwrap();
             repaired.upserts += r.upserts;
             repaired.deletes += r.deletes;
         }
         assert_eq!((repaired.upserts, repaired.deletes), (2, 1));
         assert_eq!(c.digest(e, buckets).unwrap(), central);
-        assert_eq!(c.watermark(e).unwrap(), Watermark(60), "a repair never moves the watermark");
+        assert_eq!(
+            c.watermark(e).unwrap(),
+            Watermark(60),
+            "a repair never moves the watermark"
+        );
 
         // A repair for another watermark is refused whole.
-        c.conn.execute_batch("UPDATE prices SET price = 1 WHERE product_code = '7'").unwrap();
+        c.conn
+            .execute_batch("UPDATE prices SET price = 1 WHERE product_code = '7'")
+            .unwrap();
         let b = central.differing(&c.digest(e, buckets).unwrap())[0];
-        let err = c.repair_bucket(e, &bucket_of(e, &rows, buckets, b, 59)).unwrap_err();
+        let err = c
+            .repair_bucket(e, &bucket_of(e, &rows, buckets, b, 59))
+            .unwrap_err();
         assert!(matches!(err, ReplicaError::Page { .. }), "{err}");
 
         // A customer signed up here is neither in the digest nor deleted.
@@ -377,11 +426,26 @@ mod tests {
         let signup = json!({"document": "52998224725", "name": "Maria", "lgpd_consent": true});
         c.upsert_local(cust, signup.as_object().unwrap()).unwrap();
         assert_eq!(c.digest(cust, 1).unwrap().rows(), 0);
-        let r = c.repair_bucket(cust, &bucket_of(cust, &[], 1, 0, 0)).unwrap();
+        let r = c
+            .repair_bucket(cust, &bucket_of(cust, &[], 1, 0, 0))
+            .unwrap();
         assert_eq!((r.deletes, r.kept_local), (0, 1));
         // Once the central's row arrives through the feed, it is compared again.
-        let theirs = json!({"document": "52998224725", "name": "Maria da Silva", "lgpd_consent": true});
-        c.apply_page(cust, &page("customers", 0, json!([{"seq": 3, "op": "upsert", "row": theirs}]), 3)).unwrap();
-        assert_eq!(c.digest(cust, 1).unwrap(), central_digest(cust, &[theirs], 1, 3));
+        let theirs =
+            json!({"document": "52998224725", "name": "Maria da Silva", "lgpd_consent": true});
+        c.apply_page(
+            cust,
+            &page(
+                "customers",
+                0,
+                json!([{"seq": 3, "op": "upsert", "row": theirs}]),
+                3,
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            c.digest(cust, 1).unwrap(),
+            central_digest(cust, &[theirs], 1, 3)
+        );
     }
 }

@@ -14,7 +14,7 @@ use std::sync::Mutex;
 
 use loja_protocol::digest::buckets_for;
 use loja_protocol::{ENTITIES, Entity, EntityDigest};
-use loja_replica::{ReplicaError, Repair};
+use loja_replica::{Repair, ReplicaError};
 use serde::Serialize;
 
 use super::{JobCtx, JobResult, blocking, lock};
@@ -194,8 +194,14 @@ async fn verify_entity(ctx: &JobCtx, entity: &'static Entity) -> EntityCheck {
 
 enum Step {
     Done,
-    Behind { ours: u64, theirs: u64 },
-    Ahead { ours: u64, theirs: u64 },
+    Behind {
+        ours: u64,
+        theirs: u64,
+    },
+    Ahead {
+        ours: u64,
+        theirs: u64,
+    },
     /// A page was applied between the digest and the repair.
     Moved,
 }
