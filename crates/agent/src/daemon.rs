@@ -48,6 +48,28 @@ pub async fn start(config: Config) -> anyhow::Result<Daemon> {
         .await
         .context("opening the data dir")?
         .with_context(|| format!("opening the data dir {}", dir.display()))?;
+    // Before the POS API serves and the jobs run: an acknowledged sign-up
+    // whose replica row a crash kept from being written gets it now.
+    let (catalog, dir) = (state.catalog.clone(), state.config.store.data_dir.clone());
+    match tokio::task::spawn_blocking(move || crate::signups::recover(&dir, &catalog)).await {
+        Ok(Ok(r)) if r.written > 0 || r.failed > 0 => {
+            tracing::warn!(
+                customers = r.customers,
+                written = r.written,
+                failed = r.failed,
+                "sign-up recovery: acknowledged customers were missing from the replica"
+            );
+        }
+        Ok(Ok(r)) => {
+            tracing::debug!(customers = r.customers, "sign-up recovery: nothing missing");
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "sign-up recovery failed (the outbox is untouched; the next start tries again)");
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "sign-up recovery task failed");
+        }
+    }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("POS API: cannot listen on {listen} (pos.listen)"))?;

@@ -10,6 +10,7 @@ pub mod intake;
 pub mod jobs;
 pub mod priority;
 pub mod scheduler;
+pub mod signups;
 pub mod state;
 pub mod status;
 pub mod tasks;

@@ -364,6 +364,28 @@ impl Outbox {
         }))
     }
 
+    /// Every document of one kind still in the outbox (pending, parked, or
+    /// delivered and not yet purged), oldest first. The daemon's start reads
+    /// the customer sign-ups with it to put back into the replica the local
+    /// rows a crash kept from being written.
+    pub fn documents_of_kind(&self, kind: DocumentKind) -> Result<Vec<Document>> {
+        let path = &self.path;
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {DOC_COLUMNS} FROM documents WHERE kind = ?1 ORDER BY store_seq"
+            ))
+            .ctx(path, "query documents of a kind")?;
+        let mut rows = stmt
+            .query([kind.as_str()])
+            .ctx(path, "query documents of a kind")?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().ctx(path, "query documents of a kind")? {
+            out.push(read_document(r, path)?);
+        }
+        Ok(out)
+    }
+
     /// Deletes delivered documents older than `delivered_days`, except
     /// sale_xml documents, kept `xml_days` (the fiscal retention setting).
     /// A sale that carries its `xml` counts as an XML document. Closed cash

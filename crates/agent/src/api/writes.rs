@@ -16,13 +16,14 @@ use axum::response::Response;
 use loja_protocol::DocumentKind;
 use loja_protocol::document::{self, CustomerSignup, json_field_error};
 use loja_replica::{Accepted, NewDocument};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use uuid::Uuid;
 
 use super::ApiState;
 use super::auth::Terminal;
 use super::error::{ApiError, code_for, json_response};
 use super::reads::ErrorSchema;
+use crate::signups;
 
 /// Parses and validates a write body; `from_path` are fields the route's
 /// path sets (`sale_id`, `order_id`): the body may repeat them, equal.
@@ -312,11 +313,16 @@ doc_route!(
 );
 
 /// A customer sign-up (or update). Stored in the outbox as a `customer`
-/// document and written into the replica at once, so the lookup by CPF/CNPJ
-/// finds the customer before the central has it.
+/// document and written into the replica before the answer, so the lookup
+/// by CPF/CNPJ finds the customer before the central has it: a 201 or 200
+/// means it is readable at this store now (and after any crash: see
+/// `crate::signups`). A retry (200 duplicate) writes the row if a crash
+/// kept it from being written. When the replica's writer stays busy past
+/// [`LOCAL_ROW_WAIT`], the answer is 202 with `"readable": false`: stored and
+/// to be sent, readable in a moment (the write goes on).
 #[utoipa::path(post, path = "/v1/customers", tag = "customers", security(("bearer" = [])),
     request_body(content = CustomerRequest, description = "`id` (UUID) + loja_protocol::document::CustomerSignup; `register` defaults to the terminal's name. Beyond the schema: `document` needs valid CPF/CNPJ check digits (422 `document`)", example = examples::customer),
-    responses(WriteResponses))]
+    responses(WriteResponses, CustomerNotYetReadable))]
 pub async fn customer(
     State(st): State<ApiState>,
     Extension(terminal): Extension<Terminal>,
@@ -330,54 +336,84 @@ pub async fn customer(
         &[],
         Some(&terminal.0),
     )?;
-    let signup: Option<CustomerSignup> = serde_json::from_value(doc.body.clone()).ok();
-    let (accepted, response) = submit(&st, doc).await?;
-    if !accepted.duplicate
-        && let Some(signup) = signup
-    {
-        // The document is durable already; the local row is a convenience
-        // for lookups until the central's version arrives. A download job
-        // may hold the replica writer for a moment: wait a little, and let
-        // the write finish on its own past that.
-        let catalog = st.app.catalog.clone();
-        let row = customer_row(&signup);
-        let task = tokio::task::spawn_blocking(move || {
-            let Some(entity) = loja_protocol::entity_named("customers") else {
-                return;
-            };
-            let mut c = catalog.lock().unwrap_or_else(|p| p.into_inner());
-            if let Err(e) = c.upsert_local(entity, &row) {
-                tracing::warn!(error = %e, "customer sign-up not written to the replica (it is in the outbox)");
-            }
-        });
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), task).await;
-    }
-    Ok(response)
-}
-
-/// The replica row (`customers` registry columns) of a sign-up.
-pub fn customer_row(s: &CustomerSignup) -> Map<String, Value> {
-    let mut row = Map::new();
-    row.insert("document".into(), s.document.clone().into());
-    row.insert("name".into(), s.name.clone().into());
-    let opt = |row: &mut Map<String, Value>, k: &str, v: &Option<String>| {
-        if let Some(v) = v {
-            row.insert(k.into(), v.clone().into());
+    let signup: CustomerSignup = serde_json::from_value(doc.body.clone())
+        .map_err(|e| ApiError::field("body", format!("not a customer sign-up: {e}")))?;
+    let row = signups::customer_row(&signup, &loja_protocol::time::now_rfc3339());
+    // Refused before anything is stored if the replica would refuse the row:
+    // an acknowledged sign-up must be readable here.
+    let entity = loja_protocol::entity_named("customers").ok_or_else(|| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the registry has no customers entity",
+        )
+    })?;
+    entity.validate_row(&row)?;
+    let (accepted, _) = submit(&st, doc).await?;
+    // A new sign-up replaces the row (the POS's data is the newest); a
+    // retry only fills a missing one. A download may hold the replica
+    // writer for a moment: wait a bounded time; past it the write goes on
+    // on its own and the answer says the row is not readable yet.
+    let how = if accepted.duplicate {
+        signups::Write::IfMissing
+    } else {
+        signups::Write::Replace
+    };
+    let catalog = st.app.catalog.clone();
+    let dir = st.app.config.store.data_dir.clone();
+    let id = accepted.id;
+    let task = tokio::task::spawn_blocking(move || {
+        let written = signups::write_local(&dir, &catalog, &row, how);
+        if let Err(e) = &written {
+            tracing::warn!(id = %id, error = %e, "customer sign-up not written to the replica (it is in the outbox; the next start writes it)");
+        }
+        written
+    });
+    let readable = match tokio::time::timeout(LOCAL_ROW_WAIT, task).await {
+        Ok(Ok(Ok(_))) => true,
+        Ok(Ok(Err(_))) => false,
+        Ok(Err(e)) => {
+            tracing::warn!(id = %id, error = %e, "customer sign-up: the replica write task failed (it is in the outbox; the next start writes it)");
+            false
+        }
+        Err(_) => {
+            tracing::warn!(id = %id, wait_ms = LOCAL_ROW_WAIT.as_millis() as u64, "customer sign-up: the replica writer stayed busy; answered 202 not readable yet (the write goes on)");
+            false
         }
     };
-    opt(&mut row, "email", &s.email);
-    opt(&mut row, "phone", &s.phone);
-    opt(&mut row, "birth_date", &s.birth_date);
-    opt(&mut row, "uf", &s.uf);
-    if let Some(c) = s.city_ibge_code {
-        row.insert("city_ibge_code".into(), c.into());
-    }
-    row.insert("lgpd_consent".into(), s.lgpd_consent.into());
-    row.insert(
-        "updated_at".into(),
-        loja_protocol::time::now_rfc3339().into(),
-    );
-    row
+    let status = match (readable, accepted.duplicate) {
+        (false, _) => StatusCode::ACCEPTED,
+        (true, true) => StatusCode::OK,
+        (true, false) => StatusCode::CREATED,
+    };
+    Ok(json_response(
+        status,
+        &CustomerAccepted { accepted, readable },
+    ))
+}
+
+/// How long a sign-up's answer waits for its replica row.
+pub const LOCAL_ROW_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The answer to `POST /v1/customers`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct CustomerAccepted {
+    #[serde(flatten)]
+    pub accepted: Accepted,
+    /// The customer can be read at this store now
+    /// (`GET /v1/customers/by-document/{document}`): true with 201 and 200,
+    /// false with 202.
+    pub readable: bool,
+}
+
+/// The answer a sign-up gets when its replica row is not written in time.
+#[derive(utoipa::IntoResponses)]
+pub enum CustomerNotYetReadable {
+    #[response(
+        status = 202,
+        description = "Stored durably in the outbox and to be sent, but not readable at this store yet (`readable`: false): the replica was busy; the row is written in a moment, or at the next start. A retry with the same id and body answers 200 once it is"
+    )]
+    Pending(CustomerAccepted),
 }
 
 /// A payment added to a sale after it was posted (e.g. a TEF approval that
