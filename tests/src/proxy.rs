@@ -162,6 +162,49 @@ impl Drop for Proxy {
     }
 }
 
+/// For hooks: decodes `body` by its `Content-Encoding` (none, `zstd`,
+/// `gzip`), lets `edit` change it as JSON, and encodes it back the same way
+/// (the hook's caller fixes `Content-Length`). An error (not JSON, an unknown
+/// encoding) leaves the body as it was.
+pub fn edit_json(
+    headers: &HeaderMap,
+    body: &mut Vec<u8>,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let plain = match encoding.as_str() {
+        "" | "identity" => body.clone(),
+        "zstd" => zstd::stream::decode_all(&body[..]).context("zstd body")?,
+        "gzip" => {
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(&body[..])
+                .read_to_end(&mut out)
+                .context("gzip body")?;
+            out
+        }
+        other => anyhow::bail!("unknown Content-Encoding {other:?}"),
+    };
+    let mut value: serde_json::Value = serde_json::from_slice(&plain).context("JSON body")?;
+    edit(&mut value);
+    let plain = serde_json::to_vec(&value)?;
+    *body = match encoding.as_str() {
+        "zstd" => zstd::bulk::compress(&plain, 1)?,
+        "gzip" => {
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            enc.write_all(&plain)?;
+            enc.finish()?
+        }
+        _ => plain,
+    };
+    Ok(())
+}
+
 /// Headers that belong to one connection, not to the message.
 fn hop_by_hop(name: &header::HeaderName) -> bool {
     name == header::CONNECTION

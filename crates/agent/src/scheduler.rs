@@ -108,6 +108,15 @@ impl Wakers {
             .is_some_and(|code| self.wake(code))
     }
 
+    /// Wakes every download job (the push listener lost its place in the
+    /// central's sequence). Returns how many were woken.
+    pub fn wake_downloads(&self) -> usize {
+        self.by_subject
+            .values()
+            .filter(|code| self.wake(code))
+            .count()
+    }
+
     /// The central answers again: every job in backoff runs now.
     pub fn central_is_back(&self) {
         self.back.send_modify(|n| *n += 1);

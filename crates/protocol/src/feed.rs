@@ -137,10 +137,16 @@ where
 /// Answer of `GET /v1/stores/{store}/events?after=SEQ`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Events {
-    /// Pass back as `after` on the next call.
+    /// Pass back as `after` on the next call. Never above `head`.
     pub seq: u64,
     /// Entities with changes this store can see since `after` (empty on timeout).
     pub entities: Vec<String>,
+    /// The central's newest sequence number when it answered. A store whose
+    /// `after` is above it is ahead of the central (a corrupted answer, a
+    /// central restored from a backup) and starts again from it. `None`
+    /// from a central older than this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head: Option<u64>,
 }
 
 #[cfg(test)]

@@ -641,12 +641,24 @@ async fn events(
             Ok((head, ready, held))
         })
         .await?;
+        if after.is_some_and(|a| a > head) {
+            // The store is ahead of this central (a corrupted answer it took,
+            // or this central restored from a backup): never echo a seq above
+            // the head; the store starts again from it and catches up.
+            tracing::debug!(store = %store, after = ?after, head, "events: the store's position is ahead of the head; answered with the head");
+            return Ok(Json(Events {
+                seq: head,
+                entities: Vec::new(),
+                head: Some(head),
+            }));
+        }
         let from = *after.get_or_insert(head);
         if !ready.is_empty() {
             // Held entities' changes below head are left to the store's schedule.
             return Ok(Json(Events {
-                seq: head.max(from),
+                seq: head,
                 entities: ready,
+                head: Some(head),
             }));
         }
         // Held changes stay ahead of the seq handed back, so a later call
@@ -662,6 +674,7 @@ async fn events(
             return Ok(Json(Events {
                 seq: resume,
                 entities: Vec::new(),
+                head: Some(head),
             }));
         }
         let mut wake = deadline;
@@ -672,7 +685,7 @@ async fn events(
         tokio::select! {
             changed = head_rx.changed() => {
                 if changed.is_err() {
-                    return Ok(Json(Events { seq: resume, entities: Vec::new() }));
+                    return Ok(Json(Events { seq: resume, entities: Vec::new(), head: Some(head) }));
                 }
             }
             _ = tokio::time::sleep_until(wake) => {}
@@ -922,5 +935,89 @@ mod tests {
         assert!(!takes("zstd; q = 0"));
         assert!(!takes("zstd;Q=0.000"));
         assert!(!accepts_zstd(&HeaderMap::new()));
+    }
+
+    /// The events answer never carries a seq above the central's head, and
+    /// states the head: an `after` above it (a store that took a corrupted
+    /// answer, or this central restored from a backup) is answered at once
+    /// with the head, never echoed back.
+    #[tokio::test]
+    async fn events_never_answer_a_seq_above_the_head() {
+        use crate::import::{Change, apply};
+        use crate::nodes::{NewNode, NodeKind, upsert_node};
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("c.db")).unwrap();
+        let prices = entity_named("prices").unwrap();
+        db.write(|tx| {
+            let n = NewNode {
+                id: "a".into(),
+                parent: "master".into(),
+                kind: NodeKind::Store,
+                token: Some("token-aaaa".into()),
+            };
+            upsert_node(tx, &n).unwrap();
+            let changes: Vec<Change> = (1..=3)
+                .map(|i| Change {
+                    line: i,
+                    node: Some("master".into()),
+                    public: Some(true),
+                    op: loja_protocol::Op::Upsert,
+                    row: serde_json::json!({"product_code": i.to_string(), "price_list": "base", "price": 100})
+                        .as_object()
+                        .cloned()
+                        .unwrap(),
+                })
+                .collect();
+            apply(tx, prices, &changes).unwrap();
+            Ok::<_, DbError>(())
+        })
+        .unwrap();
+        let head = db.read(|c| Ok::<_, DbError>(head_seq(c)?)).unwrap();
+        assert!(head >= 3);
+        let st = Arc::new(AppState::new(db, "", head));
+        let ask = |after: Option<u64>| {
+            let st = st.clone();
+            async move {
+                let mut q = HashMap::from([("wait".to_owned(), "0".to_owned())]);
+                if let Some(a) = after {
+                    q.insert("after".into(), a.to_string());
+                }
+                let mut h = HeaderMap::new();
+                h.insert(
+                    header::AUTHORIZATION,
+                    HeaderValue::from_static("Bearer token-aaaa"),
+                );
+                let started = std::time::Instant::now();
+                let Json(ev) = events(State(st), Path("a".to_owned()), Query(q), h)
+                    .await
+                    .unwrap();
+                assert!(started.elapsed() < Duration::from_secs(5));
+                ev
+            }
+        };
+        for after in [
+            None,
+            Some(0),
+            Some(1),
+            Some(head),
+            Some(head + 1),
+            Some(head * 10 + 7),
+            Some(u64::MAX),
+        ] {
+            let ev = ask(after).await;
+            assert!(
+                ev.seq <= head,
+                "after {after:?}: seq {} above the head {head}",
+                ev.seq
+            );
+            assert_eq!(ev.head, Some(head), "after {after:?}");
+        }
+        // Behind the head: the changes are reported, and seq is the head.
+        let ev = ask(Some(0)).await;
+        assert_eq!(ev.seq, head);
+        assert_eq!(ev.entities, vec!["prices".to_owned()]);
+        // Ahead of the head: the head, with nothing to report.
+        let ev = ask(Some(head + 1_000_000)).await;
+        assert_eq!((ev.seq, ev.entities.len()), (head, 0));
     }
 }

@@ -4,9 +4,16 @@
 //! When the central is unreachable the listener backs off (capped, with
 //! jitter) and keeps trying; the schedule goes on regardless. One log line
 //! when the connection is made or lost, not one per poll.
+//!
+//! The position (`after`) is never above the head the central states in
+//! its answer: a seq above it (a corrupted answer) is not taken, and a
+//! position ahead of the head (a central restored from a backup, or an
+//! answer corrupted in both fields) is reset to the head, every download job
+//! is woken to catch up, and one warning is logged per incident.
 
 use std::time::Duration;
 
+use loja_protocol::Events;
 use tokio::sync::watch;
 
 use crate::central::Central;
@@ -22,6 +29,9 @@ pub async fn listen(central: Central, wakers: Wakers, mut stop: watch::Receiver<
     let mut after: Option<u64> = None;
     let mut connected: Option<bool> = None;
     let mut backoff = Duration::from_secs(1);
+    // True from the answer that showed us ahead of the central's head until
+    // one that does not: one warning per incident.
+    let mut ahead_incident = false;
     loop {
         if *stop.borrow() {
             return;
@@ -43,7 +53,24 @@ pub async fn listen(central: Central, wakers: Wakers, mut stop: watch::Receiver<
                     connected = Some(true);
                 }
                 backoff = Duration::from_secs(1);
-                after = Some(events.seq.max(after.unwrap_or(0)));
+                let step = next_position(after, &events);
+                if step.ahead {
+                    if !ahead_incident {
+                        tracing::warn!(
+                            after = ?after,
+                            seq = events.seq,
+                            head = ?events.head,
+                            "push: our position in the central's sequence was ahead of its head (a corrupted answer, or a central restored from a backup): starting again from its head; every download job catches up now"
+                        );
+                        ahead_incident = true;
+                    }
+                    let woken = wakers.wake_downloads();
+                    tracing::debug!(woken, "push: download jobs woken to catch up");
+                } else if ahead_incident {
+                    tracing::info!(head = ?events.head, "push: back in step with the central's head");
+                    ahead_incident = false;
+                }
+                after = Some(step.after);
                 for entity in &events.entities {
                     if !wakers.wake_subject(entity) {
                         tracing::debug!(entity = %entity, "push hint for an entity with no download job");
@@ -67,6 +94,32 @@ pub async fn listen(central: Central, wakers: Wakers, mut stop: watch::Receiver<
     }
 }
 
+/// The listener's next position after an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    /// The `after` of the next poll: never above the central's stated head.
+    pub after: u64,
+    /// Our position or the answer's seq was above the central's head.
+    pub ahead: bool,
+}
+
+/// Where to poll from next. With a `head` in the answer, the position never
+/// goes above it; a central older than the `head` field is taken at its
+/// word (never moving backwards).
+pub fn next_position(after: Option<u64>, events: &Events) -> Step {
+    let kept = events.seq.max(after.unwrap_or(0));
+    match events.head {
+        Some(head) if after.is_some_and(|a| a > head) || events.seq > head => Step {
+            after: head,
+            ahead: true,
+        },
+        Some(_) | None => Step {
+            after: kept,
+            ahead: false,
+        },
+    }
+}
+
 fn central_base(c: &Central) -> String {
     format!("store {}", c.store())
 }
@@ -82,4 +135,90 @@ async fn pause(d: Duration, stop: &mut watch::Receiver<bool>) {
 pub fn jitter(d: Duration) -> Duration {
     let f = 0.75 + fastrand::f64() * 0.5;
     d.mul_f64(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(seq: u64, head: Option<u64>) -> Events {
+        Events {
+            seq,
+            entities: vec!["prices".into()],
+            head,
+        }
+    }
+
+    #[test]
+    fn the_position_never_goes_above_the_stated_head() {
+        // In step: the answer's seq, never backwards.
+        let s = next_position(Some(10), &ev(12, Some(12)));
+        assert_eq!(
+            s,
+            Step {
+                after: 12,
+                ahead: false
+            }
+        );
+        let s = next_position(None, &ev(7, Some(9)));
+        assert_eq!(
+            s,
+            Step {
+                after: 7,
+                ahead: false
+            }
+        );
+        // A seq above the head in the same answer (a flipped digit): not taken.
+        let s = next_position(Some(10), &ev(9_000_012, Some(12)));
+        assert_eq!(
+            s,
+            Step {
+                after: 12,
+                ahead: true
+            }
+        );
+        // Our position above the head (a restored central, or an earlier
+        // answer corrupted in both fields): back to the head.
+        let s = next_position(Some(9_000_012), &ev(12, Some(12)));
+        assert_eq!(
+            s,
+            Step {
+                after: 12,
+                ahead: true
+            }
+        );
+        let s = next_position(Some(9_000_012), &ev(9_000_012, Some(40)));
+        assert_eq!(
+            s,
+            Step {
+                after: 40,
+                ahead: true
+            }
+        );
+        // A central without `head`: as before.
+        let s = next_position(Some(10), &ev(15, None));
+        assert_eq!(
+            s,
+            Step {
+                after: 15,
+                ahead: false
+            }
+        );
+        let s = next_position(Some(20), &ev(15, None));
+        assert_eq!(
+            s,
+            Step {
+                after: 20,
+                ahead: false
+            }
+        );
+    }
+
+    #[test]
+    fn an_older_centrals_answer_has_no_head() {
+        let e: Events = serde_json::from_str(r#"{"seq": 5, "entities": []}"#).unwrap();
+        assert_eq!(e.head, None);
+        let e: Events = serde_json::from_str(r#"{"seq": 5, "entities": [], "head": 7}"#).unwrap();
+        assert_eq!(e.head, Some(7));
+    }
 }
