@@ -267,7 +267,7 @@ pub fn parse(file: &str, text: &str) -> Result<Task, TaskError> {
             ));
         }
         Direction::Verify
-            if subject != "all" && !entity_named(&subject).is_some_and(|e| !e.secret) =>
+            if subject != "all" && entity_named(&subject).is_none_or(|e| e.secret) =>
         {
             return Err(key_err(
                 "subject",

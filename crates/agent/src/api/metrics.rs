@@ -339,7 +339,8 @@ pub fn render(
 
 /// The replica verify's counters (`jobs::verify`), per entity checked.
 fn render_verify(out: &mut String, verify: &[(&'static str, EntityCounters)]) {
-    let series: [(&str, &str, fn(&EntityCounters) -> u64); 4] = [
+    type Series = (&'static str, &'static str, fn(&EntityCounters) -> u64);
+    let series: [Series; 4] = [
         (
             "lojad_verify_checks_total",
             "Replica verifies of the entity (compared with the central's digest).",
