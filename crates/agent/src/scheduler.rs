@@ -75,8 +75,13 @@ const DEBOUNCE: Duration = Duration::from_millis(50);
 
 /// The delay before retry `failures` (≥ 1): capped exponential, ±25 % jitter.
 pub fn backoff(failures: u32) -> Duration {
+    crate::jobs::push::jitter(backoff_nominal(failures))
+}
+
+/// [`backoff`] without the jitter (the offline status's estimate).
+pub fn backoff_nominal(failures: u32) -> Duration {
     let exp = BACKOFF_BASE.saturating_mul(1u32 << failures.saturating_sub(1).min(16));
-    crate::jobs::push::jitter(exp.min(BACKOFF_CAP))
+    exp.min(BACKOFF_CAP)
 }
 
 /// Handles that wake jobs early. Cheap to clone.
@@ -136,6 +141,21 @@ impl TaskManager {
     /// `ctx.stop` turns true.
     pub fn start(ctx: JobCtx, tasks: Vec<Task>) -> TaskManager {
         let active: Vec<Task> = tasks.into_iter().filter(|t| t.active).collect();
+        // Failures of the runs before this start count on (the journal has
+        // them): the status and the backoff tell the same as before a restart.
+        let failed_before: BTreeMap<String, u32> = {
+            let journal = ctx.state.journal.lock().unwrap_or_else(|p| p.into_inner());
+            match journal.job_states() {
+                Ok(states) => states
+                    .into_iter()
+                    .map(|s| (s.code, s.consecutive_failures))
+                    .collect(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "scheduler: the journal's job states could not be read; failure counts start at 0");
+                    BTreeMap::new()
+                }
+            }
+        };
         let mut by_code = BTreeMap::new();
         let mut by_subject = BTreeMap::new();
         {
@@ -162,6 +182,7 @@ impl TaskManager {
                         code: t.code.clone(),
                         subject: t.subject.clone(),
                         schedule: t.schedule.to_string(),
+                        consecutive_failures: failed_before.get(&t.code).copied().unwrap_or(0),
                         ..Default::default()
                     },
                 );
@@ -179,7 +200,11 @@ impl TaskManager {
                 let notify = wakers.by_code[&t.code].clone();
                 let back = wakers.back.subscribe();
                 let code = t.code.clone();
-                (code, tokio::spawn(job_loop(ctx.clone(), t, notify, back)))
+                let failures = failed_before.get(&code).copied().unwrap_or(0);
+                (
+                    code,
+                    tokio::spawn(job_loop(ctx.clone(), t, notify, back, failures)),
+                )
             })
             .collect();
         TaskManager { wakers, handles }
@@ -229,10 +254,16 @@ fn rfc3339_at(at: Instant) -> String {
     loja_protocol::time::format(time::OffsetDateTime::now_utc() + ahead)
 }
 
-async fn job_loop(ctx: JobCtx, task: Task, notify: Arc<Notify>, mut back: watch::Receiver<u64>) {
+async fn job_loop(
+    ctx: JobCtx,
+    task: Task,
+    notify: Arc<Notify>,
+    mut back: watch::Receiver<u64>,
+    failed_before: u32,
+) {
     let mut stop = ctx.stop.clone();
     let view = ctx.state.schedule.clone();
-    let mut failures = 0u32;
+    let mut failures = failed_before;
     let mut next = match (&task.direction, &task.schedule) {
         // Housekeeping and verify wait for their time; a download or the
         // upload runs at start.

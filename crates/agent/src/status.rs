@@ -273,24 +273,39 @@ fn estimated_schedule(
         .into_iter()
         .filter(|t| t.active)
         .map(|t| {
-            let last = states
-                .iter()
-                .find(|s| s.code == t.code)
-                .and_then(|s| s.last_run.as_ref());
+            let state = states.iter().find(|s| s.code == t.code);
+            let last = state.and_then(|s| s.last_run.as_ref());
+            // From the integration log: the daemon's count is gone with it.
+            let failures = state.map_or(0, |s| s.consecutive_failures);
+            let ended = last.and_then(|run| {
+                let started = loja_protocol::time::parse(&run.started_at)?;
+                Some(started + time::Duration::milliseconds(run.duration_ms as i64))
+            });
+            // After failed runs the retry comes after the backoff (no
+            // jitter here), never later than the schedule.
+            let retry = ended.filter(|_| failures > 0).and_then(|end| {
+                let b = crate::scheduler::backoff_nominal(failures);
+                Some(end + time::Duration::try_from(b).ok()?)
+            });
             let next = match &t.schedule {
                 crate::tasks::Schedule::Every(every) => {
-                    let due = last.and_then(|run| {
-                        let started = loja_protocol::time::parse(&run.started_at)?;
-                        let every = time::Duration::try_from(*every).ok()?;
-                        Some(started + time::Duration::milliseconds(run.duration_ms as i64) + every)
-                    });
+                    let due =
+                        ended.and_then(|end| Some(end + time::Duration::try_from(*every).ok()?));
+                    let due = match (due, retry) {
+                        (Some(d), Some(r)) => Some(d.min(r)),
+                        (d, r) => d.or(r),
+                    };
                     Some(loja_protocol::time::format(due.map_or(now, |d| d.max(now))))
                 }
                 cron @ crate::tasks::Schedule::Cron(_) => {
-                    cron.next_cron_after(chrono::Local::now()).map(|t| {
-                        t.with_timezone(&chrono::Utc)
-                            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                    })
+                    let at = cron.next_cron_after(chrono::Local::now()).and_then(|t| {
+                        time::OffsetDateTime::from_unix_timestamp(t.timestamp()).ok()
+                    });
+                    let at = match (at, retry) {
+                        (Some(at), Some(r)) => Some(at.min(r.max(now))),
+                        (at, _) => at,
+                    };
+                    at.map(loja_protocol::time::format)
                 }
             };
             crate::scheduler::JobSchedule {
@@ -298,7 +313,7 @@ fn estimated_schedule(
                 subject: t.subject.clone(),
                 next_run_at: next,
                 running: false,
-                consecutive_failures: 0,
+                consecutive_failures: failures,
                 schedule: t.schedule.to_string(),
             }
         })
@@ -704,5 +719,53 @@ mod tests {
         );
         assert!(r.replica_counts.iter().any(|c| c.entity == "products"));
         assert!(render_text(&r).contains("PRC"));
+    }
+
+    /// The daemon's failure count is gone with it: offline, the count comes
+    /// from the integration log, and the next run from the backoff.
+    #[test]
+    fn offline_status_counts_the_failed_runs_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = AppState::open(config(dir.path())).unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        let run = |outcome, secs_ago: i64| loja_replica::JobRun {
+            code: "PRC".into(),
+            subject: "prices".into(),
+            started_at: loja_protocol::time::format(now - time::Duration::seconds(secs_ago)),
+            duration_ms: 100,
+            rows: 0,
+            outcome,
+            message: (outcome == loja_replica::Outcome::Failed).then(|| "central down".into()),
+        };
+        {
+            let j = state.journal.lock().unwrap();
+            j.log_run(&run(loja_replica::Outcome::Ok, 60)).unwrap();
+            for ago in [30, 20, 10] {
+                j.log_run(&run(loja_replica::Outcome::Failed, ago)).unwrap();
+            }
+        }
+        let r = collect_offline(&config(dir.path())).unwrap();
+        let prc = r.jobs.iter().find(|j| j.code == "PRC").expect("PRC job");
+        assert_eq!(prc.consecutive_failures, 3, "{prc:?}");
+        assert_eq!(prc.last_outcome.as_deref(), Some("failed"));
+        // Retry 3 comes 8 s after the last run, not the task's 10 minutes.
+        let next = loja_protocol::time::parse(prc.next_run_at.as_deref().unwrap()).unwrap();
+        assert!(next <= now + time::Duration::seconds(5), "{prc:?}");
+        let etq = r
+            .jobs
+            .iter()
+            .find(|j| j.code != "PRC")
+            .expect("another job");
+        assert_eq!(etq.consecutive_failures, 0);
+
+        state
+            .journal
+            .lock()
+            .unwrap()
+            .log_run(&run(loja_replica::Outcome::Ok, 0))
+            .unwrap();
+        let r = collect_offline(&config(dir.path())).unwrap();
+        let prc = r.jobs.iter().find(|j| j.code == "PRC").unwrap();
+        assert_eq!(prc.consecutive_failures, 0);
     }
 }

@@ -135,6 +135,10 @@ pub struct JobState {
     pub enabled: bool,
     pub last_run: Option<JobRun>,
     pub last_ok_at: Option<String>,
+    /// Failed runs since the last run that did not fail (the newest runs of
+    /// the integration log): what the scheduler counts for its backoff,
+    /// known from disk while the daemon is down.
+    pub consecutive_failures: u32,
 }
 
 pub struct Journal {
@@ -575,12 +579,23 @@ impl Journal {
                 .query_row([&code], |r| r.get(0))
                 .optional()
                 .ctx(path, "query jobs")?;
+            let consecutive_failures: i64 = self
+                .conn
+                .prepare_cached(
+                    "SELECT count(*) FROM integration_log WHERE code = ?1 AND outcome = 'failed' AND id > \
+                     coalesce((SELECT id FROM integration_log WHERE code = ?1 AND outcome <> 'failed' ORDER BY id DESC LIMIT 1), 0)",
+                )
+                .ctx(path, "query jobs")?
+                .query_row([&code], |r| r.get(0))
+                .ctx(path, "query jobs")?;
             let enabled = self.is_enabled(&code)?;
             out.push(JobState {
                 code,
                 enabled,
                 last_run,
                 last_ok_at,
+                consecutive_failures: u32::try_from(consecutive_failures.max(0))
+                    .unwrap_or(u32::MAX),
             });
         }
         Ok(out)
@@ -918,5 +933,39 @@ mod tests {
         assert_eq!(prc.last_ok_at.as_deref(), Some("2026-11-26T10:00:00Z"));
         assert_eq!(states[0].last_run, None);
         assert!(j.integrity_check().unwrap().is_empty());
+    }
+
+    #[test]
+    fn consecutive_failures_are_the_newest_failed_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path()).unwrap();
+        let failures = |j: &Journal, code: &str| {
+            j.job_states()
+                .unwrap()
+                .into_iter()
+                .find(|s| s.code == code)
+                .map(|s| s.consecutive_failures)
+        };
+        // Never ok: every run counts.
+        for _ in 0..2 {
+            j.log_run(&run("PRC", Outcome::Failed, "2026-11-26T10:00:00Z"))
+                .unwrap();
+        }
+        assert_eq!(failures(&j, "PRC"), Some(2));
+        // Any run that did not fail ends the streak (as in the scheduler).
+        for outcome in [Outcome::Ok, Outcome::Held, Outcome::Disabled] {
+            j.log_run(&run("PRC", outcome, "2026-11-26T10:01:00Z"))
+                .unwrap();
+            assert_eq!(failures(&j, "PRC"), Some(0), "{outcome:?}");
+        }
+        for _ in 0..3 {
+            j.log_run(&run("PRC", Outcome::Failed, "2026-11-26T10:02:00Z"))
+                .unwrap();
+            // Another job's runs in between change nothing.
+            j.log_run(&run("ETQ", Outcome::Ok, "2026-11-26T10:02:00Z"))
+                .unwrap();
+        }
+        assert_eq!(failures(&j, "PRC"), Some(3));
+        assert_eq!(failures(&j, "ETQ"), Some(0));
     }
 }
