@@ -432,18 +432,10 @@ pub fn dispatch(cli: Cli) -> CliResult {
         }
         Command::Sync { entities } => {
             let (config, _) = load_config(&path, &[])?;
-            for e in &entities {
-                if loja_protocol::entity_named(e).is_none() {
-                    return Err(Failure::usage(anyhow!(
-                        "unknown entity `{e}`; known: {}",
-                        loja_protocol::ENTITIES
-                            .iter()
-                            .map(|e| e.name)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )));
-                }
-            }
+            known_entities(
+                &entities,
+                &loja_protocol::ENTITIES.iter().collect::<Vec<_>>(),
+            )?;
             crate::logging::init_cli("warn");
             let rt = runtime()?;
             let runs = rt.block_on(crate::jobs::sync_once(&config, &entities))?;
@@ -451,18 +443,7 @@ pub fn dispatch(cli: Cli) -> CliResult {
         }
         Command::Verify { entities } => {
             let (config, _) = load_config(&path, &[])?;
-            for e in &entities {
-                if crate::jobs::verify::entities_of(e).is_empty() || e == "all" {
-                    return Err(Failure::usage(anyhow!(
-                        "cannot verify `{e}`; known: {}",
-                        crate::jobs::verify::entities_of("all")
-                            .iter()
-                            .map(|e| e.name)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )));
-                }
-            }
+            known_entities(&entities, &crate::jobs::verify::entities_of("all"))?;
             crate::logging::init_cli("warn");
             let rt = runtime()?;
             let (run, checks) = rt.block_on(crate::jobs::verify_once(&config, &entities))?;
@@ -761,6 +742,20 @@ async fn central_reachable(config: &Config) -> Result<(), String> {
             }
             Err(why)
         }
+    }
+}
+
+/// A usage error naming the first of `names` that is not one of `known`.
+fn known_entities(names: &[String], known: &[&loja_protocol::Entity]) -> Result<(), Failure> {
+    match names
+        .iter()
+        .find(|n| !known.iter().any(|e| e.name == n.as_str()))
+    {
+        None => Ok(()),
+        Some(n) => Err(Failure::usage(anyhow!(
+            "unknown entity `{n}`; known: {}",
+            known.iter().map(|e| e.name).collect::<Vec<_>>().join(", ")
+        ))),
     }
 }
 
