@@ -16,6 +16,8 @@
 //!   never stalls it. Dropping the [`Proxy`] stops it.
 //! - An upstream that cannot be reached is answered `502` with a plain text
 //!   body (the hook is not called).
+//! - [`edit_json`] helps a hook rewrite a JSON answer under its
+//!   `Content-Encoding` (decode, edit, encode the same way).
 //!
 //! ```no_run
 //! # fn t(central_url: &str) -> anyhow::Result<()> {

@@ -718,6 +718,59 @@ async fn customers_lookup_and_signup() {
     let a = post(&f.app, "/v1/customers", &examples::customer()).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     assert_eq!(a.body["duplicate"], true);
+    assert_eq!(a.body["readable"], true);
+
+    // A crash between the outbox and the replica row (issue 12, defect 1):
+    // the POS's retry, a duplicate, writes the missing row.
+    rusqlite::Connection::open(f.state.config.store.data_dir.join("replica.db"))
+        .unwrap()
+        .execute("DELETE FROM customers WHERE document = '52998224725'", [])
+        .unwrap();
+    let a = post(&f.app, "/v1/customers", &examples::customer()).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(
+        (&a.body["duplicate"], &a.body["readable"]),
+        (&json!(true), &json!(true))
+    );
+    let a = get(&f.app, "/v1/customers/by-document/52998224725").await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+
+    // The replica writer busy past the bound: stored, answered 202 not
+    // readable yet; the write goes on and lands once the writer is free.
+    let mut busy = examples::customer();
+    busy["id"] = json!(Uuid::new_v4());
+    busy["document"] = json!("11144477735");
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let catalog = f.state.catalog.clone();
+    let holder = std::thread::spawn(move || {
+        let _writer = catalog.lock().unwrap();
+        held_tx.send(()).unwrap();
+        std::thread::sleep(super::writes::LOCAL_ROW_WAIT + Duration::from_millis(500));
+    });
+    held_rx.recv().unwrap();
+    let a = post(&f.app, "/v1/customers", &busy).await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+    assert_eq!(
+        (&a.body["duplicate"], &a.body["readable"]),
+        (&json!(false), &json!(false))
+    );
+    holder.join().unwrap();
+    let mut found = false;
+    for _ in 0..50 {
+        if get(&f.app, "/v1/customers/by-document/11144477735")
+            .await
+            .status
+            == StatusCode::OK
+        {
+            found = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        found,
+        "the sign-up answered 202 is readable once the writer is free"
+    );
 
     let mut bad = examples::customer();
     bad["id"] = json!(Uuid::new_v4());
