@@ -506,7 +506,7 @@ mod tests {
         let prc = tasks.iter().find(|t| t.code == "PRC").unwrap();
         assert_eq!(prc.schedule, Schedule::Every(Duration::from_secs(5400)));
         assert!(!prc.active);
-        assert_eq!(tasks.len(), ENTITIES.len() + 2);
+        assert_eq!(tasks.len(), ENTITIES.len() + 3);
         std::fs::write(
             dir.join("bad.toml"),
             "code = \"UPL\"\nsubject = \"documents\"\ndirection = \"upload\"\nevery = \"-1\"\n",
