@@ -16,13 +16,13 @@
 //! there (the central's, or a newer sign-up's) is never replaced with an
 //! older sign-up.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::Mutex;
 
 use loja_protocol::DocumentKind;
 use loja_protocol::document::CustomerSignup;
-use loja_replica::{Catalog, CatalogReader, Outbox, ReplicaError};
+use loja_replica::{Catalog, LocalWrite, Outbox, ReplicaError};
 use serde_json::{Map, Value};
 
 /// The replica row (`customers` registry columns) of a sign-up;
@@ -53,7 +53,9 @@ pub fn customer_row(s: &CustomerSignup, updated_at: &str) -> Map<String, Value> 
 pub enum Write {
     /// A new sign-up: the POS's data is the newest, it replaces any row.
     Replace,
-    /// A retry or the recovery: only when the customer is not there.
+    /// A retry or the recovery: only a sign-up whose row was never written,
+    /// and only when the customer is not there (a customer the central
+    /// erased since stays erased).
     IfMissing,
 }
 
@@ -66,28 +68,22 @@ fn customers() -> Result<&'static loja_protocol::Entity, ReplicaError> {
     })
 }
 
-/// Writes a sign-up's row into the replica (blocking: it waits for the
-/// replica's writer). Returns whether a row was written (`IfMissing` and
-/// the customer there: false).
+/// Writes the row of sign-up `id` into the replica (blocking: it waits for
+/// the replica's writer), recording `id` in the same transaction. Returns
+/// whether a row was written.
 pub fn write_local(
-    dir: &Path,
     catalog: &Mutex<Catalog>,
+    id: &uuid::Uuid,
     row: &Map<String, Value>,
     how: Write,
 ) -> Result<bool, ReplicaError> {
     let entity = customers()?;
+    let how = match how {
+        Write::Replace => LocalWrite::Replace,
+        Write::IfMissing => LocalWrite::IfNew,
+    };
     let mut c = catalog.lock().unwrap_or_else(|p| p.into_inner());
-    if how == Write::IfMissing && present(&CatalogReader::open(dir)?, row)? {
-        // Checked under the writer: no commit can slip in between.
-        return Ok(false);
-    }
-    c.upsert_local(entity, row)?;
-    Ok(true)
-}
-
-fn present(reader: &CatalogReader, row: &Map<String, Value>) -> Result<bool, ReplicaError> {
-    let document = row.get("document").and_then(Value::as_str).unwrap_or("");
-    Ok(reader.customer_by_document(document)?.is_some())
+    c.upsert_local_document(entity, row, &id.to_string(), how)
 }
 
 /// What [`recover`] found and did.
@@ -108,6 +104,7 @@ pub struct Recovered {
 /// counted, and does not stop the start.
 pub fn recover(dir: &Path, catalog: &Mutex<Catalog>) -> Result<Recovered, ReplicaError> {
     let docs = Outbox::open(dir)?.documents_of_kind(DocumentKind::Customer)?;
+    let in_outbox: HashSet<String> = docs.iter().map(|d| d.id.to_string()).collect();
     // The newest sign-up of each customer (documents come oldest first).
     let mut newest: BTreeMap<String, (uuid::Uuid, Map<String, Value>)> = BTreeMap::new();
     for d in docs {
@@ -125,18 +122,10 @@ pub fn recover(dir: &Path, catalog: &Mutex<Catalog>) -> Result<Recovered, Replic
         customers: newest.len(),
         ..Recovered::default()
     };
-    if newest.is_empty() {
-        return Ok(out);
-    }
-    let entity = customers()?;
-    let reader = CatalogReader::open(dir)?;
-    let mut c = catalog.lock().unwrap_or_else(|p| p.into_inner());
     for (id, row) in newest.values() {
-        if present(&reader, row)? {
-            continue;
-        }
-        match c.upsert_local(entity, row) {
-            Ok(()) => {
+        match write_local(catalog, id, row, Write::IfMissing) {
+            Ok(false) => {}
+            Ok(true) => {
                 out.written += 1;
                 tracing::info!(id = %id, "sign-up recovery: the customer of an acknowledged sign-up was missing from the replica; written");
             }
@@ -146,13 +135,16 @@ pub fn recover(dir: &Path, catalog: &Mutex<Catalog>) -> Result<Recovered, Replic
             }
         }
     }
+    // Sign-ups the outbox has purged can never be written again: forget them.
+    let mut c = catalog.lock().unwrap_or_else(|p| p.into_inner());
+    c.prune_local_documents(&in_outbox)?;
     Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use loja_replica::NewDocument;
+    use loja_replica::{CatalogReader, NewDocument};
     use serde_json::json;
 
     fn signup(document: &str, name: &str) -> NewDocument {
@@ -202,6 +194,28 @@ mod tests {
         assert_eq!(name("11222333000181"), "Padaria");
         // Nothing left to do the second time.
         assert_eq!(recover(dir.path(), &catalog).unwrap().written, 0);
+        // A customer the central erased since stays erased on the next start.
+        let customers = customers().unwrap();
+        catalog
+            .lock()
+            .unwrap()
+            .apply_page(
+                customers,
+                &serde_json::from_value(
+                    json!({"entity": "customers", "after": 0, "next": 9, "more": false,
+                    "items": [{"seq": 9, "op": "delete", "row": {"document": "11222333000181"}}]}),
+                )
+                .unwrap(),
+            )
+            .unwrap();
+        assert_eq!(recover(dir.path(), &catalog).unwrap().written, 0);
+        let reader = CatalogReader::open(dir.path()).unwrap();
+        assert!(
+            reader
+                .customer_by_document("11222333000181")
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
@@ -211,11 +225,12 @@ mod tests {
         let s: CustomerSignup =
             serde_json::from_value(signup("52998224725", "Maria").body).unwrap();
         let row = customer_row(&s, "2026-11-26T12:00:00Z");
-        assert!(write_local(dir.path(), &catalog, &row, Write::IfMissing).unwrap());
+        let (first, second) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+        assert!(write_local(&catalog, &first, &row, Write::IfMissing).unwrap());
         let mut newer = row.clone();
         newer.insert("name".into(), "Maria S.".into());
-        assert!(!write_local(dir.path(), &catalog, &newer, Write::IfMissing).unwrap());
-        assert!(write_local(dir.path(), &catalog, &newer, Write::Replace).unwrap());
+        assert!(!write_local(&catalog, &second, &newer, Write::IfMissing).unwrap());
+        assert!(write_local(&catalog, &second, &newer, Write::Replace).unwrap());
         let reader = CatalogReader::open(dir.path()).unwrap();
         assert_eq!(
             reader.customer_by_document("52998224725").unwrap().unwrap()["name"],

@@ -27,6 +27,8 @@ pub(crate) struct EntitySql {
     pub upsert: String,
     /// `DELETE FROM t WHERE k1 = ?1 AND …`.
     pub delete: String,
+    /// `SELECT EXISTS (SELECT 1 FROM t WHERE k1 = ?1 AND …)`.
+    pub exists: String,
     /// `SELECT c1, c2, … FROM t` (columns in registry order).
     pub select: String,
     /// `ORDER BY k1, k2`.
@@ -68,6 +70,11 @@ fn build(e: &Entity) -> EntitySql {
         .map(|(i, k)| format!("{k} = ?{}", i + 1))
         .collect();
     let delete = format!("DELETE FROM {} WHERE {}", e.name, wheres.join(" AND "));
+    let exists = format!(
+        "SELECT EXISTS (SELECT 1 FROM {} WHERE {})",
+        e.name,
+        wheres.join(" AND ")
+    );
     let select = format!("SELECT {} FROM {}", cols.join(", "), e.name);
     let order_by = format!("ORDER BY {}", e.key.join(", "));
     // usize::MAX (refused by delete_row) for a key that is not a column,
@@ -86,6 +93,7 @@ fn build(e: &Entity) -> EntitySql {
         insert,
         upsert,
         delete,
+        exists,
         select,
         order_by,
         key_index,
@@ -207,6 +215,31 @@ pub(crate) fn delete_row(
     stmt.raw_execute()
         .ctx_with(path, || format!("delete from {}", entity.name))?;
     Ok(())
+}
+
+/// Does `entity` have a row with the key of `cells`?
+pub(crate) fn row_exists(
+    conn: &Connection,
+    entity: &Entity,
+    cells: &[Cell],
+    path: &Path,
+) -> Result<bool> {
+    let sql = sql_of(entity)?;
+    let mut stmt = conn
+        .prepare_cached(&sql.exists)
+        .ctx_with(path, || format!("prepare {}", sql.exists))?;
+    for (i, k) in sql.key_index.iter().enumerate() {
+        let (Some(col), Some(cell)) = (entity.columns.get(*k), cells.get(*k)) else {
+            return Err(FieldError::new(entity.name, "key column missing from registry").into());
+        };
+        bind_cell(&mut stmt, i + 1, col, cell)?;
+    }
+    let mut rows = stmt.raw_query();
+    let exists = match rows.next().ctx(path, "read a row's key")? {
+        Some(r) => r.get::<_, bool>(0).ctx(path, "read a row's key")?,
+        None => false,
+    };
+    Ok(exists)
 }
 
 /// Reads columns `offset..offset+columns.len()` of `row` back into JSON,

@@ -26,6 +26,15 @@ pub struct Applied {
     pub watermark: Watermark,
 }
 
+/// How [`Catalog::upsert_local_document`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocalWrite {
+    /// A new document: its row replaces any row of the key.
+    Replace,
+    /// A retry or a recovery: only a document never written, for a key with no row.
+    IfNew,
+}
+
 /// The writer side of `replica.db`. One per process (sync jobs share it
 /// behind a mutex); the POS reads through [`CatalogReader`]s.
 pub struct Catalog {
@@ -241,12 +250,63 @@ impl Catalog {
     /// up at the POS), so the POS finds it at once; the central's version
     /// replaces it when it arrives. Validated like a feed row.
     pub fn upsert_local(&mut self, entity: &Entity, row: &Map<String, Value>) -> Result<()> {
+        self.write_local(entity, row, None).map(|_| ())
+    }
+
+    /// [`Catalog::upsert_local`] for the row of a store document (a
+    /// sign-up), recording the document's id in the same transaction.
+    /// `LocalWrite::IfNew` writes nothing (and answers false) when this
+    /// document was written before or the key has a row: a retry or a
+    /// recovery never brings back a row the central deleted since (an LGPD
+    /// erasure), nor replaces a newer one.
+    pub fn upsert_local_document(
+        &mut self,
+        entity: &Entity,
+        row: &Map<String, Value>,
+        document_id: &str,
+        how: LocalWrite,
+    ) -> Result<bool> {
+        self.write_local(entity, row, Some((document_id, how)))
+    }
+
+    /// Forgets the ids of written documents that are not in `keep` (the
+    /// outbox no longer has them: nothing can write them again).
+    pub fn prune_local_documents(
+        &mut self,
+        keep: &std::collections::HashSet<String>,
+    ) -> Result<u64> {
+        let path = &self.path;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .ctx(path, "begin prune")?;
+        let ids: Vec<String> = tx
+            .prepare("SELECT id FROM local_documents")
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .ctx(path, "read local documents")?;
+        let mut n = 0;
+        for id in ids.iter().filter(|id| !keep.contains(*id)) {
+            n += tx
+                .execute("DELETE FROM local_documents WHERE id = ?1", [id])
+                .ctx(path, "prune local documents")? as u64;
+        }
+        commit(tx, path, || "commit local documents prune".into())?;
+        Ok(n)
+    }
+
+    fn write_local(
+        &mut self,
+        entity: &Entity,
+        row: &Map<String, Value>,
+        document: Option<(&str, LocalWrite)>,
+    ) -> Result<bool> {
         let sql = sql_of(entity)?;
         entity.validate_row(row)?;
         if entity.secret {
             let mut rows = secrets::load(&self.dir, entity.name)?;
             rows.insert(entity.key_text(row), Value::Object(row.clone()));
-            return secrets::store(&self.dir, entity.name, &rows);
+            secrets::store(&self.dir, entity.name, &rows)?;
+            return Ok(true);
         }
         let item = TypedItem::from_row(entity, 0, Op::Upsert, row);
         let path = &self.path;
@@ -254,6 +314,15 @@ impl Catalog {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .ctx(path, "begin upsert")?;
+        if let Some((id, how)) = document {
+            if how == LocalWrite::IfNew
+                && (crate::verify::document_written(&tx, id, path)?
+                    || apply::row_exists(&tx, entity, &item.cells, path)?)
+            {
+                return Ok(false);
+            }
+            crate::verify::record_document(&tx, id, path)?;
+        }
         let stale = Stale::for_entity(&tx, path, entity)?;
         if let Some(mut stale) = stale {
             stale.note(&tx, path, &item.cells)?;
@@ -265,7 +334,8 @@ impl Catalog {
         }
         apply::flush_fts(&tx, path)?;
         crate::verify::mark_local(&tx, entity, &entity.key_text(row), path)?;
-        commit(tx, path, || format!("commit local row of {}", entity.name))
+        commit(tx, path, || format!("commit local row of {}", entity.name))?;
+        Ok(true)
     }
 
     /// Builds the missing or outdated product cards of up to `limit`
@@ -574,13 +644,14 @@ pub(crate) mod tests {
                 t == "watermarks"
                     || t == "product_cards"
                     || t == "local_rows"
+                    || t == "local_documents"
                     || entity_named(t).is_some_and(|e| !e.secret),
                 "stray table {t}"
             );
         }
         assert_eq!(
             tables.len(),
-            ENTITIES.iter().filter(|e| !e.secret).count() + 3
+            ENTITIES.iter().filter(|e| !e.secret).count() + 4
         );
     }
 

@@ -27,7 +27,7 @@ mod secrets;
 mod verify;
 
 pub use cards::{CardBatch, feeds_product_cards};
-pub use catalog::{Applied, Catalog, CatalogReader, SNAPSHOT_MAX_AGE, WRITER_PRAGMAS};
+pub use catalog::{Applied, Catalog, CatalogReader, LocalWrite, SNAPSHOT_MAX_AGE, WRITER_PRAGMAS};
 pub(crate) use checkpoint::Checkpointer;
 pub use error::ReplicaError;
 pub use journal::{

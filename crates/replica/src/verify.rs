@@ -100,6 +100,29 @@ pub(crate) fn mark_local(
     Ok(())
 }
 
+/// Has the row of store document `id` been written (`local_documents`)?
+pub(crate) fn document_written(
+    tx: &Transaction<'_>,
+    id: &str,
+    path: &std::path::Path,
+) -> Result<bool> {
+    tx.prepare_cached("SELECT EXISTS (SELECT 1 FROM local_documents WHERE id = ?1)")
+        .and_then(|mut s| s.query_row(params![id], |r| r.get(0)))
+        .ctx(path, "read local documents")
+}
+
+/// Records that the row of store document `id` was written.
+pub(crate) fn record_document(
+    tx: &Transaction<'_>,
+    id: &str,
+    path: &std::path::Path,
+) -> Result<()> {
+    tx.prepare_cached("INSERT OR IGNORE INTO local_documents (id) VALUES (?1)")
+        .and_then(|mut s| s.execute(params![id]))
+        .ctx(path, "record a local document")?;
+    Ok(())
+}
+
 /// Forgets the local marks of the keys a page carries (the central's row
 /// for them is here now, or its tombstone). One cheap query when the
 /// entity has no marks, which is nearly always.
@@ -314,7 +337,7 @@ impl Catalog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ReplicaError;
+    use crate::{LocalWrite, ReplicaError};
     use loja_protocol::{FeedPage, entity_named};
     use serde_json::json;
 
@@ -358,6 +381,57 @@ mod tests {
                 .map(|r| r.as_object().cloned().unwrap())
                 .collect(),
         }
+    }
+
+    #[test]
+    fn a_documents_row_is_written_once_so_an_erased_customer_stays_erased() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Catalog::open(dir.path()).unwrap();
+        let e = entity_named("customers").unwrap();
+        let row = json!({"document": "52998224725", "name": "Maria", "lgpd_consent": true});
+        let row = row.as_object().unwrap();
+        let doc = "01940000-0000-7000-8000-0000000000c1";
+        assert!(
+            c.upsert_local_document(e, row, doc, LocalWrite::Replace)
+                .unwrap()
+        );
+        // A retry: the row is there.
+        assert!(
+            !c.upsert_local_document(e, row, doc, LocalWrite::IfNew)
+                .unwrap()
+        );
+        // The central erases the customer; a retry or a recovery of the same
+        // sign-up must not bring it back.
+        c.apply_page(
+            e,
+            &page(
+                "customers",
+                0,
+                json!([{"seq": 4, "op": "delete", "row": {"document": "52998224725"}}]),
+                4,
+            ),
+        )
+        .unwrap();
+        assert_eq!(c.row_count(e).unwrap(), 0);
+        assert!(
+            !c.upsert_local_document(e, row, doc, LocalWrite::IfNew)
+                .unwrap()
+        );
+        assert_eq!(c.row_count(e).unwrap(), 0);
+        // A sign-up never written (a crash before its row) is written.
+        let other = "01940000-0000-7000-8000-0000000000c2";
+        let row2 = json!({"document": "11144477735", "name": "João", "lgpd_consent": true});
+        assert!(
+            c.upsert_local_document(e, row2.as_object().unwrap(), other, LocalWrite::IfNew)
+                .unwrap()
+        );
+        // Pruning keeps the ids the outbox still has.
+        let keep: HashSet<String> = [other.to_owned()].into();
+        assert_eq!(c.prune_local_documents(&keep).unwrap(), 1);
+        assert!(
+            !c.upsert_local_document(e, row2.as_object().unwrap(), other, LocalWrite::IfNew)
+                .unwrap()
+        );
     }
 
     #[test]

@@ -7,3 +7,11 @@ CREATE TABLE local_rows (
     key    TEXT NOT NULL,
     PRIMARY KEY (entity, key)
 ) WITHOUT ROWID;
+
+-- Store documents whose row was written (a sign-up's id): a retry or the
+-- recovery at start writes a document's row only once, so a row the central
+-- deleted since (an LGPD erasure) does not come back. Pruned of ids the
+-- outbox no longer holds.
+CREATE TABLE local_documents (
+    id TEXT PRIMARY KEY
+) WITHOUT ROWID;

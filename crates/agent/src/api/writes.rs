@@ -360,10 +360,9 @@ pub async fn customer(
         signups::Write::Replace
     };
     let catalog = st.app.catalog.clone();
-    let dir = st.app.config.store.data_dir.clone();
     let id = accepted.id;
     let task = tokio::task::spawn_blocking(move || {
-        let written = signups::write_local(&dir, &catalog, &row, how);
+        let written = signups::write_local(&catalog, &id, &row, how);
         if let Err(e) = &written {
             tracing::warn!(id = %id, error = %e, "customer sign-up not written to the replica (it is in the outbox; the next start writes it)");
         }
