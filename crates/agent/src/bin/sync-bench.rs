@@ -208,6 +208,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         central_cpu.1 - central_cpu0.1,
     );
     let synced = count_rows(&data.join("replica.db"))?;
+    // The download jobs' own durations (3 run at a time), from `--json`:
+    // the part of the sync before the product-card pass.
+    let runs: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let download_ms: u64 = runs
+        .iter()
+        .filter_map(|r| r.get("duration_ms").and_then(serde_json::Value::as_u64))
+        .sum();
 
     println!("raw baseline: the same rows into SQLite (prepared statements, one transaction)…");
     let (raw_rows, raw_secs) = raw_insert(&data.join("replica.db"), &dir.join("raw.db"))?;
@@ -232,6 +239,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     println!(
         "ratio sync / raw            {:.0} %   (target ≥ 50 %)",
         100.0 * sync_rate / raw_rate
+    );
+    println!(
+        "download jobs, summed       {:.2} s   ({} runs, 3 at a time; the card pass not included)",
+        download_ms as f64 / 1000.0,
+        runs.len()
     );
     println!("lojad peak RSS (child)      {lojad_rss_mb:.0} MB   (target < 150 MB)");
     println!(
