@@ -9,6 +9,9 @@
 //! target/release/sync-bench [--products 200000] [--customers 100000] [--page-size 20000]
 //! ```
 //!
+//! Then, against the same central, the replica verify (`lojad verify`) of
+//! the synced store, timed.
+//!
 //! The central runs in this process (`retaguarda::spawn`); lojad runs as a
 //! child process (`lojad --config … sync`, the binary next to this one), so
 //! its peak RSS is its own (getrusage of the child).
@@ -216,6 +219,26 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .filter_map(|r| r.get("duration_ms").and_then(serde_json::Value::as_u64))
         .sum();
 
+    // The nightly replica verify of the same store, right after: every
+    // entity's digest at both ends, all equal (the central in this process).
+    println!("replica verify: lojad verify (child process)…");
+    let t1 = Instant::now();
+    let verify = Command::new(&lojad)
+        .arg("--config")
+        .arg(&config_path)
+        .args(["verify", "--json"])
+        .output()?;
+    let verify_secs = t1.elapsed().as_secs_f64();
+    let verify_report: serde_json::Value =
+        serde_json::from_slice(&verify.stdout).unwrap_or_default();
+    if !verify.status.success() {
+        bail!(
+            "lojad verify failed: {}{}",
+            String::from_utf8_lossy(&verify.stdout),
+            String::from_utf8_lossy(&verify.stderr)
+        );
+    }
+
     println!("raw baseline: the same rows into SQLite (prepared statements, one transaction)…");
     let (raw_rows, raw_secs) = raw_insert(&data.join("replica.db"), &dir.join("raw.db"))?;
     if raw_rows != synced {
@@ -244,6 +267,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "download jobs, summed       {:.2} s   ({} runs, 3 at a time; the card pass not included)",
         download_ms as f64 / 1000.0,
         runs.len()
+    );
+    println!(
+        "replica verify, all equal   {verify_secs:.2} s   (repaired rows: {})",
+        verify_report["run"]["rows"]
     );
     println!("lojad peak RSS (child)      {lojad_rss_mb:.0} MB   (target < 150 MB)");
     println!(
