@@ -1,11 +1,17 @@
 //! Store documents in, ERP collection out.
 //!
-//! A document is identified by the UUID the POS chose: the same id posted
-//! again (by any store, in any batch) is acknowledged `duplicate` and stored
-//! once. The ERP reads them in the order the central accepted them.
+//! A document is identified by the UUID the POS chose, and is the store that
+//! sent it, its kind and its body. The same id again with the same store,
+//! kind and body (a retry, in any batch) is acknowledged `duplicate` and
+//! stored once; the same id with another store, kind or body is a second
+//! document under a taken id and is `rejected` with the holder named, the
+//! store's outbox rule (`IdTaken`) at the central. The envelope's
+//! `store_seq`, `accepted_at` and `register` are not compared. The ERP reads
+//! the documents in the order the central accepted them.
 
 use loja_protocol::{AckStatus, BatchAck, Document, DocumentAck, DocumentBatch};
 use rusqlite::{Connection, Transaction, params};
+use serde_json::Value;
 
 pub const DEFAULT_LIMIT: u64 = 1_000;
 pub const MAX_LIMIT: u64 = 10_000;
@@ -21,6 +27,9 @@ pub fn accept(
         "INSERT INTO documents (id, store, kind, register, store_seq, received_at, document)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id) DO NOTHING",
     )?;
+    // Only on a conflict: who holds the id (one lookup by the unique index).
+    let mut holder =
+        tx.prepare_cached("SELECT store, kind, store_seq, document FROM documents WHERE id = ?1")?;
     let mut acks = Vec::with_capacity(batch.documents.len());
     for doc in &batch.documents {
         acks.push(match check(doc) {
@@ -39,20 +48,78 @@ pub fn accept(
                     received_at,
                     text
                 ])?;
-                let status = if n == 1 {
-                    AckStatus::Accepted
+                let taken = if n == 1 {
+                    None
                 } else {
-                    AckStatus::Duplicate
+                    let held = holder.query_row([doc.id.to_string()], |r| {
+                        Ok(Holder {
+                            store: r.get(0)?,
+                            kind: r.get(1)?,
+                            store_seq: r.get(2)?,
+                            document: r.get(3)?,
+                        })
+                    })?;
+                    Some(held.refuses(store, doc))
                 };
-                DocumentAck {
-                    id: doc.id,
-                    status,
-                    error: None,
+                match taken {
+                    None => DocumentAck {
+                        id: doc.id,
+                        status: AckStatus::Accepted,
+                        error: None,
+                    },
+                    Some(None) => DocumentAck {
+                        id: doc.id,
+                        status: AckStatus::Duplicate,
+                        error: None,
+                    },
+                    Some(Some(reason)) => DocumentAck {
+                        id: doc.id,
+                        status: AckStatus::Rejected,
+                        error: Some(reason),
+                    },
                 }
             }
         });
     }
     Ok(BatchAck { acks })
+}
+
+/// The document already stored under an id.
+struct Holder {
+    store: String,
+    kind: String,
+    store_seq: i64,
+    /// The stored document, envelope and body, as JSON text.
+    document: String,
+}
+
+/// The body of a stored document; the envelope's other fields are ignored.
+#[derive(serde::Deserialize)]
+struct StoredBody {
+    body: Value,
+}
+
+impl Holder {
+    /// `None` when `doc` from `store` is the held document again (same
+    /// store, kind and body: a retry); else why it is refused. Bodies are
+    /// compared as JSON values, so key order and spacing do not matter.
+    fn refuses(&self, store: &str, doc: &Document) -> Option<String> {
+        let differs = if self.store != store {
+            "comes from another store"
+        } else if self.kind != doc.kind.as_str() {
+            "is of another kind"
+        } else {
+            match serde_json::from_str::<StoredBody>(&self.document) {
+                Ok(held) if held.body == doc.body => return None,
+                _ => "has another body",
+            }
+        };
+        Some(format!(
+            "id {} is taken by another document (store {}, kind {}, store_seq {}); this one {differs}: \
+             a retry must send the same kind and body; a new document needs a new id",
+            doc.id, self.store, self.kind, self.store_seq
+        ))
+    }
 }
 
 fn check(doc: &Document) -> Result<String, String> {
@@ -208,5 +275,158 @@ mod tests {
         let mut local = document(sale());
         local.accepted_at = "2026-11-26T09:00:01-03:00".into();
         assert!(check(&local).unwrap_err().starts_with("accepted_at"));
+    }
+
+    fn accept_one(db: &crate::db::Db, store: &str, doc: &Document) -> DocumentAck {
+        let batch = DocumentBatch {
+            documents: vec![doc.clone()],
+        };
+        let mut ack = db
+            .write(|tx| accept(tx, store, &batch).map_err(crate::db::DbError::from))
+            .expect("accept");
+        assert_eq!(ack.acks.len(), 1);
+        ack.acks.remove(0)
+    }
+
+    /// The ERP queue's documents: (store, document).
+    fn queue(db: &crate::db::Db) -> Vec<(String, Value)> {
+        let page: Value = serde_json::from_str(
+            &db.read(|c| collect(c, 0, MAX_LIMIT).map_err(crate::db::DbError::from))
+                .unwrap(),
+        )
+        .unwrap();
+        page["documents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                (
+                    d["store"].as_str().unwrap().to_owned(),
+                    d["document"].clone(),
+                )
+            })
+            .collect()
+    }
+
+    fn cash_open() -> Value {
+        json!({"register": "PDV01", "operator": "001", "opening_amount": 10_000,
+               "opened_at": "2026-11-26T12:00:00Z"})
+    }
+
+    /// A retry is the same store, kind and body: `duplicate`, stored once,
+    /// even when its envelope (store_seq, accepted_at) and its keys' order
+    /// differ from the first delivery's.
+    #[test]
+    fn the_same_document_again_is_a_duplicate() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::db::Db::open(&dir.path().join("c.db")).unwrap();
+        let first = document(sale());
+        assert_eq!(accept_one(&db, "s1", &first).status, AckStatus::Accepted);
+        let mut retry = first.clone();
+        retry.store_seq = 7;
+        retry.accepted_at = "2026-11-27T08:00:00Z".into();
+        // The same body, its keys in another order.
+        let text = first.body.to_string();
+        let mut keys: Vec<(String, Value)> = first
+            .body
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        keys.reverse();
+        let reordered = format!(
+            "{{{}}}",
+            keys.iter()
+                .map(|(k, v)| format!("{}:{v}", Value::from(k.as_str())))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        assert_ne!(reordered, text);
+        retry.body = serde_json::from_str(&reordered).unwrap();
+        let ack = accept_one(&db, "s1", &retry);
+        assert_eq!(ack.status, AckStatus::Duplicate, "{:?}", ack.error);
+        assert_eq!(ack.error, None);
+        let q = queue(&db);
+        assert_eq!(q.len(), 1);
+        assert_eq!(q[0].1["store_seq"], json!(1), "the first delivery stands");
+    }
+
+    /// Another body, another kind or another store under a taken id is a
+    /// second document, not a retry: rejected naming the holder, and the
+    /// first stands alone in the ERP queue.
+    #[test]
+    fn another_document_under_a_taken_id_is_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::db::Db::open(&dir.path().join("c.db")).unwrap();
+        let first = document(sale());
+        assert_eq!(accept_one(&db, "s1", &first).status, AckStatus::Accepted);
+
+        let mut other_body = first.clone();
+        other_body.body["number"] = json!(2);
+        let mut other_kind = first.clone();
+        other_kind.kind = DocumentKind::CashOpen;
+        other_kind.body = cash_open();
+        let other_store = first.clone();
+        let cases = [
+            ("another body", "s1", &other_body, "has another body"),
+            ("another kind", "s1", &other_kind, "is of another kind"),
+            (
+                "another store",
+                "s2",
+                &other_store,
+                "comes from another store",
+            ),
+        ];
+        for (case, store, doc, why) in cases {
+            let ack = accept_one(&db, store, doc);
+            assert_eq!(ack.status, AckStatus::Rejected, "{case}");
+            let error = ack.error.unwrap_or_default();
+            assert!(
+                error.starts_with(&format!(
+                    "id {} is taken by another document (store s1, kind sale, store_seq 1)",
+                    first.id
+                )),
+                "{case}: {error}"
+            );
+            assert!(error.contains(why), "{case}: {error}");
+            assert!(
+                error.contains("a new document needs a new id"),
+                "{case}: {error}"
+            );
+        }
+        let q = queue(&db);
+        assert_eq!(q.len(), 1);
+        assert_eq!(q[0].0, "s1");
+        assert_eq!(q[0].1["body"], first.body);
+        // The holder's own retry is still a duplicate after the refusals.
+        assert_eq!(accept_one(&db, "s1", &first).status, AckStatus::Duplicate);
+    }
+
+    /// Inside one batch the rule is the same: the first of an id is
+    /// accepted, its retry is a duplicate, another body is rejected.
+    #[test]
+    fn a_taken_id_inside_one_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::db::Db::open(&dir.path().join("c.db")).unwrap();
+        let first = document(sale());
+        let mut other = first.clone();
+        other.body["number"] = json!(2);
+        let batch = DocumentBatch {
+            documents: vec![first.clone(), first.clone(), other],
+        };
+        let ack = db
+            .write(|tx| accept(tx, "s1", &batch).map_err(crate::db::DbError::from))
+            .unwrap();
+        let statuses: Vec<AckStatus> = ack.acks.iter().map(|a| a.status).collect();
+        assert_eq!(
+            statuses,
+            [
+                AckStatus::Accepted,
+                AckStatus::Duplicate,
+                AckStatus::Rejected
+            ]
+        );
+        assert_eq!(queue(&db).len(), 1);
     }
 }
