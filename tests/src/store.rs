@@ -466,13 +466,6 @@ impl Store {
         Ok(n as u64)
     }
 
-    /// Product cards in the replica (the barcode lookup's ready answers).
-    pub fn card_count(&self) -> anyhow::Result<u64> {
-        let conn = self.open_ro("replica.db")?;
-        let n: i64 = conn.query_row("SELECT count(*) FROM product_cards", [], |r| r.get(0))?;
-        Ok(n as u64)
-    }
-
     /// The stored watermark of an entity (0 before its first page).
     pub fn watermark(&self, entity: &str) -> anyhow::Result<u64> {
         let conn = self.open_ro("replica.db")?;

@@ -88,9 +88,6 @@ pub async fn start(config: Config) -> anyhow::Result<Daemon> {
     });
 
     tokio::spawn(return_freed_memory(stop_rx.clone()));
-    // Cards of a previous run may be missing or of an older format.
-    state.cards_wake.notify_one();
-    tokio::spawn(crate::cards::keep_built(state.clone(), stop_rx.clone()));
 
     // The same serve path as pos-bench measures (TCP_NODELAY per connection).
     let mut server_stop = stop_rx.clone();

@@ -2,7 +2,6 @@
 //! support CLI.
 
 pub mod api;
-pub mod cards;
 pub mod central;
 pub mod config;
 pub mod daemon;

@@ -1,5 +1,5 @@
 //! Background priority for the threads that write the replica on the
-//! central's behalf (feed page applies, product card builds): when the POS
+//! central's behalf (feed page applies, verify repairs): when the POS
 //! and a sync want the same core, the POS answer goes first. With nothing
 //! else to run, a lowered thread runs at full speed, so an idle store PC
 //! syncs as fast as before.
@@ -49,7 +49,7 @@ pub fn lower_this_thread() {
 
 /// Runs `f` on a fresh thread named `lojad-{what}` at background priority
 /// and waits for it; a panic becomes an error. One thread per call: the
-/// calls are page applies and card batches (tens of milliseconds each),
+/// calls are page applies and repairs (tens of milliseconds each),
 /// next to which starting a thread costs nothing.
 pub async fn background<T: Send + 'static>(
     what: &'static str,

@@ -20,9 +20,6 @@ pub struct AppState {
     pub intake: crate::intake::Intake,
     /// Notified after documents are accepted: wakes the upload job.
     pub upload_wake: Arc<Notify>,
-    /// Notified after downloads change rows product cards are made of
-    /// (and once at start): wakes `cards::keep_built`.
-    pub cards_wake: Arc<Notify>,
     /// Per-job schedule the status views show (next run, running now).
     pub schedule: crate::scheduler::ScheduleView,
     /// What the replica verify found since start (for `/metrics`).
@@ -51,7 +48,6 @@ impl AppState {
             journal: Arc::new(Mutex::new(Journal::open(&dir)?)),
             intake: crate::intake::Intake::start(&dir)?,
             upload_wake: Arc::new(Notify::new()),
-            cards_wake: Arc::new(Notify::new()),
             schedule: crate::scheduler::ScheduleView::default(),
             verify: Arc::default(),
             downloading: loja_protocol::ENTITIES

@@ -38,10 +38,6 @@ pub struct StatusReport {
     /// When the counts were taken: older than the report while a download
     /// job holds the replica writer.
     pub replica_counts_at: Option<String>,
-    /// Product cards stored (the barcode lookup's ready answers, rebuilt in
-    /// the background after downloads; a barcode without one is answered
-    /// from the tables, only slower). Compare with the `barcodes` count.
-    pub product_cards: Option<u64>,
     /// What could not be read this time (the report is partial).
     pub warnings: Vec<String>,
 }
@@ -171,9 +167,9 @@ pub async fn collect(state: &AppState) -> anyhow::Result<StatusReport> {
         .collect();
 
     let jobs = merge_jobs(&schedule, &job_states, snapshot.as_deref());
-    let (counts, counts_at, cards) = match &snapshot {
-        Some(s) => (s.counts.clone(), Some(s.taken_at.clone()), Some(s.cards)),
-        None => (Vec::new(), None, None),
+    let (counts, counts_at) = match &snapshot {
+        Some(s) => (s.counts.clone(), Some(s.taken_at.clone())),
+        None => (Vec::new(), None),
     };
     Ok(StatusReport {
         version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -187,7 +183,6 @@ pub async fn collect(state: &AppState) -> anyhow::Result<StatusReport> {
         recent_failed_tickets: failed.1,
         replica_counts: counts,
         replica_counts_at: counts_at,
-        product_cards: cards,
         warnings,
     })
 }
@@ -225,7 +220,6 @@ pub fn collect_offline(config: &Config) -> anyhow::Result<StatusReport> {
         .collect();
     let watermarks = catalog.watermarks()?;
     let snapshot = ReplicaSnapshot {
-        cards: catalog.card_count()?,
         counts,
         watermarks: watermarks
             .into_iter()
@@ -248,7 +242,6 @@ pub fn collect_offline(config: &Config) -> anyhow::Result<StatusReport> {
         recent_failed_tickets: failed.1,
         replica_counts: snapshot.counts,
         replica_counts_at: Some(snapshot.taken_at),
-        product_cards: Some(snapshot.cards),
         warnings,
     })
 }
@@ -364,7 +357,6 @@ fn serde_plain<T: Serialize>(v: &T) -> String {
 
 struct ReplicaSnapshot {
     counts: Vec<ReplicaCount>,
-    cards: u64,
     watermarks: HashMap<String, u64>,
     taken_at: String,
     taken: Instant,
@@ -408,11 +400,9 @@ fn replica_snapshot(
         })
         .collect();
     let watermarks = guard.watermarks().context("reading watermarks")?;
-    let cards = guard.card_count().context("counting product cards")?;
     drop(guard);
     let snapshot = Arc::new(ReplicaSnapshot {
         counts,
-        cards,
         watermarks: watermarks
             .into_iter()
             .map(|(e, w)| (e.to_owned(), w.0))
@@ -574,18 +564,6 @@ pub fn render_text(r: &StatusReport) -> String {
             .collect();
         write_table(&mut out, &["ENTITY", "ROWS"], &rows);
     }
-    if let Some(cards) = r.product_cards {
-        let barcodes = r
-            .replica_counts
-            .iter()
-            .find(|c| c.entity == "barcodes")
-            .map(|c| format!(" of {} barcodes", c.rows))
-            .unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "Product cards: {cards}{barcodes} (the rest are answered from the tables, slower; rebuilt after downloads)"
-        );
-    }
     for w in &r.warnings {
         let _ = writeln!(out, "warning: {w}");
     }
@@ -661,11 +639,9 @@ mod tests {
                 rows: 12,
             }],
             replica_counts_at: None,
-            product_cards: Some(7),
             warnings: vec![],
         };
         let text = render_text(&r);
-        assert!(text.contains("Product cards: 7"), "{text}");
         assert!(text.contains("up 1h02m"), "{text}");
         assert!(text.contains("Outbox: 2 pending"), "{text}");
         let line = text.lines().find(|l| l.starts_with("PRC")).unwrap();

@@ -12,7 +12,6 @@ use rusqlite::TransactionBehavior;
 use serde_json::{Map, Value};
 
 use crate::apply::{self, sql_of};
-use crate::cards::{self, CardBatch, Stale};
 use crate::error::SqlCtx;
 use crate::migrate::{self, Sync};
 use crate::{ReplicaError, Result, secrets};
@@ -85,13 +84,6 @@ impl Catalog {
         let conn = migrate::open_migrated(&path, Sync::Normal, migrate::CATALOG)?;
         conn.execute_batch(WRITER_PRAGMAS)
             .ctx(&path, "connection settings")?;
-        // The writer reads products too when it builds cards: see
-        // CatalogReader::open for why the plan must not be re-made per step.
-        conn.set_db_config(
-            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
-            true,
-        )
-        .ctx(&path, "connection settings")?;
         Ok(Catalog {
             conn,
             dir: dir.to_path_buf(),
@@ -210,11 +202,7 @@ impl Catalog {
                 // Rows are inserted until the page's first key conflict (a
                 // first load has none), then upserted: see apply::insert_row.
                 let mut insert_first = true;
-                let mut stale = Stale::for_entity(&tx, path, entity)?;
                 for item in &page.items {
-                    if let Some(stale) = stale.as_mut() {
-                        stale.note(&tx, path, &item.cells)?;
-                    }
                     match item.op {
                         Op::Upsert => {
                             if insert_first {
@@ -233,9 +221,6 @@ impl Catalog {
                             applied.deletes += 1;
                         }
                     }
-                }
-                if let Some(stale) = stale {
-                    stale.delete(&tx, path)?;
                 }
             }
             apply::flush_fts(&tx, path)?;
@@ -323,11 +308,6 @@ impl Catalog {
             }
             crate::verify::record_document(&tx, id, path)?;
         }
-        let stale = Stale::for_entity(&tx, path, entity)?;
-        if let Some(mut stale) = stale {
-            stale.note(&tx, path, &item.cells)?;
-            stale.delete(&tx, path)?;
-        }
         {
             let mut stmt = tx.prepare_cached(&sql.upsert).ctx(path, "prepare upsert")?;
             apply::upsert_row(&mut stmt, entity, &item.cells, path)?;
@@ -336,32 +316,6 @@ impl Catalog {
         crate::verify::mark_local(&tx, entity, &entity.key_text(row), path)?;
         commit(tx, path, || format!("commit local row of {}", entity.name))?;
         Ok(true)
-    }
-
-    /// Builds the missing or outdated product cards of up to `limit`
-    /// barcodes after `after` (`""`: from the first), in one transaction:
-    /// see [`crate::cards`]. Call again with the returned `next` until it is
-    /// `None`; between calls the writer is free for page applies.
-    pub fn build_cards(&mut self, store: &str, after: &str, limit: usize) -> Result<CardBatch> {
-        let path = &self.path;
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .ctx(path, "begin card build")?;
-        let batch = cards::build(&tx, path, store, after, limit)?;
-        commit(tx, path, || "commit product cards".into())?;
-        Ok(batch)
-    }
-
-    /// Product cards stored (current or not for this store: see
-    /// [`crate::cards`]).
-    pub fn card_count(&self) -> Result<u64> {
-        self.conn
-            .query_row("SELECT count(*) FROM product_cards", [], |r| {
-                r.get::<_, i64>(0)
-            })
-            .map(|n| n.max(0) as u64)
-            .ctx(&self.path, "count product cards")
     }
 
     /// Rows per entity (secret entities count their file's rows), registry order.
@@ -628,9 +582,8 @@ pub(crate) mod tests {
                 assert_eq!(*pk, key_pos, "{}.{name} key position", e.name);
             }
         }
-        // Nothing but the registry's tables, the FTS index, watermarks,
-        // the product cards (derived, never synced: see cards.rs) and the
-        // marks of rows written at the store (see verify.rs).
+        // Nothing but the registry's tables, the FTS index, watermarks and
+        // the marks of rows written at the store (see verify.rs).
         let tables: Vec<String> = c
             .conn
             .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'products_fts%' AND name NOT LIKE 'sqlite_%'")
@@ -642,7 +595,6 @@ pub(crate) mod tests {
         for t in &tables {
             assert!(
                 t == "watermarks"
-                    || t == "product_cards"
                     || t == "local_rows"
                     || t == "local_documents"
                     || entity_named(t).is_some_and(|e| !e.secret),
@@ -651,7 +603,7 @@ pub(crate) mod tests {
         }
         assert_eq!(
             tables.len(),
-            ENTITIES.iter().filter(|e| !e.secret).count() + 4
+            ENTITIES.iter().filter(|e| !e.secret).count() + 3
         );
     }
 

@@ -15,7 +15,6 @@
 //! [`Watermark`]: loja_protocol::Watermark
 
 mod apply;
-mod cards;
 mod catalog;
 mod checkpoint;
 mod error;
@@ -26,7 +25,6 @@ mod queries;
 mod secrets;
 mod verify;
 
-pub use cards::{CardBatch, feeds_product_cards};
 pub use catalog::{Applied, Catalog, CatalogReader, LocalWrite, SNAPSHOT_MAX_AGE, WRITER_PRAGMAS};
 pub(crate) use checkpoint::Checkpointer;
 pub use error::ReplicaError;

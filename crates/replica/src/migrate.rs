@@ -16,6 +16,7 @@ pub(crate) const CATALOG: &[&str] = &[
     include_str!("../../../schema/replica/catalog/0001_entities.sql"),
     include_str!("../../../schema/replica/catalog/0002_product_cards.sql"),
     include_str!("../../../schema/replica/catalog/0003_local_rows.sql"),
+    include_str!("../../../schema/replica/catalog/0004_drop_product_cards.sql"),
 ];
 /// `schema/replica/outbox/*.sql`, in order.
 pub(crate) const OUTBOX: &[&str] = &[include_str!(

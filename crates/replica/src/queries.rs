@@ -267,9 +267,8 @@ fn lookup() -> Result<&'static Lookup> {
 }
 
 /// The parts of the answer for the product `query` finds by `key` (the
-/// by-barcode or by-code lookup), read on `conn`: a reader's, or the
-/// writer's when a card is built inside its transaction.
-pub(crate) fn product_parts(
+/// by-barcode or by-code lookup), read on a reader's `conn`.
+fn product_parts(
     conn: &rusqlite::Connection,
     path: &std::path::Path,
     query: &str,
@@ -347,17 +346,6 @@ pub(crate) fn product_parts(
     }))
 }
 
-/// The by-barcode lookup's SQL (what a card is built from).
-pub(crate) fn by_barcode_sql() -> Result<&'static str> {
-    Ok(&lookup()?.by_barcode)
-}
-
-/// The by-code lookup's SQL (the cards' tests compare with it).
-#[cfg(test)]
-pub(crate) fn by_code_sql() -> Result<&'static str> {
-    Ok(&lookup()?.by_code)
-}
-
 fn registry(name: &str) -> Result<&'static Entity> {
     entity_named(name)
         .ok_or_else(|| FieldError::new("entity", format!("{name} is not in the registry")).into())
@@ -429,7 +417,7 @@ impl PriceChoice {
         self.best.map(|(_, row)| row.view(now))
     }
 
-    /// The chosen row, as a card stores it.
+    /// The chosen row (its promotion is judged when the answer is written).
     fn into_row(self) -> Option<PriceRow> {
         self.best.map(|(_, row)| row)
     }
@@ -455,10 +443,10 @@ impl PriceRow {
     }
 }
 
-/// A product answer in the parts a card stores: everything before the price,
-/// the chosen price row (charged at the moment of the request), and
-/// everything after it.
-pub(crate) struct ProductParts {
+/// A product answer in three parts: everything before the price, the
+/// chosen price row (charged at the moment of the request), and everything
+/// after it.
+struct ProductParts {
     /// `{"product":{…},"barcodes":[…]`
     pub head: Vec<u8>,
     pub price: Option<PriceRow>,
@@ -468,13 +456,13 @@ pub(crate) struct ProductParts {
 
 impl ProductParts {
     /// Appends the answer, its price as charged at `now`, to `out`.
-    pub(crate) fn write(self, out: &mut Vec<u8>, now: OffsetDateTime) {
+    fn write(self, out: &mut Vec<u8>, now: OffsetDateTime) {
         write_answer(out, &self.head, self.price, &self.tail, now);
     }
 }
 
 /// The bytes of a [`ProductView`] from its parts.
-pub(crate) fn write_answer(
+fn write_answer(
     out: &mut Vec<u8>,
     head: &[u8],
     price: Option<PriceRow>,
@@ -576,28 +564,20 @@ impl CatalogReader {
 
     /// Appends the JSON of the product with `barcode` to `out`: a
     /// [`ProductView`], the same bytes `serde_json::to_vec` writes for one,
-    /// from the barcode's product card when it has a current one, else
-    /// built straight from the rows (no intermediate maps). False (and `out`
-    /// untouched) when the barcode is unknown; on an error `out` is left as
-    /// it was.
+    /// built straight from the rows by one prepared statement (no
+    /// intermediate maps). False (and `out` untouched) when the barcode is
+    /// unknown; on an error `out` is left as it was.
     pub fn product_json_by_barcode(
         &self,
         barcode: &str,
         store: &str,
         out: &mut Vec<u8>,
     ) -> Result<bool> {
-        if crate::cards::write(&self.conn, &self.path, barcode, store, out)? {
-            return Ok(true);
-        }
         self.product_json(&lookup()?.by_barcode, barcode, store, out)
     }
 
-    /// [`Self::product_json_by_barcode`] by product code: from any card of
-    /// the product's barcodes, else from the tables.
+    /// [`Self::product_json_by_barcode`] by product code.
     pub fn product_json_by_code(&self, code: &str, store: &str, out: &mut Vec<u8>) -> Result<bool> {
-        if crate::cards::write_by_product(&self.conn, &self.path, code, store, out)? {
-            return Ok(true);
-        }
         self.product_json(&lookup()?.by_code, code, store, out)
     }
 

@@ -4,7 +4,7 @@
 //! transaction of a connection of its own (the writer stays free for page
 //! applies) and sums them per key bucket as the central does.
 //! [`Catalog::repair_bucket`] makes one bucket equal to the central's rows
-//! for it, through the one apply path (FTS, product cards, watermark check),
+//! for it, through the one apply path (FTS, watermark check),
 //! as a page that does not move the watermark: it applies only if the
 //! replica is still at the watermark the central's rows are for.
 //!
@@ -302,7 +302,7 @@ impl Catalog {
         let stale_here: HashSet<String> = stale_here.into_iter().collect();
         for (key, (_, item)) in theirs {
             // Upsert what is missing here or different; a row both sides
-            // have equal is left alone (no FTS or card churn).
+            // have equal is left alone (no FTS churn).
             if !ours.contains(&key) || stale_here.contains(&key) {
                 items.push(item);
                 repair.upserts += 1;

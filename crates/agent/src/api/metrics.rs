@@ -303,15 +303,6 @@ pub fn render(
             c.rows
         );
     }
-    if let Some(cards) = report.product_cards {
-        help(
-            &mut out,
-            "lojad_product_cards",
-            "gauge",
-            "Product cards stored (barcode lookups answered ready; compare with lojad_replica_rows{entity=\"barcodes\"}).",
-        );
-        let _ = writeln!(out, "lojad_product_cards {cards}");
-    }
     help(
         &mut out,
         "lojad_status_warnings",

@@ -157,13 +157,7 @@ pub async fn run_task(ctx: &JobCtx, task: &Task) -> JobRun {
     } else {
         match task.direction {
             Direction::Download => match entity_named(&task.subject) {
-                Some(entity) => {
-                    let result = download::run(ctx, entity).await;
-                    if result.rows > 0 && loja_replica::feeds_product_cards(entity) {
-                        ctx.state.cards_wake.notify_one();
-                    }
-                    result
-                }
+                Some(entity) => download::run(ctx, entity).await,
                 None => JobResult::failed(0, format!("{} is not a registry entity", task.subject)),
             },
             Direction::Upload => upload::run(ctx).await,
@@ -254,7 +248,7 @@ pub async fn sync_once(config: &Config, entities: &[String]) -> anyhow::Result<V
             .collect::<anyhow::Result<_>>()?
     };
     let tasks = crate::tasks::load(config)?;
-    let (ctx, stop) = open_ctx(config).await?;
+    let (ctx, _stop) = open_ctx(config).await?;
     // Entities download side by side, as the daemon's jobs do: while one
     // entity's page is applied, another's is fetched, so neither the central
     // nor the replica writer waits on the other. Pages in flight stay bounded
@@ -280,18 +274,7 @@ pub async fn sync_once(config: &Config, entities: &[String]) -> anyhow::Result<V
         }
         runs[i] = Some(run);
     }
-    let runs: Vec<JobRun> = runs.into_iter().flatten().collect();
-    // The POS may be answering from this replica right now (the service
-    // running beside a sync run by hand): the cards these downloads dropped
-    // are built before returning, not at the service's next recheck, so its
-    // lookups are fast again when the technician sees the result.
-    let dropped_cards = runs.iter().any(|r| {
-        r.rows > 0 && entity_named(&r.subject).is_some_and(loja_replica::feeds_product_cards)
-    });
-    if dropped_cards {
-        crate::cards::run_pass(&ctx.state, &stop.subscribe()).await;
-    }
-    Ok(runs)
+    Ok(runs.into_iter().flatten().collect())
 }
 
 /// Download jobs `lojad sync` runs at once.
