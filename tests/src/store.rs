@@ -29,6 +29,7 @@ use rusqlite::types::ValueRef;
 use serde_json::{Map, Value};
 
 use crate::central::{Answer, Central};
+use crate::config::ConfigBuilder;
 use crate::scratch::ScratchDir;
 
 /// How long `start` waits for lojad to report its POS address.
@@ -45,25 +46,14 @@ pub type LogRun = (String, String, i64, Option<String>);
 /// A key (canonical key text) → row map of one entity.
 pub type Rows = BTreeMap<String, Map<String, Value>>;
 
-/// The `e2e-lojad` binary: `$LOJA_E2E_LOJAD_BIN`, else next to the test
-/// executable (see [`crate::central::e2e_bin`]).
-pub fn lojad_bin() -> anyhow::Result<PathBuf> {
-    crate::central::e2e_bin("e2e-lojad", "LOJA_E2E_LOJAD_BIN")
-}
-
+/// A store to set up: its config (a [`ConfigBuilder`]; the data dir and
+/// the tasks dir are set by `build`, in the store's fresh directory) and
+/// the binary to run.
 #[derive(Debug, Clone)]
 pub struct StoreBuilder {
     bin: Option<PathBuf>,
-    central_url: String,
-    store_id: String,
-    token: String,
-    page_size: u32,
-    upload_batch: u32,
-    push: bool,
-    timeout_secs: u64,
+    config: ConfigBuilder,
     tasks: Vec<(String, String)>,
-    log_level: String,
-    ca_cert: Option<PathBuf>,
 }
 
 impl StoreBuilder {
@@ -73,19 +63,19 @@ impl StoreBuilder {
     }
     /// `[sync] page_size` (rows per feed page).
     pub fn page_size(mut self, n: u32) -> Self {
-        self.page_size = n;
+        self.config = self.config.page_size(n);
         self
     }
     pub fn upload_batch(mut self, n: u32) -> Self {
-        self.upload_batch = n;
+        self.config = self.config.upload_batch(n);
         self
     }
     pub fn push(mut self, on: bool) -> Self {
-        self.push = on;
+        self.config = self.config.push(on);
         self
     }
     pub fn timeout_secs(mut self, s: u64) -> Self {
-        self.timeout_secs = s;
+        self.config = self.config.timeout_secs(s);
         self
     }
     /// A task file in the store's `tasks_dir` (overrides the embedded one of the same code).
@@ -95,61 +85,43 @@ impl StoreBuilder {
     }
     /// `[central] ca_cert`: an extra CA (PEM) to trust for the central.
     pub fn ca_cert(mut self, pem: impl Into<PathBuf>) -> Self {
-        self.ca_cert = Some(pem.into());
+        self.config = self.config.ca_cert(Some(pem.into()));
         self
     }
     pub fn log_level(mut self, level: &str) -> Self {
-        self.log_level = level.into();
+        self.config = self.config.log_level(level);
+        self
+    }
+    /// Any other change to the config (see [`ConfigBuilder`]).
+    pub fn config(mut self, f: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> Self {
+        self.config = f(self.config);
         self
     }
 
     /// Writes the config without starting the daemon.
     pub fn build(self) -> anyhow::Result<Store> {
-        let bin = match self.bin {
-            Some(b) => b,
-            None => lojad_bin()?,
-        };
+        let bin = self.bin.unwrap_or_else(crate::lojad);
         let dir = ScratchDir::new("lojad");
         let data_dir = dir.join("data");
-        let mut tasks_line = String::new();
+        let mut tasks_dir = None;
         if !self.tasks.is_empty() {
             let tdir = dir.join("tasks");
             std::fs::create_dir_all(&tdir)?;
             for (file, text) in &self.tasks {
                 std::fs::write(tdir.join(file), text)?;
             }
-            tasks_line = format!("tasks_dir = {}\n", toml_str(&tdir.display().to_string()));
+            tasks_dir = Some(tdir);
         }
-        let ca_line = match &self.ca_cert {
-            Some(p) => format!("ca_cert = {}\n", toml_str(&p.display().to_string())),
-            None => String::new(),
-        };
-        let config = format!(
-            "[store]\nid = {}\ndata_dir = {}\n\n[central]\nurl = {}\ntoken = {}\ntimeout_secs = {}\n{ca_line}\n\
-             [pos]\nlisten = \"127.0.0.1:0\"\ntokens = [{{ terminal = {}, token = {} }}]\n\n\
-             [sync]\npage_size = {}\nupload_batch = {}\npush = {}\n{tasks_line}\n[log]\nlevel = {}\n",
-            toml_str(&self.store_id),
-            toml_str(&data_dir.display().to_string()),
-            toml_str(&self.central_url),
-            toml_str(&self.token),
-            self.timeout_secs,
-            toml_str(POS_TERMINAL),
-            toml_str(POS_TOKEN),
-            self.page_size,
-            self.upload_batch,
-            self.push,
-            toml_str(&self.log_level),
-        );
-        let config_path = dir.join("lojad.toml");
-        std::fs::write(&config_path, config)?;
+        let config = self.config.data_dir(&data_dir).tasks_dir(tasks_dir);
+        let config_path = config.write(dir.join("lojad.toml"))?;
         Ok(Store {
             child: None,
             bin,
             dir,
             config_path,
             data_dir,
-            store_id: self.store_id,
-            token: self.token,
+            store_id: config.store_id().to_owned(),
+            token: config.central_token().to_owned(),
             pos_addr: None,
             client: crate::central::client(),
             starts: 0,
@@ -162,10 +134,6 @@ impl StoreBuilder {
         store.start()?;
         Ok(store)
     }
-}
-
-fn toml_str(s: &str) -> String {
-    Value::String(s.to_owned()).to_string()
 }
 
 /// A store PC: its config, data dir and (when running) its `lojad run` child.
@@ -194,18 +162,18 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     pub fn builder(central_url: &str, store_id: &str, token: &str) -> StoreBuilder {
+        // The data dir is set by `build`; the POS API on a port lojad picks.
+        let config = ConfigBuilder::new(store_id, "", central_url, token)
+            .pos_port(0)
+            .timeout_secs(10)
+            .page_size(2_000)
+            .upload_batch(200)
+            .push(true)
+            .log_level("info");
         StoreBuilder {
             bin: None,
-            central_url: central_url.into(),
-            store_id: store_id.into(),
-            token: token.into(),
-            page_size: 2_000,
-            upload_batch: 200,
-            push: true,
-            timeout_secs: 10,
+            config,
             tasks: Vec::new(),
-            log_level: "info".into(),
-            ca_cert: None,
         }
     }
 

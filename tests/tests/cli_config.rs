@@ -5,19 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use loja_e2e::config::ConfigBuilder;
 use loja_e2e::scratch::ScratchDir;
-
-const LOJAD: &str = env!("CARGO_BIN_EXE_e2e-lojad");
-
-fn lojad(config: &Path, args: &[&str]) -> Output {
-    Command::new(LOJAD)
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env_remove("LOJAD_CONFIG")
-        .output()
-        .expect("run lojad")
-}
+use loja_e2e::{lojad, run_lojad};
 
 fn text(o: &Output) -> String {
     format!(
@@ -27,25 +17,33 @@ fn text(o: &Output) -> String {
     )
 }
 
+/// A valid config's text, as `lojad init` writes it (`Config::write`).
 fn good_config(dir: &Path) -> String {
-    format!(
-        r#"[store]
-id = "loja-7"
-data_dir = "{}"
-
-[central]
-url = "http://127.0.0.1:9"
-token = "central-secret-token-XY"
-
-[pos]
-listen = "127.0.0.1:7878"
-
-[[pos.tokens]]
-terminal = "pdv01"
-token = "pos-secret-token-AB"
-"#,
-        dir.join("data").display()
+    let path = ConfigBuilder::new(
+        "loja-7",
+        dir.join("data"),
+        "http://127.0.0.1:9",
+        "central-secret-token-XY",
     )
+    .pos_port(7878)
+    .pos_token("pdv01", "pos-secret-token-AB")
+    .write(dir.join("good.toml"))
+    .unwrap();
+    std::fs::read_to_string(path).unwrap()
+}
+
+/// `text` with `from` (which must be there) replaced by `to`.
+fn edited(text: &str, from: &str, to: &str) -> String {
+    assert!(text.contains(from), "no `{from}` in:\n{text}");
+    text.replace(from, to)
+}
+
+/// The number (from 1) of the line of `text` that holds `needle`.
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines()
+        .position(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no `{needle}` in:\n{text}"))
+        + 1
 }
 
 fn setup(name: &str, text: &str) -> (ScratchDir, PathBuf) {
@@ -58,35 +56,44 @@ fn setup(name: &str, text: &str) -> (ScratchDir, PathBuf) {
 #[test]
 fn unknown_key_names_the_key_file_and_line() {
     let dir = ScratchDir::new("cfg-unknown");
-    let (_scratch, path) = setup(
-        "cfg-unknown",
-        &good_config(&dir).replace("listen = ", "lisen = "),
-    );
-    let o = lojad(&path, &["config", "show"]);
+    let config = edited(&good_config(&dir), "listen = ", "lisen = ");
+    let line = line_of(&config, "lisen = ");
+    let (_scratch, path) = setup("cfg-unknown", &config);
+    let o = run_lojad(&path, &["config", "show"]);
     let t = text(&o);
     assert_eq!(o.status.code(), Some(2), "{t}");
     assert!(t.contains("pos.lisen"), "{t}");
-    assert!(t.contains("line 10"), "{t}");
+    assert!(t.contains(&format!("line {line}")), "{t}");
     assert!(t.contains(&path.display().to_string()), "{t}");
 }
 
 #[test]
 fn wrong_value_names_the_key_and_line() {
     let dir = ScratchDir::new("cfg-value");
-    let (_scratch, path) = setup(
-        "cfg-value",
-        &good_config(&dir).replace("\"127.0.0.1:7878\"", "\"localhost:port\""),
+    let config = edited(
+        &good_config(&dir),
+        "\"127.0.0.1:7878\"",
+        "\"localhost:port\"",
     );
-    let o = lojad(&path, &["status"]);
+    let line = line_of(&config, "\"localhost:port\"");
+    let (_scratch, path) = setup("cfg-value", &config);
+    let o = run_lojad(&path, &["status"]);
     let t = text(&o);
     assert_eq!(o.status.code(), Some(2), "{t}");
-    assert!(t.contains("pos.listen") && t.contains("line 10"), "{t}");
+    assert!(
+        t.contains("pos.listen") && t.contains(&format!("line {line}")),
+        "{t}"
+    );
 
     let (_scratch, path) = setup(
         "cfg-https",
-        &good_config(&dir).replace("http://127.0.0.1:9", "http://central.example.com"),
+        &edited(
+            &good_config(&dir),
+            "http://127.0.0.1:9",
+            "http://central.example.com",
+        ),
     );
-    let o = lojad(&path, &["config", "show"]);
+    let o = run_lojad(&path, &["config", "show"]);
     let t = text(&o);
     assert_eq!(o.status.code(), Some(2), "{t}");
     assert!(t.contains("central.url") && t.contains("plain http"), "{t}");
@@ -96,7 +103,7 @@ fn wrong_value_names_the_key_and_line() {
 fn env_override_applies_and_a_bad_one_names_the_variable() {
     let dir = ScratchDir::new("cfg-env");
     let (_scratch, path) = setup("cfg-env", &good_config(&dir));
-    let o = Command::new(LOJAD)
+    let o = Command::new(lojad())
         .args(["--json", "config", "show"])
         .env("LOJAD_CONFIG", &path)
         .env("LOJAD_POS_LISTEN", "127.0.0.1:7979")
@@ -106,7 +113,7 @@ fn env_override_applies_and_a_bad_one_names_the_variable() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["config"]["pos"]["listen"], "127.0.0.1:7979");
 
-    let o = Command::new(LOJAD)
+    let o = Command::new(lojad())
         .args(["config", "show"])
         .env("LOJAD_CONFIG", &path)
         .env("LOJAD_SYNC_PAGE_SIZE", "lots")
@@ -125,7 +132,7 @@ fn config_show_masks_secrets() {
     let dir = ScratchDir::new("cfg-mask");
     let (_scratch, path) = setup("cfg-mask", &good_config(&dir));
     for args in [&["config", "show"][..], &["--json", "config", "show"][..]] {
-        let o = lojad(&path, args);
+        let o = run_lojad(&path, args);
         let t = text(&o);
         assert!(o.status.success(), "{t}");
         assert!(
@@ -140,7 +147,7 @@ fn config_show_masks_secrets() {
 #[test]
 fn missing_config_is_a_usage_error_that_says_what_to_do() {
     let dir = ScratchDir::new("cfg-missing");
-    let o = lojad(&dir.join("nope.toml"), &["status"]);
+    let o = run_lojad(&dir.join("nope.toml"), &["status"]);
     let t = text(&o);
     assert_eq!(o.status.code(), Some(2), "{t}");
     assert!(t.contains("lojad init"), "{t}");
@@ -151,7 +158,7 @@ fn init_writes_a_private_config_and_prints_the_generated_pos_token_once() {
     let dir = ScratchDir::new("cfg-init");
     let path = dir.join("etc/lojad.toml");
     let data = dir.join("data");
-    let o = Command::new(LOJAD)
+    let o = Command::new(lojad())
         .arg("--config")
         .arg(&path)
         .args([
@@ -185,7 +192,7 @@ fn init_writes_a_private_config_and_prints_the_generated_pos_token_once() {
     assert!(std::fs::read_to_string(&path).unwrap().contains(token));
     assert!(data.is_dir());
     // Not twice without --force.
-    let o = Command::new(LOJAD)
+    let o = Command::new(lojad())
         .arg("--config")
         .arg(&path)
         .args([
@@ -201,7 +208,7 @@ fn init_writes_a_private_config_and_prints_the_generated_pos_token_once() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     // The written config loads, and show masks the generated token.
-    let o = lojad(&path, &["config", "show"]);
+    let o = run_lojad(&path, &["config", "show"]);
     assert!(
         o.status.success() && !text(&o).contains(token),
         "{}",
@@ -211,7 +218,7 @@ fn init_writes_a_private_config_and_prints_the_generated_pos_token_once() {
 
 #[test]
 fn every_subcommand_help_has_an_example_and_top_help_lists_exit_codes() {
-    let top = Command::new(LOJAD).arg("--help").output().unwrap();
+    let top = Command::new(lojad()).arg("--help").output().unwrap();
     let t = text(&top);
     for code in ["0  ok", "2  usage", "3  the central", "4  `lojad doctor`"] {
         assert!(
@@ -248,7 +255,7 @@ fn every_subcommand_help_has_an_example_and_top_help_lists_exit_codes() {
         &["demo"],
     ];
     for cmd in commands {
-        let o = Command::new(LOJAD)
+        let o = Command::new(lojad())
             .args(*cmd)
             .arg("--help")
             .output()
@@ -265,6 +272,9 @@ fn every_subcommand_help_has_an_example_and_top_help_lists_exit_codes() {
             cmd.join(" ")
         );
     }
-    let o = Command::new(LOJAD).arg("no-such-command").output().unwrap();
+    let o = Command::new(lojad())
+        .arg("no-such-command")
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(2));
 }

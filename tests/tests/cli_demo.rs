@@ -8,22 +8,13 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use loja_e2e::scratch::ScratchDir;
-
-const LOJAD: &str = env!("CARGO_BIN_EXE_e2e-lojad");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use loja_e2e::{free_port, lojad};
 
 #[test]
 fn demo_runs_a_store_and_stops_on_sigterm() {
     let dir = ScratchDir::new("demo");
     let port = free_port();
-    let mut child = Command::new(LOJAD)
+    let mut child = Command::new(lojad())
         .arg("demo")
         .arg("--data-dir")
         .arg(&dir)
@@ -101,7 +92,7 @@ fn demo_runs_a_store_and_stops_on_sigterm() {
     });
 
     // Every other subcommand works on the demo store from outside.
-    let status = Command::new(LOJAD)
+    let status = Command::new(lojad())
         .arg("--config")
         .arg(&config)
         .args(["--json", "status"])

@@ -3,22 +3,12 @@
 //! integration switches round-trip.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use loja_e2e::central::Central;
+use loja_e2e::config::ConfigBuilder;
 use loja_e2e::scratch::ScratchDir;
-
-const LOJAD: &str = env!("CARGO_BIN_EXE_e2e-lojad");
-
-fn lojad(config: &Path, args: &[&str]) -> Output {
-    Command::new(LOJAD)
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env_remove("LOJAD_CONFIG")
-        .output()
-        .unwrap()
-}
+use loja_e2e::{free_port, run_lojad};
 
 fn text(o: &Output) -> String {
     format!(
@@ -28,27 +18,12 @@ fn text(o: &Output) -> String {
     )
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn write_config(dir: &Path, data_dir: &Path, central: &str, token: &str) -> PathBuf {
-    let path = dir.join("lojad.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[store]\nid = \"loja-1\"\ndata_dir = \"{}\"\n\n[central]\nurl = \"{central}\"\ntoken = \"{token}\"\n\n\
-             [pos]\nlisten = \"127.0.0.1:{}\"\n\n[[pos.tokens]]\nterminal = \"pdv01\"\ntoken = \"pos-token-123456\"\n",
-            data_dir.display(),
-            free_port()
-        ),
-    )
-    .unwrap();
-    path
+    ConfigBuilder::new("loja-1", data_dir, central, token)
+        .pos_port(free_port())
+        .pos_token("pdv01", "pos-token-123456")
+        .write(dir.join("lojad.toml"))
+        .unwrap()
 }
 
 fn check<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
@@ -66,13 +41,13 @@ fn doctor_reports_a_data_dir_that_is_a_file() {
     let file = dir.join("not-a-dir");
     std::fs::write(&file, b"x").unwrap();
     let config = write_config(&dir, &file, "http://127.0.0.1:9", "store-token");
-    let o = lojad(&config, &["doctor"]);
+    let o = run_lojad(&config, &["doctor"]);
     let t = text(&o);
     assert_eq!(o.status.code(), Some(4), "{t}");
     assert!(t.contains("FAIL  data_dir"), "{t}");
     assert!(t.contains("not a directory") && t.contains("→"), "{t}");
 
-    let o = lojad(&config, &["--json", "doctor"]);
+    let o = run_lojad(&config, &["--json", "doctor"]);
     assert_eq!(o.status.code(), Some(4));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["healthy"], false);
@@ -88,7 +63,7 @@ fn doctor_reports_a_corrupt_replica() {
     std::fs::create_dir_all(&data).unwrap();
     std::fs::write(data.join("replica.db"), vec![0x5a; 64 * 1024]).unwrap();
     let config = write_config(&dir, &data, "http://127.0.0.1:9", "store-token");
-    let o = lojad(&config, &["--json", "doctor"]);
+    let o = run_lojad(&config, &["--json", "doctor"]);
     assert_eq!(o.status.code(), Some(4), "{}", text(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(check(&v, "data_dir")["level"], "ok");
@@ -111,7 +86,7 @@ fn doctor_passes_on_a_healthy_store_and_tasks_switch_round_trips() {
     let data = dir.join("data");
     let config = write_config(&dir, &data, central.url(), "store-token-1");
     std::fs::create_dir_all(&data).unwrap();
-    let o = lojad(&config, &["--json", "doctor"]);
+    let o = run_lojad(&config, &["--json", "doctor"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     for name in [
@@ -127,9 +102,9 @@ fn doctor_passes_on_a_healthy_store_and_tasks_switch_round_trips() {
     }
 
     // Integration switches.
-    let o = lojad(&config, &["tasks", "disable", "PRC"]);
+    let o = run_lojad(&config, &["tasks", "disable", "PRC"]);
     assert!(o.status.success(), "{}", text(&o));
-    let o = lojad(&config, &["--json", "tasks", "list"]);
+    let o = run_lojad(&config, &["--json", "tasks", "list"]);
     assert!(o.status.success(), "{}", text(&o));
     let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let prc = list
@@ -140,9 +115,9 @@ fn doctor_passes_on_a_healthy_store_and_tasks_switch_round_trips() {
         .unwrap();
     assert_eq!(prc["enabled"], false);
     assert_eq!(prc["subject"], "prices");
-    let o = lojad(&config, &["tasks", "enable", "prc"]);
+    let o = run_lojad(&config, &["tasks", "enable", "prc"]);
     assert!(o.status.success(), "{}", text(&o));
-    let o = lojad(&config, &["--json", "tasks", "list"]);
+    let o = run_lojad(&config, &["--json", "tasks", "list"]);
     let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let prc = list
         .as_array()
@@ -151,18 +126,18 @@ fn doctor_passes_on_a_healthy_store_and_tasks_switch_round_trips() {
         .find(|t| t["code"] == "PRC")
         .unwrap();
     assert_eq!(prc["enabled"], true);
-    let o = lojad(&config, &["tasks", "disable", "NOPE"]);
+    let o = run_lojad(&config, &["tasks", "disable", "NOPE"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 
     // A sync against the live central works; against a dead one it exits 3.
-    let o = lojad(&config, &["sync", "states", "cities"]);
+    let o = run_lojad(&config, &["sync", "states", "cities"]);
     assert!(o.status.success(), "{}", text(&o));
     let dead_dir = ScratchDir::new("doctor-dead");
     let dead = write_config(&dead_dir, &data, "http://127.0.0.1:9", "store-token-1");
-    let o = lojad(&dead, &["sync", "states"]);
+    let o = run_lojad(&dead, &["sync", "states"]);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
-    let o = lojad(&config, &["--json", "log", "--limit", "5"]);
+    let o = run_lojad(&config, &["--json", "log", "--limit", "5"]);
     assert!(o.status.success(), "{}", text(&o));
-    let o = lojad(&config, &["tickets", "report", "--since", "1h"]);
+    let o = run_lojad(&config, &["tickets", "report", "--since", "1h"]);
     assert!(o.status.success(), "{}", text(&o));
 }

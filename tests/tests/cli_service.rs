@@ -5,18 +5,18 @@ use std::process::Command;
 
 use loja_e2e::scratch::ScratchDir;
 
-const LOJAD: &str = env!("CARGO_BIN_EXE_e2e-lojad");
-
 #[test]
 fn service_install_renders_a_hardened_unit() {
+    let lojad = loja_e2e::lojad();
     let root = ScratchDir::new("svc-root");
     let config = root.join("lojad.toml");
-    let o = Command::new(LOJAD)
+    let o = Command::new(&lojad)
         .arg("--config")
         .arg(&config)
         .args(["service", "install", "--root"])
         .arg(&root)
-        .args(["--binary", LOJAD])
+        .arg("--binary")
+        .arg(&lojad)
         .env_remove("LOJAD_CONFIG")
         .output()
         .unwrap();
@@ -24,7 +24,11 @@ fn service_install_renders_a_hardened_unit() {
     let unit_path = root.join("etc/systemd/system/lojad.service");
     let unit = std::fs::read_to_string(&unit_path).unwrap();
     let expect = [
-        format!("ExecStart={LOJAD} --config {} run", config.display()),
+        format!(
+            "ExecStart={} --config {} run",
+            lojad.display(),
+            config.display()
+        ),
         "Type=simple".into(),
         "Restart=always".into(),
         "RestartSec=5".into(),
@@ -71,7 +75,7 @@ fn service_install_renders_a_hardened_unit() {
         }
     }
 
-    let o = Command::new(LOJAD)
+    let o = Command::new(&lojad)
         .args(["service", "uninstall", "--root"])
         .arg(&root)
         .output()

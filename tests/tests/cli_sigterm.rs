@@ -8,35 +8,22 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use loja_e2e::central::Central;
+use loja_e2e::config::ConfigBuilder;
 use loja_e2e::scratch::ScratchDir;
+use loja_e2e::{free_port, lojad};
 
-const LOJAD: &str = env!("CARGO_BIN_EXE_e2e-lojad");
 const STORE: &str = "loja-term";
 const TOKEN: &str = "store-token-term";
 const PRODUCTS: u64 = 20_000;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn write_config(dir: &Path, central: &str) -> PathBuf {
-    let path = dir.join("lojad.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[store]\nid = \"{STORE}\"\ndata_dir = \"{}\"\n\n[central]\nurl = \"{central}\"\ntoken = \"{TOKEN}\"\n\n\
-             [pos]\nlisten = \"127.0.0.1:{}\"\n\n[[pos.tokens]]\nterminal = \"pdv01\"\ntoken = \"pos-token-123456\"\n\n\
-             [sync]\npage_size = 500\npush = false\n",
-            dir.join("data").display(),
-            free_port()
-        ),
-    )
-    .unwrap();
-    path
+    ConfigBuilder::new(STORE, dir.join("data"), central, TOKEN)
+        .pos_port(free_port())
+        .pos_token("pdv01", "pos-token-123456")
+        .page_size(500)
+        .push(false)
+        .write(dir.join("lojad.toml"))
+        .unwrap()
 }
 
 fn count(db: &Path, table: &str) -> u64 {
@@ -93,7 +80,7 @@ fn dump(db: &Path) -> Vec<(String, Vec<String>)> {
 }
 
 fn sync(config: &Path) {
-    let o = Command::new(LOJAD)
+    let o = Command::new(lojad())
         .arg("--config")
         .arg(config)
         .arg("sync")
@@ -123,7 +110,7 @@ fn sigterm_during_sync_leaves_the_replica_consistent() {
     let dir = ScratchDir::new("sigterm");
     let config = write_config(&dir, central.url());
     let replica = dir.join("data/replica.db");
-    let mut child = Command::new(LOJAD)
+    let mut child = Command::new(lojad())
         .arg("--config")
         .arg(&config)
         .arg("run")
@@ -178,7 +165,7 @@ fn sigterm_during_sync_leaves_the_replica_consistent() {
         .unwrap();
     assert_eq!(check, "ok");
     drop(conn);
-    let o = Command::new(LOJAD)
+    let o = Command::new(lojad())
         .arg("--config")
         .arg(&config)
         .args(["--json", "doctor"])

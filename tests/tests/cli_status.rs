@@ -39,10 +39,7 @@ fn status_failures(store: &Store) -> BTreeMap<String, u64> {
 async fn offline_status_shows_the_failures_on_disk() {
     // A central that is not there: every download fails, then retries
     // after its backoff (2 s, 4 s…).
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}", l.local_addr().unwrap())
-    };
+    let dead = format!("http://127.0.0.1:{}", loja_e2e::free_port());
     let mut store = Store::builder(&dead, "loja1", "token-loja1")
         .timeout_secs(2)
         .push(false)
