@@ -7,7 +7,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use loja_replica::{Catalog, JobState, Journal, Outbox, OutboxStats, TicketFilter, TicketSummary};
+use loja_replica::{
+    Catalog, FailedDocument, JobState, Journal, Outbox, OutboxStats, ReplicaError, TicketFilter,
+    TicketSummary,
+};
 use serde::Serialize;
 
 use crate::config::Config;
@@ -29,6 +32,9 @@ pub struct StatusReport {
     /// One row per job (task), by code.
     pub jobs: Vec<JobStatus>,
     pub outbox: OutboxStats,
+    /// The first few documents parked as rejected by the central (oldest
+    /// first, `outbox.failed` counts them all), each with the central's reason.
+    pub parked_documents: Vec<ParkedDocument>,
     /// Failed exchanges with the central (tickets) in the last 24 hours.
     pub failed_tickets: u64,
     /// The last few of them, newest first.
@@ -78,6 +84,53 @@ pub struct FailedTicket {
     pub error: Option<String>,
 }
 
+/// A document the central rejected, out of the upload queue until it is
+/// fixed or queued again (`lojad tickets reprocess`).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ParkedDocument {
+    pub id: String,
+    /// Document kind, e.g. `sale`.
+    pub kind: String,
+    pub register: String,
+    pub store_seq: u64,
+    pub accepted_at: String,
+    /// The central's reason.
+    pub reason: String,
+    /// The upload ticket that carried the refusal.
+    pub ticket: Option<i64>,
+}
+
+impl From<FailedDocument> for ParkedDocument {
+    fn from(d: FailedDocument) -> Self {
+        ParkedDocument {
+            id: d.id.to_string(),
+            kind: d.kind.as_str().to_owned(),
+            register: d.register,
+            store_seq: d.store_seq,
+            accepted_at: d.accepted_at,
+            reason: d.reason,
+            ticket: d.ticket,
+        }
+    }
+}
+
+/// How many parked documents the report lists.
+const PARKED_LISTED: u32 = 5;
+
+/// The outbox's counts and its first parked documents.
+fn outbox_part(o: &Outbox) -> Result<(OutboxStats, Vec<ParkedDocument>), ReplicaError> {
+    let stats = o.stats()?;
+    let parked = if stats.failed > 0 {
+        o.failed(PARKED_LISTED)?
+            .into_iter()
+            .map(ParkedDocument::from)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok((stats, parked))
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ReplicaCount {
     pub entity: String,
@@ -124,22 +177,26 @@ pub async fn collect(state: &AppState) -> anyhow::Result<StatusReport> {
         }
     };
 
-    let outbox =
-        match tokio::time::timeout(PART_TIMEOUT, state.intake.with_outbox(|o| o.stats())).await {
-            Ok(Ok(Ok(stats))) => stats,
-            Ok(Ok(Err(e))) => {
-                warnings.push(format!("outbox: {e}"));
-                OutboxStats::default()
-            }
-            Ok(Err(e)) => {
-                warnings.push(format!("outbox: {e}"));
-                OutboxStats::default()
-            }
-            Err(_) => {
-                warnings.push("outbox: the writer is busy, not read this time".into());
-                OutboxStats::default()
-            }
-        };
+    let (outbox, parked_documents) = match tokio::time::timeout(
+        PART_TIMEOUT,
+        state.intake.with_outbox(|o| outbox_part(o)),
+    )
+    .await
+    {
+        Ok(Ok(Ok(part))) => part,
+        Ok(Ok(Err(e))) => {
+            warnings.push(format!("outbox: {e}"));
+            Default::default()
+        }
+        Ok(Err(e)) => {
+            warnings.push(format!("outbox: {e}"));
+            Default::default()
+        }
+        Err(_) => {
+            warnings.push("outbox: the writer is busy, not read this time".into());
+            Default::default()
+        }
+    };
 
     let catalog = state.catalog.clone();
     let dir = state.config.store.data_dir.clone();
@@ -179,6 +236,7 @@ pub async fn collect(state: &AppState) -> anyhow::Result<StatusReport> {
         uptime_secs: Some(state.started_at.elapsed().as_secs()),
         jobs,
         outbox,
+        parked_documents,
         failed_tickets: failed.0,
         recent_failed_tickets: failed.1,
         replica_counts: counts,
@@ -205,8 +263,8 @@ pub fn collect_offline(config: &Config) -> anyhow::Result<StatusReport> {
     let journal =
         Journal::open(dir).with_context(|| format!("opening the journal in {}", dir.display()))?;
     let (job_states, failed) = journal_part(&journal)?;
-    let outbox = Outbox::open(dir)
-        .and_then(|o| o.stats())
+    let (outbox, parked_documents) = Outbox::open(dir)
+        .and_then(|o| outbox_part(&o))
         .with_context(|| format!("reading the outbox in {}", dir.display()))?;
     let catalog =
         Catalog::open(dir).with_context(|| format!("opening the replica in {}", dir.display()))?;
@@ -238,6 +296,7 @@ pub fn collect_offline(config: &Config) -> anyhow::Result<StatusReport> {
         uptime_secs: None,
         jobs,
         outbox,
+        parked_documents,
         failed_tickets: failed.0,
         recent_failed_tickets: failed.1,
         replica_counts: snapshot.counts,
@@ -487,6 +546,13 @@ pub fn render_text(r: &StatusReport) -> String {
         "Outbox: {} pending{oldest}, {} failed, {} delivered",
         r.outbox.pending, r.outbox.failed, r.outbox.delivered
     );
+    for d in &r.parked_documents {
+        let _ = writeln!(
+            out,
+            "  parked {} {} {} #{}: {}",
+            d.id, d.kind, d.register, d.store_seq, d.reason
+        );
+    }
     let _ = writeln!(out, "Failed tickets (24 h): {}", r.failed_tickets);
     for t in &r.recent_failed_tickets {
         let _ = writeln!(
@@ -630,8 +696,18 @@ mod tests {
             }],
             outbox: OutboxStats {
                 pending: 2,
+                failed: 1,
                 ..OutboxStats::default()
             },
+            parked_documents: vec![ParkedDocument {
+                id: "7f1c".into(),
+                kind: "sale".into(),
+                register: "PDV01".into(),
+                store_seq: 9,
+                accepted_at: "2026-11-26T11:00:00Z".into(),
+                reason: "id 7f1c is taken by another document".into(),
+                ticket: Some(3),
+            }],
             failed_tickets: 0,
             recent_failed_tickets: vec![],
             replica_counts: vec![ReplicaCount {
@@ -643,7 +719,11 @@ mod tests {
         };
         let text = render_text(&r);
         assert!(text.contains("up 1h02m"), "{text}");
-        assert!(text.contains("Outbox: 2 pending"), "{text}");
+        assert!(text.contains("Outbox: 2 pending, 1 failed"), "{text}");
+        assert!(
+            text.contains("  parked 7f1c sale PDV01 #9: id 7f1c is taken by another document"),
+            "{text}"
+        );
         let line = text.lines().find(|l| l.starts_with("PRC")).unwrap();
         assert!(
             line.contains("prices") && line.contains("ok") && line.contains("99"),

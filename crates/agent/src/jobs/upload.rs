@@ -23,6 +23,8 @@ pub const MAX_BATCH_BYTES: usize = 1 << 20;
 pub async fn run(ctx: &JobCtx) -> JobResult {
     let max_docs = (ctx.config().sync.upload_batch as usize).max(1);
     let mut total = AckSummary::default();
+    // The first parked document's id and reason, for the run's message.
+    let mut first_parked: Option<String> = None;
     let mut batches = 0u64;
     loop {
         if ctx.stopping() {
@@ -43,8 +45,11 @@ pub async fn run(ctx: &JobCtx) -> JobResult {
         }
         let offered = batch.len() as u64;
         match deliver(ctx, batch).await {
-            Ok(s) => {
+            Ok(Delivered { acks: s, parked }) => {
                 batches += 1;
+                if first_parked.is_none() {
+                    first_parked = parked;
+                }
                 total.delivered += s.delivered;
                 total.duplicates += s.duplicates;
                 total.parked += s.parked;
@@ -63,8 +68,13 @@ pub async fn run(ctx: &JobCtx) -> JobResult {
     let mut r = finish(total, None);
     if total.parked > 0 || total.duplicates > 0 {
         r.message = Some(format!(
-            "{batches} batches: {} delivered ({} already at the central), {} parked as rejected",
-            total.delivered, total.duplicates, total.parked
+            "{batches} batches: {} delivered ({} already at the central), {} parked as rejected{}",
+            total.delivered,
+            total.duplicates,
+            total.parked,
+            first_parked
+                .map(|p| format!(" (first: {p})"))
+                .unwrap_or_default()
         ));
     }
     r
@@ -80,7 +90,7 @@ fn finish(total: AckSummary, error: Option<String>) -> JobResult {
 
 /// What posting one batch came to.
 enum Posted {
-    Acked(AckSummary),
+    Acked(Delivered),
     /// The central refused the envelope as a whole (400/413/422).
     Refused {
         reason: String,
@@ -88,27 +98,41 @@ enum Posted {
     },
 }
 
+/// The acks recorded for some documents, and the first document parked
+/// (`ID: reason`), if any.
+#[derive(Default)]
+struct Delivered {
+    acks: AckSummary,
+    parked: Option<String>,
+}
+
+impl Delivered {
+    fn add(&mut self, other: Delivered) {
+        self.acks.delivered += other.acks.delivered;
+        self.acks.duplicates += other.acks.duplicates;
+        self.acks.parked += other.acks.parked;
+        if self.parked.is_none() {
+            self.parked = other.parked;
+        }
+    }
+}
+
 /// Delivers `docs`, bisecting refused envelopes; Err = transient failure
 /// (the documents not yet acknowledged stay pending).
-async fn deliver(ctx: &JobCtx, docs: Vec<Document>) -> Result<AckSummary, String> {
-    let mut total = AckSummary::default();
+async fn deliver(ctx: &JobCtx, docs: Vec<Document>) -> Result<Delivered, String> {
+    let mut total = Delivered::default();
     // A stack of parts, first part on top: documents keep their order.
     let mut stack = vec![docs];
     while let Some(mut part) = stack.pop() {
         match post(ctx, &part).await? {
-            Posted::Acked(s) => {
-                total.delivered += s.delivered;
-                total.duplicates += s.duplicates;
-                total.parked += s.parked;
-            }
+            Posted::Acked(s) => total.add(s),
             Posted::Refused { reason, ticket } if part.len() == 1 => {
                 let ack = DocumentAck {
                     id: part[0].id,
                     status: AckStatus::Rejected,
                     error: Some(reason),
                 };
-                let s = record_acks(ctx, vec![ack], ticket).await?;
-                total.parked += s.parked;
+                total.add(record_acks(ctx, vec![ack], ticket).await?);
             }
             Posted::Refused { .. } => {
                 let second = part.split_off(part.len() / 2);
@@ -232,14 +256,23 @@ async fn record_acks(
     ctx: &JobCtx,
     acks: Vec<DocumentAck>,
     ticket: Option<i64>,
-) -> Result<AckSummary, String> {
+) -> Result<Delivered, String> {
+    let mut parked = None;
+    for ack in acks.iter().filter(|a| a.status == AckStatus::Rejected) {
+        let reason = ack.error.as_deref().unwrap_or("rejected by the central");
+        tracing::warn!(id = %ack.id, ticket, reason, "document rejected by the central: parked");
+        parked.get_or_insert_with(|| format!("{}: {reason}", ack.id));
+    }
     match ctx
         .state
         .intake
         .with_outbox(move |o| o.record_acks(&acks, ticket))
         .await
     {
-        Ok(Ok(s)) => Ok(s),
+        Ok(Ok(s)) => Ok(Delivered {
+            parked: parked.filter(|_| s.parked > 0),
+            acks: s,
+        }),
         Ok(Err(e)) => Err(format!("recording acknowledgements: {e}")),
         Err(e) => Err(e.to_string()),
     }
