@@ -17,6 +17,7 @@ use utoipa::OpenApi as _;
 use super::error::{ApiError, json_response};
 use super::reads::ErrorSchema;
 use super::{ApiDoc, ApiState};
+use crate::status::StatusReport;
 
 const PAGE: &str = include_str!("status_page.html");
 
@@ -35,7 +36,7 @@ fn with_type(body: impl Into<Body>, content_type: &'static str) -> Response {
 #[utoipa::path(get, path = "/", tag = "status",
     responses((status = 200, description = "HTML page (inline CSS and JS, no external assets)", content_type = "text/html")))]
 pub async fn status_page(State(st): State<ApiState>) -> Result<Response, ApiError> {
-    let report = st.status_report().await?;
+    let report = public(st.status_report().await?);
     // The first paint needs no fetch: the report rides along as JSON, with
     // `<` escaped so no value can close the script element.
     let json = serde_json::to_string(&*report)
@@ -51,8 +52,23 @@ pub async fn status_page(State(st): State<ApiState>) -> Result<Response, ApiErro
 #[utoipa::path(get, path = "/status.json", tag = "status",
     responses((status = 200, description = "The status report", body = crate::status::StatusReport)))]
 pub async fn status_json(State(st): State<ApiState>) -> Result<Response, ApiError> {
-    let report = st.status_report().await?;
+    let report = public(st.status_report().await?);
     Ok(json_response(StatusCode::OK, &*report))
+}
+
+/// The report as the pages without a token show it: a parked document's
+/// reason is the central's validation message, which may quote the
+/// document's data (a CPF, a name), so it stays behind the token
+/// (`GET /v1/status`, `lojad status`).
+fn public(report: std::sync::Arc<StatusReport>) -> std::sync::Arc<StatusReport> {
+    if report.parked_documents.is_empty() {
+        return report;
+    }
+    let mut r = (*report).clone();
+    for d in &mut r.parked_documents {
+        d.reason = "(see GET /v1/status or lojad status)".into();
+    }
+    std::sync::Arc::new(r)
 }
 
 /// Prometheus metrics: job last run/outcome/rows, outbox pending/failed and
