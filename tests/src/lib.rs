@@ -21,6 +21,13 @@ pub fn lojad() -> PathBuf {
     central::e2e_bin("e2e-lojad", "LOJA_E2E_LOJAD_BIN").unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// The `e2e-loja-demo` binary (loja-devtools' demo store, `loja-demo`'s
+/// `main`): `$LOJA_E2E_DEMO_BIN`, else next to the test executable, like
+/// [`lojad`]. Panics when it is not there.
+pub fn loja_demo() -> PathBuf {
+    central::e2e_bin("e2e-loja-demo", "LOJA_E2E_DEMO_BIN").unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// A loopback TCP port that was free a moment ago (bound, then released).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -252,7 +252,6 @@ fn every_subcommand_help_has_an_example_and_top_help_lists_exit_codes() {
         &["service", "stop"],
         &["service", "status"],
         &["update"],
-        &["demo"],
     ];
     for cmd in commands {
         let o = Command::new(lojad())

@@ -1,6 +1,7 @@
-//! `lojad demo` runs a whole store: it prints the POS URL, the token and the
-//! config path, answers `/v1/health` and a barcode lookup, works with
-//! `lojad --config PATH status` from outside, and exits cleanly on SIGTERM.
+//! `loja-demo` (the README's demo command, in loja-devtools) runs a whole
+//! store: it prints the POS URL, the token and the config path, answers
+//! `/v1/health` and a barcode lookup, works with `lojad --config PATH status`
+//! from outside, and exits cleanly on SIGTERM.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -8,14 +9,13 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use loja_e2e::scratch::ScratchDir;
-use loja_e2e::{free_port, lojad};
+use loja_e2e::{free_port, loja_demo, lojad};
 
 #[test]
 fn demo_runs_a_store_and_stops_on_sigterm() {
     let dir = ScratchDir::new("demo");
     let port = free_port();
-    let mut child = Command::new(lojad())
-        .arg("demo")
+    let mut child = Command::new(loja_demo())
         .arg("--data-dir")
         .arg(&dir)
         .args(["--pos-listen", &format!("127.0.0.1:{port}")])

@@ -39,7 +39,7 @@ Config: --config PATH, else $LOJAD_CONFIG, else the user's config dir
 Every key can be overridden by LOJAD_<SECTION>_<KEY>, e.g. LOJAD_POS_LISTEN=127.0.0.1:7979.
 
 Example:
-  lojad demo                                   # a whole demo store on this PC
+  lojad doctor                                 # what to fix in this store's setup
   lojad --config /etc/loja/lojad.toml status   # sync health of this store";
 
 #[derive(Debug, Parser)]
@@ -136,11 +136,6 @@ pub enum Command {
         after_help = "Example:\n  lojad update --file lojad-0.2.0 --signature lojad-0.2.0.sig\n  lojad update --check --file lojad-0.2.0 --signature lojad-0.2.0.sig"
     )]
     Update(UpdateArgs),
-    /// Run a whole demo store here: central, catalog, agent, POS API.
-    #[command(
-        after_help = "Example:\n  lojad demo\n  lojad demo --data-dir /tmp/loja-demo --pos-listen 127.0.0.1:7979\n\nThen, from another terminal: lojad --config <printed path> status"
-    )]
-    Demo(DemoArgs),
     /// Entry point of the Windows service (the SCM starts it).
     #[command(hide = true, name = "service-main")]
     ServiceMain,
@@ -320,19 +315,6 @@ pub struct UpdateArgs {
     /// Replace this file instead of the running binary (no restart).
     #[arg(long, value_name = "PATH", hide = true)]
     pub target: Option<PathBuf>,
-}
-
-#[derive(Debug, Args)]
-pub struct DemoArgs {
-    /// Where the demo keeps its central, replica and config (default: loja-demo in the OS temp dir).
-    #[arg(long, value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// POS API and status page address.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7878")]
-    pub pos_listen: std::net::SocketAddr,
-    /// Products in the demo catalog.
-    #[arg(long, default_value_t = 3000, hide = true)]
-    pub products: u64,
 }
 
 /// An error with its exit code.
@@ -546,7 +528,6 @@ pub fn dispatch(cli: Cli) -> CliResult {
             }
             Ok(exit::OK)
         }
-        Command::Demo(args) => crate::demo::run(args),
         Command::ServiceMain => cmd_service_main(&path),
     }
 }

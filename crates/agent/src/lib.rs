@@ -15,7 +15,6 @@ pub mod status;
 pub mod tasks;
 
 pub mod cli;
-pub mod demo;
 pub mod doctor;
 pub mod logging;
 pub mod service;

@@ -1,18 +1,55 @@
-//! `lojad demo`: a whole store on this machine in one command. The reference
+//! `loja-demo`: a whole store on this machine in one command. The reference
 //! central runs in-process with a deterministic demo catalog, a store node
 //! `loja-demo` on its exception list (so pushes flow at once), and a real
-//! lojad daemon syncing from it with the POS API and status page on
-//! localhost. The config is written to `DATA_DIR/lojad.toml`, so every other
-//! subcommand works on the demo store from another terminal.
+//! lojad daemon (the `lojad` library's `daemon::start`) syncing from it with
+//! the POS API and status page on localhost. The config is written to
+//! `DATA_DIR/lojad.toml`, so every `lojad` subcommand works on the demo store
+//! from another terminal.
+//!
+//! It lives here, not in `lojad`, so that the shipped store binary does not
+//! link the central.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, anyhow};
+use clap::Parser;
+use lojad::cli::{Failure, exit};
+use lojad::config::Config;
 
-use crate::cli::{DemoArgs, Failure, exit};
-use crate::config::Config;
+/// `loja-demo`'s command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "loja-demo",
+    version,
+    about = "Run a whole demo store here: the reference central with a demo catalog, lojad, the POS API",
+    after_help = "Example:\n  cargo run --release -p loja-devtools --bin loja-demo\n  loja-demo --data-dir /tmp/loja-demo --pos-listen 127.0.0.1:7979\n\nThen, from another terminal: lojad --config <printed path> status"
+)]
+pub struct DemoArgs {
+    /// Where the demo keeps its central, replica and config (default: loja-demo in the OS temp dir).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// POS API and status page address.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7878")]
+    pub pos_listen: SocketAddr,
+    /// Products in the demo catalog.
+    #[arg(long, default_value_t = 3000, hide = true)]
+    pub products: u64,
+}
+
+/// The `loja-demo` binary: parses its arguments, runs the demo, maps a
+/// failure to lojad's exit codes (docs/cli.md).
+pub fn main() -> ExitCode {
+    match run(DemoArgs::parse()) {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            eprintln!("loja-demo: {:#}", f.error);
+            ExitCode::from(f.code)
+        }
+    }
+}
 
 pub const STORE_ID: &str = "loja-demo";
 /// Fixed on purpose: the demo is for trying things, and the README shows it.
@@ -43,15 +80,15 @@ pub fn demo_barcode(i: u64) -> String {
 pub fn run(args: DemoArgs) -> Result<u8, Failure> {
     let dir = args.data_dir.clone().unwrap_or_else(default_dir);
     let dir = std::path::absolute(&dir).unwrap_or(dir);
-    crate::cli::create_private_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    lojad::cli::create_private_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
     // The POS port first: a clear message beats a bind error deep inside.
     if let Err(e) = std::net::TcpListener::bind(args.pos_listen) {
         return Err(Failure::usage(anyhow!(
-            "{} is taken ({e}): stop what runs there (another lojad demo?) or pass --pos-listen 127.0.0.1:PORT",
+            "{} is taken ({e}): stop what runs there (another loja-demo?) or pass --pos-listen 127.0.0.1:PORT",
             args.pos_listen
         )));
     }
-    crate::logging::init_cli("warn");
+    lojad::logging::init_cli("warn");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -65,7 +102,7 @@ async fn run_async(dir: PathBuf, args: DemoArgs) -> Result<u8, Failure> {
     let fresh = !central_db.exists();
     if fresh {
         println!(
-            "lojad demo: generating the demo catalog ({} products, {CUSTOMERS} customers)…",
+            "loja-demo: generating the demo catalog ({} products, {CUSTOMERS} customers)…",
             args.products
         );
         let db = central_db.clone();
@@ -118,13 +155,13 @@ async fn run_async(dir: PathBuf, args: DemoArgs) -> Result<u8, Failure> {
     config.pos.listen = args.pos_listen;
     config.store.data_dir = dir.join("store");
     config.write(&config_path).map_err(Failure::usage)?;
-    crate::cli::create_private_dir(&config.store.data_dir).map_err(anyhow::Error::from)?;
+    lojad::cli::create_private_dir(&config.store.data_dir).map_err(anyhow::Error::from)?;
 
     println!(
-        "lojad demo: initial sync from the demo central at {}…",
+        "loja-demo: initial sync from the demo central at {}…",
         server.url
     );
-    let runs = crate::jobs::sync_once(&config, &[]).await?;
+    let runs = lojad::jobs::sync_once(&config, &[]).await?;
     let rows: u64 = runs.iter().map(|r| r.rows).sum();
     let failed: Vec<_> = runs
         .iter()
@@ -132,13 +169,13 @@ async fn run_async(dir: PathBuf, args: DemoArgs) -> Result<u8, Failure> {
         .collect();
     for r in &failed {
         eprintln!(
-            "lojad demo: sync of {} failed: {}",
+            "loja-demo: sync of {} failed: {}",
             r.subject,
             r.message.as_deref().unwrap_or("?")
         );
     }
 
-    let daemon = crate::daemon::start(config.clone())
+    let daemon = lojad::daemon::start(config.clone())
         .await
         .context("starting the demo store's lojad")?;
     let pos = daemon.pos_addr;
@@ -150,7 +187,7 @@ async fn run_async(dir: PathBuf, args: DemoArgs) -> Result<u8, Failure> {
                                  "opened_at": loja_protocol::time::now_rfc3339()}),
     };
     if let Err(e) = daemon.state.intake.submit(open).await {
-        eprintln!("lojad demo: could not open the demo cash session: {e}");
+        eprintln!("loja-demo: could not open the demo cash session: {e}");
     }
     let barcode = demo_barcode(1);
     let price = product_price(&config.store.data_dir, &barcode).unwrap_or(999);
@@ -165,13 +202,13 @@ async fn run_async(dir: PathBuf, args: DemoArgs) -> Result<u8, Failure> {
         started,
     );
 
-    crate::cli::shutdown_signal().await;
-    println!("lojad demo: stopping…");
+    lojad::cli::shutdown_signal().await;
+    println!("loja-demo: stopping…");
     let stopped = daemon.shutdown().await;
     server.shutdown().await;
     stopped?;
     println!(
-        "lojad demo: stopped. The demo store stays in {} (run `lojad demo` again to resume).",
+        "loja-demo: stopped. The demo store stays in {} (run the demo again to resume).",
         dir.display()
     );
     Ok(if failed.is_empty() {
@@ -230,6 +267,10 @@ fn print_banner(
     println!();
     println!(
         "From another terminal:  lojad --config {} status",
+        config_path.display()
+    );
+    println!(
+        "  (from this checkout:  cargo run --release -p lojad -- --config {} status)",
         config_path.display()
     );
     println!("Ctrl-C stops the demo.");

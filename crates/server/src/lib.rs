@@ -9,7 +9,7 @@
 //! - store documents in (`POST /v1/stores/{store}/documents`), the ERP's
 //!   queue out (`GET /v1/admin/documents`).
 //!
-//! [`spawn`] runs it in-process (tests, `lojad demo`); [`cli::main`] is the binary.
+//! [`spawn`] runs it in-process (tests, the demo and the benches of loja-devtools); [`cli::main`] is the binary.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

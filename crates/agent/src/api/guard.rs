@@ -26,7 +26,8 @@ use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use loja_protocol::ErrorBody;
-use tower::{Layer, Service};
+use tower_layer::Layer;
+use tower_service::Service;
 use tracing::Instrument as _;
 
 use super::ApiState;

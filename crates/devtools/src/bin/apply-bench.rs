@@ -13,7 +13,7 @@
 //! (e) for reference, the JSON-map path: `serde_json::from_slice::<FeedPage>`
 //!     + `Catalog::apply_page`.
 //!
-//! `cargo run --release -p loja-replica --bin apply-bench [-- --scale 0.1]`
+//! `cargo run --release -p loja-devtools --bin apply-bench [-- --scale 0.1]`
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -52,8 +52,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let n = |base: usize| ((base as f64 * scale) as usize).max(1);
-    let scratch = Scratch(std::env::temp_dir().join(format!("apply-bench-{}", std::process::id())));
-    let root = scratch.0.clone();
+    // Removed when `main` ends, by an error too.
+    let scratch = tempfile::Builder::new().prefix("apply-bench-").tempdir()?;
+    let root = scratch.path().to_path_buf();
     let dirs = ["raw", "apply", "parse", "pipelined", "map"].map(|d| root.join(d));
     for d in &dirs {
         std::fs::create_dir_all(d)?;
@@ -221,16 +222,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     assert!(applied.integrity_check()?.is_empty());
     drop((raw, applied, parsed, piped, mapped));
     Ok(())
-}
-
-/// The bench's directory, removed when `main` ends, by an error too (the
-/// library crate does not depend on `tempfile` for one bench binary).
-struct Scratch(std::path::PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn raw_conn(path: &Path) -> rusqlite::Result<rusqlite::Connection> {

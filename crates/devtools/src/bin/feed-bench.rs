@@ -1,7 +1,7 @@
 //! Feed serve rate vs raw SQLite read rate, in one run.
 //!
 //! ```text
-//! cargo run --release -p retaguarda-server --bin feed-bench -- --products 200000 --customers 100000
+//! cargo run --release -p loja-devtools --bin feed-bench -- --products 200000 --customers 100000
 //! ```
 //!
 //! Generates the catalog (200k products → 200k products + 400k barcodes +

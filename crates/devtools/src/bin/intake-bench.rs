@@ -5,7 +5,7 @@
 //! central over loopback.
 //!
 //! ```text
-//! cargo run --release -p lojad --bin intake-bench -- [--seconds 5] [--connections 16] [--backlog 100000]
+//! cargo run --release -p loja-devtools --bin intake-bench -- [--seconds 5] [--connections 16] [--backlog 100000]
 //! ```
 //!
 //! lojad runs in this process (`daemon::start`) with its upload job

@@ -12,7 +12,7 @@
 //!   (the cost of HTTP alone) and the same point query straight on SQLite.
 //!
 //! ```text
-//! cargo run --release -p lojad --bin pos-bench -- [--products 200000] [--seconds 5] [--connections 32] [--store-seconds 30]
+//! cargo run --release -p loja-devtools --bin pos-bench -- [--products 200000] [--seconds 5] [--connections 32] [--store-seconds 30]
 //! ```
 //!
 //! The load generator is in this binary, on one tokio thread; the server

@@ -7,7 +7,7 @@
 //! to the raw database's.
 //!
 //! ```text
-//! cargo build --release -p lojad --bin lojad --bin sync-bench
+//! cargo build --release -p lojad -p loja-devtools --bin lojad --bin sync-bench
 //! target/release/sync-bench [--products 200000] [--customers 100000] [--page-size 20000]
 //! ```
 //!
