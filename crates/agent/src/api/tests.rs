@@ -1544,3 +1544,37 @@ async fn a_new_price_is_answered_at_once() {
         "by code and by barcode, the same bytes"
     );
 }
+
+#[tokio::test]
+async fn a_parked_documents_reason_stays_behind_the_token() {
+    let f = fixture();
+    let a = post(&f.app, "/v1/cash/open", &examples::cash_open()).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    let id = Uuid::parse_str(examples::SESSION).expect("uuid");
+    // The central refuses it with a message quoting the document's data.
+    let reason = "operator 52998224725 is not an employee of this store";
+    f.state
+        .intake
+        .with_outbox(move |o| {
+            o.record_acks(
+                &[loja_protocol::DocumentAck {
+                    id,
+                    status: loja_protocol::AckStatus::Rejected,
+                    error: Some(reason.to_owned()),
+                }],
+                None,
+            )
+        })
+        .await
+        .expect("writer")
+        .expect("acks");
+    let a = get(&f.app, "/v1/status").await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert!(a.text.contains("52998224725"), "with the token: {}", a.text);
+    for path in ["/status.json", "/"] {
+        let a = call_raw(&f.app, Method::GET, path, None, None, vec![]).await;
+        assert_eq!(a.status, StatusCode::OK, "{path}");
+        assert!(a.text.contains(examples::SESSION), "{path} lists the document");
+        assert!(!a.text.contains("52998224725"), "{path}: {}", a.text);
+    }
+}
