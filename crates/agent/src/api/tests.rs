@@ -1574,7 +1574,10 @@ async fn a_parked_documents_reason_stays_behind_the_token() {
     for path in ["/status.json", "/"] {
         let a = call_raw(&f.app, Method::GET, path, None, None, vec![]).await;
         assert_eq!(a.status, StatusCode::OK, "{path}");
-        assert!(a.text.contains(examples::SESSION), "{path} lists the document");
+        assert!(
+            a.text.contains(examples::SESSION),
+            "{path} lists the document"
+        );
         assert!(!a.text.contains("52998224725"), "{path}: {}", a.text);
     }
 }
