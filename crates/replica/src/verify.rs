@@ -56,18 +56,22 @@ fn canon(v: ValueRef<'_>) -> Canon<'_> {
     }
 }
 
-/// A row's key as `Entity::key_text` writes it (a JSON array), from its
-/// stored values.
-fn key_text(values: &[Canon<'_>], key_index: &[usize]) -> String {
-    let parts: Vec<Value> = key_index
+/// A row's key values as JSON, in key order, from its stored values.
+fn key_values(values: &[Canon<'_>], key_index: &[usize]) -> Vec<Value> {
+    key_index
         .iter()
         .map(|&i| match values.get(i) {
             Some(Canon::Int(n)) => Value::from(*n),
             Some(Canon::Text(t)) => Value::String(String::from_utf8_lossy(t).into_owned()),
             _ => Value::Null,
         })
-        .collect();
-    serde_json::to_string(&parts).unwrap_or_default()
+        .collect()
+}
+
+/// A row's key as `Entity::key_text` writes it (a JSON array), from its
+/// stored values.
+fn key_text(values: &[Canon<'_>], key_index: &[usize]) -> String {
+    serde_json::to_string(&key_values(values, key_index)).unwrap_or_default()
 }
 
 /// The keys of `entity` written at the store and not yet seen from the central.
@@ -260,50 +264,37 @@ impl Catalog {
         let local = local_keys(&self.conn, entity, &self.path)?;
         let mut repair = Repair::default();
         let mut items = Vec::new();
-        let mut ours: HashSet<String> = HashSet::new();
-        let mut stale_here: Vec<String> = Vec::new();
+        // Keys whose row here equals the central's and carries no local mark
+        // (a marked row the central has is written again: the write clears
+        // its mark). Every other central row is upserted; a row both sides
+        // have equal is left alone (no FTS churn).
+        let mut equal: HashSet<String> = HashSet::new();
         for_each_row(&self.conn, entity, &self.path, |values| {
             if digester.bucket(values) != central.bucket {
                 return;
             }
             let key = key_text(values, &key_index);
             match theirs.get(&key) {
-                // Equal, and not marked local (a marked row the central
-                // has is written again: the write clears its mark).
-                Some((hash, _)) if *hash == digester.row_hash(values) && !local.contains(&key) => {
-                    ours.insert(key);
-                }
-                Some(_) => {
-                    stale_here.push(key.clone());
-                    ours.insert(key);
+                Some((hash, _)) => {
+                    if *hash == digester.row_hash(values) && !local.contains(&key) {
+                        equal.insert(key);
+                    }
                 }
                 None if local.contains(&key) => repair.kept_local += 1,
                 None => {
                     let key_row: serde_json::Map<String, Value> = entity
                         .key
                         .iter()
-                        .zip(&key_index)
-                        .map(|(name, &i)| {
-                            let v = match values.get(i) {
-                                Some(Canon::Int(n)) => Value::from(*n),
-                                Some(Canon::Text(t)) => {
-                                    Value::String(String::from_utf8_lossy(t).into_owned())
-                                }
-                                _ => Value::Null,
-                            };
-                            ((*name).to_owned(), v)
-                        })
+                        .map(|name| (*name).to_owned())
+                        .zip(key_values(values, &key_index))
                         .collect();
                     items.push(TypedItem::from_row(entity, 0, Op::Delete, &key_row));
                     repair.deletes += 1;
                 }
             }
         })?;
-        let stale_here: HashSet<String> = stale_here.into_iter().collect();
         for (key, (_, item)) in theirs {
-            // Upsert what is missing here or different; a row both sides
-            // have equal is left alone (no FTS churn).
-            if !ours.contains(&key) || stale_here.contains(&key) {
+            if !equal.contains(&key) {
                 items.push(item);
                 repair.upserts += 1;
             }
