@@ -165,9 +165,21 @@ pub async fn run_task(ctx: &JobCtx, task: &Task) -> JobRun {
             Direction::Verify => verify::run(ctx, &task.subject).await,
         }
     };
+    record_run(ctx, &task.code, &task.subject, started_at, t0, result).await
+}
+
+/// Ends a job run: its one tracing line and its integration-log row.
+async fn record_run(
+    ctx: &JobCtx,
+    code: &str,
+    subject: &str,
+    started_at: String,
+    t0: Instant,
+    result: JobResult,
+) -> JobRun {
     let run = JobRun {
-        code: task.code.clone(),
-        subject: task.subject.clone(),
+        code: code.to_owned(),
+        subject: subject.to_owned(),
         started_at,
         duration_ms: t0.elapsed().as_millis() as u64,
         rows: result.rows,
@@ -311,25 +323,20 @@ pub async fn verify_once(
     let started_at = loja_protocol::time::now_rfc3339();
     let t0 = Instant::now();
     let checks = verify::verify_all(&ctx, &chosen).await;
-    let result = verify::summarize(&checks);
-    let run = JobRun {
-        code: task.code.clone(),
-        subject: if entities.is_empty() {
-            "all".to_owned()
-        } else {
-            entities.join(",")
-        },
-        started_at,
-        duration_ms: t0.elapsed().as_millis() as u64,
-        rows: result.rows,
-        outcome: result.outcome,
-        message: result.message,
+    let subject = if entities.is_empty() {
+        "all".to_owned()
+    } else {
+        entities.join(",")
     };
-    let journal = ctx.state.journal.clone();
-    let logged = run.clone();
-    if let Ok(Err(e)) = blocking(move || lock(&journal).log_run(&logged)).await {
-        tracing::warn!(code = %run.code, error = %e, "cannot write the integration log");
-    }
+    let run = record_run(
+        &ctx,
+        &task.code,
+        &subject,
+        started_at,
+        t0,
+        verify::summarize(&checks),
+    )
+    .await;
     Ok((run, checks))
 }
 
