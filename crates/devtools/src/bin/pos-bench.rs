@@ -378,19 +378,7 @@ fn open_loop(
                 })
             })
             .collect();
-        let mut lat = Vec::new();
-        for t in tasks {
-            lat.extend(t.await??);
-        }
-        let secs = started.elapsed().as_secs_f64();
-        let cpu_secs = process_cpu_secs() - cpu;
-        lat.sort_unstable();
-        Ok(Load {
-            requests: lat.len(),
-            secs,
-            lat,
-            cpu_secs,
-        })
+        Load::collect(tasks, started, cpu).await
     })
 }
 
@@ -440,6 +428,28 @@ fn process_cpu_secs() -> f64 {
 }
 
 impl Load {
+    /// The load the `tasks` measured (each its latencies), from `started`
+    /// with this process's CPU time `cpu` then.
+    async fn collect(
+        tasks: Vec<tokio::task::JoinHandle<anyhow::Result<Vec<u32>>>>,
+        started: Instant,
+        cpu: f64,
+    ) -> anyhow::Result<Load> {
+        let mut lat = Vec::new();
+        for t in tasks {
+            lat.extend(t.await??);
+        }
+        let secs = started.elapsed().as_secs_f64();
+        let cpu_secs = process_cpu_secs() - cpu;
+        lat.sort_unstable();
+        Ok(Load {
+            requests: lat.len(),
+            secs,
+            lat,
+            cpu_secs,
+        })
+    }
+
     fn empty() -> Load {
         Load {
             requests: 0,
@@ -500,19 +510,7 @@ fn load(
             None => tokio::time::sleep(Duration::from_secs_f64(secs)).await,
         }
         stop.store(true, Ordering::Relaxed);
-        let mut lat = Vec::new();
-        for t in tasks {
-            lat.extend(t.await??);
-        }
-        let secs = started.elapsed().as_secs_f64();
-        let cpu_secs = process_cpu_secs() - cpu;
-        lat.sort_unstable();
-        Ok(Load {
-            requests: lat.len(),
-            secs,
-            lat,
-            cpu_secs,
-        })
+        Load::collect(tasks, started, cpu).await
     })
 }
 
