@@ -1,6 +1,6 @@
 //! Replica verify: the replica's side of `loja_protocol::digest`.
 //!
-//! [`Catalog::digest`] reads an entity's rows and its watermark in one read
+//! [`Catalog::digest_in`] reads an entity's rows and its watermark in one read
 //! transaction of a connection of its own (the writer stays free for page
 //! applies) and sums them per key bucket as the central does.
 //! [`Catalog::repair_bucket`] makes one bucket equal to the central's rows
@@ -177,15 +177,10 @@ fn for_each_row(
 }
 
 impl Catalog {
-    /// The digest of the replica's rows of `entity` (the rows written at
-    /// the store left out) with its watermark as `through`, from one read
-    /// snapshot of a connection of its own.
-    pub fn digest(&self, entity: &Entity, buckets: u32) -> Result<EntityDigest> {
-        Catalog::digest_in(&self.dir, entity, buckets)
-    }
-
-    /// [`Catalog::digest`] of the replica in `dir`, without the writer (a
-    /// long read that must not hold the writer's lock).
+    /// The digest of the replica's rows of `entity` in `dir` (the rows
+    /// written at the store left out) with its watermark as `through`, from
+    /// one read snapshot of a connection of its own: a long read that must
+    /// not hold the writer's lock.
     pub fn digest_in(dir: &std::path::Path, entity: &Entity, buckets: u32) -> Result<EntityDigest> {
         let path = dir.join(FILE);
         let conn = migrate::open_ro(&path)?;
@@ -202,11 +197,6 @@ impl Catalog {
         })?;
         conn.execute_batch("COMMIT").ctx(&path, "end verify read")?;
         Ok(builder.finish(entity, through))
-    }
-
-    /// The data dir the replica lives in.
-    pub fn dir(&self) -> &std::path::Path {
-        &self.dir
     }
 
     /// How many rows of `entity` the replica holds.
@@ -444,7 +434,7 @@ mod tests {
             .unwrap();
         let buckets = 4;
         let central = central_digest(e, &rows, buckets, 60);
-        assert_eq!(c.digest(e, buckets).unwrap(), central);
+        assert_eq!(Catalog::digest_in(dir.path(), e, buckets).unwrap(), central);
 
         // Drift: one price changed behind the feed's back, one row gone, one extra.
         c.conn
@@ -454,7 +444,7 @@ mod tests {
                  INSERT INTO prices (product_code, price_list, price) VALUES ('999', 'base', 1);",
             )
             .unwrap();
-        let ours = c.digest(e, buckets).unwrap();
+        let ours = Catalog::digest_in(dir.path(), e, buckets).unwrap();
         let differing = central.differing(&ours);
         assert!(
             !differing.is_empty() && differing.len() <= 3,
@@ -469,7 +459,7 @@ mod tests {
             repaired.deletes += r.deletes;
         }
         assert_eq!((repaired.upserts, repaired.deletes), (2, 1));
-        assert_eq!(c.digest(e, buckets).unwrap(), central);
+        assert_eq!(Catalog::digest_in(dir.path(), e, buckets).unwrap(), central);
         assert_eq!(
             c.watermark(e).unwrap(),
             Watermark(60),
@@ -480,7 +470,7 @@ mod tests {
         c.conn
             .execute_batch("UPDATE prices SET price = 1 WHERE product_code = '7'")
             .unwrap();
-        let b = central.differing(&c.digest(e, buckets).unwrap())[0];
+        let b = central.differing(&Catalog::digest_in(dir.path(), e, buckets).unwrap())[0];
         let err = c
             .repair_bucket(e, &bucket_of(e, &rows, buckets, b, 59))
             .unwrap_err();
@@ -490,7 +480,7 @@ mod tests {
         let cust = entity_named("customers").unwrap();
         let signup = json!({"document": "52998224725", "name": "Maria", "lgpd_consent": true});
         c.upsert_local(cust, signup.as_object().unwrap()).unwrap();
-        assert_eq!(c.digest(cust, 1).unwrap().rows(), 0);
+        assert_eq!(Catalog::digest_in(dir.path(), cust, 1).unwrap().rows(), 0);
         let r = c
             .repair_bucket(cust, &bucket_of(cust, &[], 1, 0, 0))
             .unwrap();
@@ -509,7 +499,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            c.digest(cust, 1).unwrap(),
+            Catalog::digest_in(dir.path(), cust, 1).unwrap(),
             central_digest(cust, &[theirs], 1, 3)
         );
     }

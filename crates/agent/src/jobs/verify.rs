@@ -221,15 +221,12 @@ async fn compare_and_repair(
         .entity_digest(entity.name, buckets)
         .await
         .map_err(|e| e.to_string())?;
-    let catalog = ctx.state.catalog.clone();
-    // The digest reads through its own connection: the writer's lock is
-    // held only to reach the catalog's directory.
-    let ours: EntityDigest = {
-        let dir = lock(&catalog).dir().to_path_buf();
+    // The digest reads through a connection of its own, not the writer's.
+    let dir = ctx.config().store.data_dir.clone();
+    let ours: EntityDigest =
         blocking(move || loja_replica::Catalog::digest_in(&dir, entity, buckets))
             .await?
-            .map_err(|e| format!("reading the replica: {e}"))?
-    };
+            .map_err(|e| format!("reading the replica: {e}"))?;
     let (o, t) = (ours.through.0, theirs.through.0);
     if o < t {
         return Ok(Step::Behind { ours: o, theirs: t });
