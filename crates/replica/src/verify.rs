@@ -40,12 +40,6 @@ pub struct Repair {
     pub kept_local: u64,
 }
 
-impl Repair {
-    pub fn rows(&self) -> u64 {
-        self.upserts + self.deletes
-    }
-}
-
 fn canon(v: ValueRef<'_>) -> Canon<'_> {
     match v {
         ValueRef::Null => Canon::Null,
