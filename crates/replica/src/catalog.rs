@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 
 use crate::apply::{self, sql_of};
 use crate::error::SqlCtx;
+use crate::local_marks;
 use crate::migrate::{self, Sync};
 use crate::{ReplicaError, Result, secrets};
 
@@ -224,7 +225,7 @@ impl Catalog {
                 }
             }
             apply::flush_fts(&tx, path)?;
-            crate::verify::forget_local(&tx, entity, page, path)?;
+            local_marks::forget_local(&tx, entity, page, path)?;
             apply::write_watermark(&tx, entity.name, page.next.0, path)?;
         }
         commit(tx, path, || format!("commit page of {}", entity.name))?;
@@ -265,16 +266,7 @@ impl Catalog {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .ctx(path, "begin prune")?;
-        let ids: Vec<String> = tx
-            .prepare("SELECT id FROM local_documents")
-            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
-            .ctx(path, "read local documents")?;
-        let mut n = 0;
-        for id in ids.iter().filter(|id| !keep.contains(*id)) {
-            n += tx
-                .execute("DELETE FROM local_documents WHERE id = ?1", [id])
-                .ctx(path, "prune local documents")? as u64;
-        }
+        let n = local_marks::prune_documents(&tx, keep, path)?;
         commit(tx, path, || "commit local documents prune".into())?;
         Ok(n)
     }
@@ -301,19 +293,19 @@ impl Catalog {
             .ctx(path, "begin upsert")?;
         if let Some((id, how)) = document {
             if how == LocalWrite::IfNew
-                && (crate::verify::document_written(&tx, id, path)?
+                && (local_marks::document_written(&tx, id, path)?
                     || apply::row_exists(&tx, entity, &item.cells, path)?)
             {
                 return Ok(false);
             }
-            crate::verify::record_document(&tx, id, path)?;
+            local_marks::record_document(&tx, id, path)?;
         }
         {
             let mut stmt = tx.prepare_cached(&sql.upsert).ctx(path, "prepare upsert")?;
             apply::upsert_row(&mut stmt, entity, &item.cells, path)?;
         }
         apply::flush_fts(&tx, path)?;
-        crate::verify::mark_local(&tx, entity, &entity.key_text(row), path)?;
+        local_marks::mark_local(&tx, entity, &entity.key_text(row), path)?;
         commit(tx, path, || format!("commit local row of {}", entity.name))?;
         Ok(true)
     }
@@ -583,7 +575,7 @@ pub(crate) mod tests {
             }
         }
         // Nothing but the registry's tables, the FTS index, watermarks and
-        // the marks of rows written at the store (see verify.rs).
+        // the marks of rows written at the store (see local_marks.rs).
         let tables: Vec<String> = c
             .conn
             .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'products_fts%' AND name NOT LIKE 'sqlite_%'")

@@ -19,6 +19,7 @@ mod catalog;
 mod checkpoint;
 mod error;
 mod journal;
+mod local_marks;
 mod migrate;
 mod outbox;
 mod queries;

@@ -9,10 +9,10 @@
 //! replica is still at the watermark the central's rows are for.
 //!
 //! Rows written at the store ahead of the central (a customer signed up at
-//! the POS, [`Catalog::upsert_local`]) are marked in `local_rows` until a
-//! feed page or a repair brings the central's row for their key: they are
-//! left out of the digest and never deleted by a repair, since the central
-//! does not have them yet.
+//! the POS, [`Catalog::upsert_local`]) are marked in `local_rows`
+//! (`local_marks.rs`) until a feed page or a repair brings the central's
+//! row for their key: they are left out of the digest and never deleted by
+//! a repair, since the central does not have them yet.
 
 use std::collections::{HashMap, HashSet};
 
@@ -20,13 +20,14 @@ use loja_protocol::digest::{Canon, DigestBuilder, RowDigester};
 use loja_protocol::{
     BucketRows, Entity, EntityDigest, FieldError, Op, PageError, TypedItem, TypedPage, Watermark,
 };
+use rusqlite::Connection;
 use rusqlite::types::ValueRef;
-use rusqlite::{Connection, Transaction, params};
 use serde_json::Value;
 
 use crate::apply::{self, sql_of};
 use crate::catalog::{Catalog, FILE};
 use crate::error::SqlCtx;
+use crate::local_marks::{key_text, key_values, local_keys};
 use crate::{Result, migrate};
 
 /// What a bucket repair changed.
@@ -48,105 +49,6 @@ fn canon(v: ValueRef<'_>) -> Canon<'_> {
         ValueRef::Real(_) => Canon::Other(b"real"),
         ValueRef::Blob(b) => Canon::Other(b),
     }
-}
-
-/// A row's key values as JSON, in key order, from its stored values.
-fn key_values(values: &[Canon<'_>], key_index: &[usize]) -> Vec<Value> {
-    key_index
-        .iter()
-        .map(|&i| match values.get(i) {
-            Some(Canon::Int(n)) => Value::from(*n),
-            Some(Canon::Text(t)) => Value::String(String::from_utf8_lossy(t).into_owned()),
-            _ => Value::Null,
-        })
-        .collect()
-}
-
-/// A row's key as `Entity::key_text` writes it (a JSON array), from its
-/// stored values.
-fn key_text(values: &[Canon<'_>], key_index: &[usize]) -> String {
-    serde_json::to_string(&key_values(values, key_index)).unwrap_or_default()
-}
-
-/// The keys of `entity` written at the store and not yet seen from the central.
-fn local_keys(
-    conn: &Connection,
-    entity: &Entity,
-    path: &std::path::Path,
-) -> Result<HashSet<String>> {
-    let mut stmt = conn
-        .prepare_cached("SELECT key FROM local_rows WHERE entity = ?1")
-        .ctx(path, "read local rows")?;
-    let keys = stmt
-        .query_map(params![entity.name], |r| r.get::<_, String>(0))
-        .ctx(path, "read local rows")?
-        .collect::<rusqlite::Result<HashSet<String>>>()
-        .ctx(path, "read local rows")?;
-    Ok(keys)
-}
-
-/// Marks a row as written at the store (inside the caller's transaction).
-pub(crate) fn mark_local(
-    tx: &Transaction<'_>,
-    entity: &Entity,
-    key: &str,
-    path: &std::path::Path,
-) -> Result<()> {
-    tx.prepare_cached("INSERT OR IGNORE INTO local_rows (entity, key) VALUES (?1, ?2)")
-        .and_then(|mut s| s.execute(params![entity.name, key]))
-        .ctx(path, "mark a local row")?;
-    Ok(())
-}
-
-/// Has the row of store document `id` been written (`local_documents`)?
-pub(crate) fn document_written(
-    tx: &Transaction<'_>,
-    id: &str,
-    path: &std::path::Path,
-) -> Result<bool> {
-    tx.prepare_cached("SELECT EXISTS (SELECT 1 FROM local_documents WHERE id = ?1)")
-        .and_then(|mut s| s.query_row(params![id], |r| r.get(0)))
-        .ctx(path, "read local documents")
-}
-
-/// Records that the row of store document `id` was written.
-pub(crate) fn record_document(
-    tx: &Transaction<'_>,
-    id: &str,
-    path: &std::path::Path,
-) -> Result<()> {
-    tx.prepare_cached("INSERT OR IGNORE INTO local_documents (id) VALUES (?1)")
-        .and_then(|mut s| s.execute(params![id]))
-        .ctx(path, "record a local document")?;
-    Ok(())
-}
-
-/// Forgets the local marks of the keys a page carries (the central's row
-/// for them is here now, or its tombstone). One cheap query when the
-/// entity has no marks, which is nearly always.
-pub(crate) fn forget_local(
-    tx: &Transaction<'_>,
-    entity: &Entity,
-    page: &TypedPage,
-    path: &std::path::Path,
-) -> Result<()> {
-    let any: bool = tx
-        .prepare_cached("SELECT EXISTS (SELECT 1 FROM local_rows WHERE entity = ?1)")
-        .and_then(|mut s| s.query_row(params![entity.name], |r| r.get(0)))
-        .ctx(path, "read local rows")?;
-    if !any {
-        return Ok(());
-    }
-    let key_index = &sql_of(entity)?.key_index;
-    let mut stmt = tx
-        .prepare_cached("DELETE FROM local_rows WHERE entity = ?1 AND key = ?2")
-        .ctx(path, "forget local rows")?;
-    for item in &page.items {
-        let values: Vec<Canon> = item.cells.iter().map(Canon::of_cell).collect();
-        stmt.execute(params![entity.name, key_text(&values, key_index)])
-            .ctx(path, "forget local rows")?;
-    }
-    Ok(())
 }
 
 /// Calls `f` with the stored values of every row of `entity`.
