@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::check;
 use crate::error::FieldError;
-use crate::limits::{self, CODE_MAX, MONEY_MAX, TEXT_MAX};
+use crate::limits::{self, CODE_MAX, MONEY_MAX, OMNI_STATUSES, TEXT_MAX};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -813,9 +813,6 @@ impl Validate for ReducaoZ {
         &self.register
     }
 }
-
-/// The statuses an omni order goes through.
-pub const OMNI_STATUSES: [&str; 4] = ["picking", "ready", "delivered", "cancelled"];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

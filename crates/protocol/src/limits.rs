@@ -1,6 +1,7 @@
-//! The bounds of document fields: one source for the validation in
-//! `document.rs` (POS API, outbox and central alike) and for the OpenAPI
-//! schemas generated from the same types (`schema.rs`).
+//! The bounds of document fields, and the values of their enumerated ones:
+//! one source for the validation in `document.rs` (POS API, outbox and
+//! central alike) and for the OpenAPI schemas generated from the same types
+//! (`schema.rs`).
 //!
 //! Money is i64 centavos and quantities i64 thousandths; the bounds keep every
 //! sum a document can hold (at most [`ITEMS_MAX`] lines, [`PAYMENTS_MAX`]
@@ -42,6 +43,9 @@ pub const ITEMS_MAX: usize = 990;
 pub const PAYMENTS_MAX: usize = 100;
 /// Per-method totals of a cash close or a Redução Z.
 pub const TOTALS_MAX: usize = 100;
+
+/// The statuses an omni order goes through.
+pub const OMNI_STATUSES: [&str; 4] = ["picking", "ready", "delivered", "cancelled"];
 
 /// JSON Schema patterns (ECMA / Python `re`, unanchored unless `^…$`) of the
 /// same rules `document.rs` checks in Rust.

@@ -2,7 +2,8 @@
 //! `limits.rs`, the same ones `document.rs` validates with: a field's
 //! `maxLength`, `minimum`, `maximum` and `pattern` cannot drift from the rule.
 //! The document types use these through `#[schema(schema_with = …)]` (utoipa's
-//! attributes take only literals). Pure data: no I/O.
+//! attributes take only literals). Pure data: no I/O. A leaf: it uses
+//! `limits.rs` only, never `document.rs`.
 
 use utoipa::openapi::schema::{
     ArrayBuilder, KnownFormat, Object, ObjectBuilder, Schema, SchemaFormat, SchemaType, Type,
@@ -180,6 +181,6 @@ pub fn totals() -> RefOr<Schema> {
 /// An omni order's status.
 pub fn omni_status() -> Object {
     string()
-        .enum_values(Some(crate::document::OMNI_STATUSES.iter().copied()))
+        .enum_values(Some(limits::OMNI_STATUSES.iter().copied()))
         .build()
 }
