@@ -732,7 +732,18 @@ impl Config {
 /// Where things go by default: a user's config dir, or the system's when
 /// lojad runs as a service.
 pub mod paths {
-    use std::path::PathBuf;
+    use std::path::{Path, PathBuf};
+
+    /// Creates `dir` (and parents) and restricts it to its owner on unix.
+    pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+        Ok(())
+    }
 
     /// `/etc/loja/lojad.toml` (Linux) / `%ProgramData%\Loja\lojad.toml` (Windows).
     pub fn system_config() -> PathBuf {

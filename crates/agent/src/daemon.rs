@@ -12,8 +12,9 @@ use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::jobs::{JobCtx, push};
-use crate::scheduler::{TaskManager, Wakers};
+use crate::scheduler::TaskManager;
 use crate::state::AppState;
+use crate::wakers::Wakers;
 
 /// How long shutdown waits for running jobs and open POS requests.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -92,7 +93,7 @@ pub async fn start(config: Config) -> anyhow::Result<Daemon> {
     // The same serve path as pos-bench measures (TCP_NODELAY per connection).
     let mut server_stop = stop_rx.clone();
     let server = tokio::spawn(crate::api::serve(listener, state.clone(), async move {
-        crate::jobs::stopped(&mut server_stop).await
+        crate::runtime::stopped(&mut server_stop).await
     }));
     println!("lojad: POS API listening on http://{pos_addr}");
     tracing::info!(pos = %pos_addr, store = %state.config.store.id, push = push_on, "lojad running");
@@ -115,7 +116,7 @@ async fn return_freed_memory(mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(EVERY) => {}
-            _ = crate::jobs::stopped(&mut stop) => return,
+            _ = crate::runtime::stopped(&mut stop) => return,
         }
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
         // SAFETY: malloc_trim only returns free pages of glibc's heap to the
@@ -152,32 +153,25 @@ impl Daemon {
     }
 }
 
-/// `lojad run`: start, then wait for SIGTERM/SIGINT (Ctrl-C on Windows), then shut down.
-pub async fn run(config: Config) -> anyhow::Result<()> {
-    let daemon = start(config).await?;
-    shutdown_signal().await;
-    tracing::info!("signal received: shutting down");
-    daemon.shutdown().await
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+/// Runs the daemon on its own runtime until `stop` completes or a shutdown
+/// signal arrives (SIGTERM, SIGINT, SIGHUP; Ctrl-C on Windows), then shuts it
+/// down gracefully: the current transaction finishes, the outbox writer
+/// drains, logs flush. The one shutdown path for `lojad run`, the systemd
+/// unit and the Windows SCM's stop.
+pub fn run_until(
+    config: Config,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    rt.block_on(async move {
+        let daemon = start(config).await?;
+        tokio::select! {
+            _ = stop => tracing::info!("stop requested"),
+            _ = crate::runtime::shutdown_signal() => tracing::info!("signal received: shutting down"),
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
+        daemon.shutdown().await
+    })
 }

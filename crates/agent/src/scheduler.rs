@@ -26,107 +26,14 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::backoff::backoff;
 use crate::jobs::{JobCtx, run_task};
+use crate::schedule_view::JobSchedule;
 use crate::tasks::{Direction, Schedule, Task};
+use crate::wakers::Wakers;
 
-/// What the status views read of the schedule: per job, next run and
-/// whether it is running now. Filled by the scheduler.
-#[derive(Clone, Default)]
-pub struct ScheduleView {
-    pub inner: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, JobSchedule>>>,
-}
-
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct JobSchedule {
-    pub code: String,
-    pub subject: String,
-    pub next_run_at: Option<String>,
-    pub running: bool,
-    pub consecutive_failures: u32,
-    /// `every 10m` or `cron 17 3 * * *`.
-    pub schedule: String,
-}
-
-impl ScheduleView {
-    fn update(&self, code: &str, f: impl FnOnce(&mut JobSchedule)) {
-        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(j) = map.get_mut(code) {
-            f(j);
-        }
-    }
-
-    /// A snapshot, by code.
-    pub fn jobs(&self) -> Vec<JobSchedule> {
-        self.inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect()
-    }
-}
-
-/// First retry delay after a failed run; doubles per consecutive failure.
-pub const BACKOFF_BASE: Duration = Duration::from_secs(2);
-/// Longest retry delay (never later than the job's own schedule either).
-pub const BACKOFF_CAP: Duration = Duration::from_secs(120);
 /// A burst of wakes (a sale per second) coalesces into one run.
 const DEBOUNCE: Duration = Duration::from_millis(50);
-
-/// The delay before retry `failures` (≥ 1): capped exponential, ±25 % jitter.
-pub fn backoff(failures: u32) -> Duration {
-    crate::jobs::push::jitter(backoff_nominal(failures))
-}
-
-/// [`backoff`] without the jitter (the offline status's estimate).
-pub fn backoff_nominal(failures: u32) -> Duration {
-    let exp = BACKOFF_BASE.saturating_mul(1u32 << failures.saturating_sub(1).min(16));
-    exp.min(BACKOFF_CAP)
-}
-
-/// Handles that wake jobs early. Cheap to clone.
-#[derive(Clone, Default)]
-pub struct Wakers {
-    by_code: Arc<BTreeMap<String, Arc<Notify>>>,
-    /// Entity name → code of its download job.
-    by_subject: Arc<BTreeMap<String, String>>,
-    /// Bumped when the central answers again after an outage.
-    back: Arc<watch::Sender<u64>>,
-}
-
-impl Wakers {
-    /// Runs the job now (or right after its current run). False if no such job.
-    pub fn wake(&self, code: &str) -> bool {
-        match self.by_code.get(code) {
-            Some(n) => {
-                n.notify_one();
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Wakes the download job of an entity (a push hint names entities).
-    pub fn wake_subject(&self, entity: &str) -> bool {
-        self.by_subject
-            .get(entity)
-            .is_some_and(|code| self.wake(code))
-    }
-
-    /// Wakes every download job (the push listener lost its place in the
-    /// central's sequence). Returns how many were woken.
-    pub fn wake_downloads(&self) -> usize {
-        self.by_subject
-            .values()
-            .filter(|code| self.wake(code))
-            .count()
-    }
-
-    /// The central answers again: every job in backoff runs now.
-    pub fn central_is_back(&self) {
-        self.back.send_modify(|n| *n += 1);
-    }
-}
 
 /// The running scheduler.
 pub struct TaskManager {
@@ -144,7 +51,7 @@ impl TaskManager {
         // Failures of the runs before this start count on (the journal has
         // them): the status and the backoff tell the same as before a restart.
         let failed_before: BTreeMap<String, u32> = {
-            let journal = ctx.state.journal.lock().unwrap_or_else(|p| p.into_inner());
+            let journal = crate::runtime::lock(&ctx.state.journal);
             match journal.job_states() {
                 Ok(states) => states
                     .into_iter()
@@ -158,47 +65,32 @@ impl TaskManager {
         };
         let mut by_code = BTreeMap::new();
         let mut by_subject = BTreeMap::new();
-        {
-            let mut view = ctx
-                .state
-                .schedule
-                .inner
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            view.clear();
-            for t in &active {
-                let notify = if t.direction == Direction::Upload {
-                    ctx.state.upload_wake.clone()
-                } else {
-                    Arc::new(Notify::new())
-                };
-                by_code.insert(t.code.clone(), notify);
-                if t.direction == Direction::Download {
-                    by_subject.insert(t.subject.clone(), t.code.clone());
-                }
-                view.insert(
-                    t.code.clone(),
-                    JobSchedule {
-                        code: t.code.clone(),
-                        subject: t.subject.clone(),
-                        schedule: t.schedule.to_string(),
-                        consecutive_failures: failed_before.get(&t.code).copied().unwrap_or(0),
-                        ..Default::default()
-                    },
-                );
+        for t in &active {
+            let notify = if t.direction == Direction::Upload {
+                ctx.state.upload_wake.clone()
+            } else {
+                Arc::new(Notify::new())
+            };
+            by_code.insert(t.code.clone(), notify);
+            if t.direction == Direction::Download {
+                by_subject.insert(t.subject.clone(), t.code.clone());
             }
         }
-        let (back, _) = watch::channel(0u64);
-        let wakers = Wakers {
-            by_code: Arc::new(by_code),
-            by_subject: Arc::new(by_subject),
-            back: Arc::new(back),
-        };
+        ctx.state.schedule.reset(active.iter().map(|t| JobSchedule {
+            code: t.code.clone(),
+            subject: t.subject.clone(),
+            schedule: t.schedule.to_string(),
+            consecutive_failures: failed_before.get(&t.code).copied().unwrap_or(0),
+            ..Default::default()
+        }));
+        let wakers = Wakers::new(by_code, by_subject);
         let handles = active
             .into_iter()
             .map(|t| {
-                let notify = wakers.by_code[&t.code].clone();
-                let back = wakers.back.subscribe();
+                let notify = wakers
+                    .notifier(&t.code)
+                    .unwrap_or_else(|| Arc::new(Notify::new()));
+                let back = wakers.back_signal();
                 let code = t.code.clone();
                 let failures = failed_before.get(&code).copied().unwrap_or(0);
                 (
@@ -285,7 +177,7 @@ async fn job_loop(
                     tokio::time::sleep_until(next).await;
                 }
             }
-            _ = crate::jobs::stopped(&mut stop) => break,
+            _ = crate::runtime::stopped(&mut stop) => break,
         }
         if *stop.borrow() {
             break;
@@ -317,23 +209,6 @@ async fn job_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        let first = backoff(1);
-        assert!(
-            first >= Duration::from_millis(1500) && first <= Duration::from_millis(2500),
-            "{first:?}"
-        );
-        let third = backoff(3);
-        assert!(
-            third >= Duration::from_secs(6) && third <= Duration::from_secs(10),
-            "{third:?}"
-        );
-        for n in [10, 20, 40, u32::MAX] {
-            assert!(backoff(n) <= BACKOFF_CAP.mul_f64(1.25), "{n}");
-        }
-    }
 
     #[test]
     fn cron_schedules_land_in_the_future() {

@@ -266,7 +266,7 @@ pub mod windows {
         let _guard = crate::logging::init_daemon(&config);
         // The same path as SIGTERM: the SCM's stop is turned into the
         // daemon's shutdown signal.
-        let result = crate::cli::run_until(config, async move {
+        let result = crate::daemon::run_until(config, async move {
             let _ = tokio::task::spawn_blocking(move || stop_rx.recv()).await;
         });
         report(

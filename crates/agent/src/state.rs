@@ -21,9 +21,9 @@ pub struct AppState {
     /// Notified after documents are accepted: wakes the upload job.
     pub upload_wake: Arc<Notify>,
     /// Per-job schedule the status views show (next run, running now).
-    pub schedule: crate::scheduler::ScheduleView,
+    pub schedule: crate::schedule_view::ScheduleView,
     /// What the replica verify found since start (for `/metrics`).
-    pub verify: Arc<crate::jobs::verify::VerifyStats>,
+    pub verify: Arc<crate::verify_stats::VerifyStats>,
     /// One per registry entity (registry order): held by a download run,
     /// so the scheduler's job and a verify catching up never download the
     /// same entity at once (their pages would refuse each other's start).
@@ -48,7 +48,7 @@ impl AppState {
             journal: Arc::new(Mutex::new(Journal::open(&dir)?)),
             intake: crate::intake::Intake::start(&dir)?,
             upload_wake: Arc::new(Notify::new()),
-            schedule: crate::scheduler::ScheduleView::default(),
+            schedule: crate::schedule_view::ScheduleView::default(),
             verify: Arc::default(),
             downloading: loja_protocol::ENTITIES
                 .iter()

@@ -214,14 +214,7 @@ pub async fn collect(state: &AppState) -> anyhow::Result<StatusReport> {
         warnings.push("replica: a download job is applying; counts shown once it commits".into());
     }
 
-    let schedule: Vec<crate::scheduler::JobSchedule> = state
-        .schedule
-        .inner
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .values()
-        .cloned()
-        .collect();
+    let schedule = state.schedule.jobs();
 
     let jobs = merge_jobs(&schedule, &job_states, snapshot.as_deref());
     let (counts, counts_at) = match &snapshot {
@@ -312,7 +305,7 @@ fn estimated_schedule(
     config: &Config,
     states: &[JobState],
     warnings: &mut Vec<String>,
-) -> Vec<crate::scheduler::JobSchedule> {
+) -> Vec<crate::schedule_view::JobSchedule> {
     let tasks = match crate::tasks::load(config) {
         Ok(t) => t,
         Err(e) => {
@@ -336,7 +329,7 @@ fn estimated_schedule(
             // After failed runs the retry comes after the backoff (no
             // jitter here), never later than the schedule.
             let retry = ended.filter(|_| failures > 0).and_then(|end| {
-                let b = crate::scheduler::backoff_nominal(failures);
+                let b = crate::backoff::backoff_nominal(failures);
                 Some(end + time::Duration::try_from(b).ok()?)
             });
             let next = match &t.schedule {
@@ -360,7 +353,7 @@ fn estimated_schedule(
                     at.map(loja_protocol::time::format)
                 }
             };
-            crate::scheduler::JobSchedule {
+            crate::schedule_view::JobSchedule {
                 code: t.code.clone(),
                 subject: t.subject.clone(),
                 next_run_at: next,
@@ -477,7 +470,7 @@ fn replica_snapshot(
 }
 
 fn merge_jobs(
-    schedule: &[crate::scheduler::JobSchedule],
+    schedule: &[crate::schedule_view::JobSchedule],
     states: &[JobState],
     replica: Option<&ReplicaSnapshot>,
 ) -> Vec<JobStatus> {

@@ -80,7 +80,8 @@ pub fn demo_barcode(i: u64) -> String {
 pub fn run(args: DemoArgs) -> Result<u8, Failure> {
     let dir = args.data_dir.clone().unwrap_or_else(default_dir);
     let dir = std::path::absolute(&dir).unwrap_or(dir);
-    lojad::cli::create_private_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    lojad::config::paths::create_private_dir(&dir)
+        .with_context(|| format!("creating {}", dir.display()))?;
     // The POS port first: a clear message beats a bind error deep inside.
     if let Err(e) = std::net::TcpListener::bind(args.pos_listen) {
         return Err(Failure::usage(anyhow!(
@@ -155,13 +156,14 @@ async fn run_async(dir: PathBuf, args: DemoArgs) -> Result<u8, Failure> {
     config.pos.listen = args.pos_listen;
     config.store.data_dir = dir.join("store");
     config.write(&config_path).map_err(Failure::usage)?;
-    lojad::cli::create_private_dir(&config.store.data_dir).map_err(anyhow::Error::from)?;
+    lojad::config::paths::create_private_dir(&config.store.data_dir)
+        .map_err(anyhow::Error::from)?;
 
     println!(
         "loja-demo: initial sync from the demo central at {}…",
         server.url
     );
-    let runs = lojad::jobs::sync_once(&config, &[]).await?;
+    let runs = lojad::cli::once::sync_once(&config, &[]).await?;
     let rows: u64 = runs.iter().map(|r| r.rows).sum();
     let failed: Vec<_> = runs
         .iter()
@@ -202,7 +204,7 @@ async fn run_async(dir: PathBuf, args: DemoArgs) -> Result<u8, Failure> {
         started,
     );
 
-    lojad::cli::shutdown_signal().await;
+    lojad::runtime::shutdown_signal().await;
     println!("loja-demo: stopping…");
     let stopped = daemon.shutdown().await;
     server.shutdown().await;

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::jobs::verify::EntityCounters;
 use crate::status::StatusReport;
+use crate::verify_stats::EntityCounters;
 
 /// The statuses counted on their own; the rest go to `other`.
 const STATUSES: [u16; 16] = [

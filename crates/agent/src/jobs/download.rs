@@ -21,8 +21,9 @@ use loja_protocol::{CheckedPage, Entity, TypedPage, Watermark};
 use loja_replica::{NewTicket, Outcome, ReplicaError, TicketKind, TicketStatus};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
-use super::{JobCtx, JobResult, blocking, lock};
+use super::{JobCtx, JobResult};
 use crate::central::{CentralError, Encoding, RawResponse};
+use crate::runtime::{blocking, lock};
 
 /// What the fetch stage hands the apply stage, in feed order.
 enum Fetched {
@@ -77,7 +78,7 @@ pub async fn run(ctx: &JobCtx, entity: &'static Entity) -> JobResult {
     loop {
         let fetched = tokio::select! {
             f = rx.recv() => f,
-            _ = crate::jobs::stopped(&mut stop) => None,
+            _ = crate::runtime::stopped(&mut stop) => None,
         };
         let Some(fetched) = fetched else { break };
         match fetched {

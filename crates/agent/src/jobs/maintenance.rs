@@ -3,7 +3,8 @@
 //! `retention.delivered_days` (sale XML after `xml_days`, the fiscal rule);
 //! tickets after `ticket_days` or beyond `ticket_max_mb`.
 
-use super::{JobCtx, JobResult, blocking, lock};
+use super::{JobCtx, JobResult};
+use crate::runtime::{blocking, lock};
 
 pub async fn run(ctx: &JobCtx) -> JobResult {
     let r = ctx.config().retention.clone();

@@ -19,6 +19,7 @@ use tokio::sync::{Semaphore, watch};
 
 use crate::central::Central;
 use crate::config::Config;
+use crate::runtime::{blocking, lock};
 use crate::state::AppState;
 use crate::tasks::{Direction, Task};
 
@@ -100,27 +101,6 @@ impl JobResult {
     }
 }
 
-/// Runs blocking work (SQLite) off the async workers; a panic becomes an error.
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, String> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| format!("database worker failed: {e}"))
-}
-
-pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Resolves once `stop` is true (or its sender is gone).
-pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let seen = stop.wait_for(|s| *s).await.is_ok();
-    if !seen {
-        std::future::pending::<()>().await;
-    }
-}
-
 pub fn outcome_str(o: Outcome) -> &'static str {
     match o {
         Outcome::Ok => "ok",
@@ -169,7 +149,7 @@ pub async fn run_task(ctx: &JobCtx, task: &Task) -> JobRun {
 }
 
 /// Ends a job run: its one tracing line and its integration-log row.
-async fn record_run(
+pub async fn record_run(
     ctx: &JobCtx,
     code: &str,
     subject: &str,
@@ -207,144 +187,4 @@ async fn record_run(
         Err(e) => tracing::warn!(code = %run.code, error = %e, "cannot write the integration log"),
     }
     run
-}
-
-async fn open_ctx(config: &Config) -> anyhow::Result<(JobCtx, watch::Sender<bool>)> {
-    let config = config.clone();
-    let dir = config.store.data_dir.clone();
-    let state = tokio::task::spawn_blocking(move || AppState::open(config))
-        .await
-        .context("opening the data dir")?
-        .with_context(|| format!("opening the data dir {}", dir.display()))?;
-    let (stop_tx, stop) = watch::channel(false);
-    Ok((JobCtx::new(state, stop)?, stop_tx))
-}
-
-/// The task of `code`/`subject` from the task files, or a default one.
-fn task_for(tasks: &[Task], direction: Direction, subject: &str, fallback_code: &str) -> Task {
-    tasks
-        .iter()
-        .find(|t| t.direction == direction && t.subject == subject)
-        .cloned()
-        .unwrap_or_else(|| Task {
-            code: fallback_code.to_owned(),
-            subject: subject.to_owned(),
-            direction,
-            schedule: crate::tasks::Schedule::Every(std::time::Duration::from_secs(600)),
-            active: true,
-            source: "built-in".into(),
-        })
-}
-
-/// `lojad sync [ENTITY…]`: runs the download job of each entity once (all
-/// entities, registry order, when `entities` is empty), each until its feed
-/// says `more: false`. Unknown entity names are an error before anything runs.
-pub async fn sync_once(config: &Config, entities: &[String]) -> anyhow::Result<Vec<JobRun>> {
-    let chosen: Vec<&'static loja_protocol::Entity> = if entities.is_empty() {
-        loja_protocol::ENTITIES.iter().collect()
-    } else {
-        entities
-            .iter()
-            .map(|name| {
-                entity_named(name).ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "unknown entity {name:?}; known: {}",
-                        loja_protocol::ENTITIES
-                            .iter()
-                            .map(|e| e.name)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
-                })
-            })
-            .collect::<anyhow::Result<_>>()?
-    };
-    let tasks = crate::tasks::load(config)?;
-    let (ctx, _stop) = open_ctx(config).await?;
-    // Entities download side by side, as the daemon's jobs do: while one
-    // entity's page is applied, another's is fetched, so neither the central
-    // nor the replica writer waits on the other. Pages in flight stay bounded
-    // by the shared `ctx.pages` permits (memory), applies by the writer lock.
-    let mut pending = chosen.into_iter().enumerate();
-    let mut running = tokio::task::JoinSet::new();
-    let mut runs: Vec<Option<JobRun>> = Vec::new();
-    loop {
-        while running.len() < SYNC_ONCE_PARALLEL {
-            let Some((i, entity)) = pending.next() else {
-                break;
-            };
-            let task = task_for(&tasks, Direction::Download, entity.name, entity.code);
-            let ctx = ctx.clone();
-            running.spawn(async move { (i, run_task(&ctx, &task).await) });
-        }
-        let Some(done) = running.join_next().await else {
-            break;
-        };
-        let (i, run) = done.context("a download job panicked")?;
-        if runs.len() <= i {
-            runs.resize(i + 1, None);
-        }
-        runs[i] = Some(run);
-    }
-    Ok(runs.into_iter().flatten().collect())
-}
-
-/// Download jobs `lojad sync` runs at once.
-const SYNC_ONCE_PARALLEL: usize = 3;
-
-/// `lojad verify [ENTITY…]`: compares the replica with the central's view
-/// and repairs what drifted, entity by entity (every entity but the secret
-/// one when `entities` is empty); one integration-log row for the run.
-pub async fn verify_once(
-    config: &Config,
-    entities: &[String],
-) -> anyhow::Result<(JobRun, Vec<verify::EntityCheck>)> {
-    let mut chosen = Vec::new();
-    for name in entities {
-        let found = verify::entities_of(name);
-        if found.is_empty() || name == "all" {
-            anyhow::bail!(
-                "cannot verify {name:?}; known: {}",
-                verify::entities_of("all")
-                    .iter()
-                    .map(|e| e.name)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-        }
-        chosen.extend(found);
-    }
-    if chosen.is_empty() {
-        chosen = verify::entities_of("all");
-    }
-    let tasks = crate::tasks::load(config)?;
-    let (ctx, _stop) = open_ctx(config).await?;
-    let task = task_for(&tasks, Direction::Verify, "all", "VRF");
-    let started_at = loja_protocol::time::now_rfc3339();
-    let t0 = Instant::now();
-    let checks = verify::verify_all(&ctx, &chosen).await;
-    let subject = if entities.is_empty() {
-        "all".to_owned()
-    } else {
-        entities.join(",")
-    };
-    let run = record_run(
-        &ctx,
-        &task.code,
-        &subject,
-        started_at,
-        t0,
-        verify::summarize(&checks),
-    )
-    .await;
-    Ok((run, checks))
-}
-
-/// `lojad upload`: drains the outbox once (until nothing is pending, or a
-/// transient failure ends the run).
-pub async fn upload_once(config: &Config) -> anyhow::Result<JobRun> {
-    let tasks = crate::tasks::load(config)?;
-    let (ctx, _stop) = open_ctx(config).await?;
-    let task = task_for(&tasks, Direction::Upload, "documents", "UPL");
-    Ok(run_task(&ctx, &task).await)
 }

@@ -16,8 +16,9 @@ use std::time::Duration;
 use loja_protocol::Events;
 use tokio::sync::watch;
 
+use crate::backoff::jitter;
 use crate::central::Central;
-use crate::scheduler::Wakers;
+use crate::wakers::Wakers;
 
 /// Seconds the central may hold a poll open.
 pub const WAIT_SECS: u64 = 25;
@@ -39,7 +40,7 @@ pub async fn listen(central: Central, wakers: Wakers, mut stop: watch::Receiver<
         let polled_at = tokio::time::Instant::now();
         let answer = tokio::select! {
             a = central.events(after, WAIT_SECS) => a,
-            _ = crate::jobs::stopped(&mut stop) => return,
+            _ = crate::runtime::stopped(&mut stop) => return,
         };
         match answer {
             Ok(events) => {
@@ -127,14 +128,8 @@ fn central_base(c: &Central) -> String {
 async fn pause(d: Duration, stop: &mut watch::Receiver<bool>) {
     tokio::select! {
         _ = tokio::time::sleep(d) => {}
-        _ = crate::jobs::stopped(stop) => {}
+        _ = crate::runtime::stopped(stop) => {}
     }
-}
-
-/// ±25 % so that many stores do not come back in lockstep.
-pub fn jitter(d: Duration) -> Duration {
-    let f = 0.75 + fastrand::f64() * 0.5;
-    d.mul_f64(f)
 }
 
 #[cfg(test)]

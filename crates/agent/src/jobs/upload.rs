@@ -14,8 +14,9 @@ use std::time::Instant;
 use loja_protocol::{AckStatus, BatchAck, Document, DocumentAck, DocumentBatch};
 use loja_replica::{AckSummary, NewTicket, TicketKind, TicketStatus};
 
-use super::{JobCtx, JobResult, blocking, lock};
+use super::{JobCtx, JobResult};
 use crate::central::{CentralError, status_error};
+use crate::runtime::{blocking, lock};
 
 /// About this many bytes of document bodies per batch.
 pub const MAX_BATCH_BYTES: usize = 1 << 20;

@@ -197,7 +197,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     .await?;
     let cfg = config(&dir, &server.url, true)?;
     let t0 = Instant::now();
-    let run = lojad::jobs::upload_once(&cfg).await?;
+    let run = lojad::cli::once::upload_once(&cfg).await?;
     let drain_secs = t0.elapsed().as_secs_f64();
     let at_central: i64 =
         rusqlite::Connection::open(&db)?
