@@ -1,3 +1,4 @@
+#![allow(clippy::expect_used)] // a build script reports a failure by panicking
 //! Embeds the shipped task files (`tasks/*.toml` at the workspace root) in
 //! the binary: one `(file name, contents)` pair per file, sorted by name.
 

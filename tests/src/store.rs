@@ -248,6 +248,7 @@ impl Store {
         };
         self.pos_addr = None;
         #[cfg(unix)]
+        // SAFETY: kill(2) on our own child's pid has no memory effects.
         unsafe {
             libc_kill(c.id() as i32, 15);
         }
@@ -651,6 +652,7 @@ unsafe fn libc_kill(pid: i32, sig: i32) {
     unsafe extern "C" {
         fn kill(pid: i32, sig: i32) -> i32;
     }
+    // SAFETY: kill(2) takes two integers and touches no memory of ours.
     unsafe {
         kill(pid, sig);
     }

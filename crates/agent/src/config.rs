@@ -253,8 +253,8 @@ pub struct Override {
 }
 
 impl Override {
-    pub fn flag(origin: &str, dotted: &str, value: impl Into<String>) -> Override {
-        let (section, key) = dotted.split_once('.').expect("section.key");
+    /// A command-line flag `origin` that sets `section.key`.
+    pub fn flag(origin: &str, section: &str, key: &str, value: impl Into<String>) -> Override {
         Override {
             origin: origin.into(),
             section: section.into(),
@@ -461,14 +461,12 @@ impl Config {
             toml::from_str(text).map_err(|e| parse_error(path, text, &e))?;
         // The file alone, for errors with a line: only "missing field" may
         // still be filled by an override.
-        let file_only = toml::from_str::<Config>(text);
-        if let Err(e) = &file_only
-            && (overrides.is_empty() || !e.message().starts_with("missing field"))
-        {
-            return Err(parse_error(path, text, e));
-        }
-        if overrides.is_empty() {
-            return Ok(file_only.expect("checked above"));
+        match toml::from_str::<Config>(text) {
+            Ok(config) if overrides.is_empty() => return Ok(config),
+            Err(e) if overrides.is_empty() || !e.message().starts_with("missing field") => {
+                return Err(parse_error(path, text, &e));
+            }
+            _ => {}
         }
         for o in overrides {
             apply_override(&mut table, o).map_err(|message| ConfigError::Env {
@@ -627,7 +625,10 @@ impl Config {
 
     /// The TOML text of this config.
     pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).expect("config serializes")
+        // Every field is a string, number, bool, table or array of them:
+        // serializing cannot fail, but a message beats a panic if it ever does.
+        toml::to_string_pretty(self)
+            .unwrap_or_else(|e| format!("# this config cannot be shown as TOML: {e}\n"))
     }
 
     /// Writes the config to `path` (parent dirs created), readable by its

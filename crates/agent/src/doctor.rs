@@ -179,6 +179,7 @@ pub fn free_bytes(path: &Path) -> std::io::Result<u64> {
         use std::os::unix::ffi::OsStrExt;
         let c =
             std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
+        // SAFETY: statvfs is plain old data: all zeroes is a valid value.
         let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
         // SAFETY: c is a valid NUL-terminated path, s a valid out pointer.
         let rc = unsafe { libc::statvfs(c.as_ptr(), &mut s) };

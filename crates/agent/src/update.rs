@@ -46,7 +46,9 @@ pub fn parse_public_key(arg: &str) -> Result<VerifyingKey> {
             }
         }
     };
-    let arr: [u8; 32] = bytes.try_into().expect("32 bytes");
+    let arr: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("{arg}: not 32 bytes"))?;
     VerifyingKey::from_bytes(&arr).context("not a valid ed25519 public key")
 }
 
@@ -62,7 +64,9 @@ pub fn read_signature(path: &Path) -> Result<Signature> {
             path.display()
         ),
     };
-    let arr: [u8; 64] = bytes.try_into().expect("64 bytes");
+    let arr: [u8; 64] = bytes
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("{}: not 64 bytes", path.display()))?;
     Ok(Signature::from_bytes(&arr))
 }
 

@@ -27,16 +27,16 @@ pub struct RunArgs {
 pub fn run(path: &Path, args: RunArgs) -> CliResult {
     let mut flags = Vec::new();
     if let Some(v) = args.pos_listen {
-        flags.push(Override::flag("--pos-listen", "pos.listen", v));
+        flags.push(Override::flag("--pos-listen", "pos", "listen", v));
     }
     if let Some(v) = args.data_dir {
-        flags.push(Override::flag("--data-dir", "store.data_dir", v));
+        flags.push(Override::flag("--data-dir", "store", "data_dir", v));
     }
     if let Some(v) = args.central_url {
-        flags.push(Override::flag("--central-url", "central.url", v));
+        flags.push(Override::flag("--central-url", "central", "url", v));
     }
     if let Some(v) = args.log_level {
-        flags.push(Override::flag("--log-level", "log.level", v));
+        flags.push(Override::flag("--log-level", "log", "level", v));
     }
     let (config, warnings) = load_config(path, &flags)?;
     let _guard = crate::logging::init_daemon(&config);

@@ -420,6 +420,7 @@ fn process_cpu_secs() -> f64 {
 fn process_cpu_secs() -> f64 {
     // SAFETY: getrusage only writes into the struct it is given.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` is a valid, writable rusage.
     if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
         return 0.0;
     }

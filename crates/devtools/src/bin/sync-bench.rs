@@ -72,6 +72,7 @@ fn rusage(who: Usage) -> libc::rusage {
     };
     // SAFETY: getrusage only writes into the struct it is given.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` is a valid, writable rusage.
     unsafe { libc::getrusage(who, &mut ru) };
     ru
 }
