@@ -145,9 +145,6 @@ impl CentralBuilder {
             }
         };
         let db = dir.join("c.db");
-        if let Some((products, customers, stock, seed)) = self.catalog {
-            run_gen(&bin, &db, products, customers, stock, seed)?;
-        }
         for (id, parent, token) in &self.stores {
             let out = Command::new(&bin)
                 .args(["node", "add", "--db"])
@@ -159,6 +156,10 @@ impl CentralBuilder {
             if !out.status.success() {
                 bail!("node add {id}: {}", String::from_utf8_lossy(&out.stderr));
             }
+        }
+        // After the stores: their stock and setup are their own.
+        if let Some((products, customers, stock, seed)) = self.catalog {
+            run_gen(&bin, &db, products, customers, stock, seed)?;
         }
         let mut central = Central {
             child: None,
@@ -419,6 +420,21 @@ impl Central {
         let lines: Vec<Value> = rows
             .iter()
             .map(|r| json!({"op": "upsert", "row": r}))
+            .collect();
+        self.import(entity, &lines).await
+    }
+
+    /// Imports `store`'s own rows (`{"op":"upsert","node":store,"public":false,"row":…}`):
+    /// stock, store setup, a store's parameter override.
+    pub async fn import_own(
+        &self,
+        entity: &str,
+        store: &str,
+        rows: &[Value],
+    ) -> anyhow::Result<Value> {
+        let lines: Vec<Value> = rows
+            .iter()
+            .map(|r| json!({"op": "upsert", "node": store, "public": false, "row": r}))
             .collect();
         self.import(entity, &lines).await
     }

@@ -202,7 +202,7 @@ async fn compressed_bodies_both_ways_health_and_schema() -> anyhow::Result<()> {
     central.add_store("s", "master", TOKEN).await?;
     let lines: String = (0..500)
         .map(|i| {
-            json!({"op": "upsert", "row": {"product_code": i.to_string(), "qty": 1000}}).to_string()
+            json!({"op": "upsert", "node": "s", "row": {"product_code": i.to_string(), "qty": 1000}}).to_string()
                 + "\n"
         })
         .collect();

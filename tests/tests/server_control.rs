@@ -18,7 +18,7 @@ fn stock_rows(from: u64, to: u64) -> Vec<Value> {
 async fn availability_window_last_download_and_exceptions() -> anyhow::Result<()> {
     let central = Central::start()?;
     central.add_store("s", "master", TOKEN).await?;
-    central.import_rows("stock", &stock_rows(1, 10)).await?;
+    central.import_own("stock", "s", &stock_rows(1, 10)).await?;
 
     // The first download is never held; its continuation pages neither.
     let p1 = central.feed("s", TOKEN, "stock", 0, 4).await?;
@@ -31,7 +31,7 @@ async fn availability_window_last_download_and_exceptions() -> anyhow::Result<()
     assert_eq!(p1.items.len() + p2.items.len() + p3.items.len(), 10);
 
     // New data within the window (stock: 10 min): the new download is held.
-    central.import_rows("stock", &stock_rows(11, 12)).await?;
+    central.import_own("stock", "s", &stock_rows(11, 12)).await?;
     let held = central.feed("s", TOKEN, "stock", done, 100).await?;
     assert!(held.items.is_empty());
     assert!(!held.more);
@@ -48,7 +48,7 @@ async fn availability_window_last_download_and_exceptions() -> anyhow::Result<()
     assert_eq!(free.items.len(), 2);
     assert!(free.held_until.is_none());
     central.remove_exception("s").await?;
-    central.import_rows("stock", &stock_rows(13, 13)).await?;
+    central.import_own("stock", "s", &stock_rows(13, 13)).await?;
     let held = central.feed("s", TOKEN, "stock", free.next.0, 100).await?;
     assert!(
         held.held_until.is_some(),
@@ -66,7 +66,7 @@ async fn availability_window_last_download_and_exceptions() -> anyhow::Result<()
     assert_eq!(reset.status, 200, "{:?}", reset.body);
     let released = central.feed("s", TOKEN, "stock", free.next.0, 100).await?;
     assert_eq!(released.items.len(), 1);
-    central.import_rows("stock", &stock_rows(14, 14)).await?;
+    central.import_own("stock", "s", &stock_rows(14, 14)).await?;
     assert!(
         central
             .feed("s", TOKEN, "stock", released.next.0, 100)
@@ -112,7 +112,7 @@ async fn long_poll_wakes_on_a_visible_change_and_times_out_otherwise() -> anyhow
     central
         .add_store("other", "master", "token-other-0123")
         .await?;
-    central.import_rows("stock", &stock_rows(1, 3)).await?;
+    central.import_own("stock", "s", &stock_rows(1, 3)).await?;
 
     // Changes since 0: reported at once.
     let ev = central.events("s", TOKEN, Some(0), 5).await?;

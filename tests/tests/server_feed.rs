@@ -34,7 +34,7 @@ async fn paging_with_imports_in_between_skips_and_repeats_nothing() -> anyhow::R
     central.add_store("s1", "master", "token-s1-0123").await?;
     central.add_exception("s1").await?;
     let rows: Vec<Value> = (1..=3000).map(|i| stock(i, i as i64 * 1000)).collect();
-    central.import_rows("stock", &rows).await?;
+    central.import_own("stock", "s1", &rows).await?;
     let mut expected: BTreeMap<String, Value> = (1..=3000u64)
         .map(|i| (format!("[\"{i}\"]"), stock(i, i as i64 * 1000)))
         .collect();
@@ -65,16 +65,16 @@ async fn paging_with_imports_in_between_skips_and_repeats_nothing() -> anyhow::R
             let mut lines = Vec::new();
             for i in [round * 7, 1500 + round * 11, 2990 - round] {
                 let row = stock(i, -(round as i64));
-                lines.push(json!({"op": "upsert", "row": row}));
+                lines.push(json!({"op": "upsert", "node": "s1", "row": row}));
                 expected.insert(format!("[\"{i}\"]"), row);
                 touched.insert(format!("[\"{i}\"]"));
             }
             let new = 5000 + round;
-            lines.push(json!({"op": "upsert", "row": stock(new, 1)}));
+            lines.push(json!({"op": "upsert", "node": "s1", "row": stock(new, 1)}));
             expected.insert(format!("[\"{new}\"]"), stock(new, 1));
             touched.insert(format!("[\"{new}\"]"));
             let gone = 100 + round * 300;
-            lines.push(json!({"op": "delete", "key": {"product_code": gone.to_string()}}));
+            lines.push(json!({"op": "delete", "node": "s1", "key": {"product_code": gone.to_string()}}));
             expected.remove(&format!("[\"{gone}\"]"));
             touched.insert(format!("[\"{gone}\"]"));
             central.import("stock", &lines).await?;
@@ -118,7 +118,7 @@ async fn hierarchy_private_rows_tombstones_and_ownership() -> anyhow::Result<()>
                 json!({"op": "upsert", "node": "a", "public": false, "row": price("1", "a", 900)}),
                 json!({"op": "upsert", "node": "sul", "public": true, "row": price("1", "sul", 950)}),
                 json!({"op": "upsert", "node": "sul", "public": false, "row": price("1", "sul-internal", 1)}),
-                json!({"op": "upsert", "node": "a", "public": true, "row": price("2", "promo", 500)}),
+                json!({"op": "upsert", "node": "a", "row": price("2", "promo", 500)}),
             ],
         )
         .await?;
@@ -157,13 +157,13 @@ async fn hierarchy_private_rows_tombstones_and_ownership() -> anyhow::Result<()>
     );
 
     // Master's base price turns private: a tombstone for both stores.
-    // a's promo row moves to b: a tombstone for a, the row for b.
+    // b gets a promo row of its own: a's stays a's (prices resolve per store).
     central
         .import(
             "prices",
             &[
                 json!({"op": "upsert", "public": false, "row": price("1", "base", 1000)}),
-                json!({"op": "upsert", "node": "b", "public": true, "row": price("2", "promo", 450)}),
+                json!({"op": "upsert", "node": "b", "row": price("2", "promo", 450)}),
             ],
         )
         .await?;
@@ -173,10 +173,7 @@ async fn hierarchy_private_rows_tombstones_and_ownership() -> anyhow::Result<()>
     let (b2, _) = central
         .feed_all("b", "token-b-0123", "prices", b_next, 100)
         .await?;
-    assert_eq!(
-        lists(&a2),
-        vec![("base".into(), Op::Delete), ("promo".into(), Op::Delete)]
-    );
+    assert_eq!(lists(&a2), vec![("base".into(), Op::Delete)]);
     assert_eq!(
         lists(&b2),
         vec![("base".into(), Op::Delete), ("promo".into(), Op::Upsert)]
@@ -255,7 +252,7 @@ async fn first_full_load_streams_while_imports_and_other_stores_keep_answering()
     let mut feed_worst = Duration::ZERO;
     for i in 0..10u64 {
         let t = Instant::now();
-        central.import_rows("stock", &[stock(i + 1, 7)]).await?;
+        central.import_own("stock", "small", &[stock(i + 1, 7)]).await?;
         import_worst = import_worst.max(t.elapsed());
         let t = Instant::now();
         let page = central

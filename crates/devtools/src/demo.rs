@@ -101,6 +101,19 @@ async fn run_async(dir: PathBuf, args: DemoArgs) -> Result<u8, Failure> {
     let started = Instant::now();
     let central_db = dir.join("central.db");
     let fresh = !central_db.exists();
+    // The store first: its stock and setup are its own, generated for the
+    // stores that exist.
+    let db = central_db.clone();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        retaguarda::ensure_store(&db, STORE_ID, retaguarda::nodes::MASTER, STORE_TOKEN)?;
+        let d = retaguarda::Db::open(&db)?;
+        d.write(|tx| {
+            retaguarda::avail::add_exception(tx, STORE_ID).map_err(retaguarda::DbError::from)
+        })?;
+        Ok(())
+    })
+    .await
+    .map_err(anyhow::Error::from)??;
     if fresh {
         println!(
             "loja-demo: generating the demo catalog ({} products, {CUSTOMERS} customers)…",
@@ -123,17 +136,6 @@ async fn run_async(dir: PathBuf, args: DemoArgs) -> Result<u8, Failure> {
         .map_err(anyhow::Error::from)?
         .map_err(|e| anyhow!("generating the demo catalog: {e}"))?;
     }
-    let db = central_db.clone();
-    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-        retaguarda::ensure_store(&db, STORE_ID, retaguarda::nodes::MASTER, STORE_TOKEN)?;
-        let d = retaguarda::Db::open(&db)?;
-        d.write(|tx| {
-            retaguarda::avail::add_exception(tx, STORE_ID).map_err(retaguarda::DbError::from)
-        })?;
-        Ok(())
-    })
-    .await
-    .map_err(anyhow::Error::from)??;
 
     let server = retaguarda::spawn(retaguarda::ServerConfig {
         db: central_db.clone(),

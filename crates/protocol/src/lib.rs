@@ -17,5 +17,5 @@ pub use digest::{BucketRows, DIGEST_HEADER, EntityDigest};
 pub use document::{AckStatus, BatchAck, Document, DocumentAck, DocumentBatch, DocumentKind};
 pub use error::{ErrorBody, FieldError};
 pub use feed::{Events, FeedItem, FeedPage, Op, PageError, Watermark};
-pub use registry::{ENTITIES, Entity, entity_named};
+pub use registry::{ENTITIES, Entity, Resolution, entity_named};
 pub use typed::{Cell, CheckedPage, TypedItem, TypedPage};

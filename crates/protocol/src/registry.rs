@@ -102,6 +102,32 @@ impl Column {
     }
 }
 
+/// How a store resolves a key when several nodes of the hierarchy (master →
+/// centrals → store) hold a row for it (shared/seeds 002: each level owns its
+/// data; a store's own data takes precedence).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolution {
+    /// Only the store's own row (stock, store setup, the certificate): rows
+    /// are imported under a store node, never under a central or the master.
+    Own,
+    /// The store's own row if any, else its central's, else the master's
+    /// (parameters, prices per list, promotions…).
+    Nearest,
+    /// One row per key for everyone allowed to see it (products, barcodes,
+    /// cities…): importing a key under another node moves it there.
+    Shared,
+}
+
+impl Resolution {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Resolution::Own => "own",
+            Resolution::Nearest => "nearest",
+            Resolution::Shared => "shared",
+        }
+    }
+}
+
 /// One kind of row the central publishes.
 #[derive(Debug)]
 pub struct Entity {
@@ -117,6 +143,11 @@ pub struct Entity {
     pub availability_minutes: u32,
     /// Kept out of the replica's plain tables, logs and tickets.
     pub secret: bool,
+    /// How a store picks among the rows several nodes hold for one key.
+    pub resolution: Resolution,
+    /// The domain's integration type (`LoteAgendamento.Tipo`) whose minutes
+    /// this entity's default availability follows, when it has one.
+    pub domain_type: Option<&'static str>,
 }
 
 const fn c(name: &'static str, ty: ColType) -> Column {
@@ -162,6 +193,19 @@ const fn entity(
         columns,
         availability_minutes,
         secret: false,
+        resolution: Resolution::Shared,
+        domain_type: None,
+    }
+}
+
+impl Entity {
+    const fn resolved(mut self, resolution: Resolution) -> Entity {
+        self.resolution = resolution;
+        self
+    }
+    const fn domain(mut self, domain_type: &'static str) -> Entity {
+        self.domain_type = Some(domain_type);
+        self
     }
 }
 
@@ -170,94 +214,94 @@ const fn entity(
 pub static ENTITIES: &[Entity] = &[
     entity("states", "EST", "Brazilian states (UF)", &["uf"], &[
         chk("uf", true, Check::Uf), req("name", Text), c("ibge_code", Int),
-    ], 480),
+    ], 480).resolved(Resolution::Shared).domain("Estado"),
     entity("cities", "CID", "Cities by IBGE code", &["ibge_code"], &[
         req("ibge_code", Int), req("name", Text), chk("uf", true, Check::Uf),
-    ], 480),
+    ], 480).resolved(Resolution::Shared).domain("Cidade"),
     entity("ncm", "NCM", "NCM codes with IBPT approximate tax rates (basis points)", &["code"], &[
         chk("code", true, Check::Ncm), req("description", Text),
         c("federal_rate_bp", Int), c("state_rate_bp", Int), c("municipal_rate_bp", Int),
-    ], 90),
+    ], 60).resolved(Resolution::Shared).domain("TributoNCM"),
     entity("products", "PRD", "Products", &["code"], &[
         req("code", Text), req("name", Text), req("unit", Text), chk("ncm", false, Check::Ncm),
         c("brand", Text), c("department", Text), c("is_kit", Bool), c("weighable", Bool),
         c("active", Bool), c("updated_at", Time),
-    ], 90),
+    ], 90).resolved(Resolution::Shared).domain("Produto"),
     entity("barcodes", "BAR", "Product identification: GTIN/EAN barcodes", &["barcode"], &[
         chk("barcode", true, Check::Gtin), req("product_code", Text), c("pack_qty", Qty),
-    ], 90),
+    ], 90).resolved(Resolution::Shared).domain("Produto"),
     entity("kits", "KIT", "Kit components", &["kit_code", "component_code"], &[
         req("kit_code", Text), req("component_code", Text), req("qty", Qty), c("price", Money),
-    ], 90),
+    ], 60).resolved(Resolution::Shared).domain("Kit"),
     entity("prices", "PRC", "Prices by price list ('base' chain-wide, or a node id)", &["product_code", "price_list"], &[
         req("product_code", Text), req("price_list", Text), req("price", Money),
         c("promo_price", Money), c("promo_until", Time), c("updated_at", Time),
-    ], 60),
+    ], 60).resolved(Resolution::Nearest).domain("Preco"),
     entity("stock", "ETQ", "Stock on hand at the store", &["product_code"], &[
         req("product_code", Text), req("qty", Qty), c("updated_at", Time),
-    ], 10),
+    ], 10).resolved(Resolution::Own).domain("Estoque"),
     entity("product_taxes", "TRB", "Taxes to sell a product: ECF tribute, NCM, PIS/COFINS, ICMS, ST, FCP", &["product_code"], &[
         req("product_code", Text), req("ecf_tribute", Text), chk("ncm", false, Check::Ncm),
         c("cfop", Text), c("cest", Text), c("icms_cst", Text), c("icms_rate_bp", Int),
         c("icms_st_rate_bp", Int), c("icms_retained", Money), c("fcp_rate_bp", Int),
         c("pis_cst", Text), c("pis_rate_bp", Int), c("cofins_cst", Text), c("cofins_rate_bp", Int),
-    ], 90),
+    ], 60).resolved(Resolution::Shared).domain("TributoECF"),
     entity("discount_reasons", "MDS", "Discount reasons", &["code"], &[
         req("code", Text), req("description", Text), c("active", Bool),
-    ], 90),
+    ], 120).resolved(Resolution::Shared).domain("MotivoTD"),
     entity("discount_types", "TDS", "Discount types", &["code"], &[
         req("code", Text), req("description", Text), c("max_percent_bp", Int), c("needs_authorization", Bool),
-    ], 90),
+    ], 120).resolved(Resolution::Nearest).domain("TipoDesc"),
     entity("payment_methods", "FPG", "Payment methods", &["code"], &[
         req("code", Text), req("description", Text), req("kind", Text), c("tef", Bool),
         c("gives_change", Bool), c("active", Bool),
-    ], 90),
+    ], 90).resolved(Resolution::Nearest),
     entity("electronic_products", "PEL", "Electronic products (top-ups, gift cards) sold through a payment provider", &["code"], &[
         req("code", Text), req("description", Text), c("provider", Text), c("min_amount", Money), c("max_amount", Money),
-    ], 90),
+    ], 90).resolved(Resolution::Nearest),
     entity("employees", "FUN", "Employees (operators, supervisors)", &["code"], &[
         req("code", Text), req("name", Text), chk("cpf", false, Check::Cpf), c("role", Text), c("active", Bool),
-    ], 120),
+    ], 60).resolved(Resolution::Shared).domain("Funcionario"),
     entity("customers", "CLI", "Customers", &["document"], &[
         chk("document", true, Check::CpfOrCnpj), req("name", Text), c("email", Text), c("phone", Text),
         c("birth_date", Time), c("city_ibge_code", Int), chk("uf", false, Check::Uf),
         c("credit_limit", Money), c("lgpd_consent", Bool), c("updated_at", Time),
-    ], 120),
+    ], 120).resolved(Resolution::Shared).domain("Cliente"),
     entity("suppliers", "FOR", "Suppliers", &["document"], &[
         chk("document", true, Check::Cnpj), req("name", Text), c("phone", Text),
-    ], 180),
+    ], 180).resolved(Resolution::Shared).domain("Fornecedor"),
     entity("lgpd_letters", "LGL", "LGPD consent letter versions", &["version"], &[
         req("version", Int), req("text", Text), c("published_at", Time),
-    ], 480),
+    ], 300).resolved(Resolution::Shared).domain("CartaConsentimento"),
     entity("lgpd_config", "LGC", "LGPD configuration", &["name"], &[
         req("name", Text), req("value", Text),
-    ], 480),
+    ], 300).resolved(Resolution::Nearest).domain("DadosLGPD"),
     entity("sale_modalities", "MOD", "Sale modalities", &["code"], &[
         req("code", Text), req("description", Text),
-    ], 480),
+    ], 300).resolved(Resolution::Shared).domain("Modalidade"),
     entity("sales_channels", "CNV", "Sales channels", &["code"], &[
         req("code", Text), req("description", Text),
-    ], 480),
+    ], 300).resolved(Resolution::Shared).domain("CanalVenda"),
     entity("promotions", "PRM", "Promotional campaigns", &["code"], &[
         req("code", Text), req("name", Text), req("starts_at", Time), req("ends_at", Time),
         c("rule", Json), c("active", Bool),
-    ], 60),
+    ], 60).resolved(Resolution::Nearest).domain("CampanhaLive"),
     entity("discount_rules", "RDS", "Automatic discount rules", &["code"], &[
         req("code", Text), req("description", Text), c("product_code", Text), c("min_qty", Qty),
         req("discount_bp", Int), c("starts_at", Time), c("ends_at", Time),
-    ], 60),
+    ], 60).resolved(Resolution::Nearest).domain("RegraDesc"),
     entity("sms_promotions", "SMS", "SMS promotions", &["code"], &[
         req("code", Text), req("message", Text), c("starts_at", Time), c("ends_at", Time),
-    ], 120),
+    ], 120).resolved(Resolution::Nearest),
     entity("loyalty_programs", "FID", "Loyalty programs", &["code"], &[
         req("code", Text), req("name", Text), c("points_per_real", Int), c("active", Bool),
-    ], 120),
+    ], 150).resolved(Resolution::Nearest).domain("Fidelidade"),
     entity("parameters", "PAR", "General parameters", &["name"], &[
         req("name", Text), req("value", Text),
-    ], 60),
+    ], 60).resolved(Resolution::Nearest),
     entity("store_setup", "LOJ", "Store setup (name, CNPJ, address, fiscal settings)", &["name"], &[
         req("name", Text), req("value", Text),
-    ], 60),
+    ], 60).resolved(Resolution::Own),
     Entity {
         name: "store_certificate",
         code: "CRT",
@@ -266,11 +310,13 @@ pub static ENTITIES: &[Entity] = &[
         columns: &[req("store", Text), req("pfx_base64", Text), req("password", Text), c("expires_at", Time)],
         availability_minutes: 480,
         secret: true,
+        resolution: Resolution::Own,
+        domain_type: None,
     },
     entity("omni_orders", "OMN", "Omni-channel orders (pre-sales) to be picked up or delivered", &["id"], &[
         req("id", Text), chk("customer_document", false, Check::CpfOrCnpj), req("status", Text),
         req("total", Money), c("items", Json), c("created_at", Time),
-    ], 10),
+    ], 10).resolved(Resolution::Shared).domain("PreVenda"),
 ];
 
 /// Finds an entity by wire name.

@@ -255,6 +255,25 @@ impl Catalog {
         self.write_local(entity, row, Some((document_id, how)))
     }
 
+    /// Stores the order of the price lists this store charges from, for its
+    /// place in the hierarchy (`scope`: the store's node, then its ancestors
+    /// up to the master, as the central's `Loja-Scope` says). Answers whether
+    /// it changed.
+    pub fn set_price_scope(&mut self, scope: &[String]) -> Result<bool> {
+        let lists = crate::price_lists::lists_of(scope);
+        let path = &self.path;
+        if crate::price_lists::order(&self.conn, path)? == lists {
+            return Ok(false);
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .ctx(path, "begin price list order")?;
+        crate::price_lists::replace(&tx, &lists, path)?;
+        commit(tx, path, || "commit price list order".into())?;
+        Ok(true)
+    }
+
     /// Forgets the ids of written documents that are not in `keep` (the
     /// outbox no longer has them: nothing can write them again).
     pub fn prune_local_documents(
@@ -575,7 +594,8 @@ pub(crate) mod tests {
             }
         }
         // Nothing but the registry's tables, the FTS index, watermarks and
-        // the marks of rows written at the store (see local_marks.rs).
+        // the marks of rows written at the store (see local_marks.rs), the
+        // price list order (price_lists.rs).
         let tables: Vec<String> = c
             .conn
             .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'products_fts%' AND name NOT LIKE 'sqlite_%'")
@@ -589,13 +609,14 @@ pub(crate) mod tests {
                 t == "watermarks"
                     || t == "local_rows"
                     || t == "local_documents"
+                    || t == "price_list_order"
                     || entity_named(t).is_some_and(|e| !e.secret),
                 "stray table {t}"
             );
         }
         assert_eq!(
             tables.len(),
-            ENTITIES.iter().filter(|e| !e.secret).count() + 3
+            ENTITIES.iter().filter(|e| !e.secret).count() + 4
         );
     }
 

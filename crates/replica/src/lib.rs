@@ -22,6 +22,7 @@ mod journal;
 mod local_marks;
 mod migrate;
 mod outbox;
+pub mod price_lists;
 mod queries;
 mod secrets;
 mod verify;

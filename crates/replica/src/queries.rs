@@ -229,7 +229,8 @@ fn lookup() -> Result<&'static Lookup> {
                     "SELECT {p}, {t}, s.qty, \
                      EXISTS (SELECT 1 FROM kits k WHERE k.kit_code = p.code), \
                      (SELECT json_group_array(x.barcode) FROM barcodes x WHERE x.product_code = p.code), \
-                     pr.price_list, pr.price, pr.promo_price, pr.promo_until \
+                     pr.price_list, pr.price, pr.promo_price, pr.promo_until, \
+                     (SELECT o.rank FROM price_list_order o WHERE o.list = pr.price_list) \
                      FROM {{from}} \
                      LEFT JOIN product_taxes t ON t.product_code = p.code \
                      LEFT JOIN stock s ON s.product_code = p.code \
@@ -366,14 +367,18 @@ fn instant(s: &str, end_of_day: bool) -> Option<OffsetDateTime> {
     })
 }
 
-/// Picks a product's price list among its rows, in any order: the store's
-/// own list, else the first other list by name, else `base`.
+/// Picks a product's price list among its rows, in any order: the nearest
+/// in the store's hierarchy (`price_list_order`: its own list, its
+/// centrals', the chain's `base`), never by name. Before the order is known
+/// (no feed page yet): the store's own list, else `base`. A list of no node
+/// of the store's is never charged.
 #[derive(Default)]
 struct PriceChoice {
-    best: Option<(u8, PriceRow)>,
+    best: Option<(i64, PriceRow)>,
 }
 
-/// One `prices` row: `price_list, price, promo_price, promo_until`.
+/// One `prices` row: `price_list, price, promo_price, promo_until`, then
+/// the list's rank in `price_list_order`.
 pub(crate) struct PriceRow {
     pub price_list: String,
     pub price: i64,
@@ -388,12 +393,11 @@ impl PriceChoice {
             ValueRef::Null => return Ok(()),
             v => v.as_str()?,
         };
-        let rank = if list == store {
-            0
-        } else if list != "base" {
-            1
-        } else {
-            2
+        let rank = match r.get::<_, Option<i64>>(offset + 4)? {
+            Some(rank) => rank,
+            None if list == store => 0,
+            None if list == "base" => i64::MAX,
+            None => return Ok(()),
         };
         if let Some((best, row)) = &self.best
             && (*best, row.price_list.as_str()) <= (rank, list)
@@ -528,7 +532,9 @@ impl CatalogReader {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT price_list, price, promo_price, promo_until FROM prices WHERE product_code = ?1",
+                "SELECT price_list, price, promo_price, promo_until, \
+                 (SELECT o.rank FROM price_list_order o WHERE o.list = prices.price_list) \
+                 FROM prices WHERE product_code = ?1",
             )
             .ctx(path, "query prices")?;
         let mut rows = stmt.query([product]).ctx(path, "query prices")?;
@@ -1005,22 +1011,44 @@ pub(crate) mod tests {
                 assert!(out.is_empty());
             }
         }
-        // The preference: the store's list, then others by name, then base.
-        let list = |store: &str| {
+        // Before the central told the store its place: its own list, else
+        // base; never another list by name.
+        let list = |r: &CatalogReader, store: &str| {
             r.product_by_code("Q\"1", store)
                 .unwrap()
                 .unwrap()
                 .price
                 .unwrap()
         };
-        assert_eq!(list("B").price_list, "B");
-        assert_eq!(list("A").effective_price, 5);
-        assert_eq!(list("L1").price_list, "A");
+        assert_eq!(list(&r, "B").price_list, "B");
+        assert_eq!(list(&r, "A").effective_price, 5);
         assert_eq!(
-            list("base").price_list,
+            list(&r, "L1").price_list,
             "base",
-            "a store named base: its own list"
+            "A and B are no lists of L1's"
         );
+        // L1 under central B under central A: B's list is the nearest it has.
+
+        let scope = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert!(
+            c.set_price_scope(&scope(&["L1", "B", "A", "master"]))
+                .unwrap()
+        );
+        assert!(
+            !c.set_price_scope(&scope(&["L1", "B", "A", "master"]))
+                .unwrap()
+        );
+        let r2 = CatalogReader::open(fixture_dir.path()).unwrap();
+        assert_eq!(list(&r2, "L1").price_list, "B", "by the tree: B before A");
+        assert!(
+            c.set_price_scope(&scope(&["L1", "A", "B", "master"]))
+                .unwrap()
+        );
+        let r3 = CatalogReader::open(fixture_dir.path()).unwrap();
+        assert_eq!(list(&r3, "L1").price_list, "A", "moved: A is nearer now");
+        assert!(c.set_price_scope(&scope(&["L1", "master"])).unwrap());
+        let r4 = CatalogReader::open(fixture_dir.path()).unwrap();
+        assert_eq!(list(&r4, "L1").price_list, "base");
     }
 
     #[test]
@@ -1070,9 +1098,8 @@ pub(crate) mod tests {
                 effective_price: 1499
             }
         );
-        // Another store: any other node's list before 'base'.
-        // (the central only sends a store the lists of its place in the hierarchy)
-        assert_ne!(p("1", "L2").price_list, "base");
+        // Another store: its own list, else base (R1 is no node of L2's).
+        assert_eq!(p("1", "L2").price_list, "base");
         assert_eq!(p("K", "L2").price_list, "base");
         // Expired promotion: the regular price.
         assert_eq!(

@@ -1,7 +1,10 @@
 //! Availability control: how often the central releases new data of an entity
 //! to a store.
 //!
-//! - Each entity has availability minutes (registry default, overridable).
+//! - Each entity has availability minutes: the registry's default (the
+//!   domain's `LoteAgendamento` table), overridable for the whole chain (node
+//!   `master`), per central and per store; a store follows the nearest level
+//!   that sets the entity.
 //! - The central records, per store and entity, the last *completed* download:
 //!   when it answered a page with `more: false`, and that page's `next`.
 //! - A request *starts a new download* when its `after` equals the `next` of
@@ -40,40 +43,86 @@ pub struct DownloadInfo {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct AvailabilityInfo {
     pub entity: String,
+    /// What a store at this level follows.
     pub minutes: u32,
     pub default_minutes: u32,
+    /// The level that sets `minutes` (this node or an ancestor); `None`:
+    /// the registry's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set_at: Option<String>,
 }
 
-pub fn minutes(conn: &Connection, entity: &Entity) -> Result<u32, rusqlite::Error> {
-    let m: Option<i64> = conn
-        .prepare_cached("SELECT minutes FROM availability WHERE entity = ?1")?
-        .query_row(params![entity.name], |r| r.get(0))
-        .optional()?;
-    Ok(m.map(|m| m.clamp(0, i64::from(u32::MAX)) as u32)
-        .unwrap_or(entity.availability_minutes))
+/// The minutes `node`'s level follows for `entity`, and the level that sets
+/// them (`None`: the registry's default).
+pub fn resolved(
+    conn: &Connection,
+    node: &str,
+    entity: &Entity,
+) -> Result<(u32, Option<String>), rusqlite::Error> {
+    let mut levels = vec![node.to_owned()];
+    levels.extend(crate::nodes::ancestors(conn, node)?);
+    if levels.last().map(String::as_str) != Some(crate::nodes::MASTER) {
+        levels.push(crate::nodes::MASTER.to_owned());
+    }
+    let mut stmt =
+        conn.prepare_cached("SELECT minutes FROM availability WHERE node = ?1 AND entity = ?2")?;
+    for level in levels {
+        let m: Option<i64> = stmt
+            .query_row(params![level, entity.name], |r| r.get(0))
+            .optional()?;
+        if let Some(m) = m {
+            return Ok((m.clamp(0, i64::from(u32::MAX)) as u32, Some(level)));
+        }
+    }
+    Ok((entity.availability_minutes, None))
 }
 
+/// The minutes a store (or any node) follows for `entity`.
+pub fn minutes(conn: &Connection, node: &str, entity: &Entity) -> Result<u32, rusqlite::Error> {
+    resolved(conn, node, entity).map(|(m, _)| m)
+}
+
+/// Sets `entity`'s minutes at `node`'s level (`master`: the whole chain).
 pub fn set_minutes(
     conn: &Connection,
+    node: &str,
     entity: &Entity,
     minutes: u32,
 ) -> Result<(), rusqlite::Error> {
     conn.execute(
-        "INSERT INTO availability (entity, minutes) VALUES (?1, ?2)
-         ON CONFLICT (entity) DO UPDATE SET minutes = excluded.minutes",
-        params![entity.name, minutes],
+        "INSERT INTO availability (node, entity, minutes) VALUES (?1, ?2, ?3)
+         ON CONFLICT (node, entity) DO UPDATE SET minutes = excluded.minutes",
+        params![node, entity.name, minutes],
     )?;
     Ok(())
 }
 
-pub fn list_minutes(conn: &Connection) -> Result<Vec<AvailabilityInfo>, rusqlite::Error> {
+/// Removes `node`'s own setting: it follows the level above again.
+pub fn unset_minutes(
+    conn: &Connection,
+    node: &str,
+    entity: &Entity,
+) -> Result<bool, rusqlite::Error> {
+    Ok(conn.execute(
+        "DELETE FROM availability WHERE node = ?1 AND entity = ?2",
+        params![node, entity.name],
+    )? > 0)
+}
+
+/// Every entity's minutes as `node`'s level follows them.
+pub fn list_minutes(
+    conn: &Connection,
+    node: &str,
+) -> Result<Vec<AvailabilityInfo>, rusqlite::Error> {
     loja_protocol::ENTITIES
         .iter()
         .map(|e| {
+            let (minutes, set_at) = resolved(conn, node, e)?;
             Ok(AvailabilityInfo {
                 entity: e.name.to_owned(),
-                minutes: minutes(conn, e)?,
+                minutes,
                 default_minutes: e.availability_minutes,
+                set_at,
             })
         })
         .collect()
@@ -214,7 +263,7 @@ pub fn list_downloads(
     let mut out = Vec::new();
     for e in loja_protocol::ENTITIES {
         if let Some(d) = last_download(conn, pending, store, e.name)? {
-            let m = minutes(conn, e)?;
+            let m = minutes(conn, store, e)?;
             out.push(DownloadInfo {
                 entity: e.name.to_owned(),
                 completed_at: rfc3339(d.completed_at),
@@ -250,7 +299,7 @@ pub fn held_until(
     if after.is_some_and(|a| a != d.next) {
         return Ok(None); // continuation, or a reload from elsewhere
     }
-    let until = d.completed_at + i64::from(minutes(conn, entity)?) * 60;
+    let until = d.completed_at + i64::from(minutes(conn, store, entity)?) * 60;
     if now >= until || is_exception(conn, store)? {
         return Ok(None);
     }
@@ -270,7 +319,7 @@ mod tests {
         let stock = entity_named("stock").unwrap();
         let pending = Pending::default();
         db.write(|tx| {
-            assert_eq!(minutes(tx, stock)?, 10);
+            assert_eq!(minutes(tx, "s", stock)?, 10);
             assert_eq!(
                 held_until(tx, Some(&pending), "s", stock, Some(0), 1000)?,
                 None,
@@ -298,7 +347,7 @@ mod tests {
                 None,
                 "window over"
             );
-            set_minutes(tx, stock, 1)?;
+            set_minutes(tx, "master", stock, 1)?;
             assert_eq!(
                 held_until(tx, Some(&pending), "s", stock, None, 1000)?,
                 Some(1060)
@@ -317,6 +366,43 @@ mod tests {
             assert_eq!(list_downloads(tx, None, "s")?.len(), 1);
             assert_eq!(reset_download(tx, "s", Some("stock"))?, 1);
             assert_eq!(held_until(tx, None, "s", stock, Some(7), 1000)?, None);
+            Ok::<_, DbError>(())
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn minutes_by_level() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("c.db")).unwrap();
+        let prices = entity_named("prices").unwrap();
+        db.write(|tx| {
+            use crate::nodes::{NewNode, NodeKind, upsert_node};
+            let node = |id: &str, parent: &str, kind, token: Option<&str>| NewNode {
+                id: id.into(),
+                parent: parent.into(),
+                kind,
+                token: token.map(Into::into),
+            };
+            upsert_node(tx, &node("sul", "master", NodeKind::Central, None)).unwrap();
+            upsert_node(tx, &node("a", "sul", NodeKind::Store, Some("token-a-0123"))).unwrap();
+            upsert_node(tx, &node("b", "sul", NodeKind::Store, Some("token-b-0123"))).unwrap();
+            assert_eq!(resolved(tx, "a", prices)?, (60, None), "the domain's Preco");
+            set_minutes(tx, "master", prices, 30)?;
+            assert_eq!(resolved(tx, "a", prices)?, (30, Some("master".into())));
+            set_minutes(tx, "sul", prices, 20)?;
+            set_minutes(tx, "a", prices, 5)?;
+            assert_eq!(minutes(tx, "a", prices)?, 5);
+            assert_eq!(minutes(tx, "b", prices)?, 20, "b follows its central");
+            assert_eq!(minutes(tx, "master", prices)?, 30);
+            assert!(unset_minutes(tx, "a", prices)?);
+            assert_eq!(resolved(tx, "a", prices)?, (20, Some("sul".into())));
+            let listed = list_minutes(tx, "b")?;
+            let p = listed.iter().find(|i| i.entity == "prices").unwrap();
+            assert_eq!(
+                (p.minutes, p.default_minutes, p.set_at.as_deref()),
+                (20, 60, Some("sul"))
+            );
             Ok::<_, DbError>(())
         })
         .unwrap();

@@ -5,14 +5,16 @@
 //! Same spec (and seed) → same rows, byte for byte. Product `i` (1-based) has
 //! code `i`, two EAN-13 barcodes (`789` + 9 digits + check digit; the second
 //! one is a box of 12), a `base` price, a `product_taxes` row and, with
-//! `stock`, a stock row. Customers have valid CPFs. Small reference lists
-//! (states, cities, NCM, payment methods, …) come along. Every row is
-//! published by node `master`, public.
+//! `stock`, a stock row per store. Customers have valid CPFs. Small reference
+//! lists (states, cities, NCM, payment methods, …) come along, published by
+//! node `master`, public. Stock and the store setup are each store's own
+//! (`Resolution::Own`): they are written for the stores that exist when the
+//! catalog is generated, under each store's node.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use loja_protocol::check::{cpf_check_digits, gtin_check_digit};
+use loja_protocol::check::{cnpj_check_digits, cpf_check_digits, gtin_check_digit};
 use loja_protocol::{Op, entity_named};
 use serde_json::{Map, Value, json};
 
@@ -24,6 +26,7 @@ use crate::import::{self, Change};
 pub struct CatalogSpec {
     pub products: u64,
     pub customers: u64,
+    /// A stock row per product for every store node already in the database.
     pub stock: bool,
     pub seed: u64,
 }
@@ -411,10 +414,21 @@ struct Writer<'a> {
 }
 
 impl Writer<'_> {
-    /// Applies rows of one entity in chunked transactions, through the import path.
+    /// Applies rows of one entity in chunked transactions, through the
+    /// import path, owned by the master.
     fn rows(
         &mut self,
         entity: &str,
+        rows: impl Iterator<Item = Map<String, Value>>,
+    ) -> Result<(), ServerError> {
+        self.rows_at(entity, None, rows)
+    }
+
+    /// [`Writer::rows`] owned by `node` (a store's own rows).
+    fn rows_at(
+        &mut self,
+        entity: &str,
+        node: Option<&str>,
         rows: impl Iterator<Item = Map<String, Value>>,
     ) -> Result<(), ServerError> {
         let e = import::entity(entity)?;
@@ -435,7 +449,7 @@ impl Writer<'_> {
                 .map_err(|err| generator_bug(entity, count, err))?;
             chunk.push(Change {
                 line: count,
-                node: None,
+                node: node.map(str::to_owned),
                 public: None,
                 op: Op::Upsert,
                 row,
@@ -446,7 +460,10 @@ impl Writer<'_> {
         }
         flush(&mut chunk)?;
         self.report.rows += count;
-        self.report.entities.push((entity.to_owned(), count));
+        match self.report.entities.last_mut() {
+            Some((last, n)) if last == entity => *n += count,
+            _ => self.report.entities.push((entity.to_owned(), count)),
+        }
         Ok(())
     }
 }
@@ -469,6 +486,14 @@ pub fn generate(db: &Path, spec: &CatalogSpec) -> Result<GenReport, ServerError>
         },
     };
     let seed = spec.seed;
+    let stores = store_ids(&db)?;
+    if spec.stock && stores.is_empty() {
+        return Err(ServerError::Invalid(
+            "stock rows belong to a store and there is no store yet: add the stores first \
+             (`retaguarda-server node add --kind store …`), then generate"
+                .into(),
+        ));
+    }
 
     w.rows(
         "states",
@@ -565,13 +590,16 @@ pub fn generate(db: &Path, spec: &CatalogSpec) -> Result<GenReport, ServerError>
         }),
     )?;
     if spec.stock {
-        w.rows(
-            "stock",
-            (1..=n).map(|i| {
-                let (_, _, _, _, mut r) = product(i);
-                obj(json!({"product_code": i.to_string(), "qty": (r.below(500) as i64) * 1000, "updated_at": UPDATED_AT}))
-            }),
-        )?;
+        for (s, store) in stores.iter().enumerate() {
+            w.rows_at(
+                "stock",
+                Some(store),
+                (1..=n).map(|i| {
+                    let (_, _, _, _, mut r) = product(i ^ (s as u64) << 40);
+                    obj(json!({"product_code": i.to_string(), "qty": (r.below(500) as i64) * 1000, "updated_at": UPDATED_AT}))
+                }),
+            )?;
+        }
     }
     w.rows(
         "customers",
@@ -593,6 +621,13 @@ pub fn generate(db: &Path, spec: &CatalogSpec) -> Result<GenReport, ServerError>
     )?;
 
     reference_lists(&mut w)?;
+    for (s, store) in stores.iter().enumerate() {
+        w.rows_at(
+            "store_setup",
+            Some(store),
+            store_setup(store, s as u64).into_iter(),
+        )?;
+    }
     w.report.elapsed = started.elapsed();
     Ok(w.report)
 }
@@ -677,17 +712,6 @@ fn reference_lists(w: &mut Writer<'_>) -> Result<(), ServerError> {
         .into_iter(),
     )?;
     w.rows(
-        "store_setup",
-        rows(json!([
-            {"name": "company_name", "value": "Supermercados Exemplo Ltda"},
-            {"name": "cnpj", "value": "11222333000181"},
-            {"name": "state_registration", "value": "110042490114"},
-            {"name": "address", "value": "Av. Paulista, 1000 - São Paulo/SP"},
-            {"name": "tax_regime", "value": "normal"},
-        ]))
-        .into_iter(),
-    )?;
-    w.rows(
         "lgpd_letters",
         rows(json!([
             {"version": 1, "published_at": "2026-01-01T00:00:00Z",
@@ -715,6 +739,40 @@ fn reference_lists(w: &mut Writer<'_>) -> Result<(), ServerError> {
     Ok(())
 }
 
+/// The store nodes, by id.
+fn store_ids(db: &Db) -> Result<Vec<String>, ServerError> {
+    Ok(db.read(|c| {
+        let mut stmt = c.prepare("SELECT id FROM nodes WHERE kind = 'store' ORDER BY id")?;
+        let ids = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<Vec<String>, _>>()?;
+        Ok::<_, crate::DbError>(ids)
+    })?)
+}
+
+/// A store's own setup: its company data (one CNPJ branch per store).
+fn store_setup(store: &str, i: u64) -> Vec<Map<String, Value>> {
+    // Root 11.222.333, branch 00NN: every store a branch of the same company.
+    let body = format!("1122233300{:02}", (i + 1) % 100);
+    let mut twelve = [0u8; 12];
+    for (d, b) in twelve.iter_mut().zip(body.bytes()) {
+        *d = b - b'0';
+    }
+    let [a, b] = cnpj_check_digits(&twelve);
+    let cnpj = format!("{body}{a}{b}");
+    [
+        ("company_name", "Supermercados Exemplo Ltda".to_owned()),
+        ("store_name", format!("Loja {store}")),
+        ("cnpj", cnpj),
+        ("state_registration", "110042490114".to_owned()),
+        ("address", "Av. Paulista, 1000 - São Paulo/SP".to_owned()),
+        ("tax_regime", "normal".to_owned()),
+    ]
+    .into_iter()
+    .map(|(name, value)| obj(json!({"name": name, "value": value})))
+    .collect()
+}
+
 /// Lists what [`generate`] writes, for `--help` and docs.
 pub fn entities_written(spec: &CatalogSpec) -> Vec<&'static str> {
     let mut v = vec![
@@ -738,10 +796,10 @@ pub fn entities_written(spec: &CatalogSpec) -> Vec<&'static str> {
         "sale_modalities",
         "sales_channels",
         "parameters",
-        "store_setup",
         "lgpd_letters",
         "lgpd_config",
         "promotions",
+        "store_setup",
     ]);
     debug_assert!(v.iter().all(|e| entity_named(e).is_some()));
     v
@@ -772,6 +830,22 @@ mod tests {
             stock: true,
             seed: 7,
         };
+        for name in ["a.db", "b.db"] {
+            let db = Db::open(&dir.path().join(name)).unwrap();
+            db.write(|tx| {
+                for (id, token) in [("loja-a", "token-loja-a"), ("loja-b", "token-loja-b")] {
+                    let node = crate::nodes::NewNode {
+                        id: id.into(),
+                        parent: "master".into(),
+                        kind: crate::nodes::NodeKind::Store,
+                        token: Some(token.into()),
+                    };
+                    crate::nodes::upsert_node(tx, &node).unwrap();
+                }
+                Ok::<_, crate::DbError>(())
+            })
+            .unwrap();
+        }
         let a = generate(&dir.path().join("a.db"), &spec).unwrap();
         let b = generate(&dir.path().join("b.db"), &spec).unwrap();
         assert_eq!(a.entities, b.entities);
@@ -784,6 +858,7 @@ mod tests {
         );
         let count = |e: &str| a.entities.iter().find(|(n, _)| n == e).map(|(_, c)| *c);
         assert_eq!(count("barcodes"), Some(100));
+        assert_eq!(count("stock"), Some(100), "50 products at each of 2 stores");
         assert_eq!(count("states"), Some(27));
         let dump = |p: &Path| -> Vec<String> {
             let c = rusqlite::Connection::open(p).unwrap();

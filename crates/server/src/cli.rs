@@ -67,10 +67,11 @@ enum Cmd {
     },
     /// Write a synthetic, deterministic catalog into the database.
     #[command(
-        after_help = "Example:\n  retaguarda-server gen --db central.db --products 200000 --customers 100000 --stock\n\n\
+        after_help = "Example:\n  retaguarda-server node add --db central.db --id loja-0001 --kind store --token XXXXXXXX\n  retaguarda-server gen --db central.db --products 200000 --customers 100000 --stock\n\n\
                             Writes states, cities, ncm, products, 2 EAN-13 barcodes per product, a base price,\n\
-                            product taxes, stock (with --stock), customers with valid CPFs and the small\n\
-                            reference lists, all public rows of node master. Same --seed, same rows."
+                            product taxes, customers with valid CPFs and the small reference lists, public rows\n\
+                            of node master; and for every store already added, its own store setup and (with\n\
+                            --stock) its own stock. Same --seed, same rows."
     )]
     Gen {
         #[command(flatten)]
@@ -79,7 +80,7 @@ enum Cmd {
         products: u64,
         #[arg(long, default_value_t = 500)]
         customers: u64,
-        /// Also write a stock row per product.
+        /// Also write a stock row per product for every store already added (add the stores first).
         #[arg(long)]
         stock: bool,
         #[arg(long, default_value_t = 1)]
@@ -139,19 +140,37 @@ enum NodeCmd {
 
 #[derive(Subcommand, Debug)]
 enum AvailabilityCmd {
-    /// Set an entity's availability minutes (0 = release at once).
+    /// Set an entity's availability minutes for the chain, a central or a store (0 = release at once).
     #[command(
-        after_help = "Example:\n  retaguarda-server availability set prices 30 --db central.db"
+        after_help = "Example:\n  retaguarda-server availability set prices 30 --db central.db              # the whole chain\n  retaguarda-server availability set stock 5 --node loja-0042 --db central.db  # one store"
     )]
     Set {
         entity: String,
         minutes: u32,
+        /// The level: `master` (the whole chain), a central or a store.
+        #[arg(long, default_value = "master")]
+        node: String,
         #[command(flatten)]
         db: DbArg,
     },
-    /// List every entity's minutes and default.
-    #[command(after_help = "Example:\n  retaguarda-server availability list --db central.db")]
+    /// Remove a level's own setting: it follows the level above again.
+    #[command(
+        after_help = "Example:\n  retaguarda-server availability unset stock --node loja-0042 --db central.db"
+    )]
+    Unset {
+        entity: String,
+        #[arg(long, default_value = "master")]
+        node: String,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// List every entity's minutes as a level follows them, where they are set, and the default.
+    #[command(
+        after_help = "Example:\n  retaguarda-server availability list --db central.db\n  retaguarda-server availability list --node loja-0042 --db central.db"
+    )]
     List {
+        #[arg(long, default_value = "master")]
+        node: String,
         #[command(flatten)]
         db: DbArg,
     },
@@ -230,6 +249,17 @@ fn init_logs() {
 
 fn open(db: &DbArg) -> anyhow::Result<Db> {
     Db::open(&db.db).with_context(|| format!("open {}", db.db.display()))
+}
+
+/// A usage error unless `node` exists.
+fn known_node(db: &Db, node: &str) -> anyhow::Result<()> {
+    if db
+        .read(|c| nodes::kind_of(c, node).map_err(crate::DbError::from))?
+        .is_none()
+    {
+        bail!("no such node {node} (see `retaguarda-server node list`)");
+    }
+    Ok(())
 }
 
 fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
@@ -332,21 +362,48 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Availability(AvailabilityCmd::Set {
             entity,
             minutes,
+            node,
             db,
         }) => {
             let e = loja_protocol::entity_named(&entity)
                 .with_context(|| format!("unknown entity {entity}"))?;
             let db = open(&db)?;
-            db.write(|tx| avail::set_minutes(tx, e, minutes).map_err(crate::DbError::from))?;
-            println!("{entity}: {minutes} minutes");
+            known_node(&db, &node)?;
+            db.write(|tx| avail::set_minutes(tx, &node, e, minutes).map_err(crate::DbError::from))?;
+            println!("{entity}: {minutes} minutes at {node}");
             Ok(())
         }
-        Cmd::Availability(AvailabilityCmd::List { db }) => {
+        Cmd::Availability(AvailabilityCmd::Unset { entity, node, db }) => {
+            let e = loja_protocol::entity_named(&entity)
+                .with_context(|| format!("unknown entity {entity}"))?;
             let db = open(&db)?;
-            for a in db.read(|c| avail::list_minutes(c).map_err(crate::DbError::from))? {
+            known_node(&db, &node)?;
+            let removed =
+                db.write(|tx| avail::unset_minutes(tx, &node, e).map_err(crate::DbError::from))?;
+            let (m, from) =
+                db.read(|c| avail::resolved(c, &node, e).map_err(crate::DbError::from))?;
+            println!(
+                "{entity} at {node}: {}; now {m} minutes ({})",
+                if removed {
+                    "own setting removed"
+                } else {
+                    "had no setting of its own"
+                },
+                from.map_or("the default".to_owned(), |n| format!("set at {n}"))
+            );
+            Ok(())
+        }
+        Cmd::Availability(AvailabilityCmd::List { node, db }) => {
+            let db = open(&db)?;
+            known_node(&db, &node)?;
+            for a in db.read(|c| avail::list_minutes(c, &node).map_err(crate::DbError::from))? {
                 println!(
-                    "{:>20} {:>5} (default {})",
-                    a.entity, a.minutes, a.default_minutes
+                    "{:>20} {:>5}  {:<24} (default {})",
+                    a.entity,
+                    a.minutes,
+                    a.set_at
+                        .map_or("default".to_owned(), |n| format!("set at {n}")),
+                    a.default_minutes
                 );
             }
             Ok(())

@@ -12,10 +12,20 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 use sha2::{Digest, Sha256};
 
 /// Server migrations, applied in order; `PRAGMA user_version` counts the applied ones.
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_init",
-    include_str!("../../../schema/server/0001_init.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_init",
+        include_str!("../../../schema/server/0001_init.sql"),
+    ),
+    (
+        "0002_availability_by_level",
+        include_str!("../../../schema/server/0002_availability_by_level.sql"),
+    ),
+    (
+        "0003_rows_per_owner",
+        include_str!("../../../schema/server/0003_rows_per_owner.sql"),
+    ),
+];
 
 /// How many idle read connections are kept.
 const MAX_IDLE_READERS: usize = 8;
@@ -231,6 +241,59 @@ mod tests {
         let db = Db::open(&path).unwrap();
         let head = db.read(|c| head_seq(c).map_err(DbError::from)).unwrap();
         assert_eq!(head, 0);
+    }
+
+    #[test]
+    fn rows_of_earlier_owners_become_tombstones_of_their_own() {
+        let (_dir, path) = temp_db();
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(MIGRATIONS[0].1).unwrap();
+            c.execute_batch(
+                "PRAGMA user_version = 1;
+                 INSERT INTO availability (entity, minutes) VALUES ('prices', 30);
+                 INSERT INTO rows (seq, entity, key_text, key_json, node, public, prev_nodes, deleted, data)
+                 VALUES (1, 'prices', '[\"1\",\"x\"]', '{\"product_code\":\"1\",\"price_list\":\"x\"}', 'b', 1, 'a,c', 0, '{}'),
+                        (2, 'prices', '[\"2\",\"x\"]', '{\"product_code\":\"2\",\"price_list\":\"x\"}', 'master', 1, NULL, 0, '{}');
+                 UPDATE counters SET value = 2 WHERE name = 'seq';",
+            )
+            .unwrap();
+        }
+        let db = Db::open(&path).unwrap();
+        let rows: Vec<(i64, String, String, bool, bool)> = db
+            .read(|c| {
+                let mut s = c.prepare(
+                    "SELECT seq, key_text, node, deleted, siblings FROM rows ORDER BY seq",
+                )?;
+                let v = s
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok::<_, DbError>(v)
+            })
+            .unwrap();
+        let k1 = "[\"1\",\"x\"]".to_owned();
+        assert_eq!(
+            rows,
+            vec![
+                (1, k1.clone(), "b".into(), false, true),
+                (2, "[\"2\",\"x\"]".into(), "master".into(), false, false),
+                (3, k1.clone(), "a".into(), true, true),
+                (4, k1, "c".into(), true, true),
+            ]
+        );
+        let head = db.read(|c| head_seq(c).map_err(DbError::from)).unwrap();
+        assert_eq!(head, 4);
+        let chain: i64 = db
+            .read(|c| {
+                c.query_row(
+                    "SELECT minutes FROM availability WHERE node = 'master' AND entity = 'prices'",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(DbError::from)
+            })
+            .unwrap();
+        assert_eq!(chain, 30, "the old setting is the chain's");
     }
 
     #[test]

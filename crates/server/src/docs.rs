@@ -111,17 +111,45 @@ pub fn entities_markdown() -> String {
     s.push_str("rates integer basis points (18 % = 1800), timestamps RFC 3339 UTC. A JSON Schema of each\n");
     s.push_str("entity is served at `GET /v1/schema/entities`.\n\n");
     s.push_str("Entities are listed in the order a first full load applies them.\n\n");
-    s.push_str("| entity | code | key | availability (min) | description |\n");
-    s.push_str("| --- | --- | --- | --- | --- |\n");
+    s.push_str(
+        "**Resolution** — a row is addressed by (entity, key, owner node); the column says\n",
+    );
+    s.push_str(
+        "which row a store holds for a key (shared/seeds 002: master → central → store, a\n",
+    );
+    s.push_str("store's own data first):\n\n");
+    s.push_str("- `own`: only the store's own row. Rows are imported under a store node\n");
+    s.push_str("  (`\"node\": \"loja-0042\"`); a central or the master cannot hold one (422).\n");
+    s.push_str(
+        "- `nearest`: the store's own row if any, else its central's, else the master's. A\n",
+    );
+    s.push_str(
+        "  delete removes the row of its owner only: the store then gets the next nearest\n",
+    );
+    s.push_str("  row, or a tombstone when none is left.\n");
+    s.push_str("- `shared`: one row per key for everyone allowed to see it; importing the key\n");
+    s.push_str("  under another node moves it there.\n\n");
+    s.push_str(
+        "A store's rows are never public. **Availability** is the default number of minutes\n",
+    );
+    s.push_str("between downloads the central releases to a store, from the domain's\n");
+    s.push_str("`LoteAgendamento` table (its type in brackets); the chain, a central or a store\n");
+    s.push_str(
+        "can override it (`retaguarda-server availability set ENTITY MINUTES --node N`).\n\n",
+    );
+    s.push_str("| entity | code | key | resolution | availability (min) | description |\n");
+    s.push_str("| --- | --- | --- | --- | --- | --- |\n");
     for e in ENTITIES {
         let _ = writeln!(
             s,
-            "| [`{}`](#{}) | {} | {} | {} | {} |",
+            "| [`{}`](#{}) | {} | {} | {} | {}{} | {} |",
             e.name,
             e.name,
             e.code,
             e.key.join(", "),
+            e.resolution.as_str(),
             e.availability_minutes,
+            e.domain_type.map(|d| format!(" ({d})")).unwrap_or_default(),
             e.description
         );
     }
@@ -137,6 +165,18 @@ pub fn entities_markdown() -> String {
                 .collect::<Vec<_>>()
                 .join(", "),
             e.availability_minutes
+        );
+        let _ = write!(
+            s,
+            " Resolution `{}`: {}.",
+            e.resolution.as_str(),
+            match e.resolution {
+                loja_protocol::Resolution::Own => "each store holds only its own rows",
+                loja_protocol::Resolution::Nearest =>
+                    "a store holds its own row of a key, else its central's, else the master's",
+                loja_protocol::Resolution::Shared =>
+                    "one row per key, for every store that may see it",
+            }
         );
         if e.secret {
             s.push_str(

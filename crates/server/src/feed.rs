@@ -1,7 +1,10 @@
 //! Feed pages and change detection for one store.
 //!
 //! A page is built from one read snapshot: rows of the entity with
-//! `seq > after`, in seq order. Sequences are handed out inside the single
+//! `seq > after`, in seq order. Each relevant row carries its key's winner
+//! for the store at that snapshot (`Scope::winner`): the row itself when it
+//! is its key's only row, else the visible row nearest to the store; a
+//! tombstone when no row is left for the store. Sequences are handed out inside the single
 //! writer's transaction, so the committed rows always form a prefix of the
 //! sequence: a snapshot never misses a row that a later commit slots in below
 //! its highest seq. A row changed after it was served moves to a new, higher
@@ -10,7 +13,7 @@
 use loja_protocol::Entity;
 use rusqlite::{Connection, params};
 
-use crate::nodes::Scope;
+use crate::nodes::{Candidate, Scope};
 
 pub const DEFAULT_LIMIT: u64 = 5_000;
 pub const MAX_LIMIT: u64 = 50_000;
@@ -41,10 +44,11 @@ pub fn build_page(
     let limit = limit.clamp(1, MAX_LIMIT);
     let budget = scan_budget(limit);
     let mut stmt = conn.prepare_cached(
-        "SELECT seq, node, public, prev_nodes, deleted, key_json, data
+        "SELECT seq, node, public, deleted, key_json, data, siblings, key_text
          FROM rows WHERE entity = ?1 AND seq > ?2 ORDER BY seq",
     )?;
     let mut rows = stmt.query(params![entity.name, after as i64])?;
+    let mut keys = KeyRows::new(conn)?;
     let mut json = String::with_capacity(if limit > 1000 { 1 << 20 } else { 64 << 10 });
     json.push_str("{\"entity\":\"");
     json.push_str(entity.name);
@@ -65,31 +69,28 @@ pub fn build_page(
         examined += 1;
         next = seq;
         let node = r.get_ref(1)?.as_str()?;
-        let prev = r.get_ref(3)?.as_str_or_null()?;
-        if !scope.relevant(node, prev) {
+        if !scope.relevant(entity, node) {
             continue;
         }
-        let public: bool = r.get(2)?;
-        let deleted: bool = r.get(4)?;
+        let row = Candidate {
+            node,
+            public: r.get(2)?,
+            deleted: r.get(3)?,
+        };
         if items > 0 {
             json.push(',');
         }
         json.push_str("{\"seq\":");
         json.push_str(&seq.to_string());
-        let data = if scope.visible(node, public, deleted) {
-            r.get_ref(6)?.as_str_or_null()?
+        let siblings: bool = r.get(6)?;
+        let key_json = r.get_ref(4)?.as_str()?;
+        if siblings {
+            let won = keys.winner(entity, scope, r.get_ref(7)?.as_str()?)?;
+            push_item(&mut json, won.and_then(|w| w.data).as_deref(), key_json);
+        } else if scope.visible(entity, row) {
+            push_item(&mut json, r.get_ref(5)?.as_str_or_null()?, key_json);
         } else {
-            None
-        };
-        match data {
-            Some(data) => {
-                json.push_str(",\"op\":\"upsert\",\"row\":");
-                json.push_str(data);
-            }
-            None => {
-                json.push_str(",\"op\":\"delete\",\"row\":");
-                json.push_str(r.get_ref(5)?.as_str()?);
-            }
+            push_item(&mut json, None, key_json);
         }
         json.push('}');
         items += 1;
@@ -105,6 +106,74 @@ pub fn build_page(
         next,
         more,
     })
+}
+
+/// Appends an item's op and row: the data when the store holds a row for
+/// the key, else a tombstone carrying the key.
+fn push_item(json: &mut String, data: Option<&str>, key_json: &str) {
+    match data {
+        Some(data) => {
+            json.push_str(",\"op\":\"upsert\",\"row\":");
+            json.push_str(data);
+        }
+        None => {
+            json.push_str(",\"op\":\"delete\",\"row\":");
+            json.push_str(key_json);
+        }
+    }
+}
+
+/// The row of a key a store holds, by its owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Won {
+    pub node: String,
+    pub data: Option<String>,
+}
+
+/// The rows of one key at every node, to resolve its winner for a store.
+pub struct KeyRows<'c> {
+    stmt: rusqlite::CachedStatement<'c>,
+}
+
+impl<'c> KeyRows<'c> {
+    pub fn new(conn: &'c Connection) -> Result<KeyRows<'c>, rusqlite::Error> {
+        Ok(KeyRows {
+            stmt: conn.prepare_cached(
+                "SELECT node, public, deleted, data FROM rows WHERE entity = ?1 AND key_text = ?2",
+            )?,
+        })
+    }
+
+    /// The row of `key_text` the store holds, if any.
+    pub fn winner(
+        &mut self,
+        entity: &Entity,
+        scope: &Scope,
+        key_text: &str,
+    ) -> Result<Option<Won>, rusqlite::Error> {
+        let rows: Vec<(bool, bool, Won)> = self
+            .stmt
+            .query_map(params![entity.name, key_text], |r| {
+                Ok((
+                    r.get(1)?,
+                    r.get(2)?,
+                    Won {
+                        node: r.get(0)?,
+                        data: r.get(3)?,
+                    },
+                ))
+            })?
+            .collect::<Result<_, _>>()?;
+        let candidates = rows.iter().map(|(public, deleted, won)| {
+            let c = Candidate {
+                node: &won.node,
+                public: *public,
+                deleted: *deleted,
+            };
+            (c, won)
+        });
+        Ok(scope.winner(entity, candidates).cloned())
+    }
 }
 
 /// The page a held-back store gets: no items, `next == after`.
@@ -127,18 +196,15 @@ pub fn first_change(
     scope: &Scope,
     after: u64,
 ) -> Result<Option<u64>, rusqlite::Error> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT seq, node, prev_nodes FROM rows WHERE entity = ?1 AND seq > ?2 ORDER BY seq",
-    )?;
+    let mut stmt = conn
+        .prepare_cached("SELECT seq, node FROM rows WHERE entity = ?1 AND seq > ?2 ORDER BY seq")?;
     let mut rows = stmt.query(params![entity.name, after as i64])?;
     let mut examined = 0u64;
     while let Some(r) = rows.next()? {
         let seq = r.get::<_, i64>(0)? as u64;
         examined += 1;
         // Past the budget, say "changed": a spurious wake-up costs one empty page.
-        if examined > 20_000
-            || scope.relevant(r.get_ref(1)?.as_str()?, r.get_ref(2)?.as_str_or_null()?)
-        {
+        if examined > 20_000 || scope.relevant(entity, r.get_ref(1)?.as_str()?) {
             return Ok(Some(seq));
         }
     }
@@ -238,5 +304,266 @@ mod tests {
             .read(|c| Ok::<_, DbError>(first_change(c, prices, &s, 5)?))
             .unwrap();
         assert_eq!(none, None);
+    }
+
+    /// Every page of `entity` for `store` after `after`, folded into the
+    /// store's view (key → row), as a replica applies them; and the end.
+    fn fold(
+        db: &Db,
+        entity: &Entity,
+        store: &str,
+        after: u64,
+        view: &mut std::collections::BTreeMap<String, Map<String, Value>>,
+    ) -> u64 {
+        let scope = db
+            .read(|c| Ok::<_, DbError>(scope(c, store)?.unwrap()))
+            .unwrap();
+        let mut after = after;
+        for _ in 0..100 {
+            let p = db
+                .read(|c| Ok::<_, DbError>(build_page(c, entity, &scope, after, 3)?))
+                .unwrap();
+            let page: FeedPage = serde_json::from_str(&p.json).unwrap();
+            page.validate(entity, Watermark(after)).unwrap();
+            for it in page.items {
+                let key = entity.key_text(&it.row);
+                match it.op {
+                    Op::Upsert => view.insert(key, it.row),
+                    Op::Delete => view.remove(&key),
+                };
+            }
+            after = p.next;
+            if !p.more {
+                return after;
+            }
+        }
+        panic!("feed did not end");
+    }
+
+    #[test]
+    fn each_store_holds_the_nearest_row_of_each_key() {
+        use std::collections::BTreeMap;
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("c.db")).unwrap();
+        let params = entity_named("parameters").unwrap();
+        let stock = entity_named("stock").unwrap();
+        let node = |id: &str, parent: &str, kind, token: Option<&str>| NewNode {
+            id: id.into(),
+            parent: parent.into(),
+            kind,
+            token: token.map(Into::into),
+        };
+        db.write(|tx| {
+            upsert_node(tx, &node("sul", "master", NodeKind::Central, None)).unwrap();
+            upsert_node(tx, &node("norte", "master", NodeKind::Central, None)).unwrap();
+            upsert_node(tx, &node("a", "sul", NodeKind::Store, Some("token-aaaa"))).unwrap();
+            upsert_node(tx, &node("b", "sul", NodeKind::Store, Some("token-bbbb"))).unwrap();
+            upsert_node(tx, &node("c", "norte", NodeKind::Store, Some("token-cccc"))).unwrap();
+            let p = |v: &str| json!({"name": "max_discount_bp", "value": v});
+            apply(
+                tx,
+                params,
+                &[
+                    change(1, "master", true, Op::Upsert, p("1000")),
+                    change(2, "sul", true, Op::Upsert, p("1500")),
+                    change(3, "a", false, Op::Upsert, p("2000")),
+                    change(4, "norte", false, Op::Upsert, p("9999")),
+                ],
+            )
+            .unwrap();
+            let q = |code: &str, qty: i64| json!({"product_code": code, "qty": qty});
+            apply(
+                tx,
+                stock,
+                &[
+                    change(1, "a", false, Op::Upsert, q("1", 5000)),
+                    change(2, "b", false, Op::Upsert, q("1", 7000)),
+                ],
+            )
+            .unwrap();
+            Ok::<_, DbError>(())
+        })
+        .unwrap();
+        let value = |view: &BTreeMap<String, Map<String, Value>>| {
+            view.get("[\"max_discount_bp\"]")
+                .map(|r| r["value"].clone())
+        };
+        let mut views: BTreeMap<&str, BTreeMap<String, Map<String, Value>>> = BTreeMap::new();
+        let mut marks: BTreeMap<&str, u64> = BTreeMap::new();
+        let sync = |db: &Db,
+                        views: &mut BTreeMap<&'static str, _>,
+                        marks: &mut BTreeMap<&'static str, u64>| {
+            for s in ["a", "b", "c"] {
+                let view = views.entry(s).or_default();
+                let m = marks.entry(s).or_default();
+                *m = fold(db, params, s, *m, view);
+            }
+        };
+        sync(&db, &mut views, &mut marks);
+        assert_eq!(value(&views["a"]), Some(json!("2000")), "a's own");
+        assert_eq!(value(&views["b"]), Some(json!("1500")), "its central's");
+        assert_eq!(
+            value(&views["c"]),
+            Some(json!("1000")),
+            "norte's row is private: the master's"
+        );
+        for (s, qty) in [("a", Some(5000)), ("b", Some(7000)), ("c", None)] {
+            let mut view = BTreeMap::new();
+            fold(&db, stock, s, 0, &mut view);
+            assert_eq!(
+                view.get("[\"1\"]").map(|r| r["qty"].clone()),
+                qty.map(|q| json!(q)),
+                "{s}"
+            );
+        }
+
+        // a's override removed: a holds its central's value again.
+        db.write(|tx| {
+            apply(
+                tx,
+                params,
+                &[change(
+                    1,
+                    "a",
+                    false,
+                    Op::Delete,
+                    json!({"name": "max_discount_bp"}),
+                )],
+            )
+        })
+        .unwrap();
+        sync(&db, &mut views, &mut marks);
+        assert_eq!(value(&views["a"]), Some(json!("1500")));
+        // The central's removed too: the master's, for a and b.
+        db.write(|tx| {
+            apply(
+                tx,
+                params,
+                &[change(
+                    1,
+                    "sul",
+                    true,
+                    Op::Delete,
+                    json!({"name": "max_discount_bp"}),
+                )],
+            )
+        })
+        .unwrap();
+        sync(&db, &mut views, &mut marks);
+        assert_eq!(value(&views["a"]), Some(json!("1000")));
+        assert_eq!(value(&views["b"]), Some(json!("1000")));
+
+        // c moves under sul, which sets its own value again: c re-resolves.
+        db.write(|tx| {
+            apply(
+                tx,
+                params,
+                &[change(
+                    1,
+                    "sul",
+                    true,
+                    Op::Upsert,
+                    json!({"name": "max_discount_bp", "value": "1700"}),
+                )],
+            )?;
+            upsert_node(tx, &node("c", "sul", NodeKind::Store, Some("token-cccc"))).unwrap();
+            Ok::<_, crate::ImportError>(())
+        })
+        .unwrap();
+        sync(&db, &mut views, &mut marks);
+        assert_eq!(value(&views["c"]), Some(json!("1700")));
+        // … and back under norte (its row private): the master's again.
+        db.write(|tx| {
+            upsert_node(tx, &node("c", "norte", NodeKind::Store, Some("token-cccc"))).unwrap();
+            Ok::<_, DbError>(())
+        })
+        .unwrap();
+        sync(&db, &mut views, &mut marks);
+        assert_eq!(value(&views["c"]), Some(json!("1000")));
+        // Every view equals a fresh download of it.
+        for s in ["a", "b", "c"] {
+            let mut fresh = BTreeMap::new();
+            fold(&db, params, s, 0, &mut fresh);
+            assert_eq!(views[s], fresh, "{s}");
+        }
+    }
+
+    #[test]
+    fn own_rows_belong_to_stores_and_stores_never_publish() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("c.db")).unwrap();
+        let stock = entity_named("stock").unwrap();
+        let prices = entity_named("prices").unwrap();
+        let err = db
+            .write(|tx| {
+                let n = NewNode {
+                    id: "a".into(),
+                    parent: "master".into(),
+                    kind: NodeKind::Store,
+                    token: Some("token-aaaa".into()),
+                };
+                upsert_node(tx, &n).unwrap();
+                let q = json!({"product_code": "1", "qty": 1000});
+                let p = json!({"product_code": "1", "price_list": "a", "price": 100});
+                let own_at_master =
+                    apply(tx, stock, &[change(7, "master", true, Op::Upsert, q)]).unwrap_err();
+                let public_store =
+                    apply(tx, prices, &[change(3, "a", true, Op::Upsert, p)]).unwrap_err();
+                Ok::<_, DbError>((own_at_master.to_string(), public_store.to_string()))
+            })
+            .unwrap();
+        assert!(
+            err.0
+                .starts_with("line 7: node: stock rows belong to a store"),
+            "{}",
+            err.0
+        );
+        assert!(
+            err.1.starts_with("line 3: public: a is a store"),
+            "{}",
+            err.1
+        );
+    }
+
+    #[test]
+    fn a_shared_key_moves_with_its_owner() {
+        use std::collections::BTreeMap;
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("c.db")).unwrap();
+        let products = entity_named("products").unwrap();
+        db.write(|tx| {
+            for (id, parent, kind, token) in [
+                ("sul", "master", NodeKind::Central, None),
+                ("a", "sul", NodeKind::Store, Some("token-aaaa")),
+                ("c", "master", NodeKind::Store, Some("token-cccc")),
+            ] {
+                let n = NewNode {
+                    id: id.into(),
+                    parent: parent.into(),
+                    kind,
+                    token: token.map(Into::into),
+                };
+                upsert_node(tx, &n).unwrap();
+            }
+            let p = json!({"code": "1", "name": "Café", "unit": "UN"});
+            apply(
+                tx,
+                products,
+                &[change(1, "master", true, Op::Upsert, p.clone())],
+            )
+            .unwrap();
+            apply(tx, products, &[change(1, "sul", true, Op::Upsert, p)]).unwrap();
+            Ok::<_, DbError>(())
+        })
+        .unwrap();
+        let mut a = BTreeMap::new();
+        let mut c = BTreeMap::new();
+        fold(&db, products, "a", 0, &mut a);
+        fold(&db, products, "c", 0, &mut c);
+        assert_eq!(a.len(), 1, "sul's product reaches its store");
+        assert!(
+            c.is_empty(),
+            "the key moved to sul: c, outside it, holds nothing"
+        );
     }
 }

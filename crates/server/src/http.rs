@@ -778,7 +778,7 @@ async fn list_nodes(State(st): St, headers: HeaderMap) -> Result<Json<Value>, Ap
 
 async fn list_availability(State(st): St, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     check_admin(&st, &headers)?;
-    let list = db_read(&st, |c, _| Ok(avail::list_minutes(c)?)).await?;
+    let list = db_read(&st, |c, _| Ok(avail::list_minutes(c, nodes::MASTER)?)).await?;
     Ok(Json(json!({ "availability": list })))
 }
 
@@ -797,7 +797,10 @@ async fn set_availability(
     check_admin(&st, &headers)?;
     let e = entity_or_404(&entity)?;
     let Minutes { minutes } = json_body(&body)?;
-    db_write(&st, move |tx| Ok(avail::set_minutes(tx, e, minutes)?)).await?;
+    db_write(&st, move |tx| {
+        Ok(avail::set_minutes(tx, nodes::MASTER, e, minutes)?)
+    })
+    .await?;
     tracing::info!(entity = e.name, minutes, "availability set");
     // A shorter window may release held stores now.
     st.head.send_modify(|_| {});

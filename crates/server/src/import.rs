@@ -5,13 +5,14 @@
 use std::collections::HashMap;
 
 use loja_protocol::document::{JsonBodyError, from_json_slice};
-use loja_protocol::{Entity, Op, entity_named};
-use rusqlite::{OptionalExtension, Transaction, params};
+use loja_protocol::{Entity, Op, Resolution, entity_named};
+use rusqlite::Transaction;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::db::{DbError, head_seq, set_head_seq};
+use crate::db::DbError;
 use crate::nodes::{MASTER, NodeKind};
+use crate::rows::RowWriter;
 
 /// One validated change, with the request line it came from (1-based).
 #[derive(Debug, Clone, PartialEq)]
@@ -149,182 +150,137 @@ fn invalid(line: u64, field: &str, message: impl Into<String>) -> ImportError {
 
 /// Applies validated changes inside the caller's transaction. Any error leaves
 /// the transaction to be rolled back by the caller: nothing of it is applied.
+///
+/// A change addresses the row of its key at its owner node (the line's
+/// `node`, master when absent): other nodes' rows of the key stay, except
+/// for a `shared` entity, whose key has one owner at a time and moves.
 pub fn apply(
     tx: &Transaction<'_>,
     entity: &Entity,
     changes: &[Change],
 ) -> Result<Applied, ImportError> {
     let kinds = node_kinds(tx)?;
-    let mut seq = head_seq(tx)?;
+    let mut rows = RowWriter::open(tx)?;
     let mut stats = Applied::default();
-    let mut find = tx.prepare_cached(
-        "SELECT seq, node, public, prev_nodes, deleted, data FROM rows WHERE entity = ?1 AND key_text = ?2",
-    )?;
-    let mut insert = tx.prepare_cached(
-        "INSERT INTO rows (seq, entity, key_text, key_json, node, public, prev_nodes, deleted, data)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, ?7, ?8)",
-    )?;
-    let mut update = tx.prepare_cached(
-        "UPDATE rows SET seq = ?1, node = ?2, public = ?3, prev_nodes = ?4, deleted = ?5, data = ?6 WHERE seq = ?7",
-    )?;
-    let store_col = entity.column("store").is_some();
     for ch in changes {
-        let line = ch.line;
-        // Secret entities (the store certificate) are private to one store:
-        // the row's `store` column names it when the line does not.
-        let default_node = if entity.secret && store_col {
-            ch.row
-                .get("store")
-                .and_then(Value::as_str)
-                .unwrap_or(MASTER)
-        } else {
-            MASTER
-        };
-        let node = ch.node.as_deref().unwrap_or(default_node);
-        let kind = kinds
-            .get(node)
-            .copied()
-            .ok_or_else(|| invalid(line, "node", format!("no such node {node}")))?;
-        let public = if entity.secret {
-            if ch.public == Some(true) {
-                return Err(invalid(
-                    line,
-                    "public",
-                    format!("{} rows are always private", entity.name),
-                ));
-            }
-            if kind != NodeKind::Store {
-                return Err(invalid(
-                    line,
-                    "node",
-                    format!("{} rows belong to a store", entity.name),
-                ));
-            }
-            if store_col
-                && ch.op == Op::Upsert
-                && ch.row.get("store").and_then(Value::as_str) != Some(node)
-            {
-                return Err(invalid(
-                    line,
-                    "store",
-                    format!("must be the owning node {node}"),
-                ));
-            }
-            false
-        } else {
-            ch.public.unwrap_or(true)
-        };
+        let (node, public) = owner(entity, ch, &kinds)?;
         let key_text = entity.key_text(&ch.row);
-        let existing = find
-            .query_row(params![entity.name, key_text], |r| {
-                Ok(Existing {
-                    seq: r.get(0)?,
-                    node: r.get(1)?,
-                    public: r.get(2)?,
-                    prev_nodes: r.get(3)?,
-                    deleted: r.get(4)?,
-                    data: r.get(5)?,
-                })
-            })
-            .optional()?;
+        let stored = rows.find(entity.name, &key_text)?;
+        let mine = stored.iter().find(|r| r.node == node);
+        let others = stored.iter().any(|r| r.node != node);
         stats.applied += 1;
-        match (ch.op, existing) {
-            (Op::Upsert, None) => {
-                seq += 1;
-                let key_json = Value::Object(entity.key_of(&ch.row)).to_string();
+        let before = rows.seq();
+        match ch.op {
+            Op::Upsert => {
                 let data = serde_json::to_string(&ch.row)
-                    .map_err(|e| invalid(line, "row", e.to_string()))?;
-                insert.execute(params![
-                    seq as i64,
-                    entity.name,
-                    key_text,
-                    key_json,
-                    node,
-                    public,
-                    false,
-                    data
-                ])?;
-                stats.changed += 1;
-            }
-            (Op::Upsert, Some(ex)) => {
-                let data = serde_json::to_string(&ch.row)
-                    .map_err(|e| invalid(line, "row", e.to_string()))?;
-                if !ex.deleted
-                    && ex.node == node
-                    && ex.public == public
-                    && ex.data.as_deref() == Some(data.as_str())
-                {
-                    continue;
+                    .map_err(|e| invalid(ch.line, "row", e.to_string()))?;
+                if entity.resolution == Resolution::Shared {
+                    for other in stored.iter().filter(|r| r.node != node && !r.deleted) {
+                        rows.tombstone(other)?;
+                    }
                 }
-                let prev = moved_from(ex.prev_nodes.as_deref(), &ex.node, node);
-                seq += 1;
-                update.execute(params![seq as i64, node, public, prev, false, data, ex.seq])?;
-                stats.changed += 1;
-            }
-            (Op::Delete, Some(ex)) => {
-                if ex.deleted {
-                    continue;
+                let same = mine.is_some_and(|r| {
+                    !r.deleted && r.public == public && r.data.as_deref() == Some(data.as_str())
+                });
+                if !same {
+                    let key_json = Value::Object(entity.key_of(&ch.row)).to_string();
+                    rows.put(
+                        entity.name,
+                        &key_text,
+                        &key_json,
+                        node,
+                        public,
+                        Some(&data),
+                        mine,
+                        others,
+                    )?;
                 }
-                // The owner stays: the tombstone reaches exactly the stores that had the row.
-                seq += 1;
-                update.execute(params![
-                    seq as i64,
-                    ex.node,
-                    ex.public,
-                    ex.prev_nodes,
-                    true,
-                    None::<String>,
-                    ex.seq
-                ])?;
-                stats.changed += 1;
             }
-            (Op::Delete, None) => {
-                // Never seen: keep a tombstone anyway, so a store that holds the
-                // row from elsewhere (an old load, a manual insert) drops it.
-                seq += 1;
-                let key_json = Value::Object(ch.row.clone()).to_string();
-                insert.execute(params![
-                    seq as i64,
-                    entity.name,
-                    key_text,
-                    key_json,
-                    node,
-                    public,
-                    true,
-                    None::<String>
-                ])?;
-                stats.changed += 1;
-            }
+            Op::Delete => match mine {
+                Some(r) if r.deleted => {}
+                Some(r) => rows.tombstone(r)?,
+                None => {
+                    // Never seen at this node: keep a tombstone anyway, so a
+                    // store that holds the row from elsewhere (an old load, a
+                    // manual insert) drops it or re-resolves the key.
+                    let key_json = Value::Object(ch.row.clone()).to_string();
+                    rows.put(
+                        entity.name,
+                        &key_text,
+                        &key_json,
+                        node,
+                        public,
+                        None,
+                        None,
+                        others,
+                    )?;
+                }
+            },
+        }
+        if rows.seq() > before {
+            stats.changed += 1;
         }
     }
-    set_head_seq(tx, seq)?;
-    stats.last_seq = seq;
+    stats.last_seq = rows.finish()?;
     Ok(stats)
 }
 
-struct Existing {
-    seq: i64,
-    node: String,
-    public: bool,
-    prev_nodes: Option<String>,
-    deleted: bool,
-    data: Option<String>,
-}
-
-/// The earlier-owners list after a row moves from `old` to `new`.
-fn moved_from(prev: Option<&str>, old: &str, new: &str) -> Option<String> {
-    let mut list: Vec<&str> = prev
-        .map(|p| p.split(',').filter(|s| !s.is_empty()).collect())
-        .unwrap_or_default();
-    if old != new && !list.contains(&old) {
-        list.push(old);
-    }
-    list.retain(|n| *n != new);
-    if list.is_empty() {
-        None
+/// The node a change is imported under, and whether its row is public,
+/// checked against the entity's resolution: an `own` entity's rows belong
+/// to a store; a store's rows are its own (never public); secret rows are
+/// the store's named in the row.
+fn owner<'c>(
+    entity: &Entity,
+    ch: &'c Change,
+    kinds: &'c HashMap<String, NodeKind>,
+) -> Result<(&'c str, bool), ImportError> {
+    let line = ch.line;
+    let store_col = entity.column("store").is_some();
+    // The store certificate names its store in the row when the line does not.
+    let default_node = if entity.secret && store_col {
+        ch.row
+            .get("store")
+            .and_then(Value::as_str)
+            .unwrap_or(MASTER)
     } else {
-        Some(list.join(","))
+        MASTER
+    };
+    let node = ch.node.as_deref().unwrap_or(default_node);
+    let kind = kinds
+        .get(node)
+        .copied()
+        .ok_or_else(|| invalid(line, "node", format!("no such node {node}")))?;
+    if entity.resolution == Resolution::Own && kind != NodeKind::Store {
+        return Err(invalid(
+            line,
+            "node",
+            format!(
+                "{} rows belong to a store: import them under the store's node (\"node\": \"<store id>\"), not under {node} (a {})",
+                entity.name,
+                kind.as_str()
+            ),
+        ));
     }
+    if kind == NodeKind::Store && ch.public == Some(true) {
+        return Err(invalid(
+            line,
+            "public",
+            format!("{node} is a store: its rows are its own and cannot be public"),
+        ));
+    }
+    if entity.secret
+        && store_col
+        && ch.op == Op::Upsert
+        && ch.row.get("store").and_then(Value::as_str) != Some(node)
+    {
+        return Err(invalid(
+            line,
+            "store",
+            format!("must be the owning node {node}"),
+        ));
+    }
+    let public = kind != NodeKind::Store && !entity.secret && ch.public.unwrap_or(true);
+    Ok((node, public))
 }
 
 fn node_kinds(tx: &Transaction<'_>) -> Result<HashMap<String, NodeKind>, rusqlite::Error> {
@@ -379,13 +335,5 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(entity("nope"), Err(ImportError::UnknownEntity(_))));
-    }
-
-    #[test]
-    fn owners_list() {
-        assert_eq!(moved_from(None, "a", "a"), None);
-        assert_eq!(moved_from(None, "a", "b").as_deref(), Some("a"));
-        assert_eq!(moved_from(Some("a"), "b", "c").as_deref(), Some("a,b"));
-        assert_eq!(moved_from(Some("a,b"), "c", "a").as_deref(), Some("b,c"));
     }
 }

@@ -7,7 +7,10 @@
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
+use loja_protocol::{Entity, Resolution};
+
 use crate::db::{DbError, hash_token};
+use crate::rows::RowWriter;
 
 pub const MASTER: &str = "master";
 
@@ -148,6 +151,16 @@ pub fn upsert_node(conn: &Connection, node: &NewNode) -> Result<NodeInfo, NodeEr
             return Err(invalid("token", "already used by another store"));
         }
     }
+    let old_parent: Option<Option<String>> = conn
+        .prepare_cached("SELECT parent FROM nodes WHERE id = ?1")?
+        .query_row(params![node.id], |r| r.get(0))
+        .optional()?;
+    let moved = matches!(&old_parent, Some(p) if p.as_deref() != Some(node.parent.as_str()));
+    let old_ancestors = if moved {
+        ancestors(conn, &node.id)?
+    } else {
+        Vec::new()
+    };
     conn.execute(
         "INSERT INTO nodes (id, parent, kind, token_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (id) DO UPDATE SET parent = excluded.parent, token_hash = excluded.token_hash",
@@ -159,12 +172,52 @@ pub fn upsert_node(conn: &Connection, node: &NewNode) -> Result<NodeInfo, NodeEr
             loja_protocol::time::now_rfc3339()
         ],
     )?;
+    if moved {
+        rescope_subtree(conn, &node.id, &old_ancestors)?;
+    }
     Ok(NodeInfo {
         id: node.id.clone(),
         parent: Some(node.parent.clone()),
         kind: node.kind,
         has_token: token_hash.is_some(),
     })
+}
+
+/// `id` moved under another parent: every store at or under it re-resolves
+/// the keys of the ancestors it left or joined (see [`RowWriter::rescope`]).
+/// Runs in the caller's transaction, with the move.
+fn rescope_subtree(conn: &Connection, id: &str, old_ancestors: &[String]) -> Result<(), NodeError> {
+    let new_ancestors = ancestors(conn, id)?;
+    let changed: Vec<String> = old_ancestors
+        .iter()
+        .filter(|n| !new_ancestors.contains(n))
+        .chain(new_ancestors.iter().filter(|n| !old_ancestors.contains(n)))
+        .cloned()
+        .collect();
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let stores: Vec<String> = conn
+        .prepare_cached(
+            "WITH RECURSIVE sub (id) AS (
+                 SELECT ?1
+                 UNION SELECT n.id FROM nodes n JOIN sub ON n.parent = sub.id
+             )
+             SELECT id FROM sub JOIN nodes USING (id) WHERE kind = 'store' ORDER BY id",
+        )?
+        .query_map(params![id], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let entities: Vec<&'static Entity> = loja_protocol::ENTITIES
+        .iter()
+        .filter(|e| e.resolution != Resolution::Own)
+        .collect();
+    let mut writer = RowWriter::open(conn)?;
+    for store in &stores {
+        let touched = writer.rescope(store, &changed, &entities)?;
+        tracing::info!(store = %store, left_or_joined = ?changed, keys = touched, "store moved in the hierarchy: its keys re-resolve");
+    }
+    writer.finish()?;
+    Ok(())
 }
 
 pub fn kind_of(conn: &Connection, id: &str) -> Result<Option<NodeKind>, rusqlite::Error> {
@@ -210,7 +263,7 @@ pub fn list(conn: &Connection) -> Result<Vec<NodeInfo>, rusqlite::Error> {
     rows.collect()
 }
 
-/// What a store may see: itself and its ancestors.
+/// What a store may see: itself and its ancestors, nearest first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scope {
     pub store: String,
@@ -218,19 +271,55 @@ pub struct Scope {
     pub nodes: Vec<String>,
 }
 
+/// One node's row of a key, as the store's view weighs it.
+#[derive(Debug, Clone, Copy)]
+pub struct Candidate<'a> {
+    pub node: &'a str,
+    pub public: bool,
+    pub deleted: bool,
+}
+
 impl Scope {
     pub fn contains(&self, node: &str) -> bool {
         self.nodes.iter().any(|n| n == node)
     }
 
-    /// Is a row owned by `node` (earlier owners `prev`) in this store's feed at all?
-    pub fn relevant(&self, node: &str, prev: Option<&str>) -> bool {
-        self.contains(node) || prev.is_some_and(|p| p.split(',').any(|n| self.contains(n)))
+    /// How near `node` is to the store: 0 for the store itself, 1 for its
+    /// central, …; `None` outside the scope.
+    pub fn rank(&self, node: &str) -> Option<usize> {
+        self.nodes.iter().position(|n| n == node)
     }
 
-    /// Does the store get the row's data (else a tombstone)?
-    pub fn visible(&self, node: &str, public: bool, deleted: bool) -> bool {
-        !deleted && (node == self.store || (public && self.contains(node)))
+    /// Can a row owned by `node` be (or stop being) what this store holds
+    /// for its key? A change to a row that is not relevant leaves the
+    /// store's view as it was.
+    pub fn relevant(&self, entity: &Entity, node: &str) -> bool {
+        match entity.resolution {
+            Resolution::Own => node == self.store,
+            Resolution::Nearest | Resolution::Shared => self.contains(node),
+        }
+    }
+
+    /// May this row be the store's (else it is as good as absent)?
+    pub fn visible(&self, entity: &Entity, c: Candidate<'_>) -> bool {
+        !c.deleted
+            && self.relevant(entity, c.node)
+            && (c.node == self.store || (c.public && self.contains(c.node)))
+    }
+
+    /// Which of a key's rows the store holds: the visible one nearest to
+    /// it (its own, else its central's, else the master's). `None`: the
+    /// store holds nothing for the key (a tombstone).
+    pub fn winner<'c, T>(
+        &self,
+        entity: &Entity,
+        rows: impl IntoIterator<Item = (Candidate<'c>, T)>,
+    ) -> Option<T> {
+        rows.into_iter()
+            .filter(|(c, _)| self.visible(entity, *c))
+            .filter_map(|(c, t)| self.rank(c.node).map(|r| (r, t)))
+            .min_by_key(|(r, _)| *r)
+            .map(|(_, t)| t)
     }
 }
 
@@ -302,12 +391,38 @@ mod tests {
             ));
             let s = scope(tx, "loja1")?.unwrap();
             assert_eq!(s.nodes, vec!["loja1", "sul", "master"]);
-            assert!(s.relevant("sul", None));
-            assert!(s.relevant("loja9", Some("x,loja1")));
-            assert!(!s.relevant("loja9", Some("loja10")));
-            assert!(s.visible("master", true, false));
-            assert!(!s.visible("master", false, false));
-            assert!(s.visible("loja1", false, false));
+            let prices = loja_protocol::entity_named("prices").unwrap();
+            let stock = loja_protocol::entity_named("stock").unwrap();
+            let c = |node, public, deleted| Candidate {
+                node,
+                public,
+                deleted,
+            };
+            assert!(s.relevant(prices, "sul"));
+            assert!(!s.relevant(prices, "loja9"));
+            assert!(!s.relevant(stock, "sul"), "stock is the store's own");
+            assert!(s.visible(prices, c("master", true, false)));
+            assert!(!s.visible(prices, c("master", false, false)));
+            assert!(s.visible(prices, c("loja1", false, false)));
+            assert!(!s.visible(prices, c("loja1", false, true)));
+            // Nearest wins; a private central row is no candidate.
+            let rows = [
+                (c("master", true, false), "m"),
+                (c("sul", true, false), "s"),
+            ];
+            assert_eq!(s.winner(prices, rows), Some("s"));
+            let rows = [
+                (c("master", true, false), "m"),
+                (c("sul", false, false), "s"),
+            ];
+            assert_eq!(s.winner(prices, rows), Some("m"));
+            let rows = [
+                (c("master", true, false), "m"),
+                (c("loja1", false, false), "l"),
+            ];
+            assert_eq!(s.winner(prices, rows), Some("l"));
+            assert_eq!(s.winner(stock, [(c("master", true, false), "m")]), None);
+            assert_eq!(s.winner(prices, [(c("other", true, false), "o")]), None);
             assert!(scope(tx, "sul")?.is_none());
             assert_eq!(store_of_token(tx, "token-loja1")?.as_deref(), Some("loja1"));
             assert_eq!(store_of_token(tx, "nope")?, None);

@@ -12,7 +12,8 @@ use loja_protocol::{BucketRows, Entity, EntityDigest, Op, TypedItem, Watermark};
 use rusqlite::{Connection, params};
 use serde_json::{Map, Value};
 
-use crate::nodes::Scope;
+use crate::feed::KeyRows;
+use crate::nodes::{Candidate, Scope};
 
 /// Why a digest could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -49,15 +50,30 @@ fn for_each_visible(
     mut f: impl FnMut(Map<String, Value>, &[Canon<'_>]),
 ) -> Result<(), VerifyError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT node, public, deleted, key_json, data FROM rows WHERE entity = ?1",
+        "SELECT node, public, deleted, key_json, data, siblings, key_text FROM rows WHERE entity = ?1",
     )?;
     let mut rows = stmt.query(params![entity.name])?;
+    let mut keys = KeyRows::new(conn)?;
     while let Some(r) = rows.next()? {
         let node = r.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
-        let public: bool = r.get(1)?;
-        let deleted: bool = r.get(2)?;
-        if !scope.visible(node, public, deleted) {
+        let row = Candidate {
+            node,
+            public: r.get(1)?,
+            deleted: r.get(2)?,
+        };
+        if !scope.visible(entity, row) {
             continue;
+        }
+        // Of a key several nodes hold, only the winner is the store's.
+        let siblings: bool = r.get(5)?;
+        if siblings {
+            let key_text = r.get_ref(6)?.as_str().map_err(rusqlite::Error::from)?;
+            if keys
+                .winner(entity, scope, key_text)?
+                .is_none_or(|w| w.node != node)
+            {
+                continue;
+            }
         }
         if let Some(wanted) = wanted {
             let key_json = r.get_ref(3)?.as_str().map_err(rusqlite::Error::from)?;

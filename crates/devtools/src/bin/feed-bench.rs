@@ -56,6 +56,8 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn run(args: &Args, db: PathBuf) -> anyhow::Result<()> {
+    // The store first: its stock is its own, generated for the stores that exist.
+    retaguarda::ensure_store(&db, "bench", "master", TOKEN)?;
     let spec = CatalogSpec {
         products: args.products,
         customers: args.customers,
@@ -69,7 +71,6 @@ fn run(args: &Args, db: PathBuf) -> anyhow::Result<()> {
         report.elapsed.as_secs_f64(),
         report.rows as f64 / report.elapsed.as_secs_f64()
     );
-    retaguarda::ensure_store(&db, "bench", "master", TOKEN)?;
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

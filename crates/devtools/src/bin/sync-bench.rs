@@ -135,6 +135,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "generating {} products / {} customers at the central…",
         args.products, args.customers
     );
+    // The store first: its stock is its own, generated for the stores that exist.
+    retaguarda::ensure_store(&db, STORE, "master", TOKEN)?;
     let spec = retaguarda::CatalogSpec {
         products: args.products,
         customers: args.customers,
@@ -148,7 +150,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
         report.rows,
         report.elapsed.as_secs_f64()
     );
-    retaguarda::ensure_store(&db, STORE, "master", TOKEN)?;
     {
         let conn = rusqlite::Connection::open(&db)?;
         retaguarda::avail::add_exception(&conn, STORE)?;

@@ -1,0 +1,189 @@
+//! The `rows` table: every row of every entity, addressed by (entity, key,
+//! owner node). Writes go through here, each change at the next sequence:
+//! an import's upserts and deletes, and the tombstones that make a store
+//! re-resolve its keys when its place in the hierarchy changes. Reading a
+//! store's view (which row wins) is [`crate::nodes::Scope`]'s business.
+
+use rusqlite::{Connection, params};
+
+/// A stored row of one key, at one node.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub seq: i64,
+    pub node: String,
+    pub public: bool,
+    pub deleted: bool,
+    pub data: Option<String>,
+}
+
+/// Writes changes inside the caller's transaction (the central's one
+/// writer holds it, so sequences commit in order), handing out sequences
+/// from `seq` (the head when it was opened); [`RowWriter::finish`] stores
+/// the new head.
+pub struct RowWriter<'t> {
+    tx: &'t Connection,
+    seq: u64,
+}
+
+impl<'t> RowWriter<'t> {
+    pub fn open(tx: &'t Connection) -> Result<RowWriter<'t>, rusqlite::Error> {
+        Ok(RowWriter {
+            seq: crate::db::head_seq(tx)?,
+            tx,
+        })
+    }
+
+    /// The last sequence handed out (the head when nothing changed).
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    pub fn finish(self) -> Result<u64, rusqlite::Error> {
+        crate::db::set_head_seq(self.tx, self.seq)?;
+        Ok(self.seq)
+    }
+
+    fn next(&mut self) -> i64 {
+        self.seq += 1;
+        self.seq as i64
+    }
+
+    /// Every row of the key, at every node.
+    pub fn find(&self, entity: &str, key_text: &str) -> Result<Vec<Stored>, rusqlite::Error> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT seq, node, public, deleted, data FROM rows WHERE entity = ?1 AND key_text = ?2",
+        )?;
+        let rows = stmt.query_map(params![entity, key_text], |r| {
+            Ok(Stored {
+                seq: r.get(0)?,
+                node: r.get(1)?,
+                public: r.get(2)?,
+                deleted: r.get(3)?,
+                data: r.get(4)?,
+            })
+        })?;
+        rows.collect()
+    }
+
+    /// Writes the key's row at `node` (a new one, or over `existing`, the
+    /// row `node` already has): its data, or a tombstone when `data` is None.
+    /// `others` says whether other nodes hold rows of the key.
+    #[allow(clippy::too_many_arguments)]
+    pub fn put(
+        &mut self,
+        entity: &str,
+        key_text: &str,
+        key_json: &str,
+        node: &str,
+        public: bool,
+        data: Option<&str>,
+        existing: Option<&Stored>,
+        others: bool,
+    ) -> Result<(), rusqlite::Error> {
+        let seq = self.next();
+        match existing {
+            Some(ex) => {
+                self.tx
+                    .prepare_cached(
+                        "UPDATE rows SET seq = ?1, public = ?2, deleted = ?3, data = ?4 WHERE seq = ?5",
+                    )?
+                    .execute(params![seq, public, data.is_none(), data, ex.seq])?;
+            }
+            None => {
+                self.tx
+                    .prepare_cached(
+                        "INSERT INTO rows (seq, entity, key_text, key_json, node, public, deleted, data, siblings)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    )?
+                    .execute(params![
+                        seq,
+                        entity,
+                        key_text,
+                        key_json,
+                        node,
+                        public,
+                        data.is_none(),
+                        data,
+                        others
+                    ])?;
+                if others {
+                    self.mark_siblings(entity, key_text)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Tombstones a stored row (its owner and visibility stay: the tombstone
+    /// reaches exactly the stores that could see it).
+    pub fn tombstone(&mut self, row: &Stored) -> Result<(), rusqlite::Error> {
+        let seq = self.next();
+        self.tx
+            .prepare_cached("UPDATE rows SET seq = ?1, deleted = 1, data = NULL WHERE seq = ?2")?
+            .execute(params![seq, row.seq])?;
+        Ok(())
+    }
+
+    /// Several nodes hold rows of the key: the feed resolves its winner.
+    /// Only ever set: a stale mark costs a lookup, never a wrong answer.
+    fn mark_siblings(&self, entity: &str, key_text: &str) -> Result<(), rusqlite::Error> {
+        self.tx
+            .prepare_cached(
+                "UPDATE rows SET siblings = 1 WHERE entity = ?1 AND key_text = ?2 AND siblings = 0",
+            )?
+            .execute(params![entity, key_text])?;
+        Ok(())
+    }
+
+    /// `store`'s place in the hierarchy changed: every key some node of
+    /// `changed` (the ancestors it left or joined) holds a row for gets a
+    /// tombstone of the store's own at a new sequence, unless the store has a
+    /// live row of its own for it (that row wins either way). The store's feed
+    /// reaches those tombstones and sends each key's new winner, or a
+    /// tombstone when none is left. Returns how many keys were touched.
+    pub fn rescope(
+        &mut self,
+        store: &str,
+        changed: &[String],
+        entities: &[&'static loja_protocol::Entity],
+    ) -> Result<u64, rusqlite::Error> {
+        let mut touched = 0;
+        for entity in entities {
+            let mut seen = std::collections::HashSet::new();
+            for node in changed {
+                let keys: Vec<(String, String)> = {
+                    let mut stmt = self.tx.prepare_cached(
+                        "SELECT key_text, key_json FROM rows WHERE entity = ?1 AND node = ?2",
+                    )?;
+                    stmt.query_map(params![entity.name, node], |r| Ok((r.get(0)?, r.get(1)?)))?
+                        .collect::<Result<_, _>>()?
+                };
+                for (key_text, key_json) in keys {
+                    if !seen.insert(key_text.clone()) {
+                        continue;
+                    }
+                    let rows = self.find(entity.name, &key_text)?;
+                    let own = rows.iter().find(|r| r.node == store);
+                    if own.is_some_and(|r| !r.deleted) {
+                        continue;
+                    }
+                    self.put(
+                        entity.name,
+                        &key_text,
+                        &key_json,
+                        store,
+                        false,
+                        None,
+                        own,
+                        true,
+                    )?;
+                    if own.is_some() {
+                        self.mark_siblings(entity.name, &key_text)?;
+                    }
+                    touched += 1;
+                }
+            }
+        }
+        Ok(touched)
+    }
+}
