@@ -228,6 +228,40 @@ pub fn ensure_store(
     )
 }
 
+/// [`ensure_store`] under a central that is created (under the master) when
+/// it does not exist yet.
+pub fn ensure_store_in(
+    db: &Path,
+    store_id: &str,
+    central: &str,
+    token: &str,
+) -> Result<(), ServerError> {
+    let d = Db::open(db)?;
+    d.write(|tx| {
+        if nodes::kind_of(tx, central)?.is_none() {
+            nodes::upsert_node(
+                tx,
+                &NewNode {
+                    id: central.into(),
+                    parent: nodes::MASTER.into(),
+                    kind: NodeKind::Central,
+                    token: None,
+                },
+            )?;
+        }
+        nodes::upsert_node(
+            tx,
+            &NewNode {
+                id: store_id.into(),
+                parent: central.into(),
+                kind: NodeKind::Store,
+                token: Some(token.into()),
+            },
+        )
+    })?;
+    Ok(())
+}
+
 /// Adds (or updates) any node (a central: `kind: Central`, no token).
 pub fn ensure_node(db: &Path, node: &NewNode) -> Result<(), ServerError> {
     let db = Db::open(db)?;
