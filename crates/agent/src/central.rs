@@ -79,6 +79,8 @@ pub struct RawResponse {
     pub bytes: Vec<u8>,
     /// The `Loja-Digest` header, when the central sent one.
     pub digest: Option<String>,
+    /// The `Loja-Scope` header of a feed page: the store's place in the tree.
+    pub scope: Option<String>,
 }
 
 impl RawResponse {
@@ -345,6 +347,10 @@ impl Central {
             .headers()
             .get(loja_protocol::DIGEST_HEADER)
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        let scope = resp
+            .headers()
+            .get(loja_protocol::SCOPE_HEADER)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
         let bytes = resp.bytes().await.map_err(transport)?.to_vec();
         Ok(RawResponse {
             url: url.clone(),
@@ -352,6 +358,7 @@ impl Central {
             encoding,
             bytes,
             digest,
+            scope,
         })
     }
 }

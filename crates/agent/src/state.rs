@@ -28,6 +28,8 @@ pub struct AppState {
     /// so the scheduler's job and a verify catching up never download the
     /// same entity at once (their pages would refuse each other's start).
     pub downloading: Arc<[tokio::sync::Mutex<()>]>,
+    /// The last `Loja-Scope` written to the replica's price list order.
+    pub price_scope: Arc<Mutex<Option<String>>>,
     pub started_at: Instant,
 }
 
@@ -54,6 +56,7 @@ impl AppState {
                 .iter()
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
+            price_scope: Arc::default(),
             started_at: Instant::now(),
             config: Arc::new(config),
         })

@@ -1,6 +1,26 @@
 //! Feed pages: what the central sends a store for one entity.
 
 use serde::{Deserialize, Serialize};
+
+/// The header of every feed page that names the store's place in the
+/// hierarchy: its node id, then its ancestors up to the master,
+/// comma-separated (`loja-0042,sul,master`). The store ranks its price lists
+/// by it.
+pub const SCOPE_HEADER: &str = "loja-scope";
+
+/// The node ids of a `Loja-Scope` value, store first; `None` when it is not
+/// one (an empty or malformed id).
+pub fn parse_scope(value: &str) -> Option<Vec<String>> {
+    let ids: Vec<String> = value.split(',').map(|s| s.trim().to_owned()).collect();
+    let valid = |id: &String| {
+        !id.is_empty()
+            && id.len() <= 64
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    };
+    ids.iter().all(valid).then_some(ids)
+}
 use serde_json::{Map, Value};
 
 use crate::error::FieldError;

@@ -16,6 +16,6 @@ pub mod typed;
 pub use digest::{BucketRows, DIGEST_HEADER, EntityDigest};
 pub use document::{AckStatus, BatchAck, Document, DocumentAck, DocumentBatch, DocumentKind};
 pub use error::{ErrorBody, FieldError};
-pub use feed::{Events, FeedItem, FeedPage, Op, PageError, Watermark};
+pub use feed::{Events, FeedItem, FeedPage, Op, PageError, SCOPE_HEADER, Watermark, parse_scope};
 pub use registry::{ENTITIES, Entity, Resolution, entity_named};
 pub use typed::{Cell, CheckedPage, TypedItem, TypedPage};

@@ -352,6 +352,11 @@ async fn fetch_loop(
             Err(_) => return,
         };
         let fetch_ms = t0.elapsed().as_millis() as u64;
+        if parsed.is_ok()
+            && let Some(scope) = raw.scope.clone()
+        {
+            note_scope(&ctx, scope).await;
+        }
         let page = match parsed {
             Ok(p) => p,
             Err(error) => {
@@ -394,5 +399,29 @@ async fn fetch_loop(
             return;
         }
         after = next;
+    }
+}
+
+/// The central said where this store stands in the hierarchy (`Loja-Scope`,
+/// on every feed page): when that changed, the replica's price list order
+/// follows (the store's own list, its centrals' nearest first, then base).
+async fn note_scope(ctx: &JobCtx, scope: String) {
+    if lock(&ctx.state.price_scope).as_deref() == Some(scope.as_str()) {
+        return;
+    }
+    let Some(nodes) = loja_protocol::parse_scope(&scope) else {
+        tracing::warn!(scope = %scope, "the central sent a malformed Loja-Scope; price list order kept");
+        return;
+    };
+    let catalog = ctx.state.catalog.clone();
+    match blocking(move || lock(&catalog).set_price_scope(&nodes)).await {
+        Ok(Ok(changed)) => {
+            if changed {
+                tracing::info!(scope = %scope, "price lists follow this store's place in the hierarchy");
+            }
+            *lock(&ctx.state.price_scope) = Some(scope);
+        }
+        Ok(Err(e)) => tracing::warn!(error = %e, "cannot store the price list order"),
+        Err(e) => tracing::warn!(error = %e, "cannot store the price list order"),
     }
 }
