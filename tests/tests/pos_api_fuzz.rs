@@ -12,7 +12,10 @@
 //!
 //! schemathesis is found through `LOJA_SCHEMATHESIS` (the executable) or at
 //! the venv scripts/install-schemathesis creates (scripts/test runs it first).
-//! Missing, the test fails: it never passes without having fuzzed.
+//! Missing, the test fails when `CI` is set (it never passes there without
+//! having fuzzed), and elsewhere skips, saying so (see `external`).
+
+mod external;
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -54,7 +57,8 @@ const CROSS_FIELD_OPERATIONS: &[&str] = &[
 ];
 
 fn schemathesis() -> PathBuf {
-    if let Some(path) = std::env::var_os("LOJA_SCHEMATHESIS") {
+    // scripts/test exports it empty when the install failed.
+    if let Some(path) = std::env::var_os("LOJA_SCHEMATHESIS").filter(|p| !p.is_empty()) {
         return PathBuf::from(path);
     }
     let cache = std::env::var_os("XDG_CACHE_HOME")
@@ -95,12 +99,15 @@ fn config() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_no_defect_in_the_pos_api() {
     let bin = schemathesis();
-    assert!(
-        bin.is_file(),
-        "schemathesis not found at {} — run scripts/install-schemathesis (scripts/test does) \
-         or set LOJA_SCHEMATHESIS; this test does not pass without fuzzing",
-        bin.display()
-    );
+    if !bin.is_file() {
+        external::missing(
+            "pos_api_fuzz",
+            &format!("no schemathesis at {}", bin.display()),
+            "scripts/install-schemathesis (scripts/test runs it), or set LOJA_SCHEMATHESIS to a \
+             schemathesis executable",
+        );
+        return;
+    }
     let central = Central::builder()
         .catalog(300, 30)
         .store(STORE, "master", TOKEN)
