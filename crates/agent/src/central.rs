@@ -439,6 +439,7 @@ mod tests {
             encoding: Encoding::Identity,
             bytes: br#"{"error":{"code":"unauthorized","message":"bad token"}}"#.to_vec(),
             digest: None,
+            scope: None,
         };
         let e = status_error("GET", &raw);
         let text = e.to_string();

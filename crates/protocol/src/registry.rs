@@ -240,12 +240,25 @@ pub static ENTITIES: &[Entity] = &[
     entity("stock", "ETQ", "Stock on hand at the store", &["product_code"], &[
         req("product_code", Text), req("qty", Qty), c("updated_at", Time),
     ], 10).resolved(Resolution::Own).domain("Estoque"),
-    entity("product_taxes", "TRB", "Taxes to sell a product: ECF tribute, NCM, PIS/COFINS, ICMS, ST, FCP", &["product_code"], &[
+    entity("product_taxes", "TRB", "ECF tribute of a product: the same in every state (the ICMS by state, PIS/COFINS, ICMS ST retained and FCP have their own entities)", &["product_code"], &[
         req("product_code", Text), req("ecf_tribute", Text), chk("ncm", false, Check::Ncm),
-        c("cfop", Text), c("cest", Text), c("icms_cst", Text), c("icms_rate_bp", Int),
-        c("icms_st_rate_bp", Int), c("icms_retained", Money), c("fcp_rate_bp", Int),
-        c("pis_cst", Text), c("pis_rate_bp", Int), c("cofins_cst", Text), c("cofins_rate_bp", Int),
+        c("cfop", Text), c("cest", Text),
     ], 60).resolved(Resolution::Shared).domain("TributoECF"),
+    entity("icms_by_state", "ICE", "ICMS of a product in a state (UF): CST, rate, base reduction, FCP", &["product_code", "uf"], &[
+        req("product_code", Text), chk("uf", true, Check::Uf), req("icms_cst", Text), req("icms_rate_bp", Int),
+        c("base_reduction_bp", Int), c("fcp_rate_bp", Int), c("cfop", Text),
+    ], 120).resolved(Resolution::Nearest).domain("IcmsEst"),
+    entity("pis_cofins", "PCF", "PIS and COFINS of a product", &["product_code"], &[
+        req("product_code", Text), req("pis_cst", Text), c("pis_rate_bp", Int),
+        req("cofins_cst", Text), c("cofins_rate_bp", Int),
+    ], 120).resolved(Resolution::Shared).domain("PisCofins"),
+    entity("icms_st_retained", "ICR", "ICMS ST retained earlier in the chain, per product and state", &["product_code", "uf"], &[
+        req("product_code", Text), chk("uf", true, Check::Uf), c("st_base", Money),
+        c("icms_st_rate_bp", Int), c("icms_retained", Money),
+    ], 120).resolved(Resolution::Nearest).domain("IcmsRet"),
+    entity("fcp_balance", "FCP", "FCP (poverty fund) on ST retained, per product and state", &["product_code", "uf"], &[
+        req("product_code", Text), chk("uf", true, Check::Uf), c("fcp_st_rate_bp", Int), c("fcp_retained", Money),
+    ], 120).resolved(Resolution::Nearest).domain("SaldoFCP"),
     entity("discount_reasons", "MDS", "Discount reasons", &["code"], &[
         req("code", Text), req("description", Text), c("active", Bool),
     ], 120).resolved(Resolution::Shared).domain("MotivoTD"),

@@ -18,6 +18,7 @@ pub(crate) const CATALOG: &[&str] = &[
     include_str!("../../../schema/replica/catalog/0003_local_rows.sql"),
     include_str!("../../../schema/replica/catalog/0004_drop_product_cards.sql"),
     include_str!("../../../schema/replica/catalog/0005_price_list_order.sql"),
+    include_str!("../../../schema/replica/catalog/0006_taxes_by_state.sql"),
 ];
 /// `schema/replica/outbox/*.sql`, in order.
 pub(crate) const OUTBOX: &[&str] = &[include_str!(

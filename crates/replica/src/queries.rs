@@ -36,9 +36,24 @@ pub struct ProductView {
     pub product: Map<String, Value>,
     pub barcodes: Vec<String>,
     pub price: Option<PriceView>,
-    /// The `product_taxes` row (NCM, ECF tribute, CFOP, ICMS, PIS/COFINS, ST, FCP).
+    /// The `product_taxes` row: ECF tribute, NCM, CFOP, CEST (the same in every state).
     #[schema(value_type = Option<Object>)]
     pub taxes: Option<Map<String, Value>>,
+    /// The store's state (its `store_setup` row `uf`): the state of the
+    /// ICMS, ST and FCP rows below.
+    pub uf: Option<String>,
+    /// The `icms_by_state` row of the store's state: CST, rate, base reduction, FCP.
+    #[schema(value_type = Option<Object>)]
+    pub icms: Option<Map<String, Value>>,
+    /// The `icms_st_retained` row of the store's state.
+    #[schema(value_type = Option<Object>)]
+    pub icms_st: Option<Map<String, Value>>,
+    /// The `fcp_balance` row of the store's state.
+    #[schema(value_type = Option<Object>)]
+    pub fcp_st: Option<Map<String, Value>>,
+    /// The `pis_cofins` row.
+    #[schema(value_type = Option<Object>)]
+    pub pis_cofins: Option<Map<String, Value>>,
     /// Stock on hand, thousandths.
     pub stock_qty: Option<i64>,
     /// `kits` rows of this product when it is a kit.
@@ -104,6 +119,8 @@ struct Lookup {
     product: Layout,
     taxes: Layout,
     kits: Layout,
+    /// The state taxes, in answer order: icms, icms_st, fcp_st, pis_cofins.
+    state_taxes: [(&'static str, Layout); 4],
     /// Where the blocks of the main statement start.
     code_at: usize,
     taxes_at: usize,
@@ -111,6 +128,9 @@ struct Lookup {
     has_kit_at: usize,
     barcodes_at: usize,
     price_at: usize,
+    /// The store's UF, then the state tax blocks.
+    uf_at: usize,
+    state_taxes_at: [usize; 4],
 }
 
 /// How a registry row is written as JSON: its columns in key (name) order,
@@ -223,22 +243,47 @@ fn lookup() -> Result<&'static Lookup> {
                 let product = Layout::new("products")?;
                 let taxes = Layout::new("product_taxes")?;
                 let kits = Layout::new("kits")?;
+                let state_taxes = [
+                    ("icms", Layout::new("icms_by_state")?),
+                    ("icms_st", Layout::new("icms_st_retained")?),
+                    ("fcp_st", Layout::new("fcp_balance")?),
+                    ("pis_cofins", Layout::new("pis_cofins")?),
+                ];
                 let np = product.entity.columns.len();
                 let nt = taxes.entity.columns.len();
+                // The store's state: its store_setup row `uf` (a search on
+                // the primary key, once per statement).
+                const UF: &str = "(SELECT v.value FROM store_setup v WHERE v.name = 'uf')";
                 let body = format!(
                     "SELECT {p}, {t}, s.qty, \
                      EXISTS (SELECT 1 FROM kits k WHERE k.kit_code = p.code), \
                      (SELECT json_group_array(x.barcode) FROM barcodes x WHERE x.product_code = p.code), \
                      pr.price_list, pr.price, pr.promo_price, pr.promo_until, \
-                     (SELECT o.rank FROM price_list_order o WHERE o.list = pr.price_list) \
+                     (SELECT o.rank FROM price_list_order o WHERE o.list = pr.price_list), \
+                     {UF}, {ic}, {st}, {fb}, {pc} \
                      FROM {{from}} \
                      LEFT JOIN product_taxes t ON t.product_code = p.code \
+                     LEFT JOIN icms_by_state ic ON ic.product_code = p.code AND ic.uf = {UF} \
+                     LEFT JOIN icms_st_retained st ON st.product_code = p.code AND st.uf = {UF} \
+                     LEFT JOIN fcp_balance fb ON fb.product_code = p.code AND fb.uf = {UF} \
+                     LEFT JOIN pis_cofins pc ON pc.product_code = p.code \
                      LEFT JOIN stock s ON s.product_code = p.code \
                      LEFT JOIN prices pr ON pr.product_code = p.code \
                      WHERE {{key}} = ?1",
                     p = product.select("p"),
                     t = taxes.select("t"),
+                    ic = state_taxes[0].1.select("ic"),
+                    st = state_taxes[1].1.select("st"),
+                    fb = state_taxes[2].1.select("fb"),
+                    pc = state_taxes[3].1.select("pc"),
                 );
+                let uf_at = np + nt + 3 + 5;
+                let mut state_taxes_at = [0; 4];
+                let mut at = uf_at + 1;
+                for (i, (_, l)) in state_taxes.iter().enumerate() {
+                    state_taxes_at[i] = at;
+                    at += l.entity.columns.len();
+                }
                 let code_at = product
                     .entity
                     .columns
@@ -256,9 +301,12 @@ fn lookup() -> Result<&'static Lookup> {
                     has_kit_at: np + nt + 1,
                     barcodes_at: np + nt + 2,
                     price_at: np + nt + 3,
+                    uf_at,
+                    state_taxes_at,
                     product,
                     taxes,
                     kits,
+                    state_taxes,
                 })
             };
             build().map_err(|e| e.to_string())
@@ -310,6 +358,19 @@ fn product_parts(
         l.taxes
             .write(&mut tail, r, l.taxes_at)
             .ctx(path, "read product_taxes")?;
+    }
+    tail.extend_from_slice(b",\"uf\":");
+    let uf: Option<String> = r.get(l.uf_at).ctx(path, "read store_setup")?;
+    json_into(&mut tail, &uf);
+    for ((name, layout), at) in l.state_taxes.iter().zip(l.state_taxes_at) {
+        tail.extend_from_slice(b",\"");
+        tail.extend_from_slice(name.as_bytes());
+        tail.extend_from_slice(b"\":");
+        if r.get_ref(at + layout.key_at).ctx(path, "read taxes")? == ValueRef::Null {
+            tail.extend_from_slice(b"null");
+        } else {
+            layout.write(&mut tail, r, at).ctx(path, "read taxes")?;
+        }
     }
     let stock: Option<i64> = r.get(l.stock_at).ctx(path, "read stock")?;
     tail.extend_from_slice(b",\"stock_qty\":");
@@ -816,9 +877,34 @@ pub(crate) mod tests {
             c,
             "product_taxes",
             vec![
-                json!({"product_code": "1", "ecf_tribute": "T18", "ncm": "09012100", "icms_rate_bp": 1800}),
+                json!({"product_code": "1", "ecf_tribute": "T18", "ncm": "09012100", "cfop": "5102"}),
             ],
         );
+        // The same product in two states; the store is in RJ.
+        load(
+            c,
+            "icms_by_state",
+            vec![
+                json!({"product_code": "1", "uf": "SP", "icms_cst": "00", "icms_rate_bp": 1800}),
+                json!({"product_code": "1", "uf": "RJ", "icms_cst": "00", "icms_rate_bp": 2000, "fcp_rate_bp": 200}),
+                json!({"product_code": "3", "uf": "SP", "icms_cst": "60", "icms_rate_bp": 0}),
+            ],
+        );
+        load(
+            c,
+            "icms_st_retained",
+            vec![
+                json!({"product_code": "3", "uf": "SP", "st_base": 700, "icms_st_rate_bp": 1800, "icms_retained": 60}),
+            ],
+        );
+        load(
+            c,
+            "pis_cofins",
+            vec![
+                json!({"product_code": "1", "pis_cst": "01", "pis_rate_bp": 165, "cofins_cst": "01", "cofins_rate_bp": 760}),
+            ],
+        );
+        load(c, "store_setup", vec![json!({"name": "uf", "value": "RJ"})]);
         load(c, "stock", vec![json!({"product_code": "1", "qty": 42000})]);
         load(
             c,
@@ -875,7 +961,31 @@ pub(crate) mod tests {
         assert_eq!(v.product["active"], json!(true));
         assert!(!v.product.contains_key("brand"), "NULL columns are omitted");
         assert_eq!(v.barcodes, vec!["7891000315507", "7896005800010"]);
-        assert_eq!(v.taxes.as_ref().unwrap()["icms_rate_bp"], json!(1800));
+        assert_eq!(v.taxes.as_ref().unwrap()["ecf_tribute"], json!("T18"));
+        // The taxes of the store's own state (RJ), not SP's.
+        assert_eq!(v.uf.as_deref(), Some("RJ"));
+        let icms = v.icms.as_ref().unwrap();
+        assert_eq!(
+            (&icms["uf"], &icms["icms_rate_bp"], &icms["fcp_rate_bp"]),
+            (&json!("RJ"), &json!(2000), &json!(200))
+        );
+        assert_eq!(v.pis_cofins.as_ref().unwrap()["cofins_rate_bp"], json!(760));
+        assert_eq!(v.icms_st, None);
+        // Product 3 has ICMS and ST rows for SP only: none for this store.
+        let p3 = r.product_by_code("3", "L1").unwrap().unwrap();
+        assert_eq!((p3.icms, p3.icms_st), (None, None));
+        // A store in SP sells the same product with SP's ICMS.
+        let mut c = Catalog::open(_dir.path()).unwrap();
+        load(
+            &mut c,
+            "store_setup",
+            vec![json!({"name": "uf", "value": "SP"})],
+        );
+        let sp = CatalogReader::open(_dir.path()).unwrap();
+        let v = sp.product_by_code("1", "L1").unwrap().unwrap();
+        assert_eq!(v.icms.as_ref().unwrap()["icms_rate_bp"], json!(1800));
+        let p3 = sp.product_by_code("3", "L1").unwrap().unwrap();
+        assert_eq!(p3.icms_st.as_ref().unwrap()["icms_retained"], json!(60));
         assert_eq!(v.stock_qty, Some(42000));
         assert!(v.kit_components.is_empty());
         assert_eq!(r.product_by_barcode("7891000315514", "L1").unwrap(), None);
@@ -896,6 +1006,24 @@ pub(crate) mod tests {
             r.one_map(e, &sql, code).unwrap()
         };
         let product = by_key("products", "code")?;
+        let uf: Option<String> = r
+            .conn
+            .query_row("SELECT value FROM store_setup WHERE name = 'uf'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .unwrap();
+        let by_state = |entity: &str| {
+            let e = registry(entity).unwrap();
+            let sql = format!(
+                "{} WHERE product_code = ?1 AND uf = ?2",
+                sql_of(e).unwrap().select
+            );
+            r.maps(e, &sql, [code, uf.as_deref().unwrap_or("")])
+                .unwrap()
+                .into_iter()
+                .next()
+        };
         let barcodes = r
             .conn
             .prepare("SELECT barcode FROM barcodes WHERE product_code = ?1 ORDER BY barcode")
@@ -919,6 +1047,11 @@ pub(crate) mod tests {
             barcodes,
             price: r.price(code, store, OffsetDateTime::now_utc()).unwrap(),
             taxes: by_key("product_taxes", "product_code"),
+            uf: uf.clone(),
+            icms: by_state("icms_by_state"),
+            icms_st: by_state("icms_st_retained"),
+            fcp_st: by_state("fcp_balance"),
+            pis_cofins: by_key("pis_cofins", "product_code"),
             stock_qty,
             kit_components: r
                 .maps(registry("kits").unwrap(), &sql().kits_by_kit, [code])

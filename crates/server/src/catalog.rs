@@ -4,7 +4,9 @@
 //!
 //! Same spec (and seed) → same rows, byte for byte. Product `i` (1-based) has
 //! code `i`, two EAN-13 barcodes (`789` + 9 digits + check digit; the second
-//! one is a box of 12), a `base` price, a `product_taxes` row and, with
+//! one is a box of 12), a `base` price, a `product_taxes` row, its ICMS in SP
+//! and RJ, PIS/COFINS (and ST retained and FCP when it is under
+//! substitution) and, with
 //! `stock`, a stock row per store. Customers have valid CPFs. Small reference
 //! lists (states, cities, NCM, payment methods, …) come along, published by
 //! node `master`, public. Stock and the store setup are each store's own
@@ -74,6 +76,10 @@ impl Rng {
 }
 
 const UPDATED_AT: &str = "2026-11-01T00:00:00Z";
+
+/// The states the generated stores are in (alternately): UF, ICMS rate and
+/// FCP rate in basis points.
+const STATES_SOLD: [(&str, i64, i64); 2] = [("SP", 1800, 0), ("RJ", 2000, 200)];
 
 /// (kind, department, NCM, unit, sizes)
 const KINDS: &[(&str, &str, &str, &str, &[&str])] = &[
@@ -575,18 +581,63 @@ pub fn generate(db: &Path, spec: &CatalogSpec) -> Result<GenReport, ServerError>
         (1..=n).map(|i| {
             let (k, _, _, _, _) = product(i);
             let ncm = KINDS[k].2;
-            let (tribute, cst, rate) = match k % 4 {
-                0 => ("T18", "00", 1800),
-                1 => ("T12", "00", 1200),
-                2 => ("F", "60", 0),
-                _ => ("T07", "20", 700),
-            };
-            obj(json!({
-                "product_code": i.to_string(), "ecf_tribute": tribute, "ncm": ncm, "cfop": "5102",
-                "icms_cst": cst, "icms_rate_bp": rate, "icms_st_rate_bp": 0, "icms_retained": 0,
-                "fcp_rate_bp": if k % 5 == 0 { 200 } else { 0 },
-                "pis_cst": "01", "pis_rate_bp": 165, "cofins_cst": "01", "cofins_rate_bp": 760,
-            }))
+            let tribute = ["T18", "T12", "F", "T07"][k % 4];
+            obj(json!({"product_code": i.to_string(), "ecf_tribute": tribute, "ncm": ncm, "cfop": "5102"}))
+        }),
+    )?;
+    // ICMS in the two states the stores are in (store_setup `uf`): SP at
+    // 18 %, RJ at 20 % plus 2 % FCP; products under substitution (CST 60)
+    // carry the ST retained earlier in the chain instead.
+    w.rows(
+        "icms_by_state",
+        (1..=n).flat_map(|i| {
+            let (k, _, _, _, _) = product(i);
+            STATES_SOLD.iter().map(move |(uf, rate, fcp)| {
+                let (cst, rate, reduction) = match k % 4 {
+                    2 => ("60", 0, 0),
+                    3 => ("20", *rate, 3333),
+                    _ => ("00", *rate, 0),
+                };
+                obj(json!({"product_code": i.to_string(), "uf": uf, "icms_cst": cst, "icms_rate_bp": rate,
+                           "base_reduction_bp": reduction, "fcp_rate_bp": fcp, "cfop": if cst == "60" { "5405" } else { "5102" }}))
+            })
+        }),
+    )?;
+    w.rows(
+        "pis_cofins",
+        (1..=n).map(|i| {
+            obj(
+                json!({"product_code": i.to_string(), "pis_cst": "01", "pis_rate_bp": 165,
+                       "cofins_cst": "01", "cofins_rate_bp": 760}),
+            )
+        }),
+    )?;
+    w.rows(
+        "icms_st_retained",
+        (1..=n)
+            .filter(|i| product(*i).0 % 4 == 2)
+            .flat_map(|i| {
+                let (_, _, _, price, _) = product(i);
+                STATES_SOLD.iter().map(move |(uf, rate, _)| {
+                    let base = price * 14 / 10;
+                    obj(json!({"product_code": i.to_string(), "uf": uf, "st_base": base,
+                               "icms_st_rate_bp": rate, "icms_retained": base * rate / 10_000 - price * 12 / 100}))
+                })
+            }),
+    )?;
+    w.rows(
+        "fcp_balance",
+        (1..=n).filter(|i| product(*i).0 % 4 == 2).flat_map(|i| {
+            let (_, _, _, price, _) = product(i);
+            STATES_SOLD
+                .iter()
+                .filter(|(_, _, fcp)| *fcp > 0)
+                .map(move |(uf, _, fcp)| {
+                    obj(
+                        json!({"product_code": i.to_string(), "uf": uf, "fcp_st_rate_bp": fcp,
+                                   "fcp_retained": price * 14 / 10 * fcp / 10_000}),
+                    )
+                })
         }),
     )?;
     if spec.stock {
@@ -752,6 +803,12 @@ fn store_ids(db: &Db) -> Result<Vec<String>, ServerError> {
 
 /// A store's own setup: its company data (one CNPJ branch per store).
 fn store_setup(store: &str, i: u64) -> Vec<Map<String, Value>> {
+    let uf = STATES_SOLD[i as usize % STATES_SOLD.len()].0;
+    let address = if uf == "SP" {
+        "Av. Paulista, 1000 - São Paulo/SP"
+    } else {
+        "Av. Rio Branco, 100 - Rio de Janeiro/RJ"
+    };
     // Root 11.222.333, branch 00NN: every store a branch of the same company.
     let body = format!("1122233300{:02}", (i + 1) % 100);
     let mut twelve = [0u8; 12];
@@ -765,7 +822,8 @@ fn store_setup(store: &str, i: u64) -> Vec<Map<String, Value>> {
         ("store_name", format!("Loja {store}")),
         ("cnpj", cnpj),
         ("state_registration", "110042490114".to_owned()),
-        ("address", "Av. Paulista, 1000 - São Paulo/SP".to_owned()),
+        ("address", address.to_owned()),
+        ("uf", uf.to_owned()),
         ("tax_regime", "normal".to_owned()),
     ]
     .into_iter()
@@ -783,6 +841,10 @@ pub fn entities_written(spec: &CatalogSpec) -> Vec<&'static str> {
         "barcodes",
         "prices",
         "product_taxes",
+        "icms_by_state",
+        "pis_cofins",
+        "icms_st_retained",
+        "fcp_balance",
     ];
     if spec.stock {
         v.push("stock");

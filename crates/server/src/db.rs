@@ -25,6 +25,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0003_rows_per_owner",
         include_str!("../../../schema/server/0003_rows_per_owner.sql"),
     ),
+    (
+        "0004_taxes_by_state",
+        include_str!("../../../schema/server/0004_taxes_by_state.sql"),
+    ),
 ];
 
 /// How many idle read connections are kept.
@@ -266,7 +270,9 @@ mod tests {
                     "SELECT seq, key_text, node, deleted, siblings FROM rows ORDER BY seq",
                 )?;
                 let v = s
-                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
+                    .query_map([], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                    })?
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok::<_, DbError>(v)
             })

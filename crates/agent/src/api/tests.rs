@@ -125,7 +125,7 @@ pub fn fill(state: &AppState) {
         state,
         "product_taxes",
         rows(json!([
-            {"product_code": "1", "ecf_tribute": "T18", "ncm": "22021000", "icms_rate_bp": 1800}
+            {"product_code": "1", "ecf_tribute": "T18", "ncm": "22021000", "cfop": "5102"}
         ])),
     );
     apply(

@@ -220,10 +220,30 @@ fn build_replica(state: &AppState, n: usize) -> anyhow::Result<(u64, Duration)> 
         state,
         "product_taxes",
         (0..n).map(|i| {
-            row(json!({"product_code": i.to_string(), "ecf_tribute": "T18", "ncm": "22021000", "cfop": "5102",
-                       "icms_cst": "00", "icms_rate_bp": 1800, "pis_cst": "01", "pis_rate_bp": 165,
-                       "cofins_cst": "01", "cofins_rate_bp": 760}))
+            row(json!({"product_code": i.to_string(), "ecf_tribute": "T18", "ncm": "22021000", "cfop": "5102"}))
         }),
+    )?;
+    rows += apply_all(
+        state,
+        "icms_by_state",
+        (0..n).map(|i| {
+            row(json!({"product_code": i.to_string(), "uf": "SP", "icms_cst": "00", "icms_rate_bp": 1800}))
+        }),
+    )?;
+    rows += apply_all(
+        state,
+        "pis_cofins",
+        (0..n).map(|i| {
+            row(
+                json!({"product_code": i.to_string(), "pis_cst": "01", "pis_rate_bp": 165,
+                       "cofins_cst": "01", "cofins_rate_bp": 760}),
+            )
+        }),
+    )?;
+    rows += apply_all(
+        state,
+        "store_setup",
+        std::iter::once(row(json!({"name": "uf", "value": "SP"}))),
     )?;
     rows += apply_all(
         state,
