@@ -34,9 +34,11 @@ pub enum ReadMode {
 }
 
 impl ReadMode {
-    /// `LOJAD_POS_READS=inline|blocking` overrides the default (`Inline`).
+    /// `LOJAD_READ_MODE=inline|blocking` overrides the default (`Inline`).
+    /// Not `LOJAD_POS_…`: every `LOJAD_<SECTION>_<KEY>` variable is a config
+    /// override, and `[pos]` has no `reads` key (the config would refuse it).
     pub fn from_env() -> ReadMode {
-        match std::env::var("LOJAD_POS_READS").as_deref() {
+        match std::env::var("LOJAD_READ_MODE").as_deref() {
             Ok("blocking") => ReadMode::Blocking,
             _ => ReadMode::Inline,
         }
