@@ -293,6 +293,26 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/stores/{store}/digests/{entity}", get(entity_digest))
         .route("/v1/stores/{store}/digests/{entity}/rows", get(bucket_rows))
         .route("/v1/stores/{store}/documents", post(post_documents))
+        .merge(admin_router(&state))
+        .fallback(|| async { not_found("no such endpoint") })
+        .layer(middleware::from_fn(log_request))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(RequestDecompressionLayer::new().gzip(true).zstd(true))
+        .layer(
+            CompressionLayer::new()
+                .gzip(true)
+                .zstd(true)
+                .quality(CompressionLevel::Fastest),
+        )
+        .with_state(state)
+}
+
+/// Every `/v1/admin` route, all behind the one [`admin_auth`] layer: no
+/// admin handler checks the token itself. The unit test
+/// `every_admin_route_is_refused_without_the_admin_token` walks the routes
+/// of this file: an admin route added outside this router fails it.
+fn admin_router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
+    Router::new()
         .route("/v1/admin/import/{entity}", post(import_lines))
         .route("/v1/admin/nodes", post(add_node).get(list_nodes))
         .route("/v1/admin/availability", get(list_availability))
@@ -311,17 +331,20 @@ pub fn router(state: Arc<AppState>) -> Router {
             put(add_exception).delete(remove_exception),
         )
         .route("/v1/admin/documents", get(collect_documents))
-        .fallback(|| async { not_found("no such endpoint") })
-        .layer(middleware::from_fn(log_request))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(RequestDecompressionLayer::new().gzip(true).zstd(true))
-        .layer(
-            CompressionLayer::new()
-                .gzip(true)
-                .zstd(true)
-                .quality(CompressionLevel::Fastest),
-        )
-        .with_state(state)
+        // Only on these routes: an unknown path still answers 404.
+        .route_layer(middleware::from_fn_with_state(state.clone(), admin_auth))
+        // The layer wraps each route's "method not allowed" answer too:
+        // given back unwrapped, a method a route does not serve answers 405
+        // whatever the token, as before the layer.
+        .method_not_allowed_fallback(|| async { StatusCode::METHOD_NOT_ALLOWED })
+}
+
+/// The admin routes' gate: the request reaches its handler only with the
+/// admin bearer token; otherwise `check_admin`'s 401 is the answer, before
+/// the body is read.
+async fn admin_auth(State(st): St, req: Request, next: Next) -> Result<Response, ApiError> {
+    check_admin(&st, req.headers())?;
+    Ok(next.run(req).await)
 }
 
 /// One line per request at debug level (imports and documents log their own
@@ -723,10 +746,8 @@ async fn post_documents(
 async fn import_lines(
     State(st): St,
     Path(entity): Path<String>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    check_admin(&st, &headers)?;
     let e = entity_or_404(&entity)?;
     let started = Instant::now();
     let st2 = st.clone();
@@ -758,26 +779,19 @@ async fn import_lines(
     ))
 }
 
-async fn add_node(
-    State(st): St,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Json<nodes::NodeInfo>, ApiError> {
-    check_admin(&st, &headers)?;
+async fn add_node(State(st): St, body: Bytes) -> Result<Json<nodes::NodeInfo>, ApiError> {
     let node: NewNode = json_body(&body)?;
     let info = db_write(&st, move |tx| Ok(nodes::upsert_node(tx, &node)?)).await?;
     tracing::info!(node = %info.id, kind = info.kind.as_str(), "node saved");
     Ok(Json(info))
 }
 
-async fn list_nodes(State(st): St, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
-    check_admin(&st, &headers)?;
+async fn list_nodes(State(st): St) -> Result<Json<Value>, ApiError> {
     let list = db_read(&st, |c, _| Ok(nodes::list(c)?)).await?;
     Ok(Json(json!({ "nodes": list })))
 }
 
-async fn list_availability(State(st): St, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
-    check_admin(&st, &headers)?;
+async fn list_availability(State(st): St) -> Result<Json<Value>, ApiError> {
     let list = db_read(&st, |c, _| Ok(avail::list_minutes(c, nodes::MASTER)?)).await?;
     Ok(Json(json!({ "availability": list })))
 }
@@ -791,10 +805,8 @@ struct Minutes {
 async fn set_availability(
     State(st): St,
     Path(entity): Path<String>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    check_admin(&st, &headers)?;
     let e = entity_or_404(&entity)?;
     let Minutes { minutes } = json_body(&body)?;
     db_write(&st, move |tx| {
@@ -816,12 +828,7 @@ async fn require_store(st: &Arc<AppState>, store: &str) -> Result<(), ApiError> 
     }
 }
 
-async fn list_downloads(
-    State(st): St,
-    Path(store): Path<String>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    check_admin(&st, &headers)?;
+async fn list_downloads(State(st): St, Path(store): Path<String>) -> Result<Json<Value>, ApiError> {
     require_store(&st, &store).await?;
     let store2 = store.clone();
     let list = db_read(&st, move |c, st| {
@@ -834,26 +841,22 @@ async fn list_downloads(
 async fn reset_downloads(
     State(st): St,
     Path(store): Path<String>,
-    headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    reset(st, store, None, headers).await
+    reset(st, store, None).await
 }
 
 async fn reset_download(
     State(st): St,
     Path((store, entity)): Path<(String, String)>,
-    headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    reset(st, store, Some(entity), headers).await
+    reset(st, store, Some(entity)).await
 }
 
 async fn reset(
     st: Arc<AppState>,
     store: String,
     entity: Option<String>,
-    headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    check_admin(&st, &headers)?;
     if let Some(e) = &entity {
         entity_or_404(e)?;
     }
@@ -873,18 +876,12 @@ async fn reset(
     ))
 }
 
-async fn list_exceptions(State(st): St, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
-    check_admin(&st, &headers)?;
+async fn list_exceptions(State(st): St) -> Result<Json<Value>, ApiError> {
     let list = db_read(&st, |c, _| Ok(avail::list_exceptions(c)?)).await?;
     Ok(Json(json!({ "exceptions": list })))
 }
 
-async fn add_exception(
-    State(st): St,
-    Path(store): Path<String>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    check_admin(&st, &headers)?;
+async fn add_exception(State(st): St, Path(store): Path<String>) -> Result<Json<Value>, ApiError> {
     require_store(&st, &store).await?;
     let s = store.clone();
     db_write(&st, move |tx| Ok(avail::add_exception(tx, &s)?)).await?;
@@ -896,9 +893,7 @@ async fn add_exception(
 async fn remove_exception(
     State(st): St,
     Path(store): Path<String>,
-    headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    check_admin(&st, &headers)?;
     let s = store.clone();
     let removed = db_write(&st, move |tx| Ok(avail::remove_exception(tx, &s)?)).await?;
     tracing::info!(store = %store, "exception removed");
@@ -910,9 +905,7 @@ async fn remove_exception(
 async fn collect_documents(
     State(st): St,
     Query(q): Query<HashMap<String, String>>,
-    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    check_admin(&st, &headers)?;
     let after = q_u64(&q, "after")?.unwrap_or(0);
     let limit = q_u64(&q, "limit")?.unwrap_or(documents::DEFAULT_LIMIT);
     let text = db_read(&st, move |c, _| Ok(documents::collect(c, after, limit)?)).await?;
@@ -922,6 +915,165 @@ async fn collect_documents(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The path of every `.route(` call of this file above the tests: every
+    /// route `router` serves, as written (a route added anywhere in the
+    /// file is seen here without editing the tests).
+    fn routes_in_source() -> Vec<String> {
+        let src = include_str!("http.rs");
+        let src = &src[..src.find("#[cfg(test)]").expect("the tests module")];
+        src.split(".route(")
+            .skip(1)
+            .map(|call| {
+                let path = call
+                    .trim_start()
+                    .strip_prefix('"')
+                    .and_then(|rest| rest.split_once('"'))
+                    .map(|(path, _)| path);
+                path.unwrap_or_else(|| panic!("a route without a literal path: {call:.60}"))
+                    .to_owned()
+            })
+            .collect()
+    }
+
+    /// `path` with its parameters filled in (`{store}` a store that exists,
+    /// `{entity}` an entity of the registry).
+    fn concrete(path: &str) -> String {
+        path.split('/')
+            .map(|seg| match seg {
+                "{store}" => "a",
+                "{entity}" => "prices",
+                s if s.starts_with('{') => "x",
+                s => s,
+            })
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+
+    const METHODS: [reqwest::Method; 5] = [
+        reqwest::Method::GET,
+        reqwest::Method::POST,
+        reqwest::Method::PUT,
+        reqwest::Method::DELETE,
+        reqwest::Method::PATCH,
+    ];
+
+    /// A central on a free port, with store `a`, and `admin_token`.
+    async fn serve(admin_token: &str) -> (String, tempfile::TempDir) {
+        use crate::nodes::{NewNode, NodeKind, upsert_node};
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("c.db")).unwrap();
+        db.write(|tx| {
+            let n = NewNode {
+                id: "a".into(),
+                parent: "master".into(),
+                kind: NodeKind::Store,
+                token: Some("token-aaaa".into()),
+            };
+            upsert_node(tx, &n).unwrap();
+            Ok::<_, DbError>(())
+        })
+        .unwrap();
+        let app = router(Arc::new(AppState::new(db, admin_token, 0)));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, dir)
+    }
+
+    /// Status, `WWW-Authenticate` and JSON body (`Null` when not JSON).
+    async fn ask(
+        client: &reqwest::Client,
+        method: reqwest::Method,
+        url: &str,
+        token: Option<&str>,
+    ) -> (u16, Option<String>, Value) {
+        let mut req = client.request(method, url);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let challenge = resp
+            .headers()
+            .get(header::WWW_AUTHENTICATE)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body = resp.bytes().await.unwrap();
+        (
+            status,
+            challenge,
+            serde_json::from_slice(&body).unwrap_or(Value::Null),
+        )
+    }
+
+    /// Every route under `/v1/admin` is behind `admin_auth`, and no other
+    /// route is: walked from this file's source (`routes_in_source`), so an
+    /// admin route added outside `admin_router`, or a store route added in
+    /// it, fails here. Every method an admin route serves answers the
+    /// layer's 401 without the admin token, with a wrong one, and on a
+    /// central without one; a method it does not serve answers 405 whatever
+    /// the token.
+    #[tokio::test]
+    async fn every_admin_route_is_refused_without_the_admin_token() {
+        crate::install_crypto_provider();
+        let client = reqwest::Client::new();
+        let refused = |message: &str| {
+            (
+                401,
+                Some("Bearer".to_owned()),
+                serde_json::to_value(ErrorBody::new("unauthorized", message)).unwrap(),
+            )
+        };
+        let disabled = refused("admin endpoints are disabled: the server has no admin token");
+        // A central with an admin token, and one without (admin disabled).
+        let (url, _dir) = serve("admin-secret").await;
+        let (no_admin_url, _dir2) = serve("").await;
+        let routes = routes_in_source();
+        let is_admin = |path: &str| path.starts_with("/v1/admin/");
+        assert!(
+            routes.iter().filter(|p| is_admin(p)).count() >= 9,
+            "{routes:?}"
+        );
+        assert!(routes.iter().any(|p| !is_admin(p)), "{routes:?}");
+        for path in &routes {
+            let here = format!("{url}{}", concrete(path));
+            let there = format!("{no_admin_url}{}", concrete(path));
+            let mut served = 0;
+            for m in METHODS {
+                let with_admin = ask(&client, m.clone(), &here, Some("admin-secret")).await;
+                assert_ne!(
+                    with_admin.2["error"]["message"], "no such endpoint",
+                    "{m} {path}: not a route"
+                );
+                if with_admin.0 == 405 {
+                    // Not served: 405 whatever the token.
+                    for (url, token) in [(&here, None), (&here, Some("wrong")), (&there, None)] {
+                        let a = ask(&client, m.clone(), url, token).await;
+                        assert_eq!(a.0, 405, "{m} {path} {token:?}: {a:?}");
+                    }
+                    continue;
+                }
+                served += 1;
+                if is_admin(path) {
+                    assert_ne!(with_admin.0, 401, "{m} {path}: the admin token refused");
+                    let none = ask(&client, m.clone(), &here, None).await;
+                    assert_eq!(none, refused("missing bearer token"), "{m} {path}");
+                    let wrong = ask(&client, m.clone(), &here, Some("wrong")).await;
+                    assert_eq!(wrong, refused("wrong admin token"), "{m} {path}");
+                    for token in [None, Some("wrong"), Some("admin-secret")] {
+                        let a = ask(&client, m.clone(), &there, token).await;
+                        assert_eq!(a, disabled, "{m} {path} {token:?}");
+                    }
+                } else {
+                    for token in [None, Some("wrong"), Some("admin-secret")] {
+                        let a = ask(&client, m.clone(), &there, token).await;
+                        assert_ne!(a, disabled, "{m} {path} {token:?}: behind the admin layer");
+                    }
+                }
+            }
+            assert!(served > 0, "{path}: serves no method");
+        }
+    }
 
     #[test]
     fn zstd_is_sent_only_to_clients_that_take_it() {
