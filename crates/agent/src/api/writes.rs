@@ -151,6 +151,17 @@ fn path_uuid(field: &str, s: &str) -> Result<Value, ApiError> {
         .map_err(|_| ApiError::field(field, format!("{field}: the path must carry a UUID")))
 }
 
+/// A code from the path (`order_id`), as sent: not blank.
+fn path_code(field: &str, s: &str) -> Result<Value, ApiError> {
+    if s.trim().is_empty() {
+        return Err(ApiError::field(
+            field,
+            format!("{field}: must not be empty"),
+        ));
+    }
+    Ok(Value::String(s.to_owned()))
+}
+
 /// What every POS write answers, for the OpenAPI document (one list: every
 /// write goes through `parse_document` and `submit`).
 #[derive(utoipa::IntoResponses)]
@@ -254,7 +265,39 @@ request_schema!(
     ["order_id"]
 );
 
+/// The POST handler of a document kind and its OpenAPI entry.
+///
+/// `doc_route!(name, path, kind, Request, example, doc)`: the document is the
+/// whole body (tag `documents`).
+///
+/// The path-id arm, for a document whose parent's id is in the path
+/// (`/…/{id}/…`): `doc_route!(/// doc… name, path, tag, kind, Request,
+/// example, path_id(IdType, "id's description") => "field" via check,
+/// "body's description")`. `check(field, id)` turns the path's id into the
+/// body's `field` (or refuses it); the body may repeat `field`, equal.
 macro_rules! doc_route {
+    (
+        $(#[doc = $doc:tt])+
+        $name:ident, $path:tt, $tag:tt, $kind:expr, $request:ty, $example:ident,
+        path_id($id_type:ident, $id_doc:tt) => $field:tt via $check:ident,
+        $body_doc:tt
+    ) => {
+        $(#[doc = $doc])+
+        #[utoipa::path(post, path = $path, tag = $tag, security(("bearer" = [])),
+            params(("id" = $id_type, Path, description = $id_doc)),
+            request_body(content = $request, description = $body_doc, example = examples::$example),
+            responses(WriteResponses))]
+        pub async fn $name(
+            State(st): State<ApiState>,
+            Extension(terminal): Extension<Terminal>,
+            Path(id): Path<String>,
+            headers: HeaderMap,
+            body: Result<Bytes, BytesRejection>,
+        ) -> Result<Response, ApiError> {
+            let id = $check($field, &id)?;
+            write(&st, $kind, &headers, body, &[($field, id)], &terminal).await
+        }
+    };
     ($name:ident, $path:tt, $kind:expr, $request:ty, $example:ident, $doc:tt) => {
         #[doc = $doc]
         #[utoipa::path(post, path = $path, tag = "documents", security(("bearer" = [])),
@@ -415,84 +458,44 @@ pub enum CustomerNotYetReadable {
     Pending(CustomerAccepted),
 }
 
-/// A payment added to a sale after it was posted (e.g. a TEF approval that
-/// came late). `sale_id` comes from the path. Beyond the schema (state): the
-/// sale must be in this store's outbox (422 `sale_id`).
-#[utoipa::path(post, path = "/v1/sales/{id}/payments", tag = "documents", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "The sale's document id")),
-    request_body(content = SalePaymentRequest, description = "`id` (UUID of this payment document) + loja_protocol::document::SalePayment without `sale_id` (the path's)", example = examples::sale_payment),
-    responses(WriteResponses))]
-pub async fn sale_payment(
-    State(st): State<ApiState>,
-    Extension(terminal): Extension<Terminal>,
-    Path(sale_id): Path<String>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let sale_id = path_uuid("sale_id", &sale_id)?;
-    write(
-        &st,
-        DocumentKind::SalePayment,
-        &headers,
-        body,
-        &[("sale_id", sale_id)],
-        &terminal,
-    )
-    .await
-}
-
-/// The signed NFC-e/SAT XML of a sale, kept byte-for-byte. `sale_id` comes
-/// from the path. Beyond the schema (state): the sale must be in this
-/// store's outbox (422 `sale_id`).
-#[utoipa::path(post, path = "/v1/sales/{id}/xml", tag = "documents", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "The sale's document id")),
-    request_body(content = SaleXmlRequest, description = "`id` (UUID of this XML document) + `register`, `access_key` (44 digits), `xml` (the signed XML as a JSON string)", example = examples::sale_xml),
-    responses(WriteResponses))]
-pub async fn sale_xml(
-    State(st): State<ApiState>,
-    Extension(terminal): Extension<Terminal>,
-    Path(sale_id): Path<String>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let sale_id = path_uuid("sale_id", &sale_id)?;
-    write(
-        &st,
-        DocumentKind::SaleXml,
-        &headers,
-        body,
-        &[("sale_id", sale_id)],
-        &terminal,
-    )
-    .await
-}
-
-/// A status change of an omni-channel order (picking, ready, delivered,
-/// cancelled). `order_id` comes from the path.
-#[utoipa::path(post, path = "/v1/omni-orders/{id}/status", tag = "omni", security(("bearer" = [])),
-    params(("id" = String, Path, description = "The order id (a code: not blank, at most 60 characters)")),
-    request_body(content = OmniOrderStatusRequest, description = "`id` (UUID of this event) + loja_protocol::document::OmniOrderStatus without `order_id` (the path's); `register` defaults to the terminal's name", example = examples::omni_status),
-    responses(WriteResponses))]
-pub async fn omni_status(
-    State(st): State<ApiState>,
-    Extension(terminal): Extension<Terminal>,
-    Path(order_id): Path<String>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    if order_id.trim().is_empty() {
-        return Err(ApiError::field("order_id", "order_id: must not be empty"));
-    }
-    write(
-        &st,
-        DocumentKind::OmniOrderStatus,
-        &headers,
-        body,
-        &[("order_id", Value::String(order_id))],
-        &terminal,
-    )
-    .await
-}
+doc_route!(
+    /// A payment added to a sale after it was posted (e.g. a TEF approval that
+    /// came late). `sale_id` comes from the path. Beyond the schema (state): the
+    /// sale must be in this store's outbox (422 `sale_id`).
+    sale_payment,
+    "/v1/sales/{id}/payments",
+    "documents",
+    DocumentKind::SalePayment,
+    SalePaymentRequest,
+    sale_payment,
+    path_id(Uuid, "The sale's document id") => "sale_id" via path_uuid,
+    "`id` (UUID of this payment document) + loja_protocol::document::SalePayment without `sale_id` (the path's)"
+);
+doc_route!(
+    /// The signed NFC-e/SAT XML of a sale, kept byte-for-byte. `sale_id` comes
+    /// from the path. Beyond the schema (state): the sale must be in this
+    /// store's outbox (422 `sale_id`).
+    sale_xml,
+    "/v1/sales/{id}/xml",
+    "documents",
+    DocumentKind::SaleXml,
+    SaleXmlRequest,
+    sale_xml,
+    path_id(Uuid, "The sale's document id") => "sale_id" via path_uuid,
+    "`id` (UUID of this XML document) + `register`, `access_key` (44 digits), `xml` (the signed XML as a JSON string)"
+);
+doc_route!(
+    /// A status change of an omni-channel order (picking, ready, delivered,
+    /// cancelled). `order_id` comes from the path.
+    omni_status,
+    "/v1/omni-orders/{id}/status",
+    "omni",
+    DocumentKind::OmniOrderStatus,
+    OmniOrderStatusRequest,
+    omni_status,
+    path_id(String, "The order id (a code: not blank, at most 60 characters)") => "order_id" via path_code,
+    "`id` (UUID of this event) + loja_protocol::document::OmniOrderStatus without `order_id` (the path's); `register` defaults to the terminal's name"
+);
 
 /// Example bodies: shown in the OpenAPI document and posted by the tests,
 /// so the examples are known to be accepted.
