@@ -79,6 +79,7 @@ pub struct CentralBuilder {
     bin: Option<PathBuf>,
     admin_token: String,
     catalog: Option<(u64, u64, bool, u64)>,
+    centrals: Vec<(String, String)>,
     stores: Vec<(String, String, String)>,
     dir: Option<PathBuf>,
     tls: Option<Tls>,
@@ -113,6 +114,11 @@ impl CentralBuilder {
         self.catalog = Some((products, customers, stock, seed));
         self
     }
+    /// Add a central (`node add --kind central`) before serving, before the stores.
+    pub fn central(mut self, id: &str, parent: &str) -> Self {
+        self.centrals.push((id.into(), parent.into()));
+        self
+    }
     /// Add a store (`node add`) before serving.
     pub fn store(mut self, id: &str, parent: &str, token: &str) -> Self {
         self.stores.push((id.into(), parent.into(), token.into()));
@@ -145,6 +151,16 @@ impl CentralBuilder {
             }
         };
         let db = dir.join("c.db");
+        for (id, parent) in &self.centrals {
+            let out = Command::new(&bin)
+                .args(["node", "add", "--db"])
+                .arg(&db)
+                .args(["--id", id, "--parent", parent, "--kind", "central"])
+                .output()?;
+            if !out.status.success() {
+                bail!("node add {id}: {}", String::from_utf8_lossy(&out.stderr));
+            }
+        }
         for (id, parent, token) in &self.stores {
             let out = Command::new(&bin)
                 .args(["node", "add", "--db"])
@@ -256,6 +272,7 @@ impl Central {
             bin: None,
             admin_token: "e2e-admin-token".into(),
             catalog: None,
+            centrals: Vec::new(),
             stores: Vec::new(),
             dir: None,
             tls: None,

@@ -449,15 +449,29 @@ async fn a_replica_of_an_older_lojad_loses_its_product_cards() {
     store.sync(&[]).expect("lojad sync");
     {
         let conn = rusqlite::Connection::open(store.data_dir().join("replica.db")).unwrap();
+        // The replica as a lojad of migration 3 left it: with the cards, no
+        // price list order, the taxes in one table.
         conn.execute_batch(
             "CREATE TABLE product_cards (barcode_hash INTEGER PRIMARY KEY, answer BLOB);
+             DROP TABLE price_list_order;
+             DROP TABLE icms_by_state; DROP TABLE pis_cofins;
+             DROP TABLE icms_st_retained; DROP TABLE fcp_balance;
+             DELETE FROM watermarks
+              WHERE entity IN ('icms_by_state', 'pis_cofins', 'icms_st_retained', 'fcp_balance');
+             ALTER TABLE product_taxes ADD COLUMN icms_cst TEXT;
+             ALTER TABLE product_taxes ADD COLUMN icms_rate_bp INTEGER;
+             ALTER TABLE product_taxes ADD COLUMN icms_st_rate_bp INTEGER;
+             ALTER TABLE product_taxes ADD COLUMN icms_retained INTEGER;
+             ALTER TABLE product_taxes ADD COLUMN fcp_rate_bp INTEGER;
+             ALTER TABLE product_taxes ADD COLUMN pis_cst TEXT;
+             ALTER TABLE product_taxes ADD COLUMN pis_rate_bp INTEGER;
+             ALTER TABLE product_taxes ADD COLUMN cofins_cst TEXT;
+             ALTER TABLE product_taxes ADD COLUMN cofins_rate_bp INTEGER;
              PRAGMA user_version = 3;",
         )
         .unwrap();
     }
-    store
-        .sync(&["prices"])
-        .expect("lojad sync after the downgrade");
+    store.sync(&[]).expect("lojad sync after the downgrade");
     let conn = rusqlite::Connection::open(store.data_dir().join("replica.db")).unwrap();
     let cards: i64 = conn
         .query_row(

@@ -391,8 +391,8 @@ mod tests {
         let mut views: BTreeMap<&str, BTreeMap<String, Map<String, Value>>> = BTreeMap::new();
         let mut marks: BTreeMap<&str, u64> = BTreeMap::new();
         let sync = |db: &Db,
-                        views: &mut BTreeMap<&'static str, _>,
-                        marks: &mut BTreeMap<&'static str, u64>| {
+                    views: &mut BTreeMap<&'static str, _>,
+                    marks: &mut BTreeMap<&'static str, u64>| {
             for s in ["a", "b", "c"] {
                 let view = views.entry(s).or_default();
                 let m = marks.entry(s).or_default();

@@ -316,7 +316,10 @@ fn admin_router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/v1/admin/import/{entity}", post(import_lines))
         .route("/v1/admin/nodes", post(add_node).get(list_nodes))
         .route("/v1/admin/availability", get(list_availability))
-        .route("/v1/admin/availability/{entity}", put(set_availability))
+        .route(
+            "/v1/admin/availability/{entity}",
+            put(set_availability).delete(unset_availability),
+        )
         .route(
             "/v1/admin/stores/{store}/downloads",
             get(list_downloads).delete(reset_downloads),
@@ -401,16 +404,19 @@ async fn feed_page(
         st2.db
             .read(|conn| {
                 let scope = check_store(conn, &store, token.as_deref())?;
+                // The store's place in the tree: it ranks its price lists by it.
+                let place = scope.nodes.join(",");
                 let now = now_unix();
                 if let Some(until) =
                     avail::held_until(conn, Some(&st2.pending), &store, e, Some(after), now)?
                 {
-                    return Ok(feed::Page {
+                    let held = feed::Page {
                         json: feed::held_page(e, after, &avail::rfc3339(until)),
                         items: 0,
                         next: after,
                         more: false,
-                    });
+                    };
+                    return Ok((held, place));
                 }
                 let page = feed::build_page(conn, e, &scope, after, limit)?;
                 if !page.more {
@@ -424,12 +430,17 @@ async fn feed_page(
                     );
                     st2.flush.notify_one();
                 }
-                Ok(page)
+                Ok((page, place))
             })
-            .map(|page| SealedAnswer::seal(page.json, zstd))
+            .map(|(page, place)| (SealedAnswer::seal(page.json, zstd), place))
     })
     .await?;
-    Ok(page.into_response())
+    let (sealed, place) = page;
+    let mut resp = sealed.into_response();
+    if let Ok(v) = HeaderValue::from_str(&place) {
+        resp.headers_mut().insert(loja_protocol::SCOPE_HEADER, v);
+    }
+    Ok(resp)
 }
 
 /// A JSON answer a store applies (a feed page, a verify answer), sealed in
@@ -783,6 +794,10 @@ async fn add_node(State(st): St, body: Bytes) -> Result<Json<nodes::NodeInfo>, A
     let node: NewNode = json_body(&body)?;
     let info = db_write(&st, move |tx| Ok(nodes::upsert_node(tx, &node)?)).await?;
     tracing::info!(node = %info.id, kind = info.kind.as_str(), "node saved");
+    // A move re-resolves the stores under the node at new sequences: wake
+    // their long-polls (the new head; nothing changed otherwise).
+    let head = db_read(&st, |c, _| Ok(head_seq(c)?)).await?;
+    st.head.send_replace(head);
     Ok(Json(info))
 }
 
@@ -791,15 +806,46 @@ async fn list_nodes(State(st): St) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({ "nodes": list })))
 }
 
-async fn list_availability(State(st): St) -> Result<Json<Value>, ApiError> {
-    let list = db_read(&st, |c, _| Ok(avail::list_minutes(c, nodes::MASTER)?)).await?;
-    Ok(Json(json!({ "availability": list })))
+/// The level `?node=` names (default: the master, the whole chain), which must exist.
+async fn level(st: &Arc<AppState>, q: &HashMap<String, String>) -> Result<String, ApiError> {
+    let node = q
+        .get("node")
+        .cloned()
+        .unwrap_or_else(|| nodes::MASTER.to_owned());
+    known_level(st, node).await
+}
+
+async fn known_level(st: &Arc<AppState>, node: String) -> Result<String, ApiError> {
+    let n = node.clone();
+    let kind = db_read(st, move |c, _| Ok(nodes::kind_of(c, &n)?)).await?;
+    match kind {
+        Some(_) => Ok(node),
+        None => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            format!("no such node {node}"),
+        )
+        .field("node")),
+    }
+}
+
+async fn list_availability(
+    State(st): St,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let node = level(&st, &q).await?;
+    let n = node.clone();
+    let list = db_read(&st, move |c, _| Ok(avail::list_minutes(c, &n)?)).await?;
+    Ok(Json(json!({ "node": node, "availability": list })))
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Minutes {
     minutes: u32,
+    /// The level: the master (default: the whole chain), a central or a store.
+    #[serde(default)]
+    node: Option<String>,
 }
 
 async fn set_availability(
@@ -808,15 +854,36 @@ async fn set_availability(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let e = entity_or_404(&entity)?;
-    let Minutes { minutes } = json_body(&body)?;
-    db_write(&st, move |tx| {
-        Ok(avail::set_minutes(tx, nodes::MASTER, e, minutes)?)
-    })
-    .await?;
-    tracing::info!(entity = e.name, minutes, "availability set");
+    let Minutes { minutes, node } = json_body(&body)?;
+    let node = known_level(&st, node.unwrap_or_else(|| nodes::MASTER.to_owned())).await?;
+    let n = node.clone();
+    db_write(&st, move |tx| Ok(avail::set_minutes(tx, &n, e, minutes)?)).await?;
+    tracing::info!(entity = e.name, minutes, node = %node, "availability set");
     // A shorter window may release held stores now.
     st.head.send_modify(|_| {});
-    Ok(Json(json!({"entity": e.name, "minutes": minutes})))
+    Ok(Json(
+        json!({"entity": e.name, "minutes": minutes, "node": node}),
+    ))
+}
+
+async fn unset_availability(
+    State(st): St,
+    Path(entity): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let e = entity_or_404(&entity)?;
+    let node = level(&st, &q).await?;
+    let n = node.clone();
+    let (removed, (minutes, set_at)) = db_write(&st, move |tx| {
+        let removed = avail::unset_minutes(tx, &n, e)?;
+        Ok((removed, avail::resolved(tx, &n, e)?))
+    })
+    .await?;
+    tracing::info!(entity = e.name, node = %node, removed, "availability setting removed");
+    st.head.send_modify(|_| {});
+    Ok(Json(
+        json!({"entity": e.name, "node": node, "removed": removed, "minutes": minutes, "set_at": set_at}),
+    ))
 }
 
 async fn require_store(st: &Arc<AppState>, store: &str) -> Result<(), ApiError> {
