@@ -2,7 +2,7 @@
 //! owner node). Writes go through here, each change at the next sequence:
 //! an import's upserts and deletes, and the tombstones that make a store
 //! re-resolve its keys when its place in the hierarchy changes. Reading a
-//! store's view (which row wins) is [`crate::nodes::Scope`]'s business.
+//! store's view (which row wins) is the business of `Scope`, in nodes.rs.
 
 use rusqlite::{Connection, params};
 
