@@ -26,10 +26,15 @@ pub enum DocumentKind {
     SaleXml,
     ReducaoZ,
     OmniOrderStatus,
+    SaleCancellation,
+    Return,
+    ReturnCancellation,
+    StockMovement,
+    InventoryCount,
 }
 
 impl DocumentKind {
-    pub const ALL: [DocumentKind; 9] = [
+    pub const ALL: [DocumentKind; 14] = [
         DocumentKind::CashOpen,
         DocumentKind::CashMovement,
         DocumentKind::CashClose,
@@ -39,6 +44,11 @@ impl DocumentKind {
         DocumentKind::SaleXml,
         DocumentKind::ReducaoZ,
         DocumentKind::OmniOrderStatus,
+        DocumentKind::SaleCancellation,
+        DocumentKind::Return,
+        DocumentKind::ReturnCancellation,
+        DocumentKind::StockMovement,
+        DocumentKind::InventoryCount,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -52,6 +62,11 @@ impl DocumentKind {
             DocumentKind::SaleXml => "sale_xml",
             DocumentKind::ReducaoZ => "reducao_z",
             DocumentKind::OmniOrderStatus => "omni_order_status",
+            DocumentKind::SaleCancellation => "sale_cancellation",
+            DocumentKind::Return => "return",
+            DocumentKind::ReturnCancellation => "return_cancellation",
+            DocumentKind::StockMovement => "stock_movement",
+            DocumentKind::InventoryCount => "inventory_count",
         }
     }
 
@@ -79,6 +94,11 @@ impl DocumentKind {
             DocumentKind::SaleXml => typed::<SaleXml>(body),
             DocumentKind::ReducaoZ => typed::<ReducaoZ>(body),
             DocumentKind::OmniOrderStatus => typed::<OmniOrderStatus>(body),
+            DocumentKind::SaleCancellation => typed::<SaleCancellation>(body),
+            DocumentKind::Return => typed::<Return>(body),
+            DocumentKind::ReturnCancellation => typed::<ReturnCancellation>(body),
+            DocumentKind::StockMovement => typed::<StockMovement>(body),
+            DocumentKind::InventoryCount => typed::<InventoryCount>(body),
         }
     }
 }
@@ -846,6 +866,347 @@ impl Validate for OmniOrderStatus {
     }
 }
 
+// --- A sale's life after it is sold: cancellation, returns, stock. ---
+
+/// `sale_cancellation`: a sale of this store cancelled (the NFC-e
+/// cancellation event, when the POS has it, kept byte for byte).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SaleCancellation {
+    pub sale_id: Uuid,
+    #[schema(schema_with = crate::schema::code)]
+    pub register: String,
+    /// Cancellation reason code.
+    #[schema(schema_with = crate::schema::code)]
+    pub reason_code: String,
+    #[schema(schema_with = crate::schema::code)]
+    pub operator: String,
+    /// The signed cancellation event XML, when the POS has it.
+    #[serde(default)]
+    #[schema(schema_with = crate::schema::opt_xml)]
+    pub xml: Option<String>,
+    #[schema(schema_with = crate::schema::timestamp)]
+    pub cancelled_at: String,
+}
+
+impl Validate for SaleCancellation {
+    fn validate(&self) -> Result<(), FieldError> {
+        text("register", &self.register, CODE_MAX)?;
+        text("reason_code", &self.reason_code, CODE_MAX)?;
+        text("operator", &self.operator, CODE_MAX)?;
+        if let Some(xml) = &self.xml {
+            text("xml", xml, limits::XML_MAX)?;
+        }
+        timestamp("cancelled_at", &self.cancelled_at)
+    }
+    fn register(&self) -> &str {
+        &self.register
+    }
+}
+
+/// One line of a return: how much of a product comes back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReturnItem {
+    #[schema(schema_with = crate::schema::code)]
+    pub product_code: String,
+    /// Thousandths; never above what was sold less earlier returns.
+    #[schema(schema_with = crate::schema::qty)]
+    pub qty: i64,
+    /// Centavos refunded for this line.
+    #[schema(schema_with = crate::schema::money)]
+    pub refund: i64,
+    /// Back to the shelf (stock goes up) or not (damaged).
+    pub restock: bool,
+}
+
+/// `return` (devolução / troca): products of a sale of this store coming
+/// back, with a reason from the `return_reasons` entity and the refund's
+/// tenders. An exchange is a return whose refund pays a new sale
+/// (`exchange: true`; the new sale is a document of its own).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Return {
+    pub sale_id: Uuid,
+    #[schema(schema_with = crate::schema::code)]
+    pub register: String,
+    /// A `return_reasons` code (the domain's MotivoTD).
+    #[schema(schema_with = crate::schema::code)]
+    pub reason_code: String,
+    #[schema(schema_with = crate::schema::code)]
+    pub operator: String,
+    #[schema(min_items = 1, max_items = 990)]
+    pub items: Vec<ReturnItem>,
+    /// How the refund is paid (Σ amounts = Σ line refunds); empty for an
+    /// exchange, whose refund pays the new sale.
+    #[serde(default)]
+    #[schema(max_items = 100)]
+    pub refunds: Vec<Payment>,
+    #[serde(default)]
+    pub exchange: bool,
+    #[schema(schema_with = crate::schema::timestamp)]
+    pub returned_at: String,
+}
+
+impl Validate for Return {
+    fn validate(&self) -> Result<(), FieldError> {
+        text("register", &self.register, CODE_MAX)?;
+        text("reason_code", &self.reason_code, CODE_MAX)?;
+        text("operator", &self.operator, CODE_MAX)?;
+        count("items", self.items.len(), 1, limits::ITEMS_MAX, "items")?;
+        let mut refund: i64 = 0;
+        for (i, item) in self.items.iter().enumerate() {
+            let at = |e: FieldError| e.within(format!("items[{i}]"));
+            text("product_code", &item.product_code, CODE_MAX).map_err(at)?;
+            int("qty", item.qty, 1, limits::QTY_MAX).map_err(at)?;
+            money("refund", item.refund).map_err(at)?;
+            refund = refund
+                .checked_add(item.refund)
+                .ok_or_else(|| FieldError::new("items", "refunds overflow"))?;
+        }
+        count(
+            "refunds",
+            self.refunds.len(),
+            0,
+            limits::PAYMENTS_MAX,
+            "refunds",
+        )?;
+        let mut paid: i64 = 0;
+        for (i, p) in self.refunds.iter().enumerate() {
+            p.validate()
+                .map_err(|e| e.within(format!("refunds[{i}]")))?;
+            paid = paid
+                .checked_add(p.amount)
+                .ok_or_else(|| FieldError::new("refunds", "amounts overflow"))?;
+        }
+        if !self.exchange && paid != refund {
+            return Err(FieldError::new(
+                "refunds",
+                format!("Σ refunds = {paid} but the lines refund {refund}"),
+            ));
+        }
+        if self.exchange && !self.refunds.is_empty() {
+            return Err(FieldError::new(
+                "refunds",
+                "an exchange pays its refund into the new sale: no refunds",
+            ));
+        }
+        timestamp("returned_at", &self.returned_at)
+    }
+    fn register(&self) -> &str {
+        &self.register
+    }
+}
+
+/// `return_cancellation`: a return undone (the products leave again).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReturnCancellation {
+    /// Id of the `return` document.
+    pub return_id: Uuid,
+    #[schema(schema_with = crate::schema::code)]
+    pub register: String,
+    #[schema(schema_with = crate::schema::code)]
+    pub reason_code: String,
+    #[schema(schema_with = crate::schema::code)]
+    pub operator: String,
+    #[schema(schema_with = crate::schema::timestamp)]
+    pub cancelled_at: String,
+}
+
+impl Validate for ReturnCancellation {
+    fn validate(&self) -> Result<(), FieldError> {
+        text("register", &self.register, CODE_MAX)?;
+        text("reason_code", &self.reason_code, CODE_MAX)?;
+        text("operator", &self.operator, CODE_MAX)?;
+        timestamp("cancelled_at", &self.cancelled_at)
+    }
+    fn register(&self) -> &str {
+        &self.register
+    }
+}
+
+/// What a stock movement is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MovementKind {
+    /// Goods received from a supplier (with its NF-e key): stock up.
+    Receipt,
+    /// Sent to another store: stock down at once.
+    TransferOut,
+    /// What arrived of a transfer, confirmed by the receiving store: stock up.
+    TransferIn,
+    /// A correction with a reason: `qty` signed (negative: stock down).
+    Adjustment,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MovementItem {
+    #[schema(schema_with = crate::schema::code)]
+    pub product_code: String,
+    /// Thousandths: positive, except an adjustment's, which is signed.
+    #[schema(minimum = -1_000_000_000, maximum = 1_000_000_000)]
+    pub qty: i64,
+}
+
+/// `stock_movement`: goods in, out, between stores, or corrected.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StockMovement {
+    pub movement: MovementKind,
+    #[schema(schema_with = crate::schema::code)]
+    pub register: String,
+    #[schema(schema_with = crate::schema::code)]
+    pub operator: String,
+    #[schema(min_items = 1, max_items = 990)]
+    pub items: Vec<MovementItem>,
+    /// Receipt: the supplier's NF-e access key (44 digits).
+    #[serde(default)]
+    #[schema(schema_with = crate::schema::opt_access_key)]
+    pub nfe_key: Option<String>,
+    /// Transfer out: the receiving store's id.
+    #[serde(default)]
+    #[schema(schema_with = crate::schema::opt_code)]
+    pub to_store: Option<String>,
+    /// Transfer in: the sending store's id and its transfer-out document.
+    #[serde(default)]
+    #[schema(schema_with = crate::schema::opt_code)]
+    pub from_store: Option<String>,
+    #[serde(default)]
+    pub transfer_id: Option<Uuid>,
+    /// Adjustment: why (a reason code).
+    #[serde(default)]
+    #[schema(schema_with = crate::schema::opt_code)]
+    pub reason_code: Option<String>,
+    #[schema(schema_with = crate::schema::timestamp)]
+    pub moved_at: String,
+}
+
+impl Validate for StockMovement {
+    fn validate(&self) -> Result<(), FieldError> {
+        text("register", &self.register, CODE_MAX)?;
+        text("operator", &self.operator, CODE_MAX)?;
+        count("items", self.items.len(), 1, limits::ITEMS_MAX, "items")?;
+        for (i, item) in self.items.iter().enumerate() {
+            let at = |e: FieldError| e.within(format!("items[{i}]"));
+            text("product_code", &item.product_code, CODE_MAX).map_err(at)?;
+            match self.movement {
+                MovementKind::Adjustment => {
+                    int("qty", item.qty, -limits::QTY_MAX, limits::QTY_MAX).map_err(at)?;
+                    if item.qty == 0 {
+                        return Err(at(FieldError::new("qty", "must not be zero")));
+                    }
+                }
+                _ => int("qty", item.qty, 1, limits::QTY_MAX).map_err(at)?,
+            }
+        }
+        let need = |field: &str, present: bool, what: &str| {
+            if present {
+                Ok(())
+            } else {
+                Err(FieldError::new(field, format!("is required for {what}")))
+            }
+        };
+        let refuse = |field: &str, present: bool| {
+            if present {
+                Err(FieldError::new(
+                    field,
+                    format!("does not belong to a {:?} movement", self.movement),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        match self.movement {
+            MovementKind::Receipt => {
+                need("nfe_key", self.nfe_key.is_some(), "a receipt")?;
+                refuse("to_store", self.to_store.is_some())?;
+                refuse("from_store", self.from_store.is_some())?;
+            }
+            MovementKind::TransferOut => {
+                need("to_store", self.to_store.is_some(), "a transfer out")?;
+                refuse("from_store", self.from_store.is_some())?;
+            }
+            MovementKind::TransferIn => {
+                need("from_store", self.from_store.is_some(), "a transfer in")?;
+                need("transfer_id", self.transfer_id.is_some(), "a transfer in")?;
+                refuse("to_store", self.to_store.is_some())?;
+            }
+            MovementKind::Adjustment => {
+                need("reason_code", self.reason_code.is_some(), "an adjustment")?;
+            }
+        }
+        if let Some(k) = &self.nfe_key
+            && (k.len() != 44 || !k.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(FieldError::new("nfe_key", "must be 44 digits"));
+        }
+        for (field, v) in [
+            ("to_store", &self.to_store),
+            ("from_store", &self.from_store),
+            ("reason_code", &self.reason_code),
+        ] {
+            if let Some(v) = v {
+                text(field, v, CODE_MAX)?;
+            }
+        }
+        timestamp("moved_at", &self.moved_at)
+    }
+    fn register(&self) -> &str {
+        &self.register
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CountedItem {
+    #[schema(schema_with = crate::schema::code)]
+    pub product_code: String,
+    /// What is on the shelf, thousandths.
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
+    pub counted_qty: i64,
+}
+
+/// `inventory_count`: counted quantities for a list of products (a partial
+/// count names only the products counted): each becomes the stock.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InventoryCount {
+    #[schema(schema_with = crate::schema::code)]
+    pub register: String,
+    #[schema(schema_with = crate::schema::code)]
+    pub operator: String,
+    #[schema(min_items = 1, max_items = 990)]
+    pub items: Vec<CountedItem>,
+    #[schema(schema_with = crate::schema::timestamp)]
+    pub counted_at: String,
+}
+
+impl Validate for InventoryCount {
+    fn validate(&self) -> Result<(), FieldError> {
+        text("register", &self.register, CODE_MAX)?;
+        text("operator", &self.operator, CODE_MAX)?;
+        count("items", self.items.len(), 1, limits::ITEMS_MAX, "items")?;
+        let mut seen = std::collections::HashSet::new();
+        for (i, item) in self.items.iter().enumerate() {
+            let at = |e: FieldError| e.within(format!("items[{i}]"));
+            text("product_code", &item.product_code, CODE_MAX).map_err(at)?;
+            int("counted_qty", item.counted_qty, 0, limits::QTY_MAX).map_err(at)?;
+            if !seen.insert(item.product_code.as_str()) {
+                return Err(at(FieldError::new(
+                    "product_code",
+                    "counted twice in one count",
+                )));
+            }
+        }
+        timestamp("counted_at", &self.counted_at)
+    }
+    fn register(&self) -> &str {
+        &self.register
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1150,6 +1511,23 @@ mod tests {
                 "totals": [{"method": "CASH", "amount": 1900}]}),
             DocumentKind::OmniOrderStatus => json!({"order_id": "OM-1", "status": "ready",
                 "at": "2026-11-26T12:30:00Z", "register": "PDV01"}),
+            DocumentKind::SaleCancellation => json!({"sale_id": nil, "register": "PDV01",
+                "reason_code": "1", "operator": "001", "xml": "<procEventoNFe/>",
+                "cancelled_at": "2026-11-26T12:10:00Z"}),
+            DocumentKind::Return => {
+                json!({"sale_id": nil, "register": "PDV01", "reason_code": "02",
+                "operator": "001", "returned_at": "2026-11-27T10:00:00Z",
+                "items": [{"product_code": "1", "qty": 1000, "refund": 950, "restock": true}],
+                "refunds": [{"method": "CASH", "amount": 950}]})
+            }
+            DocumentKind::ReturnCancellation => json!({"return_id": nil, "register": "PDV01",
+                "reason_code": "9", "operator": "001", "cancelled_at": "2026-11-27T10:05:00Z"}),
+            DocumentKind::StockMovement => json!({"movement": "receipt", "register": "PDV01",
+                "operator": "001", "nfe_key": "35261112345678000190550010000000011000000010",
+                "items": [{"product_code": "1", "qty": 24000}], "moved_at": "2026-11-27T08:00:00Z"}),
+            DocumentKind::InventoryCount => json!({"register": "PDV01", "operator": "001",
+                "items": [{"product_code": "1", "counted_qty": 7000}],
+                "counted_at": "2026-11-27T21:00:00Z"}),
         }
     }
 

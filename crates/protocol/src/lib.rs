@@ -10,6 +10,7 @@ pub mod feed;
 pub mod limits;
 pub mod registry;
 pub mod schema;
+pub mod stock;
 pub mod time;
 pub mod typed;
 

@@ -239,6 +239,7 @@ pub static ENTITIES: &[Entity] = &[
     ], 60).resolved(Resolution::Nearest).domain("Preco"),
     entity("stock", "ETQ", "Stock on hand at the store", &["product_code"], &[
         req("product_code", Text), req("qty", Qty), c("updated_at", Time),
+        c("reflects_store_seq", Int),
     ], 10).resolved(Resolution::Own).domain("Estoque"),
     entity("product_taxes", "TRB", "ECF tribute of a product: the same in every state (the ICMS by state, PIS/COFINS, ICMS ST retained and FCP have their own entities)", &["product_code"], &[
         req("product_code", Text), req("ecf_tribute", Text), chk("ncm", false, Check::Ncm),
@@ -261,7 +262,10 @@ pub static ENTITIES: &[Entity] = &[
     ], 120).resolved(Resolution::Nearest).domain("SaldoFCP"),
     entity("discount_reasons", "MDS", "Discount reasons", &["code"], &[
         req("code", Text), req("description", Text), c("active", Bool),
-    ], 120).resolved(Resolution::Shared).domain("MotivoTD"),
+    ], 120).resolved(Resolution::Shared),
+    entity("return_reasons", "MTD", "Reasons for returns and exchanges (the domain's MotivoTD), the omni channels' return reasons too", &["code"], &[
+        req("code", Text), req("description", Text), c("restock", Bool), c("omni", Bool), c("active", Bool),
+    ], 120).resolved(Resolution::Nearest).domain("MotivoTD"),
     entity("discount_types", "TDS", "Discount types", &["code"], &[
         req("code", Text), req("description", Text), c("max_percent_bp", Int), c("needs_authorization", Bool),
     ], 120).resolved(Resolution::Nearest).domain("TipoDesc"),

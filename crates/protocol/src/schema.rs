@@ -128,6 +128,11 @@ pub fn opt_cpf_or_cnpj() -> Object {
 pub fn opt_uf() -> Object {
     nullable_string().pattern(Some(pattern::UF)).build()
 }
+/// An optional 44-digit NF-e access key (a receipt's).
+pub fn opt_access_key() -> Object {
+    nullable_string().pattern(Some(pattern::ACCESS_KEY)).build()
+}
+
 pub fn access_key() -> Object {
     string().pattern(Some(pattern::ACCESS_KEY)).build()
 }

@@ -24,6 +24,7 @@ mod migrate;
 mod outbox;
 pub mod price_lists;
 mod queries;
+mod sale_life;
 mod secrets;
 mod verify;
 

@@ -19,11 +19,13 @@ pub(crate) const CATALOG: &[&str] = &[
     include_str!("../../../schema/replica/catalog/0004_drop_product_cards.sql"),
     include_str!("../../../schema/replica/catalog/0005_price_list_order.sql"),
     include_str!("../../../schema/replica/catalog/0006_taxes_by_state.sql"),
+    include_str!("../../../schema/replica/catalog/0007_sale_life.sql"),
 ];
 /// `schema/replica/outbox/*.sql`, in order.
-pub(crate) const OUTBOX: &[&str] = &[include_str!(
-    "../../../schema/replica/outbox/0001_documents.sql"
-)];
+pub(crate) const OUTBOX: &[&str] = &[
+    include_str!("../../../schema/replica/outbox/0001_documents.sql"),
+    include_str!("../../../schema/replica/outbox/0002_sale_life.sql"),
+];
 /// `schema/replica/journal/*.sql`, in order.
 pub(crate) const JOURNAL: &[&str] = &[include_str!(
     "../../../schema/replica/journal/0001_journal.sql"

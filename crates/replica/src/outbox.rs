@@ -616,8 +616,19 @@ fn accept_one(tx: &Transaction<'_>, path: &Path, doc: &NewDocument, now: &str) -
             }
             has_xml = doc.kind == DocumentKind::SaleXml;
         }
+        DocumentKind::SaleCancellation
+        | DocumentKind::Return
+        | DocumentKind::ReturnCancellation => {
+            has_xml = doc.kind == DocumentKind::SaleCancellation
+                && body.get("xml").is_some_and(|x| !x.is_null());
+        }
+        DocumentKind::StockMovement | DocumentKind::InventoryCount => {}
         DocumentKind::Customer | DocumentKind::ReducaoZ | DocumentKind::OmniOrderStatus => {}
     }
+    // What it undoes, checked: the sale of a cancellation or a return, the
+    // return of a return cancellation.
+    let undone = crate::sale_life::check(tx, path, doc.kind, body)?;
+    let effects = loja_protocol::stock::effects(doc.kind, body, undone.as_ref())?;
     let text = serde_json::to_string(body).map_err(|e| FieldError::new("body", e.to_string()))?;
     tx.prepare_cached(
         "INSERT INTO documents (id, kind, register, accepted_at, body, has_xml) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -626,6 +637,7 @@ fn accept_one(tx: &Transaction<'_>, path: &Path, doc: &NewDocument, now: &str) -
     .execute(params![id, doc.kind.as_str(), register, now, text, has_xml])
     .ctx(path, "insert document")?;
     let seq = tx.last_insert_rowid();
+    crate::sale_life::record(tx, path, &id, doc.kind, body, seq, &effects)?;
     Ok(Accepted {
         id: doc.id,
         duplicate: false,
@@ -692,6 +704,100 @@ mod tests {
         o.conn
             .query_row("SELECT count(*) FROM documents", [], |r| r.get(0))
             .unwrap()
+    }
+
+    fn moves(o: &Outbox, product: &str) -> Vec<(i64, i64, Option<i64>)> {
+        let mut stmt = o
+            .conn
+            .prepare("SELECT store_seq, delta, counted FROM stock_moves WHERE product_code = ?1 ORDER BY store_seq")
+            .unwrap();
+        stmt.query_map([product], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    #[test]
+    fn a_sales_life_is_checked_and_moves_the_stock() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = Outbox::open(dir.path()).unwrap();
+        let open = open_cash("PDV01");
+        o.accept(&open).unwrap();
+        let s = sale("PDV01", open.id, None);
+        let sold = o.accept(&s).unwrap().store_seq as i64;
+        assert_eq!(moves(&o, "1"), vec![(sold, -1000, None)]);
+        let ret = |qty: i64| {
+            doc(
+                DocumentKind::Return,
+                json!({"sale_id": s.id, "register": "PDV01", "reason_code": "02", "operator": "001",
+                       "returned_at": "2026-11-26T13:00:00Z",
+                       "items": [{"product_code": "1", "qty": qty, "refund": 100, "restock": true}],
+                       "refunds": [{"method": "CASH", "amount": 100}]}),
+            )
+        };
+        // More than was sold: refused, naming the line.
+        assert_eq!(
+            invalid_field(&o.accept(&ret(1001))).as_deref(),
+            Some("items[0].qty")
+        );
+        let r1 = ret(600);
+        let r1_seq = o.accept(&r1).unwrap().store_seq as i64;
+        assert_eq!(
+            invalid_field(&o.accept(&ret(500))).as_deref(),
+            Some("items[0].qty"),
+            "600 of 1000 returned"
+        );
+        // A sale with a live return cannot be cancelled.
+        let cancel = doc(
+            DocumentKind::SaleCancellation,
+            json!({"sale_id": s.id, "register": "PDV01", "reason_code": "1", "operator": "001",
+                   "cancelled_at": "2026-11-26T14:00:00Z"}),
+        );
+        assert_eq!(
+            invalid_field(&o.accept(&cancel)).as_deref(),
+            Some("sale_id")
+        );
+        // The return undone: its restock leaves again; then the sale cancels, once.
+        let undo = doc(
+            DocumentKind::ReturnCancellation,
+            json!({"return_id": r1.id, "register": "PDV01", "reason_code": "9", "operator": "001",
+                   "cancelled_at": "2026-11-26T13:30:00Z"}),
+        );
+        let undo_seq = o.accept(&undo).unwrap().store_seq as i64;
+        let again = doc(DocumentKind::ReturnCancellation, undo.body.clone());
+        assert_eq!(
+            invalid_field(&o.accept(&again)).as_deref(),
+            Some("return_id")
+        );
+        let cancelled = o.accept(&cancel).unwrap().store_seq as i64;
+        let twice = doc(DocumentKind::SaleCancellation, cancel.body.clone());
+        assert_eq!(invalid_field(&o.accept(&twice)).as_deref(), Some("sale_id"));
+        assert_eq!(
+            invalid_field(&o.accept(&ret(1))).as_deref(),
+            Some("sale_id"),
+            "a cancelled sale takes no return"
+        );
+        assert_eq!(
+            moves(&o, "1"),
+            vec![
+                (sold, -1000, None),
+                (r1_seq, 600, None),
+                (undo_seq, -600, None),
+                (cancelled, 1000, None)
+            ]
+        );
+        // Unknown sale: refused.
+        let mut ghost = ret(1);
+        ghost.body["sale_id"] = json!(Uuid::new_v4());
+        assert_eq!(invalid_field(&o.accept(&ghost)).as_deref(), Some("sale_id"));
+        // A count sets.
+        let count = doc(
+            DocumentKind::InventoryCount,
+            json!({"register": "PDV01", "operator": "001", "counted_at": "2026-11-26T21:00:00Z",
+                   "items": [{"product_code": "1", "counted_qty": 7000}]}),
+        );
+        let counted = o.accept(&count).unwrap().store_seq as i64;
+        assert_eq!(moves(&o, "1").last(), Some(&(counted, 0, Some(7000))));
     }
 
     #[test]

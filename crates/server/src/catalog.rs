@@ -713,6 +713,16 @@ fn reference_lists(w: &mut Writer<'_>) -> Result<(), ServerError> {
         .into_iter(),
     )?;
     w.rows(
+        "return_reasons",
+        rows(json!([
+            {"code": "01", "description": "Defeito de fabricação", "restock": false, "omni": false, "active": true},
+            {"code": "02", "description": "Arrependimento (troca)", "restock": true, "omni": false, "active": true},
+            {"code": "03", "description": "Produto diferente do pedido", "restock": true, "omni": true, "active": true},
+            {"code": "04", "description": "Avaria no transporte", "restock": false, "omni": true, "active": true},
+        ]))
+        .into_iter(),
+    )?;
+    w.rows(
         "discount_types",
         rows(json!([
             {"code": "ITEM", "description": "Desconto no item", "max_percent_bp": 1000, "needs_authorization": false},
@@ -853,6 +863,7 @@ pub fn entities_written(spec: &CatalogSpec) -> Vec<&'static str> {
         "customers",
         "payment_methods",
         "discount_reasons",
+        "return_reasons",
         "discount_types",
         "employees",
         "sale_modalities",
