@@ -23,6 +23,7 @@ mod local_marks;
 mod migrate;
 mod outbox;
 pub mod price_lists;
+mod product_answer;
 mod queries;
 mod sale_life;
 mod secrets;
