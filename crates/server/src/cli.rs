@@ -92,6 +92,13 @@ enum Cmd {
     /// Per-entity availability minutes (how often new data is released to a store).
     #[command(subcommand)]
     Availability(AvailabilityCmd),
+    /// Central settings: `erp_owns_stock` (true: the ERP keeps the stores' stock; default false:
+    /// the central applies the stores' stock documents itself).
+    #[command(
+        subcommand,
+        after_help = "Example:\n  retaguarda-server setting set erp_owns_stock true --db central.db\n  retaguarda-server setting list --db central.db"
+    )]
+    Setting(SettingCmd),
     /// Stores never held back by the availability window.
     #[command(subcommand)]
     Exception(ExceptionCmd),
@@ -171,6 +178,28 @@ enum AvailabilityCmd {
     List {
         #[arg(long, default_value = "master")]
         node: String,
+        #[command(flatten)]
+        db: DbArg,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum SettingCmd {
+    /// Set a setting.
+    #[command(
+        after_help = "Example:\n  retaguarda-server setting set erp_owns_stock true --db central.db"
+    )]
+    Set {
+        #[arg(value_parser = ["erp_owns_stock"])]
+        name: String,
+        #[arg(value_parser = ["true", "false"])]
+        value: String,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Every setting and its value.
+    #[command(after_help = "Example:\n  retaguarda-server setting list --db central.db")]
+    List {
         #[command(flatten)]
         db: DbArg,
     },
@@ -406,6 +435,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     a.default_minutes
                 );
             }
+            Ok(())
+        }
+        Cmd::Setting(SettingCmd::Set { name, value, db }) => {
+            let db = open(&db)?;
+            db.write(|tx| {
+                tx.execute(
+                    "INSERT INTO settings (name, value) VALUES (?1, ?2)
+                     ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                    rusqlite::params![name, value],
+                )
+                .map_err(crate::DbError::from)
+            })?;
+            println!("{name} = {value}");
+            Ok(())
+        }
+        Cmd::Setting(SettingCmd::List { db }) => {
+            let db = open(&db)?;
+            let owns = db.read(|c| {
+                crate::store_stock::central_owns_stock(c).map_err(crate::DbError::from)
+            })?;
+            println!("erp_owns_stock = {}", !owns);
             Ok(())
         }
         Cmd::Exception(ExceptionCmd::Add { store, db }) => {

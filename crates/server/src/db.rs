@@ -29,6 +29,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0004_taxes_by_state",
         include_str!("../../../schema/server/0004_taxes_by_state.sql"),
     ),
+    (
+        "0005_settings",
+        include_str!("../../../schema/server/0005_settings.sql"),
+    ),
 ];
 
 /// How many idle read connections are kept.

@@ -31,8 +31,14 @@ pub fn accept(
     let mut holder =
         tx.prepare_cached("SELECT store, kind, store_seq, document FROM documents WHERE id = ?1")?;
     let mut acks = Vec::with_capacity(batch.documents.len());
+    let apply_stock = crate::store_stock::central_owns_stock(tx)?;
     for doc in &batch.documents {
-        acks.push(match check(doc) {
+        let check = check(doc).and_then(|text| match crate::store_stock::unknown_store(tx, doc) {
+            Ok(Some(why)) => Err(why),
+            Ok(None) => Ok(text),
+            Err(e) => Err(e.to_string()),
+        });
+        acks.push(match check {
             Err(error) => DocumentAck {
                 id: doc.id,
                 status: AckStatus::Rejected,
@@ -61,6 +67,9 @@ pub fn accept(
                     })?;
                     Some(held.refuses(store, doc))
                 };
+                if taken.is_none() && apply_stock {
+                    crate::store_stock::apply(tx, store, doc)?;
+                }
                 match taken {
                     None => DocumentAck {
                         id: doc.id,

@@ -740,7 +740,15 @@ async fn post_documents(
     db_read(&st, move |c, _| check_store(c, &store2, token.as_deref())).await?;
     let batch: DocumentBatch = json_body(&body)?;
     let store2 = store.clone();
-    let ack = db_write(&st, move |tx| Ok(documents::accept(tx, &store2, &batch)?)).await?;
+    let (ack, head) = db_write(&st, move |tx| {
+        let ack = documents::accept(tx, &store2, &batch)?;
+        Ok((ack, head_seq(tx)?))
+    })
+    .await?;
+    // Stock the central applied from these documents goes back to the store.
+    if head > *st.head.borrow() {
+        st.head.send_replace(head);
+    }
     let count = |s: loja_protocol::AckStatus| ack.acks.iter().filter(|a| a.status == s).count();
     tracing::info!(
         store = %store,

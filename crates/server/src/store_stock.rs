@@ -1,0 +1,239 @@
+//! The reference central applies a store's stock documents (sales, their
+//! cancellations, returns with restock, movements, counts) to that store's
+//! own stock rows, as an ERP would, unless the setting `erp_owns_stock` says
+//! the ERP keeps the stock. Each new stock row says up to which of the
+//! store's documents it reflects (`reflects_store_seq`), so the store drops
+//! its own pending adjustment exactly when the central's figure counts it.
+
+use loja_protocol::stock;
+use loja_protocol::{Document, DocumentKind, entity_named};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::{Map, Value, json};
+
+use crate::rows::RowWriter;
+
+/// Does the central keep the stores' stock (the default), or the ERP?
+pub fn central_owns_stock(conn: &Connection) -> Result<bool, rusqlite::Error> {
+    let v: Option<String> = conn
+        .prepare_cached("SELECT value FROM settings WHERE name = 'erp_owns_stock'")?
+        .query_row([], |r| r.get(0))
+        .optional()?;
+    Ok(v.as_deref() != Some("true"))
+}
+
+/// The body of a document the central holds under `id`.
+fn stored_body(conn: &Connection, id: &str) -> Result<Option<Value>, rusqlite::Error> {
+    let text: Option<String> = conn
+        .prepare_cached("SELECT document FROM documents WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?;
+    Ok(text
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .and_then(|mut d| d.get_mut("body").map(Value::take)))
+}
+
+/// Applies an accepted document of `store` to its stock rows (inside the
+/// caller's transaction). Answers how many rows changed.
+pub fn apply(conn: &Connection, store: &str, doc: &Document) -> Result<u64, rusqlite::Error> {
+    let Some(entity) = entity_named("stock") else {
+        return Ok(0);
+    };
+    let referenced = match stock::undoes(doc.kind) {
+        Some((field, _)) => match doc.body.get(field).and_then(Value::as_str) {
+            Some(id) => stored_body(conn, id)?,
+            None => None,
+        },
+        None => None,
+    };
+    if matches!(
+        doc.kind,
+        DocumentKind::SaleCancellation | DocumentKind::ReturnCancellation
+    ) && referenced.is_none()
+    {
+        // The undone document never reached this central: nothing to undo here.
+        return Ok(0);
+    }
+    let Ok(effects) = stock::effects(doc.kind, &doc.body, referenced.as_ref()) else {
+        return Ok(0);
+    };
+    let mut rows = RowWriter::open(conn)?;
+    let mut changed = 0;
+    let now = loja_protocol::time::now_rfc3339();
+    for e in effects {
+        let mut key = Map::new();
+        key.insert("product_code".into(), Value::String(e.product_code.clone()));
+        let key_text = entity.key_text(&key);
+        let stored = rows.find(entity.name, &key_text)?;
+        let mine = stored.iter().find(|r| r.node == store);
+        let others = stored.iter().any(|r| r.node != store);
+        let current: Option<Map<String, Value>> = mine
+            .filter(|r| !r.deleted)
+            .and_then(|r| r.data.as_deref())
+            .and_then(|d| serde_json::from_str(d).ok());
+        let qty = current
+            .as_ref()
+            .and_then(|c| c["qty"].as_i64())
+            .unwrap_or(0);
+        let reflects = current
+            .as_ref()
+            .and_then(|c| c.get("reflects_store_seq"))
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        if doc.store_seq as i64 <= reflects {
+            continue;
+        }
+        let new = stock::apply(qty, e.change);
+        let row = json!({"product_code": e.product_code, "qty": new, "updated_at": now,
+                         "reflects_store_seq": doc.store_seq});
+        let data = row.to_string();
+        let key_json = Value::Object(key).to_string();
+        rows.put(
+            entity.name,
+            &key_text,
+            &key_json,
+            store,
+            false,
+            Some(&data),
+            mine,
+            others,
+        )?;
+        changed += 1;
+    }
+    rows.finish()?;
+    Ok(changed)
+}
+
+/// Whether a stock movement names stores that exist (a transfer's other end).
+pub fn unknown_store(conn: &Connection, doc: &Document) -> Result<Option<String>, rusqlite::Error> {
+    if doc.kind != DocumentKind::StockMovement {
+        return Ok(None);
+    }
+    for field in ["to_store", "from_store"] {
+        if let Some(s) = doc.body.get(field).and_then(Value::as_str) {
+            let kind: Option<String> = conn
+                .prepare_cached("SELECT kind FROM nodes WHERE id = ?1")?
+                .query_row(params![s], |r| r.get(0))
+                .optional()?;
+            if kind.as_deref() != Some("store") {
+                return Ok(Some(format!("{field}: no such store {s}")));
+            }
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{Db, DbError};
+    use crate::documents::accept;
+    use crate::nodes::{NewNode, NodeKind, upsert_node};
+    use loja_protocol::{AckStatus, DocumentBatch};
+    use uuid::Uuid;
+
+    fn doc(kind: DocumentKind, store_seq: u64, body: Value) -> Document {
+        Document {
+            id: Uuid::new_v4(),
+            kind,
+            register: "PDV01".into(),
+            store_seq,
+            accepted_at: "2026-11-26T12:00:01Z".into(),
+            body,
+        }
+    }
+
+    fn sale(qty: i64) -> Value {
+        json!({"register": "PDV01", "session_id": Uuid::nil(), "number": 1, "operator": "001",
+               "items": [{"product_code": "1", "qty": qty, "unit_price": 100, "total": qty / 10}],
+               "total": qty / 10, "payments": [{"method": "CASH", "amount": qty / 10}],
+               "sold_at": "2026-11-26T12:00:00Z"})
+    }
+
+    /// (qty, reflects_store_seq) of store s's stock row of product 1.
+    fn stock(db: &Db) -> (i64, i64) {
+        db.read(|c| {
+            let data: String = c.query_row(
+                "SELECT data FROM rows WHERE entity = 'stock' AND node = 's' AND key_text = '[\"1\"]'",
+                [],
+                |r| r.get(0),
+            )?;
+            let v: Value = serde_json::from_str(&data).unwrap();
+            Ok::<_, DbError>((v["qty"].as_i64().unwrap(), v["reflects_store_seq"].as_i64().unwrap_or(0)))
+        })
+        .unwrap()
+    }
+
+    fn send(db: &Db, docs: Vec<Document>) -> Vec<AckStatus> {
+        db.write(|tx| accept(tx, "s", &DocumentBatch { documents: docs }).map_err(DbError::from))
+            .unwrap()
+            .acks
+            .into_iter()
+            .map(|a| a.status)
+            .collect()
+    }
+
+    #[test]
+    fn the_central_applies_a_stores_stock_documents_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("c.db")).unwrap();
+        db.write(|tx| {
+            let n = NewNode {
+                id: "s".into(),
+                parent: "master".into(),
+                kind: NodeKind::Store,
+                token: Some("token-ssss".into()),
+            };
+            upsert_node(tx, &n).unwrap();
+            Ok::<_, DbError>(())
+        })
+        .unwrap();
+        // Stock 10 (as the ERP last counted it, reflecting nothing).
+        let count = doc(
+            DocumentKind::InventoryCount,
+            1,
+            json!({"register": "PDV01", "operator": "001",
+            "counted_at": "2026-11-26T08:00:00Z", "items": [{"product_code": "1", "counted_qty": 10_000}]}),
+        );
+        assert_eq!(send(&db, vec![count]), vec![AckStatus::Accepted]);
+        assert_eq!(stock(&db), (10_000, 1));
+        // Sell 3: 7, reflecting the sale.
+        let s = doc(DocumentKind::Sale, 2, sale(3_000));
+        assert_eq!(send(&db, vec![s.clone()]), vec![AckStatus::Accepted]);
+        assert_eq!(stock(&db), (7_000, 2));
+        // The same sale again: a duplicate, applied once.
+        assert_eq!(send(&db, vec![s.clone()]), vec![AckStatus::Duplicate]);
+        assert_eq!(stock(&db), (7_000, 2));
+        // Its cancellation puts the 3 back.
+        let cancel = doc(
+            DocumentKind::SaleCancellation,
+            3,
+            json!({"sale_id": s.id, "register": "PDV01",
+            "reason_code": "1", "operator": "001", "cancelled_at": "2026-11-26T12:10:00Z"}),
+        );
+        assert_eq!(send(&db, vec![cancel]), vec![AckStatus::Accepted]);
+        assert_eq!(stock(&db), (10_000, 3));
+        // A transfer to a store that does not exist is refused.
+        let out = doc(
+            DocumentKind::StockMovement,
+            4,
+            json!({"movement": "transfer_out", "register": "PDV01",
+            "operator": "001", "to_store": "nowhere", "items": [{"product_code": "1", "qty": 1000}],
+            "moved_at": "2026-11-26T15:00:00Z"}),
+        );
+        assert_eq!(send(&db, vec![out]), vec![AckStatus::Rejected]);
+        // Where the ERP keeps the stock, the central leaves it alone.
+        db.write(|tx| {
+            tx.execute(
+                "INSERT INTO settings (name, value) VALUES ('erp_owns_stock', 'true')",
+                [],
+            )?;
+            Ok::<_, DbError>(())
+        })
+        .unwrap();
+        assert_eq!(
+            send(&db, vec![doc(DocumentKind::Sale, 5, sale(1_000))]),
+            vec![AckStatus::Accepted]
+        );
+        assert_eq!(stock(&db), (10_000, 3));
+    }
+}
