@@ -51,6 +51,12 @@ pub struct Catalog {
 /// reader that saw the new count starts a snapshot that holds the commit.
 static COMMITS: AtomicU64 = AtomicU64::new(0);
 
+/// Counts a commit to a file the readers attach (the outbox's stock moves):
+/// their next query takes a snapshot that holds it.
+pub(crate) fn note_commit() {
+    COMMITS.fetch_add(1, Ordering::Release);
+}
+
 /// Commits a write to the replica and counts it in [`COMMITS`] (after the
 /// commit: a reader that sees the new count sees the write).
 fn commit(tx: rusqlite::Transaction<'_>, path: &Path, what: impl FnOnce() -> String) -> Result<()> {
@@ -373,6 +379,9 @@ impl Catalog {
 pub struct CatalogReader {
     pub(crate) conn: rusqlite::Connection,
     pub(crate) path: PathBuf,
+    /// `outbox.db` is attached: the stock answered counts the store's
+    /// documents the central has not reflected yet (`pending_stock`).
+    pub(crate) moves: bool,
     /// The read transaction kept open between queries, when there is one.
     snapshot: Cell<Option<Snapshot>>,
 }
@@ -427,9 +436,11 @@ impl CatalogReader {
             "PRAGMA cache_size = -8192; PRAGMA temp_store = MEMORY; PRAGMA mmap_size = 1073741824;",
         )
         .ctx(&path, "connection settings")?;
+        let moves = crate::pending_stock::attach(&conn, dir, &path)?;
         Ok(CatalogReader {
             conn,
             path,
+            moves,
             snapshot: Cell::new(None),
         })
     }

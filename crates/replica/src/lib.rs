@@ -22,6 +22,7 @@ mod journal;
 mod local_marks;
 mod migrate;
 mod outbox;
+mod pending_stock;
 pub mod price_lists;
 mod product_answer;
 mod queries;

@@ -141,6 +141,8 @@ impl Outbox {
             }
         }
         tx.commit().ctx(path, "commit documents")?;
+        // The POS's stock reads the documents' stock moves at once.
+        crate::catalog::note_commit();
         Ok(out)
     }
 

@@ -2,7 +2,7 @@
 //! by its node id), then its centrals' lists, nearest first, then the
 //! chain's `base` (the master's list). The central sends the store's place
 //! in the hierarchy with every feed page (`Loja-Scope`); the lookup ranks a
-//! product's price rows by it (`queries::PriceChoice`).
+//! product's price rows by it (`product_answer::PriceChoice`).
 
 use std::path::Path;
 

@@ -99,6 +99,7 @@ pub(crate) fn product_json(
     by: By,
     key: &str,
     store: &str,
+    moves: bool,
     out: &mut Vec<u8>,
 ) -> Result<bool> {
     let l = lookup()?;
@@ -106,7 +107,7 @@ pub(crate) fn product_json(
         By::Barcode => &l.by_barcode,
         By::Code => &l.by_code,
     };
-    match product_parts(conn, path, sql, key, store)? {
+    match product_parts(conn, path, sql, key, store, moves)? {
         Some(parts) => {
             parts.write(out, OffsetDateTime::now_utc());
             Ok(true)
@@ -142,6 +143,8 @@ struct Lookup {
     /// The store's UF, then the state tax blocks.
     uf_at: usize,
     state_taxes_at: [usize; 4],
+    /// The stock row's `reflects_store_seq`.
+    reflects_at: usize,
 }
 
 /// How a registry row is written as JSON: its columns in key (name) order,
@@ -271,7 +274,7 @@ fn lookup() -> Result<&'static Lookup> {
                      (SELECT json_group_array(x.barcode) FROM barcodes x WHERE x.product_code = p.code), \
                      pr.price_list, pr.price, pr.promo_price, pr.promo_until, \
                      (SELECT o.rank FROM price_list_order o WHERE o.list = pr.price_list), \
-                     {UF}, {ic}, {st}, {fb}, {pc} \
+                     {UF}, {ic}, {st}, {fb}, {pc}, s.reflects_store_seq \
                      FROM {{from}} \
                      LEFT JOIN product_taxes t ON t.product_code = p.code \
                      LEFT JOIN icms_by_state ic ON ic.product_code = p.code AND ic.uf = {UF} \
@@ -295,6 +298,7 @@ fn lookup() -> Result<&'static Lookup> {
                     state_taxes_at[i] = at;
                     at += l.entity.columns.len();
                 }
+                let reflects_at = at;
                 let kits_by_kit = format!(
                     "{} WHERE kit_code = ?1 ORDER BY component_code",
                     sql_of(kits.entity)?.select
@@ -319,6 +323,7 @@ fn lookup() -> Result<&'static Lookup> {
                     price_at: np + nt + 3,
                     uf_at,
                     state_taxes_at,
+                    reflects_at,
                     product,
                     taxes,
                     kits,
@@ -339,6 +344,7 @@ fn product_parts(
     query: &str,
     key: &str,
     store: &str,
+    moves: bool,
 ) -> Result<Option<ProductParts>> {
     let l = lookup()?;
     let mut stmt = conn.prepare_cached(query).ctx(path, "query product")?;
@@ -388,7 +394,12 @@ fn product_parts(
             layout.write(&mut tail, r, at).ctx(path, "read taxes")?;
         }
     }
-    let stock: Option<i64> = r.get(l.stock_at).ctx(path, "read stock")?;
+    let mut stock: Option<i64> = r.get(l.stock_at).ctx(path, "read stock")?;
+    if moves {
+        let code: String = r.get(l.code_at).ctx(path, "read products")?;
+        let reflects: Option<i64> = r.get(l.reflects_at).ctx(path, "read stock")?;
+        stock = crate::pending_stock::adjusted(conn, path, &code, stock, reflects.unwrap_or(0))?;
+    }
     tail.extend_from_slice(b",\"stock_qty\":");
     json_into(&mut tail, &stock);
     // One row per price list: the list is chosen while stepping.

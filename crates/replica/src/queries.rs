@@ -153,12 +153,28 @@ impl CatalogReader {
         store: &str,
         out: &mut Vec<u8>,
     ) -> Result<bool> {
-        product_answer::product_json(&self.conn, &self.path, By::Barcode, barcode, store, out)
+        product_answer::product_json(
+            &self.conn,
+            &self.path,
+            By::Barcode,
+            barcode,
+            store,
+            self.moves,
+            out,
+        )
     }
 
     /// [`Self::product_json_by_barcode`] by product code.
     pub fn product_json_by_code(&self, code: &str, store: &str, out: &mut Vec<u8>) -> Result<bool> {
-        product_answer::product_json(&self.conn, &self.path, By::Code, code, store, out)
+        product_answer::product_json(
+            &self.conn,
+            &self.path,
+            By::Code,
+            code,
+            store,
+            self.moves,
+            out,
+        )
     }
 
     /// FTS5 name search, ranked (bm25), `limit` capped at 100. The query is
