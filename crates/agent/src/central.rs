@@ -287,6 +287,22 @@ impl Central {
         })
     }
 
+    /// The ERP's verdicts on this store's documents after `after`.
+    pub async fn verdicts(
+        &self,
+        after: u64,
+    ) -> Result<loja_protocol::verdict::VerdictPage, CentralError> {
+        let url = self.url(&format!("verdicts?after={after}&limit=1000"));
+        let req = self.http.get(&url).timeout(self.timeout);
+        let raw = self.send("GET", url, req).await?;
+        let body = raw.decoded()?;
+        serde_json::from_slice(&body).map_err(|e| CentralError::Decode {
+            method: "GET",
+            url: raw.url.clone(),
+            message: format!("verdicts answer is not valid JSON: {e}"),
+        })
+    }
+
     /// Posts a `DocumentBatch` (JSON, compressed here with zstd). Any status
     /// is returned (the caller tells 4xx from 2xx); transport errors are Err.
     pub async fn post_documents(&self, batch_json: &[u8]) -> Result<RawResponse, CentralError> {

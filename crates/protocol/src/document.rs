@@ -178,6 +178,11 @@ pub struct Document {
     /// When the store accepted it (RFC 3339, UTC).
     pub accepted_at: String,
     pub body: Value,
+    /// Sent again on purpose (`lojad tickets reprocess` of a delivered
+    /// document): the central offers it to the ERP again instead of
+    /// answering it as a mere duplicate.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reoffer: bool,
 }
 
 /// `POST /v1/stores/{store}/documents` body.

@@ -13,6 +13,7 @@ pub mod schema;
 pub mod stock;
 pub mod time;
 pub mod typed;
+pub mod verdict;
 
 pub use digest::{BucketRows, DIGEST_HEADER, EntityDigest};
 pub use document::{AckStatus, BatchAck, Document, DocumentAck, DocumentBatch, DocumentKind};

@@ -92,7 +92,7 @@ pub struct Outbox {
 /// The file name of the outbox in the data dir.
 pub(crate) const FILE: &str = "outbox.db";
 
-const DOC_COLUMNS: &str = "store_seq, id, kind, register, accepted_at, body";
+const DOC_COLUMNS: &str = "store_seq, id, kind, register, accepted_at, body, reoffer";
 
 impl Outbox {
     /// Opens (creating and migrating) `DIR/outbox.db`; WAL, synchronous=FULL.
@@ -194,7 +194,7 @@ impl Outbox {
             let mut deliver = tx
                 .prepare_cached(
                     "UPDATE documents SET status = 'delivered', delivered_at = ?2, ticket = ?3, \
-                     attempts = attempts + 1, last_error = NULL WHERE id = ?1 AND status = 'pending'",
+                     attempts = attempts + 1, last_error = NULL, reoffer = 0 WHERE id = ?1 AND status = 'pending'",
                 )
                 .ctx(path, "record acks")?;
             let mut park = tx
@@ -262,7 +262,9 @@ impl Outbox {
         {
             let mut stmt = tx
                 .prepare_cached(
-                    "UPDATE documents SET status = 'pending', delivered_at = NULL WHERE id = ?1 AND status != 'pending'",
+                    "UPDATE documents SET status = 'pending', delivered_at = NULL, \
+                     reoffer = (status = 'delivered' OR last_error LIKE 'ERP %') \
+                     WHERE id = ?1 AND status != 'pending'",
                 )
                 .ctx(path, "requeue")?;
             for id in ids {
@@ -271,6 +273,77 @@ impl Outbox {
         }
         tx.commit().ctx(path, "commit requeue")?;
         Ok(n)
+    }
+
+    /// The last ERP verdict this store has read (its position in the
+    /// central's order; 0 before the first).
+    pub fn verdict_cursor(&self) -> Result<u64> {
+        let path = &self.path;
+        let seq: i64 = self
+            .conn
+            .query_row("SELECT coalesce(max(seq), 0) FROM verdicts", [], |r| {
+                r.get(0)
+            })
+            .ctx(path, "read verdicts")?;
+        Ok(seq.max(0) as u64)
+    }
+
+    /// Records the ERP's verdicts on this store's documents: a rejected
+    /// document is parked with the ERP's code and message (whatever its
+    /// state here), so `lojad status` and the status page show it and
+    /// `lojad tickets reprocess` can offer it again. Answers how many it parked.
+    pub fn record_verdicts(
+        &mut self,
+        verdicts: &[loja_protocol::verdict::StoreVerdict],
+    ) -> Result<u64> {
+        use loja_protocol::verdict::VerdictStatus;
+        let path = &self.path;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .ctx(path, "begin verdicts")?;
+        let mut parked = 0;
+        {
+            let mut keep = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO verdicts (seq, id, status, code, message, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .ctx(path, "record verdicts")?;
+            let mut park = tx
+                .prepare_cached(
+                    "UPDATE documents SET status = 'failed', last_error = ?2 WHERE id = ?1 AND status != 'pending'",
+                )
+                .ctx(path, "record verdicts")?;
+            for v in verdicts {
+                let id = v.verdict.id.to_string();
+                let n = keep
+                    .execute(params![
+                        v.seq as i64,
+                        id,
+                        v.verdict.status.as_str(),
+                        v.verdict.code,
+                        v.verdict.message,
+                        v.at
+                    ])
+                    .ctx(path, "record verdicts")?;
+                if n == 1 && v.verdict.status == VerdictStatus::Rejected {
+                    let why = format!(
+                        "ERP rejected{}: {}",
+                        v.verdict
+                            .code
+                            .as_deref()
+                            .map(|c| format!(" ({c})"))
+                            .unwrap_or_default(),
+                        v.verdict.message.as_deref().unwrap_or("no message")
+                    );
+                    parked += park
+                        .execute(params![id, why])
+                        .ctx(path, "record verdicts")? as u64;
+                }
+            }
+        }
+        tx.commit().ctx(path, "commit verdicts")?;
+        Ok(parked)
     }
 
     pub fn stats(&self) -> Result<OutboxStats> {
@@ -359,10 +432,10 @@ impl Outbox {
         let get = |e| ReplicaError::sqlite(path, "read document", e);
         Ok(Some(StoredDocument {
             document: read_document(r, path)?,
-            status: r.get(6).map_err(get)?,
-            attempts: r.get::<_, i64>(7).map_err(get)?.max(0) as u64,
-            last_error: r.get(8).map_err(get)?,
-            delivered_at: r.get(9).map_err(get)?,
+            status: r.get(7).map_err(get)?,
+            attempts: r.get::<_, i64>(8).map_err(get)?.max(0) as u64,
+            last_error: r.get(9).map_err(get)?,
+            delivered_at: r.get(10).map_err(get)?,
         }))
     }
 
@@ -479,7 +552,7 @@ fn parse_kind(kind: &str, path: &Path) -> Result<DocumentKind> {
         .ok_or_else(|| ReplicaError::corrupt(path, format!("document kind {kind:?}")))
 }
 
-/// Reads `DOC_COLUMNS` (the first six columns of `r`).
+/// Reads `DOC_COLUMNS` (the first seven columns of `r`).
 fn read_document(r: &rusqlite::Row<'_>, path: &Path) -> Result<Document> {
     let get = |e| ReplicaError::sqlite(path, "read document", e);
     let id: String = r.get(1).map_err(get)?;
@@ -497,6 +570,7 @@ fn read_document(r: &rusqlite::Row<'_>, path: &Path) -> Result<Document> {
         accepted_at: r.get(4).map_err(get)?,
         body: serde_json::from_slice(body)
             .map_err(|_| ReplicaError::corrupt(path, format!("body of document {id}")))?,
+        reoffer: r.get::<_, bool>(6).map_err(get)?,
     })
 }
 

@@ -33,6 +33,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0005_settings",
         include_str!("../../../schema/server/0005_settings.sql"),
     ),
+    (
+        "0006_erp_verdicts",
+        include_str!("../../../schema/server/0006_erp_verdicts.sql"),
+    ),
 ];
 
 /// How many idle read connections are kept.

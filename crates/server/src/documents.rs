@@ -70,6 +70,10 @@ pub fn accept(
                 if taken.is_none() && apply_stock {
                     crate::store_stock::apply(tx, store, doc)?;
                 }
+                // A retry the store sends on purpose: the ERP gets it again.
+                if taken == Some(None) && doc.reoffer {
+                    crate::verdicts::reoffer(tx, &doc.id.to_string())?;
+                }
                 match taken {
                     None => DocumentAck {
                         id: doc.id,
@@ -208,6 +212,7 @@ mod tests {
             store_seq: 1,
             accepted_at: "2026-11-26T12:00:01Z".into(),
             body,
+            reoffer: false,
         }
     }
 

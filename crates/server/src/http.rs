@@ -293,6 +293,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/stores/{store}/digests/{entity}", get(entity_digest))
         .route("/v1/stores/{store}/digests/{entity}/rows", get(bucket_rows))
         .route("/v1/stores/{store}/documents", post(post_documents))
+        .route("/v1/stores/{store}/verdicts", get(store_verdicts))
         .merge(admin_router(&state))
         .fallback(|| async { not_found("no such endpoint") })
         .layer(middleware::from_fn(log_request))
@@ -334,6 +335,7 @@ fn admin_router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
             put(add_exception).delete(remove_exception),
         )
         .route("/v1/admin/documents", get(collect_documents))
+        .route("/v1/admin/documents/verdicts", post(post_verdicts))
         // Only on these routes: an unknown path still answers 404.
         .route_layer(middleware::from_fn_with_state(state.clone(), admin_auth))
         // The layer wraps each route's "method not allowed" answer too:
@@ -985,6 +987,37 @@ async fn collect_documents(
     let limit = q_u64(&q, "limit")?.unwrap_or(documents::DEFAULT_LIMIT);
     let text = db_read(&st, move |c, _| Ok(documents::collect(c, after, limit)?)).await?;
     Ok(json_text(text))
+}
+
+/// The ERP's verdicts on the documents it took: `{"verdicts":[{"id","status","code","message"}]}`.
+async fn post_verdicts(State(st): St, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let v: loja_protocol::verdict::Verdicts = json_body(&body)?;
+    let recorded = db_write(&st, move |tx| Ok(crate::verdicts::record(tx, &v.verdicts)?)).await?;
+    tracing::info!(
+        verdicts = recorded.len(),
+        recorded = recorded.iter().filter(|r| r.outcome == "recorded").count(),
+        unknown = recorded.iter().filter(|r| r.outcome == "unknown").count(),
+        "erp verdicts"
+    );
+    Ok(Json(json!({ "verdicts": recorded })))
+}
+
+/// A store reads the ERP's verdicts on its documents.
+async fn store_verdicts(
+    State(st): St,
+    Path(store): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Json<loja_protocol::verdict::VerdictPage>, ApiError> {
+    let token = bearer(&headers);
+    let after = q_u64(&q, "after")?.unwrap_or(0);
+    let limit = q_u64(&q, "limit")?.unwrap_or(1_000);
+    let page = db_read(&st, move |c, _| {
+        check_store(c, &store, token.as_deref())?;
+        Ok(crate::verdicts::for_store(c, &store, after, limit)?)
+    })
+    .await?;
+    Ok(Json(page))
 }
 
 #[cfg(test)]

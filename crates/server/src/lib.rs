@@ -28,6 +28,7 @@ pub mod import;
 pub mod nodes;
 pub mod rows;
 pub mod store_stock;
+pub mod verdicts;
 pub mod verify;
 
 /// `gen` is a reserved word in edition 2024: `retaguarda::r#gen` or `retaguarda::catalog`.

@@ -139,6 +139,7 @@ mod tests {
             store_seq,
             accepted_at: "2026-11-26T12:00:01Z".into(),
             body,
+            reoffer: false,
         }
     }
 

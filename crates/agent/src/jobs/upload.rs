@@ -66,7 +66,18 @@ pub async fn run(ctx: &JobCtx) -> JobResult {
             Err(e) => return finish(total, Some(e)),
         }
     }
+    // The ERP's verdicts on what went up before: a rejection parks its
+    // document here with the ERP's message.
+    let erp_parked = match read_verdicts(ctx).await {
+        Ok(n) => n,
+        Err(e) => return finish(total, Some(format!("reading the ERP's verdicts: {e}"))),
+    };
     let mut r = finish(total, None);
+    if erp_parked > 0 {
+        r.message = Some(format!(
+            "{erp_parked} document(s) rejected by the ERP: parked (see `lojad status`)"
+        ));
+    }
     if total.parked > 0 || total.duplicates > 0 {
         r.message = Some(format!(
             "{batches} batches: {} delivered ({} already at the central), {} parked as rejected{}",
@@ -79,6 +90,42 @@ pub async fn run(ctx: &JobCtx) -> JobResult {
         ));
     }
     r
+}
+
+/// Pulls the verdicts after the outbox's cursor, page by page (bounded),
+/// and records them; answers how many documents they parked.
+async fn read_verdicts(ctx: &JobCtx) -> Result<u64, String> {
+    let mut parked = 0;
+    for _ in 0..100 {
+        let after = ctx
+            .state
+            .intake
+            .with_outbox(|o| o.verdict_cursor())
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        let page = match ctx.central.verdicts(after).await {
+            Ok(p) => p,
+            // A central that does not relay verdicts (older than this lojad).
+            Err(e) if e.status() == Some(404) => break,
+            Err(e) => return Err(e.to_string()),
+        };
+        if page.verdicts.is_empty() {
+            break;
+        }
+        let more = page.more;
+        parked += ctx
+            .state
+            .intake
+            .with_outbox(move |o| o.record_verdicts(&page.verdicts))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        if !more {
+            break;
+        }
+    }
+    Ok(parked)
 }
 
 fn finish(total: AckSummary, error: Option<String>) -> JobResult {
