@@ -35,6 +35,10 @@ pub struct StatusReport {
     /// The first few documents parked as rejected by the central (oldest
     /// first, `outbox.failed` counts them all), each with the central's reason.
     pub parked_documents: Vec<ParkedDocument>,
+    /// The last cash closes and Redução Z, reconciled against the register's
+    /// own documents (newest first): a close's cash surplus or shortfall, a
+    /// Z's difference from the day's sales.
+    pub cash_checks: Vec<CashCheck>,
     /// Failed exchanges with the central (tickets) in the last 24 hours.
     pub failed_tickets: u64,
     /// The last few of them, newest first.
@@ -114,11 +118,51 @@ impl From<FailedDocument> for ParkedDocument {
     }
 }
 
+/// A reconciled cash close or Redução Z.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CashCheck {
+    pub id: String,
+    /// `cash_close` or `reducao_z`.
+    pub kind: String,
+    pub register: String,
+    pub accepted_at: String,
+    /// Centavos: a close's counted cash − expected (negative: short); a Z's
+    /// net total − the day's sales. 0 when they agree.
+    pub difference: i64,
+    /// The figures (`loja_protocol::reconcile::Reconciliation`).
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+}
+
 /// How many parked documents the report lists.
 const PARKED_LISTED: u32 = 5;
+/// How many cash checks the report lists.
+const CHECKS_LISTED: u32 = 5;
 
-/// The outbox's counts and its first parked documents.
-fn outbox_part(o: &Outbox) -> Result<(OutboxStats, Vec<ParkedDocument>), ReplicaError> {
+fn cash_checks(o: &Outbox) -> Result<Vec<CashCheck>, ReplicaError> {
+    Ok(o.recent_reconciliations(CHECKS_LISTED)?
+        .into_iter()
+        .map(|(id, kind, register, accepted_at, detail)| {
+            let difference = detail["cash_close"]["cash_difference"]
+                .as_i64()
+                .or_else(|| detail["reducao_z"]["difference"].as_i64())
+                .unwrap_or(0);
+            CashCheck {
+                id,
+                kind,
+                register,
+                accepted_at,
+                difference,
+                detail,
+            }
+        })
+        .collect())
+}
+
+/// The outbox's counts, its first parked documents, its last cash checks.
+fn outbox_part(
+    o: &Outbox,
+) -> Result<(OutboxStats, Vec<ParkedDocument>, Vec<CashCheck>), ReplicaError> {
     let stats = o.stats()?;
     let parked = if stats.failed > 0 {
         o.failed(PARKED_LISTED)?
@@ -128,7 +172,7 @@ fn outbox_part(o: &Outbox) -> Result<(OutboxStats, Vec<ParkedDocument>), Replica
     } else {
         Vec::new()
     };
-    Ok((stats, parked))
+    Ok((stats, parked, cash_checks(o)?))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -177,7 +221,7 @@ pub async fn collect(state: &AppState) -> anyhow::Result<StatusReport> {
         }
     };
 
-    let (outbox, parked_documents) = match tokio::time::timeout(
+    let (outbox, parked_documents, cash_checks) = match tokio::time::timeout(
         PART_TIMEOUT,
         state.intake.with_outbox(|o| outbox_part(o)),
     )
@@ -230,6 +274,7 @@ pub async fn collect(state: &AppState) -> anyhow::Result<StatusReport> {
         jobs,
         outbox,
         parked_documents,
+        cash_checks,
         failed_tickets: failed.0,
         recent_failed_tickets: failed.1,
         replica_counts: counts,
@@ -256,9 +301,10 @@ pub fn collect_offline(config: &Config) -> anyhow::Result<StatusReport> {
     let journal =
         Journal::open(dir).with_context(|| format!("opening the journal in {}", dir.display()))?;
     let (job_states, failed) = journal_part(&journal)?;
-    let (outbox, parked_documents) = Outbox::open(dir)
-        .and_then(|o| outbox_part(&o))
-        .with_context(|| format!("reading the outbox in {}", dir.display()))?;
+    let (outbox, parked_documents, cash_checks) =
+        Outbox::open(dir)
+            .and_then(|o| outbox_part(&o))
+            .with_context(|| format!("reading the outbox in {}", dir.display()))?;
     let catalog =
         Catalog::open(dir).with_context(|| format!("opening the replica in {}", dir.display()))?;
     let counts: Vec<ReplicaCount> = catalog
@@ -290,6 +336,7 @@ pub fn collect_offline(config: &Config) -> anyhow::Result<StatusReport> {
         jobs,
         outbox,
         parked_documents,
+        cash_checks,
         failed_tickets: failed.0,
         recent_failed_tickets: failed.1,
         replica_counts: snapshot.counts,
@@ -546,6 +593,23 @@ pub fn render_text(r: &StatusReport) -> String {
             d.id, d.kind, d.register, d.store_seq, d.reason
         );
     }
+    if !r.cash_checks.is_empty() {
+        let _ = writeln!(out, "Cash and fiscal checks (newest first):");
+    }
+    for c in &r.cash_checks {
+        let what = if c.kind == "cash_close" {
+            "cash close"
+        } else {
+            "Redução Z"
+        };
+        let verdict = match c.difference {
+            0 => "balanced".to_owned(),
+            d if c.kind == "cash_close" && d < 0 => format!("SHORT {}", brl(-d)),
+            d if c.kind == "cash_close" => format!("over {}", brl(d)),
+            d => format!("DIFFERS from the day's sales by {}", brl(d)),
+        };
+        let _ = writeln!(out, "  {what} {} {}: {verdict}", c.register, c.accepted_at);
+    }
     let _ = writeln!(out, "Failed tickets (24 h): {}", r.failed_tickets);
     for t in &r.recent_failed_tickets {
         let _ = writeln!(
@@ -666,6 +730,14 @@ fn human_secs(s: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn money_as_a_clerk_reads_it() {
+        assert_eq!(brl(123_456), "R$ 1.234,56");
+        assert_eq!(brl(-300), "-R$ 3,00");
+        assert_eq!(brl(100_000_000), "R$ 1.000.000,00");
+        assert_eq!(brl(5), "R$ 0,05");
+    }
     use super::*;
 
     #[test]
@@ -692,6 +764,7 @@ mod tests {
                 failed: 1,
                 ..OutboxStats::default()
             },
+            cash_checks: Vec::new(),
             parked_documents: vec![ParkedDocument {
                 id: "7f1c".into(),
                 kind: "sale".into(),
@@ -817,4 +890,19 @@ mod tests {
         let prc = r.jobs.iter().find(|j| j.code == "PRC").unwrap();
         assert_eq!(prc.consecutive_failures, 0);
     }
+}
+
+/// Centavos as reais: `R$ 1.234,56`.
+fn brl(centavos: i64) -> String {
+    let sign = if centavos < 0 { "-" } else { "" };
+    let c = centavos.unsigned_abs();
+    let reais = (c / 100).to_string();
+    let mut grouped = String::new();
+    for (i, ch) in reais.chars().enumerate() {
+        if i > 0 && (reais.len() - i) % 3 == 0 {
+            grouped.push('.');
+        }
+        grouped.push(ch);
+    }
+    format!("{sign}R$ {grouped},{:02}", c % 100)
 }

@@ -183,6 +183,11 @@ pub struct Document {
     /// answering it as a mere duplicate.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub reoffer: bool,
+    /// What the store computed from its own documents when it took this one
+    /// (`reconcile::Reconciliation`: a cash close's expected amounts and
+    /// differences, a Redução Z against the day's sales), as JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconciliation: Option<Value>,
 }
 
 /// `POST /v1/stores/{store}/documents` body.

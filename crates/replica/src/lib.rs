@@ -26,6 +26,7 @@ mod pending_stock;
 pub mod price_lists;
 mod product_answer;
 mod queries;
+mod reconciliation;
 mod sale_life;
 mod secrets;
 mod verify;

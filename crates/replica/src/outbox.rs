@@ -92,7 +92,8 @@ pub struct Outbox {
 /// The file name of the outbox in the data dir.
 pub(crate) const FILE: &str = "outbox.db";
 
-const DOC_COLUMNS: &str = "store_seq, id, kind, register, accepted_at, body, reoffer";
+const DOC_COLUMNS: &str =
+    "store_seq, id, kind, register, accepted_at, body, reoffer, reconciliation";
 
 impl Outbox {
     /// Opens (creating and migrating) `DIR/outbox.db`; WAL, synchronous=FULL.
@@ -275,6 +276,43 @@ impl Outbox {
         Ok(n)
     }
 
+    /// The newest documents with a reconciliation (cash closes, Redução Z),
+    /// newest first: (id, kind, register, accepted_at, the reconciliation).
+    pub fn recent_reconciliations(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<(String, String, String, String, Value)>> {
+        let path = &self.path;
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, kind, register, accepted_at, reconciliation FROM documents \
+                 WHERE reconciliation IS NOT NULL ORDER BY store_seq DESC LIMIT ?1",
+            )
+            .ctx(path, "query reconciliations")?;
+        let rows = stmt
+            .query_map([limit], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get::<_, String>(4)?,
+                ))
+            })
+            .ctx(path, "query reconciliations")?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .ctx(path, "query reconciliations")?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, kind, reg, at, text)| {
+                serde_json::from_str(&text)
+                    .ok()
+                    .map(|v| (id, kind, reg, at, v))
+            })
+            .collect())
+    }
+
     /// The last ERP verdict this store has read (its position in the
     /// central's order; 0 before the first).
     pub fn verdict_cursor(&self) -> Result<u64> {
@@ -432,10 +470,10 @@ impl Outbox {
         let get = |e| ReplicaError::sqlite(path, "read document", e);
         Ok(Some(StoredDocument {
             document: read_document(r, path)?,
-            status: r.get(7).map_err(get)?,
-            attempts: r.get::<_, i64>(8).map_err(get)?.max(0) as u64,
-            last_error: r.get(9).map_err(get)?,
-            delivered_at: r.get(10).map_err(get)?,
+            status: r.get(8).map_err(get)?,
+            attempts: r.get::<_, i64>(9).map_err(get)?.max(0) as u64,
+            last_error: r.get(10).map_err(get)?,
+            delivered_at: r.get(11).map_err(get)?,
         }))
     }
 
@@ -552,7 +590,7 @@ fn parse_kind(kind: &str, path: &Path) -> Result<DocumentKind> {
         .ok_or_else(|| ReplicaError::corrupt(path, format!("document kind {kind:?}")))
 }
 
-/// Reads `DOC_COLUMNS` (the first seven columns of `r`).
+/// Reads `DOC_COLUMNS` (the first eight columns of `r`).
 fn read_document(r: &rusqlite::Row<'_>, path: &Path) -> Result<Document> {
     let get = |e| ReplicaError::sqlite(path, "read document", e);
     let id: String = r.get(1).map_err(get)?;
@@ -571,6 +609,10 @@ fn read_document(r: &rusqlite::Row<'_>, path: &Path) -> Result<Document> {
         body: serde_json::from_slice(body)
             .map_err(|_| ReplicaError::corrupt(path, format!("body of document {id}")))?,
         reoffer: r.get::<_, bool>(6).map_err(get)?,
+        reconciliation: r
+            .get::<_, Option<String>>(7)
+            .map_err(get)?
+            .and_then(|t| serde_json::from_str(&t).ok()),
     })
 }
 
@@ -704,13 +746,23 @@ fn accept_one(tx: &Transaction<'_>, path: &Path, doc: &NewDocument, now: &str) -
     // What it undoes, checked: the sale of a cancellation or a return, the
     // return of a return cancellation.
     let undone = crate::sale_life::check(tx, path, doc.kind, body)?;
+    let reconciliation = crate::reconciliation::of(tx, path, doc.kind, body)?;
     let effects = loja_protocol::stock::effects(doc.kind, body, undone.as_ref())?;
     let text = serde_json::to_string(body).map_err(|e| FieldError::new("body", e.to_string()))?;
     tx.prepare_cached(
-        "INSERT INTO documents (id, kind, register, accepted_at, body, has_xml) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO documents (id, kind, register, accepted_at, body, has_xml, reconciliation) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )
     .ctx(path, "insert document")?
-    .execute(params![id, doc.kind.as_str(), register, now, text, has_xml])
+    .execute(params![
+        id,
+        doc.kind.as_str(),
+        register,
+        now,
+        text,
+        has_xml,
+        reconciliation
+    ])
     .ctx(path, "insert document")?;
     let seq = tx.last_insert_rowid();
     crate::sale_life::record(tx, path, &id, doc.kind, body, seq, &effects)?;
@@ -926,6 +978,47 @@ mod tests {
         assert_eq!(
             invalid_field(&o.accept(&bad)).as_deref(),
             Some("opening_amount")
+        );
+    }
+
+    #[test]
+    fn a_close_goes_up_reconciled_and_a_z_checked_against_the_days_sales() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = Outbox::open(dir.path()).unwrap();
+        let open = open_cash("PDV01"); // 100,00 float
+        o.accept(&open).unwrap();
+        o.accept(&sale("PDV01", open.id, None)).unwrap(); // 5,00 cash
+        o.accept(&doc(
+            DocumentKind::CashMovement,
+            json!({"register": "PDV01", "session_id": open.id, "kind": "withdrawal", "amount": 2000,
+                   "at": "2026-11-26T13:00:00Z"}),
+        ))
+        .unwrap();
+        // Counted 82,00 where the documents say 100 + 5 − 20 = 85,00: 3,00 short.
+        let mut c = close("PDV01", open.id);
+        c.body["counted_amount"] = json!(8200);
+        let seq = o.accept(&c).unwrap().store_seq;
+        let batch = o.next_batch(100, 1 << 20).unwrap();
+        let up = batch.iter().find(|d| d.store_seq == seq).unwrap();
+        let r = up
+            .reconciliation
+            .as_ref()
+            .expect("the close carries its reconciliation");
+        assert_eq!(r["cash_close"]["cash_difference"], json!(-300), "{r}");
+        // The day's Redução Z says 6,00 where the register sold 5,00: flagged, not refused.
+        let z = doc(
+            DocumentKind::ReducaoZ,
+            json!({"register": "PDV01", "date": "2026-11-26", "crz": 1, "coo_start": 1, "coo_end": 1,
+                   "gross_total": 600, "net_total": 600, "totals": [{"method": "CASH", "amount": 600}]}),
+        );
+        let zseq = o.accept(&z).unwrap().store_seq;
+        let batch = o.next_batch(100, 1 << 20).unwrap();
+        let up = batch.iter().find(|d| d.store_seq == zseq).unwrap();
+        let check = &up.reconciliation.as_ref().unwrap()["reducao_z"];
+        assert_eq!(
+            (check["sales_total"].clone(), check["difference"].clone()),
+            (json!(500), json!(100)),
+            "{check}"
         );
     }
 

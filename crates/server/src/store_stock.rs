@@ -140,6 +140,7 @@ mod tests {
             accepted_at: "2026-11-26T12:00:01Z".into(),
             body,
             reoffer: false,
+            reconciliation: None,
         }
     }
 
