@@ -142,16 +142,17 @@ const CHECKS_LISTED: u32 = 5;
 fn cash_checks(o: &Outbox) -> Result<Vec<CashCheck>, ReplicaError> {
     Ok(o.recent_reconciliations(CHECKS_LISTED)?
         .into_iter()
-        .map(|(id, kind, register, accepted_at, detail)| {
+        .map(|r| {
+            let detail = r.reconciliation;
             let difference = detail["cash_close"]["cash_difference"]
                 .as_i64()
                 .or_else(|| detail["reducao_z"]["difference"].as_i64())
                 .unwrap_or(0);
             CashCheck {
-                id,
-                kind,
-                register,
-                accepted_at,
+                id: r.id,
+                kind: r.kind,
+                register: r.register,
+                accepted_at: r.accepted_at,
                 difference,
                 detail,
             }
@@ -728,6 +729,21 @@ fn human_secs(s: u64) -> String {
     }
 }
 
+/// Centavos as reais: `R$ 1.234,56`.
+fn brl(centavos: i64) -> String {
+    let sign = if centavos < 0 { "-" } else { "" };
+    let c = centavos.unsigned_abs();
+    let reais = (c / 100).to_string();
+    let mut grouped = String::new();
+    for (i, ch) in reais.chars().enumerate() {
+        if i > 0 && (reais.len() - i).is_multiple_of(3) {
+            grouped.push('.');
+        }
+        grouped.push(ch);
+    }
+    format!("{sign}R$ {grouped},{:02}", c % 100)
+}
+
 #[cfg(test)]
 mod tests {
 
@@ -890,19 +906,4 @@ mod tests {
         let prc = r.jobs.iter().find(|j| j.code == "PRC").unwrap();
         assert_eq!(prc.consecutive_failures, 0);
     }
-}
-
-/// Centavos as reais: `R$ 1.234,56`.
-fn brl(centavos: i64) -> String {
-    let sign = if centavos < 0 { "-" } else { "" };
-    let c = centavos.unsigned_abs();
-    let reais = (c / 100).to_string();
-    let mut grouped = String::new();
-    for (i, ch) in reais.chars().enumerate() {
-        if i > 0 && (reais.len() - i) % 3 == 0 {
-            grouped.push('.');
-        }
-        grouped.push(ch);
-    }
-    format!("{sign}R$ {grouped},{:02}", c % 100)
 }

@@ -39,7 +39,8 @@ pub use journal::{
     TicketFilter, TicketKind, TicketStatus, TicketSummary,
 };
 pub use outbox::{
-    Accepted, AckSummary, FailedDocument, NewDocument, Outbox, OutboxStats, Purged, StoredDocument,
+    Accepted, AckSummary, FailedDocument, NewDocument, Outbox, OutboxStats, Purged, Reconciled,
+    StoredDocument,
 };
 pub use queries::{PriceView, ProductHit, ProductView};
 pub use verify::Repair;

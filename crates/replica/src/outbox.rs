@@ -23,6 +23,17 @@ pub struct NewDocument {
     pub body: Value,
 }
 
+/// A document stored with its reconciliation (a cash close, a Redução Z).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reconciled {
+    pub id: String,
+    pub kind: String,
+    pub register: String,
+    pub accepted_at: String,
+    /// `loja_protocol::reconcile::Reconciliation` as JSON.
+    pub reconciliation: Value,
+}
+
 /// The outbox's answer to an offered document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Accepted {
@@ -277,11 +288,8 @@ impl Outbox {
     }
 
     /// The newest documents with a reconciliation (cash closes, Redução Z),
-    /// newest first: (id, kind, register, accepted_at, the reconciliation).
-    pub fn recent_reconciliations(
-        &self,
-        limit: u32,
-    ) -> Result<Vec<(String, String, String, String, Value)>> {
+    /// newest first.
+    pub fn recent_reconciliations(&self, limit: u32) -> Result<Vec<Reconciled>> {
         let path = &self.path;
         let mut stmt = self
             .conn
@@ -292,25 +300,19 @@ impl Outbox {
             .ctx(path, "query reconciliations")?;
         let rows = stmt
             .query_map([limit], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get::<_, String>(4)?,
-                ))
+                let text: String = r.get(4)?;
+                Ok(Reconciled {
+                    id: r.get(0)?,
+                    kind: r.get(1)?,
+                    register: r.get(2)?,
+                    accepted_at: r.get(3)?,
+                    reconciliation: serde_json::from_str(&text).unwrap_or(Value::Null),
+                })
             })
             .ctx(path, "query reconciliations")?
             .collect::<rusqlite::Result<Vec<_>>>()
             .ctx(path, "query reconciliations")?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(id, kind, reg, at, text)| {
-                serde_json::from_str(&text)
-                    .ok()
-                    .map(|v| (id, kind, reg, at, v))
-            })
-            .collect())
+        Ok(rows)
     }
 
     /// The last ERP verdict this store has read (its position in the

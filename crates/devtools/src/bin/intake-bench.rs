@@ -5,8 +5,11 @@
 //! central over loopback.
 //!
 //! ```text
-//! cargo run --release -p loja-devtools --bin intake-bench -- [--seconds 5] [--connections 16] [--backlog 100000]
+//! cargo run --release -p loja-devtools --bin intake-bench -- [--seconds 5] [--connections 16] [--backlog 100000] [--mix]
 //! ```
+//!
+//! `--mix`: a store's mixed stream (70 % sales, payments, returns,
+//! cancellations, stock movements) instead of sales only.
 //!
 //! lojad runs in this process (`daemon::start`) with its upload job
 //! inactive during the intake phase; the central (`retaguarda::spawn`) also
@@ -42,6 +45,56 @@ struct Args {
     /// Single-row fsync'd inserts of the raw baseline.
     #[arg(long, default_value_t = 2_000)]
     raw_inserts: usize,
+    /// A store's mixed stream instead of sales only: of every ten documents
+    /// a connection sends, seven sales, a payment, a return and either a
+    /// cancellation or a stock movement (issue 16).
+    #[arg(long)]
+    mix: bool,
+}
+
+/// The `n`-th document of a connection's mixed stream: its path and body.
+/// `sales` holds the connection's sales not yet returned or cancelled.
+fn mixed(n: i64, session: Uuid, sales: &mut Vec<Uuid>) -> (String, Value) {
+    let at = "2026-11-26T13:00:00Z";
+    match (n % 10, sales.len()) {
+        (7, k) if k > 0 => {
+            let sale_id = sales[k - 1];
+            (
+                format!("/v1/sales/{sale_id}/payments"),
+                json!({"id": Uuid::new_v4(), "register": "PDV01",
+                "payment": {"method": "CREDIT", "amount": 100}, "at": at}),
+            )
+        }
+        (8, k) if k > 0 => {
+            let sale_id = sales.remove(k - 1);
+            (
+                format!("/v1/sales/{sale_id}/returns"),
+                json!({"id": Uuid::new_v4(), "register": "PDV01",
+                "reason_code": "02", "operator": "001", "returned_at": at,
+                "items": [{"product_code": "2", "qty": 1000, "refund": 450, "restock": true}],
+                "refunds": [{"method": "CASH", "amount": 450}]}),
+            )
+        }
+        (9, k) if k > 0 && n % 20 == 9 => {
+            let sale_id = sales.remove(k - 1);
+            (
+                format!("/v1/sales/{sale_id}/cancellation"),
+                json!({"id": Uuid::new_v4(), "register": "PDV01",
+                "reason_code": "1", "operator": "001", "cancelled_at": at}),
+            )
+        }
+        (9, _) => (
+            "/v1/stock/movements".to_owned(),
+            json!({"id": Uuid::new_v4(), "movement": "adjustment",
+            "register": "PDV01", "operator": "001", "reason_code": "AVARIA",
+            "items": [{"product_code": "1", "qty": -1000}], "moved_at": at}),
+        ),
+        _ => {
+            let id = Uuid::new_v4();
+            sales.push(id);
+            ("/v1/sales".to_owned(), sale(id, session, n))
+        }
+    }
 }
 
 fn sale(id: Uuid, session: Uuid, number: i64) -> Value {
@@ -135,15 +188,21 @@ async fn run(args: Args) -> anyhow::Result<()> {
         for w in 0..conns {
             let client = client.clone();
             let url = url.clone();
+            let mix = args.mix;
             tasks.push(tokio::spawn(async move {
                 let mut lat = Vec::new();
                 let mut n = (w as i64 + 1) * 1_000_000;
+                let mut sales = Vec::new();
                 while Instant::now() < deadline {
-                    let body = sale(Uuid::new_v4(), session, n);
+                    let (path, body) = if mix {
+                        mixed(n, session, &mut sales)
+                    } else {
+                        ("/v1/sales".to_owned(), sale(Uuid::new_v4(), session, n))
+                    };
                     n += 1;
                     let t = Instant::now();
                     let r = client
-                        .post(format!("{url}/v1/sales"))
+                        .post(format!("{url}{path}"))
                         .bearer_auth(POS_TOKEN)
                         .json(&body)
                         .send()
@@ -151,7 +210,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     let status = r.status().as_u16();
                     let _ = r.bytes().await?;
                     if status != 201 {
-                        bail!("sale answered {status}");
+                        bail!("{path} answered {status}");
                     }
                     lat.push(t.elapsed());
                 }
@@ -211,7 +270,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     );
     for (conns, rate, p50, p99) in &results {
         println!(
-            "POS API sales, {conns:>2} connection(s)       {rate:.0} docs/s   p50 {p50:.2} ms   p99 {p99:.2} ms   ({:.0} % of raw)",
+            "POS API {}, {conns:>2} connection(s)  {rate:.0} docs/s   p50 {p50:.2} ms   p99 {p99:.2} ms   ({:.0} % of raw)",
+            if args.mix {
+                "mixed stream"
+            } else {
+                "sales       "
+            },
             100.0 * rate / raw.0
         );
     }

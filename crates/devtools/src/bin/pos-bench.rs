@@ -71,6 +71,10 @@ struct Args {
     /// Seconds per store-load phase (idle, during applies).
     #[arg(long, default_value_t = 30.0)]
     store_seconds: f64,
+    /// Sales of one product accepted and not yet reflected by the central,
+    /// for the "hot product" probe (its stock counts every one of them).
+    #[arg(long, default_value_t = 1_000)]
+    unreflected: usize,
 }
 
 fn ean13(i: usize) -> String {
@@ -187,6 +191,68 @@ fn direct_probe(
         p(0.99)
     );
     reader.end_snapshot()?;
+    Ok(())
+}
+
+/// A product with `n` of this store's sales the central has not reflected
+/// yet: its stock answer sums them (issue 16). Lookups of it against a
+/// product without any, alternated, same reader, same run.
+fn hot_product_probe(dir: &std::path::Path, n: usize) -> anyhow::Result<()> {
+    use loja_protocol::DocumentKind;
+    use loja_replica::{NewDocument, Outbox};
+    let mut outbox = Outbox::open(dir)?;
+    let session = uuid::Uuid::new_v4();
+    outbox.accept(&NewDocument {
+        id: session,
+        kind: DocumentKind::CashOpen,
+        body: json!({"register": "BENCH", "operator": "001", "opening_amount": 0,
+                     "opened_at": "2026-11-30T08:00:00Z"}),
+    })?;
+    let sales: Vec<NewDocument> = (0..n)
+        .map(|i| NewDocument {
+            id: uuid::Uuid::new_v4(),
+            kind: DocumentKind::Sale,
+            body: json!({"register": "BENCH", "session_id": session, "number": i + 1, "operator": "001",
+                         "items": [{"product_code": "0", "qty": 1000, "unit_price": 100, "total": 100}],
+                         "total": 100, "payments": [{"method": "CASH", "amount": 100}],
+                         "sold_at": "2026-11-30T09:00:00Z"}),
+        })
+        .collect();
+    for chunk in sales.chunks(500) {
+        for r in outbox.accept_many(chunk)? {
+            r?;
+        }
+    }
+    let reader = CatalogReader::open(dir)?;
+    let (hot, cold) = (ean13(0), ean13(1));
+    let mut out = Vec::with_capacity(1024);
+    let mut lat = [Vec::with_capacity(20_000), Vec::with_capacity(20_000)];
+    for i in 0..40_000 {
+        let (k, b) = if i % 2 == 0 { (0, &hot) } else { (1, &cold) };
+        let q = Instant::now();
+        out.clear();
+        std::hint::black_box(reader.product_json_by_barcode(b, STORE, &mut out)?);
+        lat[k].push(q.elapsed().as_nanos().min(u32::MAX as u128) as u32);
+    }
+    let stock = reader
+        .product_by_barcode(&hot, STORE)?
+        .and_then(|p| p.stock_qty);
+    let pct = |v: &mut Vec<u32>, q: f64| {
+        v.sort_unstable();
+        v[((v.len() as f64 * q) as usize).min(v.len() - 1)] as f64 / 1000.0
+    };
+    let [mut h, mut c] = lat;
+    let (h50, h99, c50, c99) = (
+        pct(&mut h, 0.5),
+        pct(&mut h, 0.99),
+        pct(&mut c, 0.5),
+        pct(&mut c, 0.99),
+    );
+    println!(
+        "hot product ({n} unreflected sales; stock answered {stock:?}): p50 {h50:.1} µs, p99 {h99:.1} µs; \
+         a product without any (same run): p50 {c50:.1} µs, p99 {c99:.1} µs; p99 ratio {:.2}×",
+        h99 / c99
+    );
     Ok(())
 }
 
@@ -596,6 +662,9 @@ fn main() -> anyhow::Result<()> {
     }
     reader.end_snapshot()?;
     drop(reader);
+    if a.unreflected > 0 {
+        hot_product_probe(&dir, a.unreflected)?;
+    }
     // The same on two threads at once, each with its own reader: what the
     // two cores give SQLite alone.
     {
