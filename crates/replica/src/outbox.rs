@@ -531,6 +531,13 @@ impl Outbox {
             [cutoff(delivered_days)],
         )
         .ctx(path, "purge cash sessions")?;
+        // What purged documents did to the stock and what they undid goes
+        // with them: days after delivery the central's figure counts them.
+        tx.execute_batch(
+            "DELETE FROM stock_moves WHERE store_seq NOT IN (SELECT store_seq FROM documents);
+             DELETE FROM sale_links WHERE doc_id NOT IN (SELECT id FROM documents);",
+        )
+        .ctx(path, "purge stock moves")?;
         tx.commit().ctx(path, "commit purge")?;
         Ok(Purged {
             documents,
