@@ -39,8 +39,15 @@ const HARD_TIMEOUT: Duration = Duration::from_secs(480);
 /// `positive_data_acceptance` is off for them (all other checks stay on):
 /// - state: a cash open needs its register without an open session; a
 ///   movement, close or sale needs an open session of its register; a sale
-///   payment or XML needs a sale the outbox holds;
-/// - totals that must add up (sale, Redução Z) and `coo_end ≥ coo_start`;
+///   payment or XML needs a sale the outbox holds; a sale's cancellation or
+///   return needs a sale the outbox holds, not cancelled (nor, for a
+///   cancellation, with a return that stands), a return no more than was sold
+///   less earlier returns and a reason from the synced `return_reasons`; a
+///   return's cancellation needs a return the outbox holds, not cancelled;
+/// - totals that must add up (sale, Redução Z, a return's refunds) and
+///   `coo_end ≥ coo_start`; fields one kind of stock movement needs or refuses
+///   (a receipt's `nfe_key`, a transfer's stores), an adjustment's non-zero
+///   signed `qty`; a product counted once per inventory count;
 /// - check digits (GTIN, CPF, CNPJ): a pattern fixes the digits' count, not
 ///   the check digit.
 const CROSS_FIELD_OPERATIONS: &[&str] = &[
@@ -50,6 +57,11 @@ const CROSS_FIELD_OPERATIONS: &[&str] = &[
     "sale",
     "sale_payment",
     "sale_xml",
+    "sale_cancellation",
+    "sale_return",
+    "return_cancellation",
+    "stock_movement",
+    "inventory_count",
     "reducao_z",
     "customer",
     "product_by_barcode",

@@ -243,6 +243,36 @@ pub fn routes() -> Vec<RouteDef> {
         r(M::POST, "/v1/sales/{id}/xml", true, post(writes::sale_xml)),
         r(
             M::POST,
+            "/v1/sales/{id}/cancellation",
+            true,
+            post(writes::sale_cancellation),
+        ),
+        r(
+            M::POST,
+            "/v1/sales/{id}/returns",
+            true,
+            post(writes::sale_return),
+        ),
+        r(
+            M::POST,
+            "/v1/returns/{id}/cancellation",
+            true,
+            post(writes::return_cancellation),
+        ),
+        r(
+            M::POST,
+            "/v1/stock/movements",
+            true,
+            post(writes::stock_movement),
+        ),
+        r(
+            M::POST,
+            "/v1/stock/counts",
+            true,
+            post(writes::inventory_count),
+        ),
+        r(
+            M::POST,
             "/v1/fiscal/reducao-z",
             true,
             post(writes::reducao_z),
@@ -323,6 +353,8 @@ thousandths, timestamps RFC 3339 UTC. Errors: {\"error\": {\"code\", \"message\"
         reads::customer_by_document, reads::reference, reads::parameters, reads::promotions, reads::omni_orders,
         writes::customer, writes::omni_status, writes::cash_open, writes::cash_movement, writes::cash_close,
         writes::sale, writes::sale_payment, writes::sale_xml, writes::reducao_z,
+        writes::sale_cancellation, writes::sale_return, writes::return_cancellation,
+        writes::stock_movement, writes::inventory_count,
     ),
     // The writes' answers come from writes::WriteResponses, whose schemas
     // the paths do not collect; the request bodies' nested types are named
@@ -332,8 +364,12 @@ thousandths, timestamps RFC 3339 UTC. Errors: {\"error\": {\"code\", \"message\"
         writes::CashOpenRequest, writes::CashMovementRequest, writes::CashCloseRequest,
         writes::SaleRequest, writes::SalePaymentRequest, writes::SaleXmlRequest,
         writes::ReducaoZRequest, writes::CustomerRequest, writes::OmniOrderStatusRequest,
+        writes::SaleCancellationRequest, writes::ReturnRequest, writes::ReturnCancellationRequest,
+        writes::StockMovementRequest, writes::InventoryCountRequest,
         loja_protocol::document::SaleItem, loja_protocol::document::Payment,
         loja_protocol::document::MethodTotal, loja_protocol::document::CashMovementKind,
+        loja_protocol::document::ReturnItem, loja_protocol::document::MovementKind,
+        loja_protocol::document::MovementItem, loja_protocol::document::CountedItem,
     )),
     modifiers(&BearerAuth, &PathParams),
     tags(
@@ -341,6 +377,8 @@ thousandths, timestamps RFC 3339 UTC. Errors: {\"error\": {\"code\", \"message\"
         (name = "customers", description = "Customers by CPF/CNPJ and sign-ups"),
         (name = "reference", description = "Reference lists, parameters, promotions"),
         (name = "documents", description = "Store documents into the outbox"),
+        (name = "sales", description = "A sale's life after it is sold: cancellation, returns and exchanges, their cancellation (into the outbox)"),
+        (name = "stock", description = "Stock movements and inventory counts (into the outbox)"),
         (name = "omni", description = "Omni-channel orders"),
         (name = "status", description = "Health, sync status, metrics"),
     )

@@ -54,6 +54,15 @@ fn rows(v: Value) -> Vec<Map<String, Value>> {
 }
 
 pub fn apply(state: &AppState, entity: &str, rows: Vec<Map<String, Value>>) {
+    feed(state, entity, Op::Upsert, rows);
+}
+
+/// Deletes rows (by their key columns) as a feed page would.
+pub fn remove(state: &AppState, entity: &str, keys: Vec<Map<String, Value>>) {
+    feed(state, entity, Op::Delete, keys);
+}
+
+fn feed(state: &AppState, entity: &str, op: Op, rows: Vec<Map<String, Value>>) {
     let e = entity_named(entity).expect("entity");
     let mut catalog = state.catalog.lock().expect("catalog");
     let after = catalog.watermark(e).expect("watermark");
@@ -62,7 +71,7 @@ pub fn apply(state: &AppState, entity: &str, rows: Vec<Map<String, Value>>) {
         .enumerate()
         .map(|(i, row)| FeedItem {
             seq: after.0 + 1 + i as u64,
-            op: Op::Upsert,
+            op,
             row,
         })
         .collect();
@@ -145,6 +154,14 @@ pub fn fill(state: &AppState) {
         state,
         "discount_reasons",
         rows(json!([{"code": "D1", "description": "Avaria"}])),
+    );
+    apply(
+        state,
+        "return_reasons",
+        rows(json!([
+            {"code": "02", "description": "Defeito", "restock": false},
+            {"code": "05", "description": "Desistencia", "restock": true}
+        ])),
     );
     apply(
         state,
@@ -505,6 +522,7 @@ async fn the_openapi_document_types_every_write_body() {
         // The path's own fields are not in the body's schema.
         assert!(s["properties"]["sale_id"].is_null(), "{name}");
         assert!(s["properties"]["order_id"].is_null(), "{name}");
+        assert!(s["properties"]["return_id"].is_null(), "{name}");
     }
     let sale = &schemas["SaleRequest"];
     assert_eq!(
@@ -550,12 +568,36 @@ async fn the_openapi_document_types_every_write_body() {
         limits::pattern::CPF_OR_CNPJ
     );
     // Path parameters: UUIDs say so.
-    for path in ["/v1/sales/{id}/payments", "/v1/sales/{id}/xml"] {
+    for path in [
+        "/v1/sales/{id}/payments",
+        "/v1/sales/{id}/xml",
+        "/v1/sales/{id}/cancellation",
+        "/v1/sales/{id}/returns",
+        "/v1/returns/{id}/cancellation",
+    ] {
         let p = &doc["paths"][path]["post"]["parameters"][0];
         assert_eq!(p["schema"]["format"], "uuid", "{path}");
     }
     let omni = &doc["paths"]["/v1/omni-orders/{id}/status"]["post"]["parameters"][0];
     assert_eq!(omni["schema"]["maxLength"], limits::CODE_MAX);
+    // A sale's life: tagged, and the state rules in the descriptions.
+    for (path, tag, says) in [
+        ("/v1/sales/{id}/cancellation", "sales", "sale_id"),
+        ("/v1/sales/{id}/returns", "sales", "return_reasons"),
+        ("/v1/returns/{id}/cancellation", "sales", "return_id"),
+        ("/v1/stock/movements", "stock", "nfe_key"),
+        ("/v1/stock/counts", "stock", "counted once"),
+    ] {
+        let op = &doc["paths"][path]["post"];
+        assert_eq!(op["tags"], json!([tag]), "{path}");
+        let text = format!("{}{}", op["summary"], op["description"]);
+        assert!(text.contains(says), "{path}: {text}");
+    }
+    let ret = &schemas["ReturnRequest"];
+    assert_eq!(
+        ret["properties"]["items"]["items"]["$ref"],
+        "#/components/schemas/ReturnItem"
+    );
 }
 
 #[tokio::test]
@@ -911,14 +953,55 @@ fn write_cases() -> Vec<(&'static str, Value, &'static str, Value, &'static str)
             json!("lost"),
             "status",
         ),
+        // A sale's life: the return, its cancellation, then the sale's
+        // (a sale with a return that stands cannot be cancelled).
+        (
+            "/v1/sales/SALE/returns",
+            examples::sale_return(),
+            "refunds",
+            json!([{"method": "CASH", "amount": 1}]),
+            "refunds",
+        ),
+        (
+            "/v1/returns/RETURN/cancellation",
+            examples::return_cancellation(),
+            "reason_code",
+            json!(" "),
+            "reason_code",
+        ),
+        (
+            "/v1/sales/SALE/cancellation",
+            examples::sale_cancellation(),
+            "cancelled_at",
+            json!("yesterday"),
+            "cancelled_at",
+        ),
+        (
+            "/v1/stock/movements",
+            examples::stock_movement(),
+            "nfe_key",
+            Value::Null,
+            "nfe_key",
+        ),
+        (
+            "/v1/stock/counts",
+            examples::inventory_count(),
+            "items",
+            json!([]),
+            "items",
+        ),
     ]
     .into_iter()
     .map(|(p, body, k, v, field)| {
-        let path: &'static str = Box::leak(p.replace("SALE", sale).into_boxed_str());
+        let p = p.replace("SALE", sale).replace("RETURN", examples::RETURN);
+        let path: &'static str = Box::leak(p.into_boxed_str());
         (path, body, k, v, field)
     })
     .collect()
 }
+
+/// How many write routes `write_cases` covers (the property tests pick one).
+const WRITE_CASES: usize = 14;
 
 #[tokio::test]
 async fn writes_are_stored_once_and_validated() {
@@ -1086,6 +1169,28 @@ async fn writes_are_stored_once_and_validated() {
         .unwrap()
         .unwrap();
     assert_eq!(stored.document.body["order_id"], "O1");
+    // The sale's and the return's ids come from the paths too.
+    for (example, field, id) in [
+        (examples::sale_return(), "sale_id", examples::SALE),
+        (examples::sale_cancellation(), "sale_id", examples::SALE),
+        (
+            examples::return_cancellation(),
+            "return_id",
+            examples::RETURN,
+        ),
+    ] {
+        let doc = Uuid::parse_str(example["id"].as_str().unwrap()).unwrap();
+        let stored = f
+            .state
+            .intake
+            .with_outbox(move |o| o.get(doc))
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.document.body[field], id, "{field}");
+    }
+    assert_eq!(write_cases().len(), WRITE_CASES);
     let stats = f
         .state
         .intake
@@ -1374,7 +1479,7 @@ mod props {
         /// Random changes to every write body: never a panic, never a 5xx,
         /// always a JSON error body or an acceptance.
         #[test]
-        fn write_bodies_never_panic(case in 0usize..9, muts in prop::collection::vec(mutation(), 1..4), fresh_id in any::<bool>()) {
+        fn write_bodies_never_panic(case in 0usize..WRITE_CASES, muts in prop::collection::vec(mutation(), 1..4), fresh_id in any::<bool>()) {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             let f = FIXTURE.with(|f| f.clone());
             let (path, body, ..) = write_cases().swap_remove(case);
@@ -1397,7 +1502,7 @@ mod props {
 
         /// Raw bytes as a body: same guarantees.
         #[test]
-        fn raw_bodies_never_panic(case in 0usize..9, bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+        fn raw_bodies_never_panic(case in 0usize..WRITE_CASES, bytes in prop::collection::vec(any::<u8>(), 0..256)) {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             let f = FIXTURE.with(|f| f.clone());
             let (path, ..) = write_cases().swap_remove(case);
@@ -1585,4 +1690,167 @@ async fn a_parked_documents_reason_stays_behind_the_token() {
         );
         assert!(!a.text.contains("52998224725"), "{path}: {}", a.text);
     }
+}
+
+/// `body` under a new document id.
+fn fresh(mut body: Value) -> Value {
+    body["id"] = json!(Uuid::new_v4());
+    body
+}
+
+/// The cash session open and the example sale (1500 of product 1, 1000 of
+/// product 2) in the outbox.
+async fn sold(f: &Fixture) {
+    for (path, body) in [
+        ("/v1/cash/open", examples::cash_open()),
+        ("/v1/sales", examples::sale()),
+    ] {
+        let a = post(&f.app, path, &body).await;
+        assert_eq!(a.status, StatusCode::CREATED, "{path}: {}", a.text);
+    }
+}
+
+/// A sale's life through the POS API: each route answers 201 where the
+/// outbox's state allows the document, and a 422 naming the field where it
+/// does not.
+#[tokio::test]
+async fn a_sales_life_is_checked_against_the_outbox_naming_the_field() {
+    let f = fixture();
+    sold(&f).await;
+    let sale = examples::SALE;
+    let returns = format!("/v1/sales/{sale}/returns");
+    let cancellation = format!("/v1/sales/{sale}/cancellation");
+    let undo = format!("/v1/returns/{}/cancellation", examples::RETURN);
+    let created = |a: &Answer| assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+
+    // Returns: an unknown sale, more than was sold, a product not sold, an
+    // unknown reason.
+    let ghost = format!("/v1/sales/{}/returns", Uuid::new_v4());
+    assert_field(
+        &post(&f.app, &ghost, &fresh(examples::sale_return())).await,
+        "sale_id",
+    );
+    let mut too_many = fresh(examples::sale_return());
+    too_many["items"][0]["qty"] = json!(1501);
+    assert_field(&post(&f.app, &returns, &too_many).await, "items[0].qty");
+    let mut not_sold = fresh(examples::sale_return());
+    not_sold["items"][0]["product_code"] = json!("K1");
+    assert_field(
+        &post(&f.app, &returns, &not_sold).await,
+        "items[0].product_code",
+    );
+    let mut reason = fresh(examples::sale_return());
+    reason["reason_code"] = json!("ZZ");
+    assert_field(&post(&f.app, &returns, &reason).await, "reason_code");
+    created(&post(&f.app, &returns, &examples::sale_return()).await);
+    // 1000 of the 1500 came back: 501 more is too many.
+    let mut rest = fresh(examples::sale_return());
+    rest["items"][0]["qty"] = json!(501);
+    assert_field(&post(&f.app, &returns, &rest).await, "items[0].qty");
+
+    // The sale cannot be cancelled while its return stands.
+    assert_field(
+        &post(&f.app, &cancellation, &examples::sale_cancellation()).await,
+        "sale_id",
+    );
+    // The return cancelled, once; an unknown return is refused.
+    let nowhere = format!("/v1/returns/{}/cancellation", Uuid::new_v4());
+    assert_field(
+        &post(&f.app, &nowhere, &fresh(examples::return_cancellation())).await,
+        "return_id",
+    );
+    created(&post(&f.app, &undo, &examples::return_cancellation()).await);
+    assert_field(
+        &post(&f.app, &undo, &fresh(examples::return_cancellation())).await,
+        "return_id",
+    );
+    // Now the sale cancels, once (a retry is a duplicate, a second
+    // cancellation a 422), and takes no return any more.
+    created(&post(&f.app, &cancellation, &examples::sale_cancellation()).await);
+    let a = post(&f.app, &cancellation, &examples::sale_cancellation()).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(a.body["duplicate"], true);
+    assert_field(
+        &post(&f.app, &cancellation, &fresh(examples::sale_cancellation())).await,
+        "sale_id",
+    );
+    assert_field(
+        &post(&f.app, &returns, &fresh(examples::sale_return())).await,
+        "sale_id",
+    );
+    let ghost = format!("/v1/sales/{}/cancellation", Uuid::new_v4());
+    assert_field(
+        &post(&f.app, &ghost, &fresh(examples::sale_cancellation())).await,
+        "sale_id",
+    );
+
+    // Stock movements: each kind's own fields.
+    created(&post(&f.app, "/v1/stock/movements", &examples::stock_movement()).await);
+    let mut out = fresh(examples::stock_movement());
+    out["movement"] = json!("transfer_out");
+    out.as_object_mut().unwrap().remove("nfe_key");
+    assert_field(&post(&f.app, "/v1/stock/movements", &out).await, "to_store");
+    out["to_store"] = json!("0043");
+    out["from_store"] = json!("0041");
+    assert_field(
+        &post(&f.app, "/v1/stock/movements", &out).await,
+        "from_store",
+    );
+    out.as_object_mut().unwrap().remove("from_store");
+    created(&post(&f.app, "/v1/stock/movements", &out).await);
+    let mut zero = fresh(examples::stock_movement());
+    zero.as_object_mut().unwrap().remove("nfe_key");
+    zero["movement"] = json!("adjustment");
+    zero["reason_code"] = json!("QUEBRA");
+    zero["items"][0]["qty"] = json!(0);
+    assert_field(
+        &post(&f.app, "/v1/stock/movements", &zero).await,
+        "items[0].qty",
+    );
+    zero["items"][0]["qty"] = json!(-2000);
+    created(&post(&f.app, "/v1/stock/movements", &zero).await);
+
+    // Counts: a product once per count.
+    created(&post(&f.app, "/v1/stock/counts", &examples::inventory_count()).await);
+    let mut twice = fresh(examples::inventory_count());
+    twice["items"] = json!([{"product_code": "1", "counted_qty": 1000},
+                            {"product_code": "1", "counted_qty": 2000}]);
+    assert_field(
+        &post(&f.app, "/v1/stock/counts", &twice).await,
+        "items[1].product_code",
+    );
+}
+
+/// A return's reason must be in `return_reasons` once that list has rows;
+/// before its first sync any code goes, and a retry of a stored return is
+/// answered as one even if its reason has left the list.
+#[tokio::test]
+async fn a_returns_reason_is_checked_once_the_reasons_are_synced() {
+    let f = fixture();
+    sold(&f).await;
+    let returns = format!("/v1/sales/{}/returns", examples::SALE);
+    let reasons = || rows(json!([{"code": "02"}, {"code": "05"}]));
+    remove(&f.state, "return_reasons", reasons());
+    let mut first = examples::sale_return();
+    first["reason_code"] = json!("ANY");
+    let a = post(&f.app, &returns, &first).await;
+    assert_eq!(a.status, StatusCode::CREATED, "no reasons yet: {}", a.text);
+    // The list arrives without "ANY".
+    apply(
+        &f.state,
+        "return_reasons",
+        rows(json!([{"code": "02", "description": "Defeito"}])),
+    );
+    let mut unknown = fresh(examples::sale_return());
+    unknown["reason_code"] = json!("ANY");
+    unknown["items"][0]["qty"] = json!(100);
+    unknown["items"][0]["refund"] = json!(95);
+    unknown["refunds"][0]["amount"] = json!(95);
+    assert_field(&post(&f.app, &returns, &unknown).await, "reason_code");
+    let a = post(&f.app, &returns, &first).await;
+    assert_eq!(a.status, StatusCode::OK, "a retry: {}", a.text);
+    assert_eq!(a.body["duplicate"], true);
+    unknown["reason_code"] = json!("02");
+    let a = post(&f.app, &returns, &unknown).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
 }

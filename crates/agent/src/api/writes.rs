@@ -264,22 +264,40 @@ request_schema!(
     document::OmniOrderStatus,
     ["order_id"]
 );
+request_schema!(
+    SaleCancellationRequest,
+    document::SaleCancellation,
+    ["sale_id"]
+);
+request_schema!(ReturnRequest, document::Return, ["sale_id"]);
+request_schema!(
+    ReturnCancellationRequest,
+    document::ReturnCancellation,
+    ["return_id"]
+);
+request_schema!(StockMovementRequest, document::StockMovement, []);
+request_schema!(InventoryCountRequest, document::InventoryCount, []);
 
 /// The POST handler of a document kind and its OpenAPI entry.
 ///
 /// `doc_route!(name, path, kind, Request, example, doc)`: the document is the
 /// whole body (tag `documents`).
 ///
+/// With a tag: `doc_route!(/// doc… name, path, tag, kind, Request, example,
+/// "body's description")`.
+///
 /// The path-id arm, for a document whose parent's id is in the path
 /// (`/…/{id}/…`): `doc_route!(/// doc… name, path, tag, kind, Request,
-/// example, path_id(IdType, "id's description") => "field" via check,
-/// "body's description")`. `check(field, id)` turns the path's id into the
-/// body's `field` (or refuses it); the body may repeat `field`, equal.
+/// example, path_id(IdType, "id's description") => "field" via check
+/// [then pre], "body's description")`. `check(field, id)` turns the path's id
+/// into the body's `field` (or refuses it); the body may repeat `field`,
+/// equal. `pre(&st, &doc)`, when given, is an async check of the parsed
+/// document against the replica before it is submitted (a 422 refuses it).
 macro_rules! doc_route {
     (
         $(#[doc = $doc:tt])+
         $name:ident, $path:tt, $tag:tt, $kind:expr, $request:ty, $example:ident,
-        path_id($id_type:ident, $id_doc:tt) => $field:tt via $check:ident,
+        path_id($id_type:ident, $id_doc:tt) => $field:tt via $check:ident $(then $pre:ident)?,
         $body_doc:tt
     ) => {
         $(#[doc = $doc])+
@@ -295,7 +313,27 @@ macro_rules! doc_route {
             body: Result<Bytes, BytesRejection>,
         ) -> Result<Response, ApiError> {
             let id = $check($field, &id)?;
-            write(&st, $kind, &headers, body, &[($field, id)], &terminal).await
+            let doc = parse_document($kind, &headers, body, &[($field, id)], Some(&terminal.0))?;
+            $($pre(&st, &doc).await?;)?
+            Ok(submit(&st, doc).await?.1)
+        }
+    };
+    (
+        $(#[doc = $doc:tt])+
+        $name:ident, $path:tt, $tag:tt, $kind:expr, $request:ty, $example:ident,
+        $body_doc:tt
+    ) => {
+        $(#[doc = $doc])+
+        #[utoipa::path(post, path = $path, tag = $tag, security(("bearer" = [])),
+            request_body(content = $request, description = $body_doc, example = examples::$example),
+            responses(WriteResponses))]
+        pub async fn $name(
+            State(st): State<ApiState>,
+            Extension(terminal): Extension<Terminal>,
+            headers: HeaderMap,
+            body: Result<Bytes, BytesRejection>,
+        ) -> Result<Response, ApiError> {
+            write(&st, $kind, &headers, body, &[], &terminal).await
         }
     };
     ($name:ident, $path:tt, $kind:expr, $request:ty, $example:ident, $doc:tt) => {
@@ -497,6 +535,135 @@ doc_route!(
     "`id` (UUID of this event) + loja_protocol::document::OmniOrderStatus without `order_id` (the path's); `register` defaults to the terminal's name"
 );
 
+doc_route!(
+    /// A sale of this store cancelled (the NFC-e cancellation event XML kept
+    /// byte-for-byte when the POS has it). `sale_id` comes from the path.
+    /// Beyond the schema (state, 422 `sale_id`): the sale must be in this
+    /// store's outbox, not cancelled already, and without a return that
+    /// stands (cancel the return first).
+    sale_cancellation,
+    "/v1/sales/{id}/cancellation",
+    "sales",
+    DocumentKind::SaleCancellation,
+    SaleCancellationRequest,
+    sale_cancellation,
+    path_id(Uuid, "The sale's document id") => "sale_id" via path_uuid,
+    "`id` (UUID of this cancellation document) + loja_protocol::document::SaleCancellation without `sale_id` (the path's)"
+);
+doc_route!(
+    /// A return (devolução) or exchange (troca: `exchange: true`, no
+    /// `refunds`; the refund pays the new sale, a document of its own) of
+    /// products of a sale of this store. `sale_id` comes from the path.
+    /// Beyond the schema (each a 422 naming the field): Σ `refunds` = Σ line
+    /// refunds (`refunds`); `reason_code` must be a row of the store's
+    /// `return_reasons` (any code until that list's first sync brings a
+    /// row; `reason_code`); state: the sale must be in this store's outbox
+    /// and not cancelled (`sale_id`), each product must be in the sale
+    /// (`items[i].product_code`), and no more may come back than was sold
+    /// less earlier returns that stand (`items[i].qty`).
+    sale_return,
+    "/v1/sales/{id}/returns",
+    "sales",
+    DocumentKind::Return,
+    ReturnRequest,
+    sale_return,
+    path_id(Uuid, "The sale's document id") => "sale_id" via path_uuid then known_return_reason,
+    "`id` (UUID of this return document, the `return_id` a cancellation names) + loja_protocol::document::Return without `sale_id` (the path's)"
+);
+doc_route!(
+    /// A return undone: its restocked products leave the stock again.
+    /// `return_id` comes from the path. Beyond the schema (state, 422
+    /// `return_id`): the return must be in this store's outbox and not
+    /// cancelled already.
+    return_cancellation,
+    "/v1/returns/{id}/cancellation",
+    "sales",
+    DocumentKind::ReturnCancellation,
+    ReturnCancellationRequest,
+    return_cancellation,
+    path_id(Uuid, "The return's document id") => "return_id" via path_uuid,
+    "`id` (UUID of this cancellation document) + loja_protocol::document::ReturnCancellation without `return_id` (the path's)"
+);
+doc_route!(
+    /// Goods in, out, between stores, or corrected: `receipt` (stock up),
+    /// `transfer_out` (down at once), `transfer_in` (up), `adjustment` (signed
+    /// `qty`). Beyond the schema (cross-field rules, each a 422 naming the
+    /// field): a receipt needs `nfe_key` and has no `to_store`/`from_store`;
+    /// a transfer out needs `to_store` and has no `from_store`; a transfer in
+    /// needs `from_store` and `transfer_id` and has no `to_store`; an
+    /// adjustment needs `reason_code`; `items[i].qty` is positive, except an
+    /// adjustment's, which is signed and not zero.
+    stock_movement,
+    "/v1/stock/movements",
+    "stock",
+    DocumentKind::StockMovement,
+    StockMovementRequest,
+    stock_movement,
+    "`id` (UUID) + loja_protocol::document::StockMovement"
+);
+doc_route!(
+    /// Counted quantities: each product's stock becomes its `counted_qty` (a
+    /// partial count names only the products counted). Beyond the schema
+    /// (cross-field rule, 422 naming the field): a product is counted once
+    /// per count (`items[i].product_code`).
+    inventory_count,
+    "/v1/stock/counts",
+    "stock",
+    DocumentKind::InventoryCount,
+    InventoryCountRequest,
+    inventory_count,
+    "`id` (UUID) + loja_protocol::document::InventoryCount"
+);
+
+/// The registry entity a return's `reason_code` must name a row of.
+const RETURN_REASONS: &str = "return_reasons";
+
+/// A return's `reason_code` must be a row of the replica's `return_reasons`
+/// (422 `reason_code`), except:
+/// - while that table has no row at all (its first sync not done: lojad
+///   cannot tell an unknown code from one not downloaded yet), any code goes;
+/// - a document the outbox holds already is not refused here: a retry is
+///   answered as one (200 duplicate, or 409 for another body) even if the
+///   reason has left the list since.
+async fn known_return_reason(st: &ApiState, doc: &NewDocument) -> Result<(), ApiError> {
+    // Required and a string: `parse_document` validated the body.
+    let Some(code) = doc.body.get("reason_code").and_then(Value::as_str) else {
+        return Ok(());
+    };
+    let lookup = code.to_owned();
+    let known = st
+        .readers
+        .run(move |r| {
+            let listed = r.list(RETURN_REASONS, Some(("code", lookup.as_str())), 1)?;
+            Ok(!listed.is_empty() || r.list(RETURN_REASONS, None, 1)?.is_empty())
+        })
+        .await?;
+    if known {
+        return Ok(());
+    }
+    let id = doc.id;
+    let stored = st
+        .app
+        .intake
+        .with_outbox(move |o| o.get(id).map(|d| d.is_some()))
+        .await
+        .map_err(|e| ApiError::intake(&e))?
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "outbox_error",
+                format!("reading the outbox failed: {e}"),
+            )
+        })?;
+    if stored {
+        return Ok(());
+    }
+    Err(ApiError::field(
+        "reason_code",
+        format!("reason_code: {code:?} is not a return reason of this store (return_reasons)"),
+    ))
+}
+
 /// Example bodies: shown in the OpenAPI document and posted by the tests,
 /// so the examples are known to be accepted.
 pub mod examples {
@@ -504,6 +671,8 @@ pub mod examples {
 
     pub const SESSION: &str = "01940000-0000-7000-8000-000000000001";
     pub const SALE: &str = "01940000-0000-7000-8000-000000000002";
+    /// The return of [`sale_return`], which [`return_cancellation`] names.
+    pub const RETURN: &str = "01940000-0000-7000-8000-00000000000b";
 
     pub fn cash_open() -> Value {
         json!({"id": SESSION, "register": "PDV01", "operator": "001", "opening_amount": 10000,
@@ -551,5 +720,30 @@ pub mod examples {
     pub fn omni_status() -> Value {
         json!({"id": "01940000-0000-7000-8000-000000000009", "status": "ready",
                "at": "2026-11-26T12:30:00Z", "register": "PDV01"})
+    }
+    pub fn sale_cancellation() -> Value {
+        json!({"id": "01940000-0000-7000-8000-00000000000a", "register": "PDV01",
+               "reason_code": "1", "operator": "001", "cancelled_at": "2026-11-27T11:00:00Z"})
+    }
+    pub fn sale_return() -> Value {
+        json!({"id": RETURN, "register": "PDV01", "reason_code": "02", "operator": "001",
+               "items": [{"product_code": "1", "qty": 1000, "refund": 950, "restock": true}],
+               "refunds": [{"method": "CASH", "amount": 950}],
+               "returned_at": "2026-11-27T10:00:00Z"})
+    }
+    pub fn return_cancellation() -> Value {
+        json!({"id": "01940000-0000-7000-8000-00000000000c", "register": "PDV01",
+               "reason_code": "9", "operator": "001", "cancelled_at": "2026-11-27T10:05:00Z"})
+    }
+    pub fn stock_movement() -> Value {
+        json!({"id": "01940000-0000-7000-8000-00000000000d", "movement": "receipt",
+               "register": "PDV01", "operator": "001",
+               "nfe_key": "35261112345678000190550010000000011000000010",
+               "items": [{"product_code": "1", "qty": 24000}], "moved_at": "2026-11-27T08:00:00Z"})
+    }
+    pub fn inventory_count() -> Value {
+        json!({"id": "01940000-0000-7000-8000-00000000000e", "register": "PDV01", "operator": "001",
+               "items": [{"product_code": "1", "counted_qty": 7000}],
+               "counted_at": "2026-11-27T21:00:00Z"})
     }
 }
