@@ -49,6 +49,7 @@ pub struct Rows {
 pub const REFERENCE_LISTS: &[(&str, &str)] = &[
     ("payment-methods", "payment_methods"),
     ("discount-reasons", "discount_reasons"),
+    ("return-reasons", "return_reasons"),
     ("discount-types", "discount_types"),
     ("employees", "employees"),
     ("sale-modalities", "sale_modalities"),
@@ -263,7 +264,7 @@ pub async fn customer_by_document(
     }
 }
 
-/// A reference list: payment-methods, discount-reasons, discount-types,
+/// A reference list: payment-methods, discount-reasons, return-reasons, discount-types,
 /// employees, sale-modalities, sales-channels, states, cities (`?uf=SP`),
 /// lgpd-letter (the latest version only), lgpd-config, electronic-products,
 /// loyalty-programs.
