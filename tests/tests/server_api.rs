@@ -19,7 +19,7 @@ fn cash_open(id: Uuid, seq: u64) -> Document {
         body: json!({"register": "PDV01", "operator": "001", "opening_amount": 10000,
                      "opened_at": "2026-11-26T12:00:00Z"}),
         reoffer: false,
-            reconciliation: None,
+        reconciliation: None,
     }
 }
 

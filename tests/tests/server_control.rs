@@ -31,7 +31,9 @@ async fn availability_window_last_download_and_exceptions() -> anyhow::Result<()
     assert_eq!(p1.items.len() + p2.items.len() + p3.items.len(), 10);
 
     // New data within the window (stock: 10 min): the new download is held.
-    central.import_own("stock", "s", &stock_rows(11, 12)).await?;
+    central
+        .import_own("stock", "s", &stock_rows(11, 12))
+        .await?;
     let held = central.feed("s", TOKEN, "stock", done, 100).await?;
     assert!(held.items.is_empty());
     assert!(!held.more);
@@ -48,7 +50,9 @@ async fn availability_window_last_download_and_exceptions() -> anyhow::Result<()
     assert_eq!(free.items.len(), 2);
     assert!(free.held_until.is_none());
     central.remove_exception("s").await?;
-    central.import_own("stock", "s", &stock_rows(13, 13)).await?;
+    central
+        .import_own("stock", "s", &stock_rows(13, 13))
+        .await?;
     let held = central.feed("s", TOKEN, "stock", free.next.0, 100).await?;
     assert!(
         held.held_until.is_some(),
@@ -66,7 +70,9 @@ async fn availability_window_last_download_and_exceptions() -> anyhow::Result<()
     assert_eq!(reset.status, 200, "{:?}", reset.body);
     let released = central.feed("s", TOKEN, "stock", free.next.0, 100).await?;
     assert_eq!(released.items.len(), 1);
-    central.import_own("stock", "s", &stock_rows(14, 14)).await?;
+    central
+        .import_own("stock", "s", &stock_rows(14, 14))
+        .await?;
     assert!(
         central
             .feed("s", TOKEN, "stock", released.next.0, 100)

@@ -74,7 +74,9 @@ async fn paging_with_imports_in_between_skips_and_repeats_nothing() -> anyhow::R
             expected.insert(format!("[\"{new}\"]"), stock(new, 1));
             touched.insert(format!("[\"{new}\"]"));
             let gone = 100 + round * 300;
-            lines.push(json!({"op": "delete", "node": "s1", "key": {"product_code": gone.to_string()}}));
+            lines.push(
+                json!({"op": "delete", "node": "s1", "key": {"product_code": gone.to_string()}}),
+            );
             expected.remove(&format!("[\"{gone}\"]"));
             touched.insert(format!("[\"{gone}\"]"));
             central.import("stock", &lines).await?;
@@ -252,7 +254,9 @@ async fn first_full_load_streams_while_imports_and_other_stores_keep_answering()
     let mut feed_worst = Duration::ZERO;
     for i in 0..10u64 {
         let t = Instant::now();
-        central.import_own("stock", "small", &[stock(i + 1, 7)]).await?;
+        central
+            .import_own("stock", "small", &[stock(i + 1, 7)])
+            .await?;
         import_worst = import_worst.max(t.elapsed());
         let t = Instant::now();
         let page = central

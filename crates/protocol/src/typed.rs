@@ -823,7 +823,12 @@ mod tests {
         let (_, t) = both("stock", arrays);
         assert_eq!(
             t.items[0].cells,
-            vec![Cell::Text("1".into()), Cell::Int(5), Cell::Absent, Cell::Absent]
+            vec![
+                Cell::Text("1".into()),
+                Cell::Int(5),
+                Cell::Absent,
+                Cell::Absent
+            ]
         );
     }
 
