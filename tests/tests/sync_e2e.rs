@@ -450,10 +450,14 @@ async fn a_replica_of_an_older_lojad_loses_its_product_cards() {
     {
         let conn = rusqlite::Connection::open(store.data_dir().join("replica.db")).unwrap();
         // The replica as a lojad of migration 3 left it: with the cards, no
-        // price list order, the taxes in one table.
+        // price list order, the taxes in one table, no return reasons, no
+        // stock reflects_store_seq.
         conn.execute_batch(
             "CREATE TABLE product_cards (barcode_hash INTEGER PRIMARY KEY, answer BLOB);
              DROP TABLE price_list_order;
+             DROP TABLE return_reasons;
+             ALTER TABLE stock DROP COLUMN reflects_store_seq;
+             DELETE FROM watermarks WHERE entity = 'return_reasons';
              DROP TABLE icms_by_state; DROP TABLE pis_cofins;
              DROP TABLE icms_st_retained; DROP TABLE fcp_balance;
              DELETE FROM watermarks
