@@ -389,22 +389,9 @@ fn synth(entity: &str, i: usize, products: usize) -> Vec<Sql> {
             },
             t(AT),
         ],
-        "product_taxes" => vec![
-            t(code(i)),
-            t("T18"),
-            t("09012100"),
-            t("5102"),
-            Sql::Null,
-            t("00"),
-            int(1800),
-            Sql::Null,
-            Sql::Null,
-            int(200),
-            t("01"),
-            int(165),
-            t("01"),
-            int(760),
-        ],
+        // What is the same in every state (the ICMS by state, PIS/COFINS
+        // and ST have entities of their own since issue 15).
+        "product_taxes" => vec![t(code(i)), t("T18"), t("09012100"), t("5102"), Sql::Null],
         "customers" => vec![
             t(cpf(i as u64 * 7919)),
             t(format!("CLIENTE {} {}", WORDS[i % 16], i)),
