@@ -48,7 +48,6 @@ pub fn build_page(
          FROM rows WHERE entity = ?1 AND seq > ?2 ORDER BY seq",
     )?;
     let mut rows = stmt.query(params![entity.name, after as i64])?;
-    let mut keys = KeyRows::new(conn)?;
     let mut json = String::with_capacity(if limit > 1000 { 1 << 20 } else { 64 << 10 });
     json.push_str("{\"entity\":\"");
     json.push_str(entity.name);
@@ -85,7 +84,7 @@ pub fn build_page(
         let siblings: bool = r.get(6)?;
         let key_json = r.get_ref(4)?.as_str()?;
         if siblings {
-            let won = keys.winner(entity, scope, r.get_ref(7)?.as_str()?)?;
+            let won = winner(conn, entity, scope, r.get_ref(7)?.as_str()?)?;
             push_item(&mut json, won.and_then(|w| w.data).as_deref(), key_json);
         } else if scope.visible(entity, row) {
             push_item(&mut json, r.get_ref(5)?.as_str_or_null()?, key_json);
@@ -123,57 +122,24 @@ fn push_item(json: &mut String, data: Option<&str>, key_json: &str) {
     }
 }
 
-/// The row of a key a store holds, by its owner.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Won {
-    pub node: String,
-    pub data: Option<String>,
-}
-
-/// The rows of one key at every node, to resolve its winner for a store.
-pub struct KeyRows<'c> {
-    stmt: rusqlite::CachedStatement<'c>,
-}
-
-impl<'c> KeyRows<'c> {
-    pub fn new(conn: &'c Connection) -> Result<KeyRows<'c>, rusqlite::Error> {
-        Ok(KeyRows {
-            stmt: conn.prepare_cached(
-                "SELECT node, public, deleted, data FROM rows WHERE entity = ?1 AND key_text = ?2",
-            )?,
-        })
-    }
-
-    /// The row of `key_text` the store holds, if any.
-    pub fn winner(
-        &mut self,
-        entity: &Entity,
-        scope: &Scope,
-        key_text: &str,
-    ) -> Result<Option<Won>, rusqlite::Error> {
-        let rows: Vec<(bool, bool, Won)> = self
-            .stmt
-            .query_map(params![entity.name, key_text], |r| {
-                Ok((
-                    r.get(1)?,
-                    r.get(2)?,
-                    Won {
-                        node: r.get(0)?,
-                        data: r.get(3)?,
-                    },
-                ))
-            })?
-            .collect::<Result<_, _>>()?;
-        let candidates = rows.iter().map(|(public, deleted, won)| {
-            let c = Candidate {
-                node: &won.node,
-                public: *public,
-                deleted: *deleted,
-            };
-            (c, won)
-        });
-        Ok(scope.winner(entity, candidates).cloned())
-    }
+/// The row of `key_text` the store of `scope` holds, if any: the key's
+/// rows at every node (`rows::key_rows`) resolved by `Scope::winner`.
+pub fn winner(
+    conn: &Connection,
+    entity: &Entity,
+    scope: &Scope,
+    key_text: &str,
+) -> Result<Option<crate::rows::Stored>, rusqlite::Error> {
+    let rows = crate::rows::key_rows(conn, entity.name, key_text)?;
+    let candidates = rows.iter().map(|r| {
+        let c = Candidate {
+            node: &r.node,
+            public: r.public,
+            deleted: r.deleted,
+        };
+        (c, r)
+    });
+    Ok(scope.winner(entity, candidates).cloned())
 }
 
 /// The page a held-back store gets: no items, `next == after`.

@@ -16,6 +16,28 @@ pub struct Stored {
     pub data: Option<String>,
 }
 
+/// Every row of a key, at every node: what the writer checks before a
+/// change, and what a feed or a digest resolves the key's winner from.
+pub fn key_rows(
+    conn: &Connection,
+    entity: &str,
+    key_text: &str,
+) -> Result<Vec<Stored>, rusqlite::Error> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, node, public, deleted, data FROM rows WHERE entity = ?1 AND key_text = ?2",
+    )?;
+    let rows = stmt.query_map(params![entity, key_text], |r| {
+        Ok(Stored {
+            seq: r.get(0)?,
+            node: r.get(1)?,
+            public: r.get(2)?,
+            deleted: r.get(3)?,
+            data: r.get(4)?,
+        })
+    })?;
+    rows.collect()
+}
+
 /// Writes changes inside the caller's transaction (the central's one
 /// writer holds it, so sequences commit in order), handing out sequences
 /// from `seq` (the head when it was opened); [`RowWriter::finish`] stores
@@ -50,19 +72,7 @@ impl<'t> RowWriter<'t> {
 
     /// Every row of the key, at every node.
     pub fn find(&self, entity: &str, key_text: &str) -> Result<Vec<Stored>, rusqlite::Error> {
-        let mut stmt = self.tx.prepare_cached(
-            "SELECT seq, node, public, deleted, data FROM rows WHERE entity = ?1 AND key_text = ?2",
-        )?;
-        let rows = stmt.query_map(params![entity, key_text], |r| {
-            Ok(Stored {
-                seq: r.get(0)?,
-                node: r.get(1)?,
-                public: r.get(2)?,
-                deleted: r.get(3)?,
-                data: r.get(4)?,
-            })
-        })?;
-        rows.collect()
+        key_rows(self.tx, entity, key_text)
     }
 
     /// Writes the key's row at `node` (a new one, or over `existing`, the

@@ -12,7 +12,6 @@ use loja_protocol::{BucketRows, Entity, EntityDigest, Op, TypedItem, Watermark};
 use rusqlite::{Connection, params};
 use serde_json::{Map, Value};
 
-use crate::feed::KeyRows;
 use crate::nodes::{Candidate, Scope};
 
 /// Why a digest could not be built.
@@ -53,7 +52,6 @@ fn for_each_visible(
         "SELECT node, public, deleted, key_json, data, siblings, key_text FROM rows WHERE entity = ?1",
     )?;
     let mut rows = stmt.query(params![entity.name])?;
-    let mut keys = KeyRows::new(conn)?;
     while let Some(r) = rows.next()? {
         let node = r.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
         let row = Candidate {
@@ -68,10 +66,7 @@ fn for_each_visible(
         let siblings: bool = r.get(5)?;
         if siblings {
             let key_text = r.get_ref(6)?.as_str().map_err(rusqlite::Error::from)?;
-            if keys
-                .winner(entity, scope, key_text)?
-                .is_none_or(|w| w.node != node)
-            {
+            if crate::feed::winner(conn, entity, scope, key_text)?.is_none_or(|w| w.node != node) {
                 continue;
             }
         }
