@@ -802,13 +802,12 @@ fn reference_lists(w: &mut Writer<'_>) -> Result<(), ServerError> {
 
 /// The store nodes, by id.
 fn store_ids(db: &Db) -> Result<Vec<String>, ServerError> {
-    Ok(db.read(|c| {
-        let mut stmt = c.prepare("SELECT id FROM nodes WHERE kind = 'store' ORDER BY id")?;
-        let ids = stmt
-            .query_map([], |r| r.get(0))?
-            .collect::<Result<Vec<String>, _>>()?;
-        Ok::<_, crate::DbError>(ids)
-    })?)
+    let nodes = db.read(|c| crate::nodes::list(c).map_err(crate::DbError::from))?;
+    Ok(nodes
+        .into_iter()
+        .filter(|n| n.kind == crate::nodes::NodeKind::Store)
+        .map(|n| n.id)
+        .collect())
 }
 
 /// A store's own setup: its company data (one CNPJ branch per store).

@@ -7,7 +7,7 @@
 
 use loja_protocol::stock;
 use loja_protocol::{Document, DocumentKind, entity_named};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension};
 use serde_json::{Map, Value, json};
 
 use crate::rows::RowWriter;
@@ -109,14 +109,10 @@ pub fn unknown_store(conn: &Connection, doc: &Document) -> Result<Option<String>
         return Ok(None);
     }
     for field in ["to_store", "from_store"] {
-        if let Some(s) = doc.body.get(field).and_then(Value::as_str) {
-            let kind: Option<String> = conn
-                .prepare_cached("SELECT kind FROM nodes WHERE id = ?1")?
-                .query_row(params![s], |r| r.get(0))
-                .optional()?;
-            if kind.as_deref() != Some("store") {
-                return Ok(Some(format!("{field}: no such store {s}")));
-            }
+        if let Some(s) = doc.body.get(field).and_then(Value::as_str)
+            && crate::nodes::kind_of(conn, s)? != Some(crate::nodes::NodeKind::Store)
+        {
+            return Ok(Some(format!("{field}: no such store {s}")));
         }
     }
     Ok(None)
