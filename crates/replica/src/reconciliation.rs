@@ -85,7 +85,7 @@ fn cash_close(tx: &Transaction<'_>, path: &Path, body: &Value) -> Result<Option<
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_owned();
-            body_of(tx, path, &sale)?
+            crate::sale_life::body_of(tx, path, &sale, DocumentKind::Sale)?
         } else {
             None
         };
@@ -103,16 +103,6 @@ fn cash_close(tx: &Transaction<'_>, path: &Path, body: &Value) -> Result<Option<
     Ok(Some(Reconciliation::CashClose(reconcile::cash_close(
         &close, &expected,
     ))))
-}
-
-fn body_of(tx: &Transaction<'_>, path: &Path, id: &str) -> Result<Option<Value>> {
-    let text: Option<String> = tx
-        .prepare_cached("SELECT body FROM documents WHERE id = ?1")
-        .ctx(path, "query documents")?
-        .query_row([id], |r| r.get(0))
-        .optional()
-        .ctx(path, "query documents")?;
-    Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
 }
 
 fn reducao_z(tx: &Transaction<'_>, path: &Path, body: &Value) -> Result<Option<Reconciliation>> {

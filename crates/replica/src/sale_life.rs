@@ -24,7 +24,7 @@ fn target(body: &Value, field: &str) -> Result<String> {
 }
 
 /// The body of this store's document `id` of `kind`, if the outbox holds it.
-fn body_of(
+pub(crate) fn body_of(
     tx: &Transaction<'_>,
     path: &Path,
     id: &str,
