@@ -337,18 +337,11 @@ macro_rules! doc_route {
         }
     };
     ($name:ident, $path:tt, $kind:expr, $request:ty, $example:ident, $doc:tt) => {
-        #[doc = $doc]
-        #[utoipa::path(post, path = $path, tag = "documents", security(("bearer" = [])),
-            request_body(content = $request, description = "`id` (UUID) + the document's fields", example = examples::$example),
-            responses(WriteResponses))]
-        pub async fn $name(
-            State(st): State<ApiState>,
-            Extension(terminal): Extension<Terminal>,
-            headers: HeaderMap,
-            body: Result<Bytes, BytesRejection>,
-        ) -> Result<Response, ApiError> {
-            write(&st, $kind, &headers, body, &[], &terminal).await
-        }
+        doc_route!(
+            #[doc = $doc]
+            $name, $path, "documents", $kind, $request, $example,
+            "`id` (UUID) + the document's fields"
+        );
     };
 }
 
