@@ -50,9 +50,12 @@ pub const OMNI_STATUSES: [&str; 4] = ["picking", "ready", "delivered", "cancelle
 /// JSON Schema patterns (ECMA / Python `re`, unanchored unless `^…$`) of the
 /// same rules `document.rs` checks in Rust.
 pub mod pattern {
-    /// Not blank: at least one character that is not white space (Python's
-    /// `\s`: Unicode White_Space plus U+001C–U+001F, as [`super::is_blank`]).
-    pub const NOT_BLANK: &str = r"\S";
+    /// Not blank: at least one character outside [`super::BLANK`], spelled
+    /// out because `\S` means three things: ECMA's `\s` lacks U+0085,
+    /// Python's adds U+001C–U+001F, and under `re.ASCII` (how schemathesis
+    /// reads patterns) it is the six ASCII spaces only.
+    pub const NOT_BLANK: &str =
+        r"[^\t-\r \x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]";
     /// RFC 3339 in UTC: `Z` or `+00:00` (with `format: date-time`).
     pub const UTC: &str = r"(Z|z|\+00:00)$";
     pub const GTIN: &str = r"^([0-9]{8}|[0-9]{12,14})$";
@@ -64,12 +67,27 @@ pub mod pattern {
     pub const EMAIL: &str = "@";
 }
 
-/// White space only (or empty). Unicode White_Space plus the four C0
-/// separators (U+001C–U+001F) Python's `\s` counts too, so the schema's
-/// [`pattern::NOT_BLANK`] and this agree on every string.
+/// The characters a blank text is made of: Unicode White_Space plus the four
+/// C0 separators (U+001C–U+001F) Python's `\s` counts too. The schema's
+/// [`pattern::NOT_BLANK`] lists the same ranges (a test holds them equal).
+pub const BLANK: [(char, char); 11] = [
+    ('\t', '\r'),
+    (' ', ' '),
+    ('\u{1c}', '\u{1f}'),
+    ('\u{85}', '\u{85}'),
+    ('\u{a0}', '\u{a0}'),
+    ('\u{1680}', '\u{1680}'),
+    ('\u{2000}', '\u{200a}'),
+    ('\u{2028}', '\u{2029}'),
+    ('\u{202f}', '\u{202f}'),
+    ('\u{205f}', '\u{205f}'),
+    ('\u{3000}', '\u{3000}'),
+];
+
+/// White space only (or empty), by [`BLANK`].
 pub fn is_blank(s: &str) -> bool {
     s.chars()
-        .all(|c| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c))
+        .all(|c| BLANK.iter().any(|(lo, hi)| (*lo..=*hi).contains(&c)))
 }
 
 /// Characters (Unicode scalar values, as JSON Schema's `maxLength` counts).
@@ -97,6 +115,30 @@ mod tests {
         for s in ["a", " a ", "\u{0}", "\u{200b}", "\u{7f}"] {
             assert!(!is_blank(s), "{s:?}");
         }
+    }
+
+    #[test]
+    fn blank_is_unicode_white_space_and_the_c0_separators_and_the_pattern_lists_it() {
+        for c in (0..=0x10ffff).filter_map(char::from_u32) {
+            let expected = c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c);
+            assert_eq!(is_blank(&c.to_string()), expected, "{c:?}");
+        }
+        let escape = |c: char| match c {
+            '\t' => r"\t".to_owned(),
+            '\r' => r"\r".to_owned(),
+            ' ' => " ".to_owned(),
+            c if (c as u32) < 0x100 => format!(r"\x{:02x}", c as u32),
+            c => format!(r"\u{:04x}", c as u32),
+        };
+        let listed: String = BLANK
+            .iter()
+            .map(|&(lo, hi)| match (lo, hi) {
+                (lo, hi) if lo == hi => escape(lo),
+                (lo, hi) if hi as u32 == lo as u32 + 1 => escape(lo) + &escape(hi),
+                (lo, hi) => format!("{}-{}", escape(lo), escape(hi)),
+            })
+            .collect();
+        assert_eq!(pattern::NOT_BLANK, format!("[^{listed}]"));
     }
 
     #[test]
