@@ -225,3 +225,224 @@ async fn an_erp_rejection_reaches_the_store_and_a_reprocess_offers_it_again() {
     .unwrap();
     assert_eq!(outbox_state(&store, sale).0, "delivered");
 }
+
+/// The ERP's rejection shows in `lojad tickets list --failed` (a verdicts
+/// ticket naming the document, code and message); a technician takes the
+/// body with `lojad documents show --body-only`, fixes it and sends it with
+/// `lojad documents replace`: a new id naming the refused one, which leaves
+/// the failures. The ERP reads the link; the stock counts the correction,
+/// never both (sold 1, corrected to 2: 10 → 8 at the POS and at the central).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_sale_is_corrected_under_a_new_id_that_names_it() {
+    let central = Central::builder()
+        .catalog_with(20, 5, false, 1)
+        .store(STORE, "master", TOKEN)
+        .start()
+        .expect("central starts");
+    central
+        .import_own(
+            "stock",
+            STORE,
+            &[json!({"product_code": "1", "qty": 10_000})],
+        )
+        .await
+        .unwrap();
+    central.release_everything().await.unwrap();
+    let store = Store::builder(central.url(), STORE, TOKEN)
+        .start()
+        .expect("lojad starts");
+    store
+        .wait_synced(&central, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let stock =
+        || async { store.pos_get("/v1/products/1").await.unwrap().body["stock_qty"].clone() };
+    assert_eq!(stock().await, json!(10_000));
+
+    let session = Uuid::new_v4();
+    let opened = json!({"id": session, "register": "PDV01", "operator": "001",
+                        "opening_amount": 0, "opened_at": "2026-11-30T08:00:00Z"});
+    assert_eq!(
+        store
+            .pos_post("/v1/cash/open", &opened)
+            .await
+            .unwrap()
+            .status,
+        201
+    );
+    let sale = Uuid::new_v4();
+    let body = json!({"id": sale, "register": "PDV01", "session_id": session, "number": 1, "operator": "001",
+                      "items": [{"product_code": "1", "qty": 1000, "unit_price": 500, "total": 500}],
+                      "total": 500, "payments": [{"method": "CASH", "amount": 500}],
+                      "sold_at": "2026-11-30T09:00:00Z"});
+    assert_eq!(
+        store.pos_post("/v1/sales", &body).await.unwrap().status,
+        201
+    );
+    assert_eq!(stock().await, json!(9_000));
+    wait_for(
+        "the sale in the ERP's queue",
+        Duration::from_secs(20),
+        || async {
+            let (docs, _) = erp_take(&central, 0).await;
+            Ok(docs
+                .iter()
+                .any(|d| d["document"]["id"] == json!(sale))
+                .then_some(()))
+        },
+    )
+    .await
+    .unwrap();
+    verdict(&central, json!({"verdicts": [
+        {"id": sale, "status": "rejected", "code": "E17", "message": "quantidade divergente do cupom"}
+    ]}))
+    .await;
+    let upload = || async {
+        let out = store.command(&["upload"]).unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    wait_for(
+        "the sale parked by the ERP",
+        Duration::from_secs(20),
+        || async {
+            upload().await;
+            Ok((outbox_state(&store, sale).0 == "failed").then_some(()))
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\nlog:\n{}", tail(&store.log(), 30)));
+
+    // `tickets list --failed` names it with the ERP's code and message.
+    let out = store
+        .command(&[
+            "tickets", "list", "--failed", "--kind", "verdicts", "--json",
+        ])
+        .unwrap();
+    let tickets: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let shown = tickets.as_array().unwrap().iter().find(|t| {
+        t["error"]
+            .as_str()
+            .is_some_and(|e| e.contains(&sale.to_string()) && e.contains("E17"))
+    });
+    assert!(shown.is_some(), "{tickets:#}");
+    let text = store.command(&["tickets", "list", "--failed"]).unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("quantidade divergente do cupom"), "{text}");
+
+    // The technician corrects it: 2 were sold, not 1.
+    let out = store
+        .command(&["documents", "show", &sale.to_string(), "--body-only"])
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut fixed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(fixed["number"], json!(1));
+    fixed["items"][0]["qty"] = json!(2000);
+    fixed["items"][0]["total"] = json!(1000);
+    fixed["total"] = json!(1000);
+    fixed["payments"][0]["amount"] = json!(1000);
+    let file = store.data_dir().join("fixed.json");
+    std::fs::write(&file, fixed.to_string()).unwrap();
+    let file = file.display().to_string();
+    // A body that breaks a rule is refused naming the field, nothing kept.
+    let mut broken = fixed.clone();
+    broken["total"] = json!(999);
+    let broken_file = store.data_dir().join("broken.json");
+    std::fs::write(&broken_file, broken.to_string()).unwrap();
+    let out = store
+        .command(&[
+            "documents",
+            "replace",
+            &sale.to_string(),
+            "--body",
+            &broken_file.display().to_string(),
+        ])
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("total"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(outbox_state(&store, sale).0, "failed");
+    let out = store
+        .command(&[
+            "--json",
+            "documents",
+            "replace",
+            &sale.to_string(),
+            "--body",
+            &file,
+        ])
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let replaced: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let correction = replaced["id"].as_str().unwrap().to_owned();
+    // Out of the failures; the POS counts 2 sold, not 3.
+    let status = store.status_json().unwrap();
+    assert!(
+        !status["parked_documents"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|p| p["id"] == json!(sale)),
+        "{status:#}"
+    );
+    wait_for(
+        "the POS counting the correction",
+        Duration::from_secs(10),
+        || async { Ok((stock().await == json!(8_000)).then_some(())) },
+    )
+    .await
+    .unwrap();
+
+    // Up it goes; the ERP reads which document it replaces, and the
+    // central's own figure is 8 too.
+    upload().await;
+    let (docs, _) = erp_take(&central, 0).await;
+    let up = docs
+        .iter()
+        .find(|d| d["document"]["id"] == json!(correction))
+        .unwrap_or_else(|| panic!("the correction in the ERP's queue: {docs:#?}"));
+    assert_eq!(up["document"]["replaces"], json!(sale));
+    let seq = replaced["store_seq"].as_u64().unwrap();
+    let central_qty = wait_for(
+        "the central's figure reflecting the correction",
+        Duration::from_secs(20),
+        || async {
+            let (items, _) = central.feed_all(STORE, TOKEN, "stock", 0, 1000).await?;
+            Ok(items
+                .iter()
+                .rev()
+                .find(|i| i.row.get("product_code") == Some(&json!("1")))
+                .filter(|i| {
+                    i.row
+                        .get("reflects_store_seq")
+                        .and_then(Value::as_u64)
+                        .is_some_and(|r| r >= seq)
+                })
+                .and_then(|i| i.row.get("qty").and_then(Value::as_i64)))
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(central_qty, 8_000);
+    wait_for(
+        "the POS after the central's figure",
+        Duration::from_secs(20),
+        || async { Ok((stock().await == json!(8_000)).then_some(())) },
+    )
+    .await
+    .unwrap();
+}

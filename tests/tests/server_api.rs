@@ -20,6 +20,7 @@ fn cash_open(id: Uuid, seq: u64) -> Document {
                      "opened_at": "2026-11-26T12:00:00Z"}),
         reoffer: false,
         reconciliation: None,
+        replaces: None,
     }
 }
 

@@ -188,6 +188,12 @@ pub struct Document {
     /// differences, a Redução Z against the day's sales), as JSON.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reconciliation: Option<Value>,
+    /// The document this one corrects (`lojad documents replace`): one the
+    /// central or the ERP refused, of the same kind and store. The central
+    /// undoes what the replaced one did to the stock and the ERP reads the
+    /// link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<Uuid>,
 }
 
 /// `POST /v1/stores/{store}/documents` body.

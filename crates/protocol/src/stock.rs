@@ -115,6 +115,31 @@ pub fn apply(qty: i64, change: Change) -> i64 {
     }
 }
 
+/// What a correction does to the stock: the replaced document's changes
+/// undone, then the correction's own (a count sets the figure whatever came
+/// before, so a replaced count has nothing to undo).
+pub fn replacing(new: Vec<StockEffect>, replaced: &[StockEffect]) -> Vec<StockEffect> {
+    let mut out = new;
+    for old in replaced {
+        let Change::Delta(d) = old.change else {
+            continue;
+        };
+        match out.iter_mut().find(|e| e.product_code == old.product_code) {
+            Some(e) => {
+                if let Change::Delta(n) = e.change {
+                    e.change = Change::Delta(n.saturating_sub(d));
+                }
+            }
+            None => out.push(StockEffect {
+                product_code: old.product_code.clone(),
+                change: Change::Delta(d.saturating_neg()),
+            }),
+        }
+    }
+    out.retain(|e| e.change != Change::Delta(0));
+    out
+}
+
 /// The document a kind undoes: the field naming it, and the kind it must be.
 pub fn undoes(kind: DocumentKind) -> Option<(&'static str, DocumentKind)> {
     match kind {
@@ -130,6 +155,33 @@ pub fn undoes(kind: DocumentKind) -> Option<(&'static str, DocumentKind)> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn delta(code: &str, d: i64) -> StockEffect {
+        StockEffect {
+            product_code: code.into(),
+            change: Change::Delta(d),
+        }
+    }
+
+    #[test]
+    fn a_correction_undoes_the_replaced_documents_changes() {
+        let old = [delta("1", -3000), delta("2", -1000)];
+        let new = vec![delta("1", -2000), delta("3", -1000)];
+        let mut got = replacing(new, &old);
+        got.sort_by(|a, b| a.product_code.cmp(&b.product_code));
+        assert_eq!(
+            got,
+            vec![delta("1", 1000), delta("2", 1000), delta("3", -1000)]
+        );
+        // The same document again: nothing moves.
+        assert!(replacing(old.to_vec(), &old).is_empty());
+        // A count replaced by a count: the new figure, nothing undone.
+        let set = |v| StockEffect {
+            product_code: "1".into(),
+            change: Change::Set(v),
+        };
+        assert_eq!(replacing(vec![set(5000)], &[set(7000)]), vec![set(5000)]);
+    }
 
     fn sale() -> Value {
         json!({"register": "PDV01", "session_id": "0194b3a2-0000-7000-8000-000000000001", "number": 1,

@@ -19,6 +19,8 @@ pub enum TicketKind {
     Feed,
     /// A document batch upload.
     Upload,
+    /// A page of the ERP's verdicts on this store's documents.
+    Verdicts,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -32,7 +34,7 @@ pub enum TicketStatus {
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewTicket {
     pub kind: TicketKind,
-    /// Entity name (feeds) or "documents" (uploads).
+    /// Entity name (feeds), "documents" (uploads) or "erp" (verdicts).
     pub subject: String,
     /// Watermark range (feeds) or store_seq range (uploads).
     pub range_from: Option<u64>,
@@ -181,18 +183,17 @@ fn readable(stored: &[u8]) -> String {
 const SUMMARY_COLUMNS: &str = "id, created_at, kind, subject, range_from, range_to, status, http_status, items, bytes, error, duration_ms";
 
 impl TicketKind {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             TicketKind::Feed => "feed",
             TicketKind::Upload => "upload",
+            TicketKind::Verdicts => "verdicts",
         }
     }
-    fn parse(s: &str) -> Option<Self> {
-        match s {
-            "feed" => Some(TicketKind::Feed),
-            "upload" => Some(TicketKind::Upload),
-            _ => None,
-        }
+    pub fn parse(s: &str) -> Option<Self> {
+        [TicketKind::Feed, TicketKind::Upload, TicketKind::Verdicts]
+            .into_iter()
+            .find(|k| k.as_str() == s)
     }
 }
 

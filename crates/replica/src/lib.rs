@@ -17,6 +17,7 @@
 mod apply;
 mod catalog;
 mod checkpoint;
+mod corrections;
 mod error;
 mod journal;
 mod local_marks;

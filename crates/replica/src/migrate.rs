@@ -27,6 +27,7 @@ pub(crate) const OUTBOX: &[&str] = &[
     include_str!("../../../schema/replica/outbox/0002_sale_life.sql"),
     include_str!("../../../schema/replica/outbox/0003_erp_verdicts.sql"),
     include_str!("../../../schema/replica/outbox/0004_reconciliation.sql"),
+    include_str!("../../../schema/replica/outbox/0005_replacements.sql"),
 ];
 /// `schema/replica/journal/*.sql`, in order.
 pub(crate) const JOURNAL: &[&str] = &[include_str!(

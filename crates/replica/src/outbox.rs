@@ -11,6 +11,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::corrections::Replaced;
 use crate::error::SqlCtx;
 use crate::migrate::{self, Sync};
 use crate::{ReplicaError, Result};
@@ -60,6 +61,8 @@ pub struct OutboxStats {
     /// Parked: rejected by the central, waiting for a fix or reprocess.
     pub failed: u64,
     pub delivered: u64,
+    /// Refused and corrected by another document (`replaces`).
+    pub replaced: u64,
     /// accepted_at of the oldest pending document (RFC 3339).
     pub oldest_pending_at: Option<String>,
     pub oldest_pending_age_secs: Option<u64>,
@@ -104,7 +107,7 @@ pub struct Outbox {
 pub(crate) const FILE: &str = "outbox.db";
 
 const DOC_COLUMNS: &str =
-    "store_seq, id, kind, register, accepted_at, body, reoffer, reconciliation";
+    "store_seq, id, kind, register, accepted_at, body, reoffer, reconciliation, replaces";
 
 impl Outbox {
     /// Opens (creating and migrating) `DIR/outbox.db`; WAL, synchronous=FULL.
@@ -142,7 +145,7 @@ impl Outbox {
         let now = loja_protocol::time::now_rfc3339();
         let mut out = Vec::with_capacity(docs.len());
         for doc in docs {
-            match accept_one(&tx, path, doc, &now) {
+            match accept_one(&tx, path, doc, &now, None) {
                 Ok(a) => out.push(Ok(a)),
                 // A document's own fault: answered to it, the group goes on.
                 Err(e @ (ReplicaError::Invalid(_) | ReplicaError::IdTaken { .. })) => {
@@ -156,6 +159,32 @@ impl Outbox {
         // The POS's stock reads the documents' stock moves at once.
         crate::catalog::note_commit();
         Ok(out)
+    }
+
+    /// Takes `doc` as the correction of `replaced`, a document of the same
+    /// kind the central or the ERP refused: validated like any document (a
+    /// sale may name its long-closed session), stored with `replaces`, and
+    /// the refused one retired in the same transaction; its stock moves are
+    /// undone by the correction's.
+    pub fn replace(&mut self, replaced: Uuid, doc: &NewDocument) -> Result<Accepted> {
+        let path = &self.path;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .ctx(path, "begin replace")?;
+        let now = loja_protocol::time::now_rfc3339();
+        let old = crate::corrections::retire(&tx, path, replaced, doc.kind, doc.id)?;
+        let accepted = accept_one(&tx, path, doc, &now, Some(&old))?;
+        if accepted.duplicate {
+            return Err(FieldError::new(
+                "id",
+                format!("{} is taken by document {}", doc.id, accepted.store_seq),
+            )
+            .into());
+        }
+        tx.commit().ctx(path, "commit replace")?;
+        crate::catalog::note_commit();
+        Ok(accepted)
     }
 
     /// The next documents to send, pending only, in store_seq order (so a
@@ -276,7 +305,7 @@ impl Outbox {
                 .prepare_cached(
                     "UPDATE documents SET status = 'pending', delivered_at = NULL, \
                      reoffer = (status = 'delivered' OR last_error LIKE 'ERP %') \
-                     WHERE id = ?1 AND status != 'pending'",
+                     WHERE id = ?1 AND status != 'pending' AND replaced_by IS NULL",
                 )
                 .ctx(path, "requeue")?;
             for id in ids {
@@ -331,10 +360,12 @@ impl Outbox {
     /// Records the ERP's verdicts on this store's documents: a rejected
     /// document is parked with the ERP's code and message (whatever its
     /// state here), so `lojad status` and the status page show it and
-    /// `lojad tickets reprocess` can offer it again. Answers how many it parked.
+    /// `lojad tickets reprocess` can offer it again; `ticket` is the journal's
+    /// record of the page they came in. Answers how many it parked.
     pub fn record_verdicts(
         &mut self,
         verdicts: &[loja_protocol::verdict::StoreVerdict],
+        ticket: Option<i64>,
     ) -> Result<u64> {
         use loja_protocol::verdict::VerdictStatus;
         let path = &self.path;
@@ -351,7 +382,8 @@ impl Outbox {
                 .ctx(path, "record verdicts")?;
             let mut park = tx
                 .prepare_cached(
-                    "UPDATE documents SET status = 'failed', last_error = ?2 WHERE id = ?1 AND status != 'pending'",
+                    "UPDATE documents SET status = 'failed', last_error = ?2, ticket = coalesce(?3, ticket) \
+                     WHERE id = ?1 AND status != 'pending'",
                 )
                 .ctx(path, "record verdicts")?;
             for v in verdicts {
@@ -377,7 +409,7 @@ impl Outbox {
                         v.verdict.message.as_deref().unwrap_or("no message")
                     );
                     parked += park
-                        .execute(params![id, why])
+                        .execute(params![id, why, ticket])
                         .ctx(path, "record verdicts")? as u64;
                 }
             }
@@ -392,7 +424,10 @@ impl Outbox {
         {
             let mut stmt = self
                 .conn
-                .prepare_cached("SELECT status, count(*) FROM documents GROUP BY status")
+                .prepare_cached(
+                    "SELECT CASE WHEN replaced_by IS NULL THEN status ELSE 'replaced' END, count(*) \
+                     FROM documents GROUP BY 1",
+                )
                 .ctx(path, "outbox stats")?;
             let mut rows = stmt.query([]).ctx(path, "outbox stats")?;
             while let Some(r) = rows.next().ctx(path, "outbox stats")? {
@@ -402,6 +437,7 @@ impl Outbox {
                     "pending" => stats.pending = n,
                     "failed" => stats.failed = n,
                     "delivered" => stats.delivered = n,
+                    "replaced" => stats.replaced = n,
                     _ => {}
                 }
             }
@@ -430,7 +466,7 @@ impl Outbox {
             .conn
             .prepare_cached(
                 "SELECT id, kind, register, store_seq, accepted_at, attempts, last_error, ticket FROM documents \
-                 WHERE status = 'failed' ORDER BY store_seq LIMIT ?1",
+                 WHERE status = 'failed' AND replaced_by IS NULL ORDER BY store_seq LIMIT ?1",
             )
             .ctx(path, "query failed documents")?;
         let limit = if limit == 0 { -1 } else { i64::from(limit) };
@@ -472,10 +508,10 @@ impl Outbox {
         let get = |e| ReplicaError::sqlite(path, "read document", e);
         Ok(Some(StoredDocument {
             document: read_document(r, path)?,
-            status: r.get(8).map_err(get)?,
-            attempts: r.get::<_, i64>(9).map_err(get)?.max(0) as u64,
-            last_error: r.get(10).map_err(get)?,
-            delivered_at: r.get(11).map_err(get)?,
+            status: r.get(9).map_err(get)?,
+            attempts: r.get::<_, i64>(10).map_err(get)?.max(0) as u64,
+            last_error: r.get(11).map_err(get)?,
+            delivered_at: r.get(12).map_err(get)?,
         }))
     }
 
@@ -526,6 +562,13 @@ impl Outbox {
                 [cutoff(xml_days)],
             )
             .ctx(path, "purge XML documents")? as u64;
+        // A refused document its correction replaced: kept as long as a
+        // delivered one, from when it was taken.
+        tx.execute(
+            "DELETE FROM documents WHERE replaced_by IS NOT NULL AND accepted_at < ?1",
+            [cutoff(delivered_days)],
+        )
+        .ctx(path, "purge replaced documents")?;
         tx.execute(
             "DELETE FROM cash_sessions WHERE closed_at IS NOT NULL AND closed_at < ?1",
             [cutoff(delivered_days)],
@@ -622,6 +665,11 @@ fn read_document(r: &rusqlite::Row<'_>, path: &Path) -> Result<Document> {
             .get::<_, Option<String>>(7)
             .map_err(get)?
             .and_then(|t| serde_json::from_str(&t).ok()),
+        replaces: r
+            .get::<_, Option<String>>(8)
+            .map_err(get)?
+            .map(|t| parse_id(&t, path))
+            .transpose()?,
     })
 }
 
@@ -634,7 +682,13 @@ fn uuid_field(body: &Value, field: &str) -> Result<Uuid> {
 }
 
 /// Checks that `session` is an open cash session of `register`.
-fn open_session(tx: &Transaction<'_>, path: &Path, session: &Uuid, register: &str) -> Result<()> {
+fn open_session(
+    tx: &Transaction<'_>,
+    path: &Path,
+    session: &Uuid,
+    register: &str,
+    closed_ok: bool,
+) -> Result<()> {
     let found: Option<(String, Option<String>)> = tx
         .prepare_cached("SELECT register, closed_at FROM cash_sessions WHERE session_id = ?1")
         .ctx(path, "query cash sessions")?
@@ -652,16 +706,22 @@ fn open_session(tx: &Transaction<'_>, path: &Path, session: &Uuid, register: &st
             format!("{session} is a cash session of register {reg}, not {register}"),
         )
         .into()),
-        Some((_, Some(_))) => {
+        Some((_, Some(_))) if !closed_ok => {
             Err(FieldError::new("session_id", format!("cash session {session} is closed")).into())
         }
-        Some((_, None)) => Ok(()),
+        Some(_) => Ok(()),
     }
 }
 
 /// Validates and inserts one document inside the group's transaction.
 /// Validation comes before any write, so a refused document leaves no trace.
-fn accept_one(tx: &Transaction<'_>, path: &Path, doc: &NewDocument, now: &str) -> Result<Accepted> {
+fn accept_one(
+    tx: &Transaction<'_>,
+    path: &Path,
+    doc: &NewDocument,
+    now: &str,
+    replacing: Option<&Replaced>,
+) -> Result<Accepted> {
     let id = doc.id.to_string();
     let existing: Option<(i64, String, String, String)> = tx
         .prepare_cached("SELECT store_seq, register, kind, body FROM documents WHERE id = ?1")
@@ -716,7 +776,9 @@ fn accept_one(tx: &Transaction<'_>, path: &Path, doc: &NewDocument, now: &str) -
         }
         DocumentKind::CashMovement | DocumentKind::Sale | DocumentKind::CashClose => {
             let session = uuid_field(body, "session_id")?;
-            open_session(tx, path, &session, &register)?;
+            // A correction belongs to the session of the document it
+            // replaces, long closed by the time the ERP refused it.
+            open_session(tx, path, &session, &register, replacing.is_some())?;
             if doc.kind == DocumentKind::CashClose {
                 tx.prepare_cached("UPDATE cash_sessions SET closed_at = ?2 WHERE session_id = ?1")
                     .ctx(path, "close cash session")?
@@ -756,11 +818,14 @@ fn accept_one(tx: &Transaction<'_>, path: &Path, doc: &NewDocument, now: &str) -
     // return of a return cancellation.
     let undone = crate::sale_life::check(tx, path, doc.kind, body)?;
     let reconciliation = crate::reconciliation::of(tx, path, doc.kind, body)?;
-    let effects = loja_protocol::stock::effects(doc.kind, body, undone.as_ref())?;
+    let mut effects = loja_protocol::stock::effects(doc.kind, body, undone.as_ref())?;
+    if let Some(r) = replacing {
+        effects = loja_protocol::stock::replacing(effects, &r.effects);
+    }
     let text = serde_json::to_string(body).map_err(|e| FieldError::new("body", e.to_string()))?;
     tx.prepare_cached(
-        "INSERT INTO documents (id, kind, register, accepted_at, body, has_xml, reconciliation) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO documents (id, kind, register, accepted_at, body, has_xml, reconciliation, replaces) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )
     .ctx(path, "insert document")?
     .execute(params![
@@ -770,7 +835,8 @@ fn accept_one(tx: &Transaction<'_>, path: &Path, doc: &NewDocument, now: &str) -
         now,
         text,
         has_xml,
-        reconciliation
+        reconciliation,
+        replacing.map(|r| r.id.as_str())
     ])
     .ctx(path, "insert document")?;
     let seq = tx.last_insert_rowid();
@@ -1359,5 +1425,68 @@ mod tests {
         let err = o.accept(&sale("PDV01", open.id, None)).unwrap_err();
         assert!(matches!(err, ReplicaError::ReadOnly { .. }), "{err}");
         assert_eq!(o.next_batch(10, 1 << 20).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_refused_sale_is_corrected_under_a_new_id_in_its_closed_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = Outbox::open(dir.path()).unwrap();
+        let open = open_cash("PDV01");
+        o.accept(&open).unwrap();
+        let refused = sale("PDV01", open.id, None);
+        let seq = o.accept(&refused).unwrap().store_seq as i64;
+        o.accept(&close("PDV01", open.id)).unwrap();
+        // Only a refused document can be replaced.
+        let mut fixed = sale("PDV01", open.id, None);
+        fixed.body["items"][0]["qty"] = json!(2000);
+        fixed.body["items"][0]["total"] = json!(1000);
+        fixed.body["total"] = json!(1000);
+        fixed.body["payments"][0]["amount"] = json!(1000);
+        let err = o.replace(refused.id, &fixed);
+        assert_eq!(invalid_field(&err).as_deref(), Some("replaces"), "{err:?}");
+        o.record_acks(
+            &[ack(refused.id, AckStatus::Rejected, Some("ERP: wrong qty"))],
+            None,
+        )
+        .unwrap();
+        // Of the same kind only.
+        let err = o.replace(refused.id, &open_cash("PDV01"));
+        assert_eq!(invalid_field(&err).as_deref(), Some("kind"), "{err:?}");
+        let taken = o.replace(refused.id, &fixed).unwrap();
+        assert!(!taken.duplicate);
+        let held = o.get(fixed.id).unwrap().unwrap();
+        assert_eq!(held.document.replaces, Some(refused.id));
+        assert_eq!(o.stats().unwrap().failed, 0);
+        assert_eq!(o.stats().unwrap().replaced, 1);
+        assert!(o.failed(10).unwrap().is_empty());
+        assert_eq!(o.requeue(&[refused.id]).unwrap(), 0);
+        // The refused sale's 1 is undone, the correction's 2 taken: -2 in all.
+        let fixed_seq = taken.store_seq as i64;
+        assert_eq!(
+            moves(&o, "1"),
+            vec![(seq, -1000, None), (fixed_seq, -1000, None)]
+        );
+        // Once.
+        let mut again = fixed.clone();
+        again.id = Uuid::new_v4();
+        let err = o.replace(refused.id, &again);
+        assert_eq!(invalid_field(&err).as_deref(), Some("replaces"), "{err:?}");
+        // The correction goes up naming the refused one.
+        let batch = o.next_batch(10, 1 << 20).unwrap();
+        assert!(
+            batch
+                .iter()
+                .any(|d| d.id == fixed.id && d.replaces == Some(refused.id))
+        );
+        // The retired sale is out of a sale's life: cancelling it is refused.
+        let cancel = doc(
+            DocumentKind::SaleCancellation,
+            json!({"sale_id": refused.id, "register": "PDV01", "operator": "001",
+                   "reason_code": "01", "cancelled_at": "2026-11-26T19:00:00Z"}),
+        );
+        assert_eq!(
+            invalid_field(&o.accept(&cancel)).as_deref(),
+            Some("sale_id")
+        );
     }
 }

@@ -48,7 +48,8 @@ fn cash_close(tx: &Transaction<'_>, path: &Path, body: &Value) -> Result<Option<
     // outbox's primary key): the session's own, and what undoes a sale.
     let mut stmt = tx
         .prepare_cached(
-            "SELECT kind, body FROM documents WHERE store_seq >= ?1 AND register = ?2 ORDER BY store_seq",
+            "SELECT kind, body FROM documents WHERE store_seq >= ?1 AND register = ?2 \
+             AND replaced_by IS NULL ORDER BY store_seq",
         )
         .ctx(path, "query cash session")?;
     let rows: Vec<(String, String)> = stmt
@@ -112,7 +113,7 @@ fn reducao_z(tx: &Transaction<'_>, path: &Path, body: &Value) -> Result<Option<R
     let (total, n): (i64, i64) = tx
         .prepare_cached(
             "SELECT coalesce(sum(json_extract(d.body, '$.total')), 0), count(*) FROM documents d \
-             WHERE d.kind = 'sale' AND d.register = ?1 \
+             WHERE d.kind = 'sale' AND d.register = ?1 AND d.replaced_by IS NULL \
                AND substr(json_extract(d.body, '$.sold_at'), 1, 10) = ?2 \
                AND NOT EXISTS (SELECT 1 FROM sale_links l WHERE l.target = d.id AND l.kind = 'sale_cancellation')",
         )

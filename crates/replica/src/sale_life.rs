@@ -23,7 +23,8 @@ fn target(body: &Value, field: &str) -> Result<String> {
         .ok_or_else(|| FieldError::new(field, "is required").into())
 }
 
-/// The body of this store's document `id` of `kind`, if the outbox holds it.
+/// The body of this store's document `id` of `kind`, if the outbox holds it
+/// (and it was not replaced by a correction).
 pub(crate) fn body_of(
     tx: &Transaction<'_>,
     path: &Path,
@@ -31,7 +32,9 @@ pub(crate) fn body_of(
     kind: DocumentKind,
 ) -> Result<Option<Value>> {
     let text: Option<String> = tx
-        .prepare_cached("SELECT body FROM documents WHERE id = ?1 AND kind = ?2")
+        .prepare_cached(
+            "SELECT body FROM documents WHERE id = ?1 AND kind = ?2 AND replaced_by IS NULL",
+        )
         .ctx(path, "query documents")?
         .query_row(params![id, kind.as_str()], |r| r.get(0))
         .optional()
@@ -39,7 +42,7 @@ pub(crate) fn body_of(
     Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
 }
 
-/// Ids of the documents of `kind` that undo `target`.
+/// Ids of the documents of `kind` that undo `target` (corrected ones left out).
 fn links(
     tx: &Transaction<'_>,
     path: &Path,
@@ -47,7 +50,10 @@ fn links(
     kind: DocumentKind,
 ) -> Result<Vec<String>> {
     let mut stmt = tx
-        .prepare_cached("SELECT doc_id FROM sale_links WHERE target = ?1 AND kind = ?2")
+        .prepare_cached(
+            "SELECT l.doc_id FROM sale_links l JOIN documents d ON d.id = l.doc_id \
+             WHERE l.target = ?1 AND l.kind = ?2 AND d.replaced_by IS NULL",
+        )
         .ctx(path, "query sale links")?;
     let ids = stmt
         .query_map(params![target, kind.as_str()], |r| r.get(0))

@@ -10,7 +10,7 @@
 //! the documents in the order the central accepted them.
 
 use loja_protocol::{AckStatus, BatchAck, Document, DocumentAck, DocumentBatch};
-use rusqlite::{Connection, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde_json::Value;
 
 pub const DEFAULT_LIMIT: u64 = 1_000;
@@ -33,10 +33,16 @@ pub fn accept(
     let mut acks = Vec::with_capacity(batch.documents.len());
     let apply_stock = crate::store_stock::central_owns_stock(tx)?;
     for doc in &batch.documents {
-        let check = check(doc).and_then(|text| match crate::store_stock::unknown_store(tx, doc) {
-            Ok(Some(why)) => Err(why),
-            Ok(None) => Ok(text),
-            Err(e) => Err(e.to_string()),
+        let check = check(doc).and_then(|text| {
+            let refused = match crate::store_stock::unknown_store(tx, doc) {
+                Ok(None) => foreign_replacement(tx, store, doc),
+                other => other,
+            };
+            match refused {
+                Ok(Some(why)) => Err(why),
+                Ok(None) => Ok(text),
+                Err(e) => Err(e.to_string()),
+            }
         });
         acks.push(match check {
             Err(error) => DocumentAck {
@@ -135,6 +141,34 @@ impl Holder {
     }
 }
 
+/// Why a correction may not replace the document it names, if it may not:
+/// the central holds that one from another store or of another kind. (One
+/// the central never took — it refused it — may be replaced: the store
+/// checked the rest.)
+fn foreign_replacement(
+    conn: &Connection,
+    store: &str,
+    doc: &Document,
+) -> Result<Option<String>, rusqlite::Error> {
+    let Some(replaced) = doc.replaces else {
+        return Ok(None);
+    };
+    let held: Option<(String, String)> = conn
+        .prepare_cached("SELECT store, kind FROM documents WHERE id = ?1")?
+        .query_row([replaced.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    Ok(match held {
+        Some((s, _)) if s != store => Some(format!(
+            "replaces: document {replaced} belongs to another store"
+        )),
+        Some((_, k)) if k != doc.kind.as_str() => Some(format!(
+            "replaces: document {replaced} is a {k}, not a {}",
+            doc.kind.as_str()
+        )),
+        _ => None,
+    })
+}
+
 fn check(doc: &Document) -> Result<String, String> {
     if loja_protocol::time::parse_utc(&doc.accepted_at).is_none() {
         return Err("accepted_at: must be an RFC 3339 timestamp in UTC".into());
@@ -214,6 +248,7 @@ mod tests {
             body,
             reoffer: false,
             reconciliation: None,
+            replaces: None,
         }
     }
 

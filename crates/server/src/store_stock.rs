@@ -32,30 +32,45 @@ fn stored_body(conn: &Connection, id: &str) -> Result<Option<Value>, rusqlite::E
         .and_then(|mut d| d.get_mut("body").map(Value::take)))
 }
 
-/// Applies an accepted document of `store` to its stock rows (inside the
-/// caller's transaction). Answers how many rows changed.
-pub fn apply(conn: &Connection, store: &str, doc: &Document) -> Result<u64, rusqlite::Error> {
-    let Some(entity) = entity_named("stock") else {
-        return Ok(0);
-    };
-    let referenced = match stock::undoes(doc.kind) {
-        Some((field, _)) => match doc.body.get(field).and_then(Value::as_str) {
+/// What a document of `kind` with `body` does to the stock, with the
+/// document it undoes read from what this central holds.
+fn effects_of(
+    conn: &Connection,
+    kind: DocumentKind,
+    body: &Value,
+) -> Result<Vec<stock::StockEffect>, rusqlite::Error> {
+    let referenced = match stock::undoes(kind) {
+        Some((field, _)) => match body.get(field).and_then(Value::as_str) {
             Some(id) => stored_body(conn, id)?,
             None => None,
         },
         None => None,
     };
     if matches!(
-        doc.kind,
+        kind,
         DocumentKind::SaleCancellation | DocumentKind::ReturnCancellation
     ) && referenced.is_none()
     {
         // The undone document never reached this central: nothing to undo here.
-        return Ok(0);
+        return Ok(Vec::new());
     }
-    let Ok(effects) = stock::effects(doc.kind, &doc.body, referenced.as_ref()) else {
+    Ok(stock::effects(kind, body, referenced.as_ref()).unwrap_or_default())
+}
+
+/// Applies an accepted document of `store` to its stock rows (inside the
+/// caller's transaction). A correction (`replaces`) first undoes what the
+/// document it replaces did, when this central took that one. Answers how
+/// many rows changed.
+pub fn apply(conn: &Connection, store: &str, doc: &Document) -> Result<u64, rusqlite::Error> {
+    let Some(entity) = entity_named("stock") else {
         return Ok(0);
     };
+    let mut effects = effects_of(conn, doc.kind, &doc.body)?;
+    if let Some(replaced) = doc.replaces
+        && let Some(old) = stored_body(conn, &replaced.to_string())?
+    {
+        effects = stock::replacing(effects, &effects_of(conn, doc.kind, &old)?);
+    }
     let mut rows = RowWriter::open(conn)?;
     let mut changed = 0;
     let now = loja_protocol::time::now_rfc3339();
@@ -137,6 +152,7 @@ mod tests {
             body,
             reoffer: false,
             reconciliation: None,
+            replaces: None,
         }
     }
 
@@ -233,5 +249,86 @@ mod tests {
             vec![AckStatus::Accepted]
         );
         assert_eq!(stock(&db), (10_000, 3));
+    }
+
+    #[test]
+    fn a_correction_undoes_the_sale_it_replaces_and_names_one_of_its_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("c.db")).unwrap();
+        db.write(|tx| {
+            for id in ["s", "t"] {
+                let n = NewNode {
+                    id: id.into(),
+                    parent: "master".into(),
+                    kind: NodeKind::Store,
+                    token: Some(format!("token-{id}{id}{id}{id}")),
+                };
+                upsert_node(tx, &n).unwrap();
+            }
+            Ok::<_, DbError>(())
+        })
+        .unwrap();
+        let count = doc(
+            DocumentKind::InventoryCount,
+            1,
+            json!({"register": "PDV01", "operator": "001",
+            "counted_at": "2026-11-26T08:00:00Z", "items": [{"product_code": "1", "counted_qty": 10_000}]}),
+        );
+        let sold = doc(DocumentKind::Sale, 2, sale(3_000));
+        assert_eq!(
+            send(&db, vec![count, sold.clone()]),
+            vec![AckStatus::Accepted; 2]
+        );
+        assert_eq!(stock(&db), (7_000, 2));
+        // The ERP refused the sale of 3; the store sends it again as 2.
+        let mut fixed = doc(DocumentKind::Sale, 4, sale(2_000));
+        fixed.replaces = Some(sold.id);
+        assert_eq!(send(&db, vec![fixed]), vec![AckStatus::Accepted]);
+        assert_eq!(stock(&db), (8_000, 4));
+        // A correction of another kind, or of another store's document, is refused.
+        let mut wrong = doc(
+            DocumentKind::StockMovement,
+            5,
+            json!({"movement": "adjustment", "register": "PDV01", "operator": "001", "reason_code": "01",
+                   "items": [{"product_code": "1", "qty": -1000}], "moved_at": "2026-11-26T15:00:00Z"}),
+        );
+        wrong.replaces = Some(sold.id);
+        let acks = db
+            .write(|tx| {
+                accept(
+                    tx,
+                    "s",
+                    &DocumentBatch {
+                        documents: vec![wrong],
+                    },
+                )
+                .map_err(DbError::from)
+            })
+            .unwrap();
+        let why = acks.acks[0].error.as_deref().unwrap_or_default();
+        assert!(why.contains("is a sale, not a stock_movement"), "{why}");
+        let mut theirs = doc(DocumentKind::Sale, 6, sale(1_000));
+        theirs.replaces = Some(sold.id);
+        let acks = db
+            .write(|tx| {
+                accept(
+                    tx,
+                    "t",
+                    &DocumentBatch {
+                        documents: vec![theirs],
+                    },
+                )
+                .map_err(DbError::from)
+            })
+            .unwrap();
+        assert_eq!(acks.acks[0].status, AckStatus::Rejected);
+        assert!(
+            acks.acks[0]
+                .error
+                .as_deref()
+                .unwrap()
+                .contains("another store")
+        );
+        assert_eq!(stock(&db), (8_000, 4));
     }
 }

@@ -6,6 +6,7 @@
 mod common;
 mod config;
 mod doctor;
+mod documents;
 mod init;
 mod log;
 pub mod once;
@@ -109,6 +110,12 @@ pub enum Command {
         after_help = "Example:\n  lojad tickets list --failed\n  lojad tickets show 42\n  lojad tickets reprocess 42\n  lojad tickets report --since 7d"
     )]
     Tickets(tickets::TicketsCmd),
+    /// One document of the outbox, and the correction of a refused one.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  lojad documents show ID\n  lojad documents replace ID --body fixed.json"
+    )]
+    Documents(documents::DocumentsCmd),
     /// The integration log: one line per job run.
     #[command(
         after_help = "Example:\n  lojad log --module PRC --since 2h\n  lojad log --failed --limit 20 --json"
@@ -172,6 +179,7 @@ pub fn dispatch(cli: Cli) -> CliResult {
         Command::Upload => upload::run(&path, json),
         Command::Tasks(cmd) => tasks::run(&config(&path)?, cmd, json),
         Command::Tickets(cmd) => tickets::run(&config(&path)?, cmd, json),
+        Command::Documents(cmd) => documents::run(&config(&path)?, cmd, json),
         Command::Log(args) => log::run(&config(&path)?, args, json),
         Command::Config(cmd) => config::run(&path, cmd, json),
         Command::Doctor => doctor::run(&path, json),

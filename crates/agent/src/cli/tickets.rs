@@ -17,8 +17,8 @@ pub enum TicketsCmd {
         /// Only failed exchanges.
         #[arg(long)]
         failed: bool,
-        /// `feed` or `upload`.
-        #[arg(long, value_parser = ["feed", "upload"])]
+        /// `feed`, `upload` or `verdicts` (the ERP's, on this store's documents).
+        #[arg(long, value_parser = ["feed", "upload", "verdicts"])]
         kind: Option<String>,
         /// Since a duration ago (`30m`, `2h`, `7d`) or a date/time (`2026-11-01`, RFC 3339).
         #[arg(long, value_name = "DURATION_OR_DATE")]
@@ -29,7 +29,8 @@ pub enum TicketsCmd {
     /// One ticket with its request and response payloads.
     #[command(after_help = "Example:\n  lojad tickets show 42")]
     Show { id: i64 },
-    /// Queue an upload ticket's documents again (the central's idempotency keeps it harmless).
+    /// Queue an upload ticket's documents again, or those the ERP rejected in a
+    /// verdicts ticket: the central offers a delivered one to the ERP again.
     #[command(after_help = "Example:\n  lojad tickets reprocess 42 && lojad upload")]
     Reprocess { id: i64 },
     /// Consumption per kind and subject: count, failures, items, bytes.
@@ -53,13 +54,7 @@ pub fn run(config: &Config, cmd: TicketsCmd, json: bool) -> CliResult {
             limit,
         } => {
             let since = since.as_deref().map(parse_since).transpose()?;
-            let kind = kind.as_deref().map(|k| {
-                if k == "feed" {
-                    TicketKind::Feed
-                } else {
-                    TicketKind::Upload
-                }
-            });
+            let kind = kind.as_deref().and_then(TicketKind::parse);
             let list = open_journal(config)?
                 .tickets(&TicketFilter {
                     failed_only: failed,
@@ -80,7 +75,7 @@ pub fn run(config: &Config, cmd: TicketsCmd, json: bool) -> CliResult {
                         "{:>7} {:<21} {:<6} {:<20} {:<6} {:>5} {:>7} {:>9}  {}",
                         t.id,
                         t.created_at,
-                        kind_str(t.kind),
+                        t.kind.as_str(),
                         t.subject,
                         if t.status == loja_replica::TicketStatus::Ok {
                             "ok"
@@ -110,7 +105,7 @@ pub fn run(config: &Config, cmd: TicketsCmd, json: bool) -> CliResult {
                 println!(
                     "ticket {} — {} {} — {}",
                     s.id,
-                    kind_str(s.kind),
+                    s.kind.as_str(),
                     s.subject,
                     s.created_at
                 );
@@ -152,15 +147,8 @@ pub fn run(config: &Config, cmd: TicketsCmd, json: bool) -> CliResult {
                     }
                     Ok(exit::OK)
                 }
-                TicketKind::Upload => {
-                    let batch: loja_protocol::DocumentBatch = serde_json::from_str(&t.request)
-                        .map_err(|e| {
-                            Failure::new(
-                                exit::FAILED,
-                                anyhow!("ticket {id}'s request is not a document batch: {e}"),
-                            )
-                        })?;
-                    let ids: Vec<uuid::Uuid> = batch.documents.iter().map(|d| d.id).collect();
+                TicketKind::Upload | TicketKind::Verdicts => {
+                    let ids = ticket_documents(&t)?;
                     let mut outbox =
                         loja_replica::Outbox::open(&config.store.data_dir).map_err(fail)?;
                     let n = outbox.requeue(&ids).map_err(fail)?;
@@ -193,7 +181,7 @@ pub fn run(config: &Config, cmd: TicketsCmd, json: bool) -> CliResult {
                 for r in &rows {
                     println!(
                         "{:<6} {:<22} {:>7} {:>8} {:>9} {:>11}",
-                        kind_str(r.kind),
+                        r.kind.as_str(),
                         r.subject,
                         r.count,
                         r.failures,
@@ -207,6 +195,28 @@ pub fn run(config: &Config, cmd: TicketsCmd, json: bool) -> CliResult {
     }
 }
 
+/// The documents a ticket is about: an upload's batch, or the documents
+/// the ERP rejected in a page of verdicts.
+fn ticket_documents(t: &loja_replica::TicketDetail) -> Result<Vec<uuid::Uuid>, Failure> {
+    let id = t.summary.id;
+    let unreadable = |what: &str, e: serde_json::Error| {
+        Failure::new(exit::FAILED, anyhow!("ticket {id}'s {what}: {e}"))
+    };
+    if t.summary.kind == loja_replica::TicketKind::Verdicts {
+        let page: loja_protocol::verdict::VerdictPage = serde_json::from_str(&t.response)
+            .map_err(|e| unreadable("response is not a page of verdicts", e))?;
+        return Ok(page
+            .verdicts
+            .iter()
+            .filter(|v| v.verdict.status == loja_protocol::verdict::VerdictStatus::Rejected)
+            .map(|v| v.verdict.id)
+            .collect());
+    }
+    let batch: loja_protocol::DocumentBatch = serde_json::from_str(&t.request)
+        .map_err(|e| unreadable("request is not a document batch", e))?;
+    Ok(batch.documents.iter().map(|d| d.id).collect())
+}
+
 fn find_ticket(config: &Config, id: i64) -> Result<loja_replica::TicketDetail, Failure> {
     open_journal(config)?
         .ticket(id)
@@ -217,11 +227,4 @@ fn find_ticket(config: &Config, id: i64) -> Result<loja_replica::TicketDetail, F
                 anyhow!("no ticket {id} (it may have been purged by retention)"),
             )
         })
-}
-
-fn kind_str(k: loja_replica::TicketKind) -> &'static str {
-    match k {
-        loja_replica::TicketKind::Feed => "feed",
-        loja_replica::TicketKind::Upload => "upload",
-    }
 }

@@ -93,7 +93,10 @@ pub async fn run(ctx: &JobCtx) -> JobResult {
 }
 
 /// Pulls the verdicts after the outbox's cursor, page by page (bounded),
-/// and records them; answers how many documents they parked.
+/// and records them; answers how many documents they parked. Each page
+/// read (and each failed read) is a ticket of its own, failed when the ERP
+/// rejected a document in it, so `lojad tickets list --failed` shows the
+/// ERP's rejections next to the central's.
 async fn read_verdicts(ctx: &JobCtx) -> Result<u64, String> {
     let mut parked = 0;
     for _ in 0..100 {
@@ -104,20 +107,51 @@ async fn read_verdicts(ctx: &JobCtx) -> Result<u64, String> {
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
-        let page = match ctx.central.verdicts(after).await {
+        let t0 = Instant::now();
+        let answer = ctx.central.verdicts(after).await;
+        let mut t = NewTicket {
+            kind: TicketKind::Verdicts,
+            subject: "erp".into(),
+            range_from: Some(after),
+            range_to: None,
+            status: TicketStatus::Ok,
+            http_status: None,
+            request: format!("GET verdicts?after={after}").into_bytes(),
+            response: Vec::new(),
+            items: 0,
+            error: None,
+            duration_ms: t0.elapsed().as_millis() as u64,
+            secret: false,
+        };
+        let page = match answer {
             Ok(p) => p,
             // A central that does not relay verdicts (older than this lojad).
             Err(e) if e.status() == Some(404) => break,
-            Err(e) => return Err(e.to_string()),
+            Err(e) => {
+                t.status = TicketStatus::Failed;
+                t.http_status = e.status();
+                t.error = Some(e.to_string());
+                archive(ctx, t).await;
+                return Err(e.to_string());
+            }
         };
         if page.verdicts.is_empty() {
             break;
         }
+        t.http_status = Some(200);
+        t.range_to = Some(page.next);
+        t.items = page.verdicts.len() as u64;
+        t.response = serde_json::to_vec(&page).unwrap_or_default();
+        t.error = rejections(&page.verdicts);
+        if t.error.is_some() {
+            t.status = TicketStatus::Failed;
+        }
+        let ticket = archive(ctx, t).await;
         let more = page.more;
         parked += ctx
             .state
             .intake
-            .with_outbox(move |o| o.record_verdicts(&page.verdicts))
+            .with_outbox(move |o| o.record_verdicts(&page.verdicts, ticket))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
@@ -126,6 +160,45 @@ async fn read_verdicts(ctx: &JobCtx) -> Result<u64, String> {
         }
     }
     Ok(parked)
+}
+
+/// The ERP's rejections in a page of verdicts, for its ticket: how many,
+/// and the first few with their code and message.
+fn rejections(verdicts: &[loja_protocol::verdict::StoreVerdict]) -> Option<String> {
+    use loja_protocol::verdict::VerdictStatus;
+    let rejected: Vec<String> = verdicts
+        .iter()
+        .filter(|v| v.verdict.status == VerdictStatus::Rejected)
+        .map(|v| {
+            format!(
+                "{}{}: {}",
+                v.verdict.id,
+                v.verdict
+                    .code
+                    .as_deref()
+                    .map(|c| format!(" ({c})"))
+                    .unwrap_or_default(),
+                v.verdict.message.as_deref().unwrap_or("no message")
+            )
+        })
+        .collect();
+    if rejected.is_empty() {
+        return None;
+    }
+    let shown = rejected
+        .iter()
+        .take(3)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("; ");
+    let more = match rejected.len() {
+        n if n > 3 => format!(" (and {} more: `lojad tickets show`)", n - 3),
+        _ => String::new(),
+    };
+    Some(format!(
+        "the ERP rejected {} document(s): {shown}{more}",
+        rejected.len()
+    ))
 }
 
 fn finish(total: AckSummary, error: Option<String>) -> JobResult {
