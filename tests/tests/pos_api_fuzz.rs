@@ -49,7 +49,10 @@ const HARD_TIMEOUT: Duration = Duration::from_secs(480);
 ///   (a receipt's `nfe_key`, a transfer's stores), an adjustment's non-zero
 ///   signed `qty`; a product counted once per inventory count;
 /// - check digits (GTIN, CPF, CNPJ): a pattern fixes the digits' count, not
-///   the check digit.
+///   the check digit;
+/// - omni: an action needs an order of this store with lines in `expects`
+///   (and a rejection a reason, a shipment its invoice); a claim needs an
+///   open session of the register and an order ready for pickup.
 const CROSS_FIELD_OPERATIONS: &[&str] = &[
     "cash_open",
     "cash_movement",
@@ -66,6 +69,8 @@ const CROSS_FIELD_OPERATIONS: &[&str] = &[
     "customer",
     "product_by_barcode",
     "customer_by_document",
+    "omni_action",
+    "claim",
 ];
 
 fn schemathesis() -> PathBuf {

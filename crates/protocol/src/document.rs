@@ -31,10 +31,11 @@ pub enum DocumentKind {
     ReturnCancellation,
     StockMovement,
     InventoryCount,
+    OmniAction,
 }
 
 impl DocumentKind {
-    pub const ALL: [DocumentKind; 14] = [
+    pub const ALL: [DocumentKind; 15] = [
         DocumentKind::CashOpen,
         DocumentKind::CashMovement,
         DocumentKind::CashClose,
@@ -49,6 +50,7 @@ impl DocumentKind {
         DocumentKind::ReturnCancellation,
         DocumentKind::StockMovement,
         DocumentKind::InventoryCount,
+        DocumentKind::OmniAction,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -67,6 +69,7 @@ impl DocumentKind {
             DocumentKind::ReturnCancellation => "return_cancellation",
             DocumentKind::StockMovement => "stock_movement",
             DocumentKind::InventoryCount => "inventory_count",
+            DocumentKind::OmniAction => "omni_action",
         }
     }
 
@@ -99,6 +102,7 @@ impl DocumentKind {
             DocumentKind::ReturnCancellation => typed::<ReturnCancellation>(body),
             DocumentKind::StockMovement => typed::<StockMovement>(body),
             DocumentKind::InventoryCount => typed::<InventoryCount>(body),
+            DocumentKind::OmniAction => typed::<crate::omni::OmniAction>(body),
         }
     }
 }
@@ -242,7 +246,7 @@ fn net(field: &str, a: i64, b: i64, c: i64) -> Result<i64, FieldError> {
 }
 
 /// An integer within `min..=max` (the bounds of `limits.rs`).
-fn int(field: &str, v: i64, min: i64, max: i64) -> Result<(), FieldError> {
+pub(crate) fn int(field: &str, v: i64, min: i64, max: i64) -> Result<(), FieldError> {
     if v < min {
         let message = match min {
             0 => "must not be negative".to_owned(),
@@ -257,11 +261,17 @@ fn int(field: &str, v: i64, min: i64, max: i64) -> Result<(), FieldError> {
     Ok(())
 }
 /// Centavos: 0 to [`MONEY_MAX`].
-fn money(field: &str, v: i64) -> Result<(), FieldError> {
+pub(crate) fn money(field: &str, v: i64) -> Result<(), FieldError> {
     int(field, v, 0, MONEY_MAX)
 }
 /// A list of `min..=max` entries.
-fn count(field: &str, n: usize, min: usize, max: usize, what: &str) -> Result<(), FieldError> {
+pub(crate) fn count(
+    field: &str,
+    n: usize,
+    min: usize,
+    max: usize,
+    what: &str,
+) -> Result<(), FieldError> {
     if n < min {
         return Err(FieldError::new(
             field,
@@ -274,7 +284,7 @@ fn count(field: &str, n: usize, min: usize, max: usize, what: &str) -> Result<()
     Ok(())
 }
 /// At most `max` characters (as JSON Schema's `maxLength` counts them).
-fn max_len(field: &str, v: &str, max: usize) -> Result<(), FieldError> {
+pub(crate) fn max_len(field: &str, v: &str, max: usize) -> Result<(), FieldError> {
     // Bytes bound characters from above: the count only for long strings.
     if v.len() > max && limits::char_len(v) > max {
         return Err(FieldError::new(
@@ -285,7 +295,7 @@ fn max_len(field: &str, v: &str, max: usize) -> Result<(), FieldError> {
     Ok(())
 }
 /// Required text: not blank, at most `max` characters.
-fn text(field: &str, v: &str, max: usize) -> Result<(), FieldError> {
+pub(crate) fn text(field: &str, v: &str, max: usize) -> Result<(), FieldError> {
     max_len(field, v, max)?;
     if limits::is_blank(v) {
         return Err(FieldError::new(field, "must not be empty"));
@@ -293,13 +303,13 @@ fn text(field: &str, v: &str, max: usize) -> Result<(), FieldError> {
     Ok(())
 }
 /// Optional text: at most `max` characters when given (may be empty).
-fn opt_text(field: &str, v: &Option<String>, max: usize) -> Result<(), FieldError> {
+pub(crate) fn opt_text(field: &str, v: &Option<String>, max: usize) -> Result<(), FieldError> {
     match v {
         Some(v) => max_len(field, v, max),
         None => Ok(()),
     }
 }
-fn timestamp(field: &str, v: &str) -> Result<(), FieldError> {
+pub(crate) fn timestamp(field: &str, v: &str) -> Result<(), FieldError> {
     if crate::time::parse_utc(v).is_some() {
         Ok(())
     } else {
@@ -316,7 +326,7 @@ fn date(field: &str, v: &str) -> Result<(), FieldError> {
         Err(FieldError::new(field, "must be a YYYY-MM-DD date"))
     }
 }
-fn document(field: &str, v: &str) -> Result<(), FieldError> {
+pub(crate) fn document(field: &str, v: &str) -> Result<(), FieldError> {
     check::cpf_or_cnpj(v).map_err(|e| FieldError::new(field, e.to_string()))
 }
 
@@ -648,6 +658,11 @@ pub struct Sale {
     pub xml: Option<String>,
     #[schema(schema_with = crate::schema::timestamp)]
     pub sold_at: String,
+    /// The omni order this sale redeems (a pickup claimed by this register):
+    /// its ready lines are handed over by the sale.
+    #[serde(default)]
+    #[schema(schema_with = crate::schema::opt_code)]
+    pub order_id: Option<String>,
 }
 
 impl Validate for Sale {
@@ -720,6 +735,9 @@ impl Validate for Sale {
         }
         opt_text("modality", &self.modality, CODE_MAX)?;
         opt_text("channel", &self.channel, CODE_MAX)?;
+        if let Some(o) = &self.order_id {
+            text("order_id", o, CODE_MAX)?;
+        }
         if let Some(xml) = &self.xml {
             text("xml", xml, limits::XML_MAX)?;
         }
@@ -1544,6 +1562,9 @@ mod tests {
             DocumentKind::InventoryCount => json!({"register": "PDV01", "operator": "001",
                 "items": [{"product_code": "1", "counted_qty": 7000}],
                 "counted_at": "2026-11-27T21:00:00Z"}),
+            DocumentKind::OmniAction => json!({"order_id": "o1", "action": "accept",
+                "expects": "assigned", "register": "PDV01", "operator": "001",
+                "at": "2026-11-27T10:00:00Z"}),
         }
     }
 

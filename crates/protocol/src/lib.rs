@@ -8,6 +8,7 @@ pub mod document;
 pub mod error;
 pub mod feed;
 pub mod limits;
+pub mod omni;
 pub mod reconcile;
 pub mod registry;
 pub mod schema;

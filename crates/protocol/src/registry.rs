@@ -330,10 +330,13 @@ pub static ENTITIES: &[Entity] = &[
         resolution: Resolution::Own,
         domain_type: None,
     },
-    entity("omni_orders", "OMN", "Omni-channel orders (pre-sales) to be picked up or delivered", &["id"], &[
-        req("id", Text), chk("customer_document", false, Check::CpfOrCnpj), req("status", Text),
-        req("total", Money), c("items", Json), c("created_at", Time),
-    ], 10).resolved(Resolution::Shared).domain("PreVenda"),
+    // A store's view of an order: its own lines (loja_protocol::omni).
+    entity("omni_orders", "OMN", "Omni-channel orders assigned to the store: pickup, ship from store, endless aisle (typed: loja_protocol::omni)", &["id"], &[
+        req("id", Text), req("number", Text), req("channel", Text),
+        chk("customer_document", false, Check::CpfOrCnpj), req("delivery", Text), req("paid", Bool),
+        c("payments", Json), c("freight", Money), req("created_at", Time), req("status", Text),
+        req("lines", Json), c("reflects_store_seq", Int), c("updated_at", Time),
+    ], 10).resolved(Resolution::Own).domain("PreVenda"),
 ];
 
 /// Finds an entity by wire name.

@@ -161,6 +161,10 @@ pub fn positive_money() -> Object {
 pub fn qty() -> Object {
     integer(1, limits::QTY_MAX)
 }
+/// Thousandths, when given.
+pub fn opt_qty() -> Object {
+    nullable_integer(1, limits::QTY_MAX)
+}
 /// A fiscal number (NFC-e number, COO).
 pub fn number() -> Object {
     integer(1, limits::NUMBER_MAX)

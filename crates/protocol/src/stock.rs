@@ -103,6 +103,9 @@ pub fn effects(
         | DocumentKind::SaleXml
         | DocumentKind::ReducaoZ
         | DocumentKind::OmniOrderStatus => {}
+        // What an omni action takes from the shelf depends on the order it
+        // moves: `omni::stock_effects`, where the order is at hand.
+        DocumentKind::OmniAction => {}
     }
     Ok(out)
 }

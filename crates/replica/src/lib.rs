@@ -22,6 +22,7 @@ mod error;
 mod journal;
 mod local_marks;
 mod migrate;
+pub mod omni_local;
 mod outbox;
 mod pending_stock;
 pub mod price_lists;

@@ -20,6 +20,7 @@ pub(crate) const CATALOG: &[&str] = &[
     include_str!("../../../schema/replica/catalog/0005_price_list_order.sql"),
     include_str!("../../../schema/replica/catalog/0006_taxes_by_state.sql"),
     include_str!("../../../schema/replica/catalog/0007_sale_life.sql"),
+    include_str!("../../../schema/replica/catalog/0008_omni_orders.sql"),
 ];
 /// `schema/replica/outbox/*.sql`, in order.
 pub(crate) const OUTBOX: &[&str] = &[
@@ -28,6 +29,7 @@ pub(crate) const OUTBOX: &[&str] = &[
     include_str!("../../../schema/replica/outbox/0003_erp_verdicts.sql"),
     include_str!("../../../schema/replica/outbox/0004_reconciliation.sql"),
     include_str!("../../../schema/replica/outbox/0005_replacements.sql"),
+    include_str!("../../../schema/replica/outbox/0006_omni.sql"),
 ];
 /// `schema/replica/journal/*.sql`, in order.
 pub(crate) const JOURNAL: &[&str] = &[include_str!(

@@ -101,7 +101,15 @@ pub struct Outbox {
     pub(crate) path: PathBuf,
     /// Set by [`Outbox::defer_checkpoints`]; dropped after `conn`.
     checkpointer: Option<crate::Checkpointer>,
+    /// `replica.db`, read-only, opened when an omni document first needs
+    /// the central's view of an order.
+    replica: Option<rusqlite::Connection>,
+    /// How long accepting an omni line holds its stock.
+    hold: time::Duration,
 }
+
+/// How long an accepted omni line holds its stock unless told otherwise.
+pub const DEFAULT_OMNI_HOLD_HOURS: u32 = 24;
 
 /// The file name of the outbox in the data dir.
 pub(crate) const FILE: &str = "outbox.db";
@@ -118,7 +126,78 @@ impl Outbox {
             conn,
             path,
             checkpointer: None,
+            replica: None,
+            hold: time::Duration::hours(i64::from(DEFAULT_OMNI_HOLD_HOURS)),
         })
+    }
+
+    /// How long accepting an omni line holds its stock (lojad's
+    /// `omni.reservation_hours`).
+    pub fn set_omni_hold_hours(&mut self, hours: u32) {
+        self.hold = time::Duration::hours(i64::from(hours.max(1)));
+    }
+
+    /// The replica, read-only, for the central's view of an order (none
+    /// before the store's first sync created it).
+    fn open_replica(&mut self) -> Option<&rusqlite::Connection> {
+        if self.replica.is_none() {
+            let file = self.path.with_file_name(crate::catalog::FILE);
+            if file.exists() {
+                self.replica = rusqlite::Connection::open_with_flags(
+                    &file,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .ok()
+                .inspect(|c| {
+                    let _ = c.busy_timeout(std::time::Duration::from_secs(5));
+                });
+            }
+        }
+        self.replica.as_ref()
+    }
+
+    /// Gives a pickup order to the register redeeming it (`session_id`: its
+    /// open cash session). Another register holding it is answered
+    /// [`omni_local::ClaimRefused::Held`]; the claim ends with the sale that
+    /// redeems the order, a [`Outbox::release_claim`], or the session's close.
+    pub fn claim_order(
+        &mut self,
+        order_id: &str,
+        register: &str,
+        session_id: &str,
+    ) -> Result<std::result::Result<crate::omni_local::Claim, crate::omni_local::ClaimRefused>>
+    {
+        self.open_replica();
+        let path = &self.path;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .ctx(path, "begin claim")?;
+        let now = loja_protocol::time::now_rfc3339();
+        let out = crate::omni_local::claim(
+            &tx,
+            self.replica.as_ref(),
+            path,
+            order_id,
+            register,
+            session_id,
+            &now,
+        )?;
+        tx.commit().ctx(path, "commit claim")?;
+        Ok(out)
+    }
+
+    /// Ends `register`'s claim of `order_id`; answers whether it held one.
+    pub fn release_claim(&mut self, order_id: &str, register: &str) -> Result<bool> {
+        let path = &self.path;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .ctx(path, "begin release")?;
+        let released = crate::omni_local::release(&tx, path, order_id, register)?;
+        tx.commit().ctx(path, "commit release")?;
+        Ok(released)
     }
 
     /// Validates (types, totals, check digits — `DocumentKind::validate_body`
@@ -137,15 +216,25 @@ impl Outbox {
     /// `Result`), the valid ones are stored in one transaction, one fsync.
     /// The outer error means the commit failed and none was stored.
     pub fn accept_many(&mut self, docs: &[NewDocument]) -> Result<Vec<Result<Accepted>>> {
+        if docs
+            .iter()
+            .any(|d| crate::omni_local::acts_on_orders(d.kind, &d.body))
+        {
+            self.open_replica();
+        }
         let path = &self.path;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .ctx(path, "begin accept")?;
         let now = loja_protocol::time::now_rfc3339();
+        let omni = OmniCtx {
+            rows: self.replica.as_ref(),
+            hold_until: loja_protocol::time::format(OffsetDateTime::now_utc() + self.hold),
+        };
         let mut out = Vec::with_capacity(docs.len());
         for doc in docs {
-            match accept_one(&tx, path, doc, &now, None) {
+            match accept_one(&tx, path, doc, &now, None, &omni) {
                 Ok(a) => out.push(Ok(a)),
                 // A document's own fault: answered to it, the group goes on.
                 Err(e @ (ReplicaError::Invalid(_) | ReplicaError::IdTaken { .. })) => {
@@ -174,7 +263,18 @@ impl Outbox {
             .ctx(path, "begin replace")?;
         let now = loja_protocol::time::now_rfc3339();
         let old = crate::corrections::retire(&tx, path, replaced, doc.kind, doc.id)?;
-        let accepted = accept_one(&tx, path, doc, &now, Some(&old))?;
+        let omni = OmniCtx {
+            rows: None,
+            hold_until: String::new(),
+        };
+        if crate::omni_local::acts_on_orders(doc.kind, &doc.body) {
+            return Err(FieldError::new(
+                "kind",
+                "an omni action or an order's sale is not corrected: act on the order again",
+            )
+            .into());
+        }
+        let accepted = accept_one(&tx, path, doc, &now, Some(&old), &omni)?;
         if accepted.duplicate {
             return Err(FieldError::new(
                 "id",
@@ -715,12 +815,21 @@ fn open_session(
 
 /// Validates and inserts one document inside the group's transaction.
 /// Validation comes before any write, so a refused document leaves no trace.
+/// What an omni document needs besides the outbox.
+struct OmniCtx<'a> {
+    /// The replica (the central's view of the orders).
+    rows: Option<&'a rusqlite::Connection>,
+    /// When a line accepted now stops holding its stock.
+    hold_until: String,
+}
+
 fn accept_one(
     tx: &Transaction<'_>,
     path: &Path,
     doc: &NewDocument,
     now: &str,
     replacing: Option<&Replaced>,
+    omni: &OmniCtx<'_>,
 ) -> Result<Accepted> {
     let id = doc.id.to_string();
     let existing: Option<(i64, String, String, String)> = tx
@@ -811,7 +920,7 @@ fn accept_one(
             has_xml = doc.kind == DocumentKind::SaleCancellation
                 && body.get("xml").is_some_and(|x| !x.is_null());
         }
-        DocumentKind::StockMovement | DocumentKind::InventoryCount => {}
+        DocumentKind::StockMovement | DocumentKind::InventoryCount | DocumentKind::OmniAction => {}
         DocumentKind::Customer | DocumentKind::ReducaoZ | DocumentKind::OmniOrderStatus => {}
     }
     // What it undoes, checked: the sale of a cancellation or a return, the
@@ -819,6 +928,18 @@ fn accept_one(
     let undone = crate::sale_life::check(tx, path, doc.kind, body)?;
     let reconciliation = crate::reconciliation::of(tx, path, doc.kind, body)?;
     let mut effects = loja_protocol::stock::effects(doc.kind, body, undone.as_ref())?;
+    // An omni action against the store's view of its order; a sale that
+    // redeems an order against the register's claim.
+    let taken = match doc.kind {
+        DocumentKind::OmniAction => {
+            Some(crate::omni_local::check_action(tx, omni.rows, path, body)?)
+        }
+        DocumentKind::Sale => crate::omni_local::check_redeem(tx, omni.rows, path, body)?,
+        _ => None,
+    };
+    if let Some(t) = &taken {
+        effects.extend(t.effects.iter().cloned());
+    }
     if let Some(r) = replacing {
         effects = loja_protocol::stock::replacing(effects, &r.effects);
     }
@@ -841,6 +962,9 @@ fn accept_one(
     .ctx(path, "insert document")?;
     let seq = tx.last_insert_rowid();
     crate::sale_life::record(tx, path, &id, doc.kind, body, seq, &effects)?;
+    if let Some(t) = &taken {
+        crate::omni_local::record(tx, path, seq, t, &omni.hold_until)?;
+    }
     Ok(Accepted {
         id: doc.id,
         duplicate: false,

@@ -12,7 +12,7 @@ use crate::Result;
 use crate::error::SqlCtx;
 
 /// Attaches `DIR/outbox.db` read-only to a reader connection when it exists
-/// and has `stock_moves`; answers whether it did.
+/// and has `stock_moves` and the omni tables; answers whether it did.
 pub(crate) fn attach(conn: &Connection, dir: &Path, path: &Path) -> Result<bool> {
     let outbox = dir.join("outbox.db");
     if !outbox.exists() {
@@ -25,7 +25,8 @@ pub(crate) fn attach(conn: &Connection, dir: &Path, path: &Path) -> Result<bool>
     .ctx(path, "attach outbox")?;
     let has: Option<i64> = conn
         .query_row(
-            "SELECT 1 FROM outbox.sqlite_master WHERE type = 'table' AND name = 'stock_moves'",
+            "SELECT 1 FROM outbox.sqlite_master WHERE type = 'table' AND name = 'stock_moves' \
+             AND EXISTS (SELECT 1 FROM outbox.sqlite_master WHERE type = 'table' AND name = 'omni_reservations')",
             [],
             |r| r.get(0),
         )

@@ -76,6 +76,10 @@ pub struct ProductView {
     pub pis_cofins: Option<Map<String, Value>>,
     /// Stock on hand, thousandths.
     pub stock_qty: Option<i64>,
+    /// Held for omni orders this store accepted (thousandths): what the
+    /// POS may sell is `stock_qty − reserved_qty`.
+    #[serde(default)]
+    pub reserved_qty: i64,
     /// `kits` rows of this product when it is a kit.
     #[schema(value_type = Vec<Object>)]
     pub kit_components: Vec<Map<String, Value>>,
@@ -395,13 +399,18 @@ fn product_parts(
         }
     }
     let mut stock: Option<i64> = r.get(l.stock_at).ctx(path, "read stock")?;
+    let mut reserved = 0;
     if moves {
         let code: String = r.get(l.code_at).ctx(path, "read products")?;
         let reflects: Option<i64> = r.get(l.reflects_at).ctx(path, "read stock")?;
         stock = crate::pending_stock::adjusted(conn, path, &code, stock, reflects.unwrap_or(0))?;
+        let now = loja_protocol::time::now_rfc3339();
+        reserved = crate::omni_local::reserved(conn, path, &code, &now)?;
     }
     tail.extend_from_slice(b",\"stock_qty\":");
     json_into(&mut tail, &stock);
+    tail.extend_from_slice(b",\"reserved_qty\":");
+    json_into(&mut tail, &reserved);
     // One row per price list: the list is chosen while stepping.
     let mut choice = PriceChoice::default();
     choice

@@ -34,7 +34,6 @@ const LIST_MAX: u32 = 10_000;
 struct Sql {
     customer_by_document: String,
     promotions: String,
-    omni_pending: String,
 }
 
 fn sql() -> &'static Sql {
@@ -47,10 +46,6 @@ fn sql() -> &'static Sql {
             promotions: format!(
                 "{} WHERE active IS NOT 0 ORDER BY code",
                 select("promotions")
-            ),
-            omni_pending: format!(
-                "{} WHERE status NOT IN ('delivered', 'cancelled') ORDER BY created_at, id",
-                select("omni_orders")
             ),
         }
     })
@@ -309,11 +304,6 @@ impl CatalogReader {
             })
             .collect())
     }
-
-    /// Omni orders not yet delivered or cancelled.
-    pub fn pending_omni_orders(&self) -> Result<Vec<Map<String, Value>>> {
-        self.maps(registry("omni_orders")?, &sql().omni_pending, [])
-    }
 }
 
 /// User text → FTS5 query: each word (letters and digits) a quoted prefix
@@ -462,10 +452,35 @@ pub(crate) mod tests {
         load(
             c,
             "omni_orders",
-            vec![
-                json!({"id": "O1", "status": "new", "total": 1000, "items": [{"code": "1"}], "created_at": "2026-11-01T10:00:00Z"}),
-                json!({"id": "O2", "status": "delivered", "total": 1000}),
-            ],
+            ["O1", "O2"]
+                .into_iter()
+                .map(|id| {
+                    let mut o = loja_protocol::omni::NewOrder {
+                        id: id.into(),
+                        number: format!("N-{id}"),
+                        channel: "site".into(),
+                        customer_document: None,
+                        delivery: loja_protocol::omni::Delivery::Pickup,
+                        paid: true,
+                        payments: vec![],
+                        freight: 0,
+                        created_at: "2026-11-01T10:00:00Z".into(),
+                        store: "loja1".into(),
+                        lines: vec![loja_protocol::omni::NewLine {
+                            line_id: "1".into(),
+                            product_code: "1".into(),
+                            qty: 1000,
+                            unit_price: 1000,
+                            total: 1000,
+                        }],
+                    }
+                    .into_order();
+                    if id == "O2" {
+                        o.lines[0].state = loja_protocol::omni::LineState::HandedOver;
+                    }
+                    loja_protocol::omni::to_row(&o, 0, "2026-11-01T10:00:00Z")
+                })
+                .collect(),
         );
     }
     /// The lookup as it was before the one-statement JSON writer: seven
@@ -527,6 +542,7 @@ pub(crate) mod tests {
             fcp_st: by_state("fcp_balance"),
             pis_cofins: by_key("pis_cofins", "product_code"),
             stock_qty,
+            reserved_qty: 0,
             kit_components: {
                 let e = registry("kits").unwrap();
                 let sql = format!(
@@ -683,9 +699,19 @@ pub(crate) mod tests {
                 .all(|p| p["code"] == "P3")
         );
         assert!(r.active_promotions("yesterday").is_err());
-        let omni = r.pending_omni_orders().unwrap();
-        assert_eq!(omni.len(), 1);
-        assert_eq!(omni[0]["items"], json!([{"code": "1"}]));
+        let open = r.omni_orders(true).unwrap();
+        assert_eq!(open.len(), 1);
+        assert_eq!(open[0].order.id, "O1");
+        assert_eq!(open[0].status, loja_protocol::omni::OrderStatus::Open);
+        assert_eq!(r.omni_orders(false).unwrap().len(), 2);
+        let o2 = r.omni_order_by_number("N-O2").unwrap().unwrap();
+        assert_eq!(o2.status, loja_protocol::omni::OrderStatus::Concluded);
+        assert!(r.omni_order("nope").unwrap().is_none());
+        let stuck = r.stuck_omni_lines("2026-12-01T00:00:00Z").unwrap();
+        assert!(
+            stuck.is_empty(),
+            "assigned lines wait on the store's accept, not stuck"
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, any, get, post};
+use axum::routing::{MethodRouter, any, delete, get, post, put};
 
 use crate::state::AppState;
 use crate::status::StatusReport;
@@ -24,6 +24,7 @@ pub mod auth;
 pub mod error;
 mod guard;
 pub mod metrics;
+pub mod omni;
 pub mod page;
 pub mod readers;
 pub mod reads;
@@ -218,12 +219,26 @@ pub fn routes() -> Vec<RouteDef> {
         r(M::GET, "/v1/reference/{list}", true, get(reads::reference)),
         r(M::GET, "/v1/parameters", true, get(reads::parameters)),
         r(M::GET, "/v1/promotions", true, get(reads::promotions)),
-        r(M::GET, "/v1/omni-orders", true, get(reads::omni_orders)),
+        r(M::GET, "/v1/omni-orders", true, get(omni::orders)),
+        r(M::GET, "/v1/omni-orders/{id}", true, get(omni::order)),
+        r(
+            M::GET,
+            "/v1/omni-orders/by-number/{number}",
+            true,
+            get(omni::order_by_number),
+        ),
         r(
             M::POST,
-            "/v1/omni-orders/{id}/status",
+            "/v1/omni-orders/{id}/actions",
             true,
-            post(writes::omni_status),
+            post(writes::omni_action),
+        ),
+        r(M::PUT, "/v1/omni-orders/{id}/claim", true, put(omni::claim)),
+        r(
+            M::DELETE,
+            "/v1/omni-orders/{id}/claim",
+            true,
+            delete(omni::release),
         ),
         r(M::POST, "/v1/cash/open", true, post(writes::cash_open)),
         r(
@@ -350,8 +365,9 @@ thousandths, timestamps RFC 3339 UTC. Errors: {\"error\": {\"code\", \"message\"
     paths(
         page::status_page, page::status_json, page::metrics, page::openapi,
         reads::health, reads::status, reads::product_by_barcode, reads::product_by_code, reads::search_products,
-        reads::customer_by_document, reads::reference, reads::parameters, reads::promotions, reads::omni_orders,
-        writes::customer, writes::omni_status, writes::cash_open, writes::cash_movement, writes::cash_close,
+        reads::customer_by_document, reads::reference, reads::parameters, reads::promotions,
+        omni::orders, omni::order, omni::order_by_number, omni::claim, omni::release,
+        writes::customer, writes::omni_action, writes::cash_open, writes::cash_movement, writes::cash_close,
         writes::sale, writes::sale_payment, writes::sale_xml, writes::reducao_z,
         writes::sale_cancellation, writes::sale_return, writes::return_cancellation,
         writes::stock_movement, writes::inventory_count,
@@ -363,13 +379,17 @@ thousandths, timestamps RFC 3339 UTC. Errors: {\"error\": {\"code\", \"message\"
         loja_replica::Accepted, writes::CustomerAccepted, reads::ErrorSchema,
         writes::CashOpenRequest, writes::CashMovementRequest, writes::CashCloseRequest,
         writes::SaleRequest, writes::SalePaymentRequest, writes::SaleXmlRequest,
-        writes::ReducaoZRequest, writes::CustomerRequest, writes::OmniOrderStatusRequest,
+        writes::ReducaoZRequest, writes::CustomerRequest, writes::OmniActionRequest,
         writes::SaleCancellationRequest, writes::ReturnRequest, writes::ReturnCancellationRequest,
         writes::StockMovementRequest, writes::InventoryCountRequest,
         loja_protocol::document::SaleItem, loja_protocol::document::Payment,
         loja_protocol::document::MethodTotal, loja_protocol::document::CashMovementKind,
         loja_protocol::document::ReturnItem, loja_protocol::document::MovementKind,
         loja_protocol::document::MovementItem, loja_protocol::document::CountedItem,
+        loja_protocol::omni::ActionKind, loja_protocol::omni::LineState, loja_protocol::omni::ActionLine,
+        loja_protocol::omni::Substitute, loja_protocol::omni::Invoice, loja_protocol::omni::OrderLine,
+        loja_protocol::omni::Order, loja_protocol::omni::Delivery, loja_protocol::omni::OrderStatus,
+        loja_replica::omni_local::Claim,
     )),
     modifiers(&BearerAuth, &PathParams),
     tags(
@@ -406,7 +426,11 @@ impl utoipa::Modify for PathParams {
                         // The lookup takes the document as printed too.
                         "cpf_or_cnpj" => string().pattern(Some(r"^[0-9./-]+$")).build(),
                         "code" => loja_protocol::schema::code(),
-                        "id" if op.operation_id.as_deref() == Some("omni_status") => {
+                        "id" if op
+                            .operation_id
+                            .as_deref()
+                            .is_some_and(|o| o.starts_with("omni_action")) =>
+                        {
                             loja_protocol::schema::code()
                         }
                         _ => continue,

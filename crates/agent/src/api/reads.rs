@@ -38,7 +38,7 @@ pub struct ReferenceList {
     pub items: Vec<Map<String, Value>>,
 }
 
-/// Rows of an entity, e.g. active promotions or pending omni orders.
+/// Rows of an entity, e.g. active promotions.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Rows {
     #[schema(value_type = Vec<Object>)]
@@ -333,15 +333,6 @@ pub async fn parameters(State(st): State<ApiState>) -> Result<Response, ApiError
 pub async fn promotions(State(st): State<ApiState>) -> Result<Response, ApiError> {
     let now = loja_protocol::time::now_rfc3339();
     let items = st.readers.run(move |r| r.active_promotions(&now)).await?;
-    Ok(json_response(StatusCode::OK, &Rows { items }))
-}
-
-/// Omni-channel orders (pre-sales) not yet delivered or cancelled.
-#[utoipa::path(get, path = "/v1/omni-orders", tag = "omni", security(("bearer" = [])),
-    responses((status = 200, description = "Pending orders", body = Rows),
-              (status = 401, description = "No or unknown token", body = ErrorSchema)))]
-pub async fn omni_orders(State(st): State<ApiState>) -> Result<Response, ApiError> {
-    let items = st.readers.run(|r| r.pending_omni_orders()).await?;
     Ok(json_response(StatusCode::OK, &Rows { items }))
 }
 

@@ -233,10 +233,37 @@ pub fn fill(state: &AppState) {
     apply(
         state,
         "omni_orders",
-        rows(json!([
-            {"id": "O1", "status": "pending", "total": 1000},
-            {"id": "O2", "status": "delivered", "total": 500}
-        ])),
+        rows(Value::Array(
+            ["O1", "O2"]
+                .into_iter()
+                .map(|id| {
+                    let mut o = loja_protocol::omni::NewOrder {
+                        id: id.into(),
+                        number: format!("N-{id}"),
+                        channel: "site".into(),
+                        customer_document: None,
+                        delivery: loja_protocol::omni::Delivery::Pickup,
+                        paid: true,
+                        payments: vec![],
+                        freight: 0,
+                        created_at: "2026-11-26T10:00:00Z".into(),
+                        store: "loja-test".into(),
+                        lines: vec![loja_protocol::omni::NewLine {
+                            line_id: "1".into(),
+                            product_code: "1".into(),
+                            qty: 1000,
+                            unit_price: 1000,
+                            total: 1000,
+                        }],
+                    }
+                    .into_order();
+                    if id == "O2" {
+                        o.lines[0].state = loja_protocol::omni::LineState::HandedOver;
+                    }
+                    loja_protocol::omni::to_row(&o, 0, "2026-11-26T10:00:00Z")
+                })
+                .collect(),
+        )),
     );
 }
 
@@ -521,7 +548,11 @@ async fn the_openapi_document_types_every_write_body() {
         }
         // The path's own fields are not in the body's schema.
         assert!(s["properties"]["sale_id"].is_null(), "{name}");
-        assert!(s["properties"]["order_id"].is_null(), "{name}");
+        // (A sale names the omni order it redeems in its body.)
+        assert!(
+            s["properties"]["order_id"].is_null() || name == "SaleRequest",
+            "{name}"
+        );
         assert!(s["properties"]["return_id"].is_null(), "{name}");
     }
     let sale = &schemas["SaleRequest"];
@@ -578,7 +609,7 @@ async fn the_openapi_document_types_every_write_body() {
         let p = &doc["paths"][path]["post"]["parameters"][0];
         assert_eq!(p["schema"]["format"], "uuid", "{path}");
     }
-    let omni = &doc["paths"]["/v1/omni-orders/{id}/status"]["post"]["parameters"][0];
+    let omni = &doc["paths"]["/v1/omni-orders/{id}/actions"]["post"]["parameters"][0];
     assert_eq!(omni["schema"]["maxLength"], limits::CODE_MAX);
     // A sale's life: tagged, and the state rules in the descriptions.
     for (path, tag, says) in [
@@ -947,11 +978,11 @@ fn write_cases() -> Vec<(&'static str, Value, &'static str, Value, &'static str)
             "email",
         ),
         (
-            "/v1/omni-orders/O1/status",
-            examples::omni_status(),
-            "status",
+            "/v1/omni-orders/O1/actions",
+            examples::omni_action(),
+            "expects",
             json!("lost"),
-            "status",
+            "expects",
         ),
         // A sale's life: the return, its cancellation, then the sale's
         // (a sale with a return that stands cannot be cancelled).
@@ -1159,7 +1190,7 @@ async fn writes_are_stored_once_and_validated() {
     assert_eq!(stored.document.body["xml"], examples::sale_xml()["xml"]);
     assert_eq!(stored.document.kind, loja_protocol::DocumentKind::SaleXml);
     // The omni order id comes from the path; the register defaults to the terminal.
-    let id = Uuid::parse_str(examples::omni_status()["id"].as_str().unwrap()).unwrap();
+    let id = Uuid::parse_str(examples::omni_action()["id"].as_str().unwrap()).unwrap();
     let stored = f
         .state
         .intake

@@ -260,8 +260,8 @@ request_schema!(CustomerRequest, document::CustomerSignup, []);
 request_schema!(SalePaymentRequest, document::SalePayment, ["sale_id"]);
 request_schema!(SaleXmlRequest, document::SaleXml, ["sale_id"]);
 request_schema!(
-    OmniOrderStatusRequest,
-    document::OmniOrderStatus,
+    OmniActionRequest,
+    loja_protocol::omni::OmniAction,
     ["order_id"]
 );
 request_schema!(
@@ -516,16 +516,25 @@ doc_route!(
     "`id` (UUID of this XML document) + `register`, `access_key` (44 digits), `xml` (the signed XML as a JSON string)"
 );
 doc_route!(
-    /// A status change of an omni-channel order (picking, ready, delivered,
-    /// cancelled). `order_id` comes from the path.
-    omni_status,
-    "/v1/omni-orders/{id}/status",
+    /// A store's action on an omni order's lines (loja_protocol::omni): accept,
+    /// reject (`reason_code`), start_picking, pick (`lines[i].qty` for a cut,
+    /// `lines[i].substitute`), pack, ready (pickup), hand_over (pickup), ship
+    /// (ship from store, with the `invoice`), put_back. `expects` is the state
+    /// the lines leave; no `lines`: every line of this store in that state.
+    /// `order_id` comes from the path. The order changes at once for every
+    /// register; beyond the schema (state, 422 naming the field with the
+    /// line's real state): the order must be this store's, and each line in
+    /// `expects` (a second click is refused here). The central refuses an
+    /// action a line outran meanwhile (the channel cancelled it): the
+    /// document is parked with its reason (`lojad status`).
+    omni_action,
+    "/v1/omni-orders/{id}/actions",
     "omni",
-    DocumentKind::OmniOrderStatus,
-    OmniOrderStatusRequest,
-    omni_status,
+    DocumentKind::OmniAction,
+    OmniActionRequest,
+    omni_action,
     path_id(String, "The order id (a code: not blank, at most 60 characters)") => "order_id" via path_code,
-    "`id` (UUID of this event) + loja_protocol::document::OmniOrderStatus without `order_id` (the path's); `register` defaults to the terminal's name"
+    "`id` (UUID of this action, chosen by the POS: a retry sends the same) + loja_protocol::omni::OmniAction without `order_id` (the path's); `register` defaults to the terminal's name"
 );
 
 doc_route!(
@@ -710,9 +719,10 @@ pub mod examples {
                "name": "Maria da Silva", "email": "maria@example.com", "uf": "SP",
                "lgpd_consent": true, "lgpd_letter_version": 1, "register": "PDV01"})
     }
-    pub fn omni_status() -> Value {
-        json!({"id": "01940000-0000-7000-8000-000000000009", "status": "ready",
-               "at": "2026-11-26T12:30:00Z", "register": "PDV01"})
+    pub fn omni_action() -> Value {
+        json!({"id": "01940000-0000-7000-8000-000000000009", "action": "accept",
+               "expects": "assigned", "operator": "001", "at": "2026-11-26T12:30:00Z",
+               "register": "PDV01"})
     }
     pub fn sale_cancellation() -> Value {
         json!({"id": "01940000-0000-7000-8000-00000000000a", "register": "PDV01",

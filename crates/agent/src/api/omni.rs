@@ -1,0 +1,176 @@
+//! The POS's omni-channel routes besides the actions (those are documents:
+//! `writes::omni_action`): the store's orders as it sees them now (the
+//! central's view plus this store's actions not reflected yet), an order by
+//! the number the customer quotes, and a register's claim of a pickup it
+//! redeems.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use loja_replica::omni_local::{Claim, ClaimRefused, OrderView};
+use serde::{Deserialize, Serialize};
+
+use super::ApiState;
+use super::error::{ApiError, json_response};
+use super::reads::ErrorSchema;
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Orders {
+    pub items: Vec<OrderView>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct OrdersQuery {
+    /// Also the concluded and cancelled ones.
+    #[serde(default)]
+    pub all: bool,
+}
+
+/// The store's omni-channel orders (its own lines), oldest first: open
+/// ones unless `all=true`. Each with its status derived from its lines and
+/// the register redeeming it, if any.
+#[utoipa::path(get, path = "/v1/omni-orders", tag = "omni", security(("bearer" = [])),
+    params(OrdersQuery),
+    responses((status = 200, description = "The orders", body = Orders),
+              (status = 401, description = "No or unknown token", body = ErrorSchema)))]
+pub async fn orders(
+    State(st): State<ApiState>,
+    Query(q): Query<OrdersQuery>,
+) -> Result<Response, ApiError> {
+    let items = st.readers.run(move |r| r.omni_orders(!q.all)).await?;
+    Ok(json_response(StatusCode::OK, &Orders { items }))
+}
+
+/// One order by id.
+#[utoipa::path(get, path = "/v1/omni-orders/{id}", tag = "omni", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The order id")),
+    responses((status = 200, description = "The order", body = OrderView),
+              (status = 401, description = "No or unknown token", body = ErrorSchema),
+              (status = 404, description = "No order of this store has this id", body = ErrorSchema)))]
+pub async fn order(
+    State(st): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let found = st.readers.run(move |r| r.omni_order(&id)).await?;
+    answer(found)
+}
+
+/// The order a customer quotes at the counter (pre-sale redeem).
+#[utoipa::path(get, path = "/v1/omni-orders/by-number/{number}", tag = "omni", security(("bearer" = [])),
+    params(("number" = String, Path, description = "The number the customer quotes")),
+    responses((status = 200, description = "The order", body = OrderView),
+              (status = 401, description = "No or unknown token", body = ErrorSchema),
+              (status = 404, description = "No order of this store has this number", body = ErrorSchema)))]
+pub async fn order_by_number(
+    State(st): State<ApiState>,
+    Path(number): Path<String>,
+) -> Result<Response, ApiError> {
+    let found = st
+        .readers
+        .run(move |r| r.omni_order_by_number(&number))
+        .await?;
+    answer(found)
+}
+
+fn answer(found: Option<OrderView>) -> Result<Response, ApiError> {
+    match found {
+        Some(v) => Ok(json_response(StatusCode::OK, &v)),
+        None => Err(ApiError::not_found("no omni order of this store has it")),
+    }
+}
+
+/// `PUT /v1/omni-orders/{id}/claim` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimRequest {
+    #[schema(schema_with = loja_protocol::schema::code)]
+    pub register: String,
+    /// The register's open cash session (its cash_open document id).
+    #[schema(schema_with = loja_protocol::schema::code)]
+    pub session_id: String,
+}
+
+/// Gives a pickup order to the register redeeming it. The same register
+/// again keeps its claim (200). Another register holding it: 409 naming
+/// that register. The claim ends with the sale naming the order
+/// (`order_id`), a release, or the holder's cash close.
+#[utoipa::path(put, path = "/v1/omni-orders/{id}/claim", tag = "omni", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The order id")),
+    request_body(content = ClaimRequest, example = json!({"register": "PDV01", "session_id": "01940000-0000-7000-8000-000000000001"})),
+    responses((status = 200, description = "Claimed by this register", body = Claim),
+              (status = 401, description = "No or unknown token", body = ErrorSchema),
+              (status = 409, description = "Another register holds it (`claimed`, the message names it)", body = ErrorSchema),
+              (status = 422, description = "Not an open session of the register, or no line ready for pickup", body = ErrorSchema)))]
+pub async fn claim(
+    State(st): State<ApiState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req: ClaimRequest =
+        loja_protocol::document::from_json_slice(&body).map_err(|e| match e {
+            loja_protocol::document::JsonBodyError::Invalid(f) => ApiError::from(&f),
+            loja_protocol::document::JsonBodyError::Malformed(m) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", m)
+            }
+        })?;
+    for (field, v) in [("register", &req.register), ("session_id", &req.session_id)] {
+        if loja_protocol::limits::is_blank(v) {
+            return Err(ApiError::field(
+                field,
+                format!("{field}: must not be empty"),
+            ));
+        }
+    }
+    let out = st
+        .app
+        .intake
+        .with_outbox(move |o| o.claim_order(&id, &req.register, &req.session_id))
+        .await
+        .map_err(|e| ApiError::intake(&e))?
+        .map_err(|e| ApiError::intake(&crate::intake::IntakeError::Replica(e)))?;
+    match out {
+        Ok(c) => Ok(json_response(StatusCode::OK, &c)),
+        Err(ClaimRefused::Held(c)) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "claimed",
+            format!(
+                "order {} is claimed by register {} (since {})",
+                c.order_id, c.register, c.claimed_at
+            ),
+        )
+        .with_field("register")),
+        Err(ClaimRefused::Invalid(f)) => Err(ApiError::from(&f)),
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ReleaseQuery {
+    /// The register holding the claim.
+    pub register: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Released {
+    pub released: bool,
+}
+
+/// Ends a register's claim of an order (the customer left without it).
+#[utoipa::path(delete, path = "/v1/omni-orders/{id}/claim", tag = "omni", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The order id"), ReleaseQuery),
+    responses((status = 200, description = "`released`: whether the register held it", body = Released),
+              (status = 401, description = "No or unknown token", body = ErrorSchema)))]
+pub async fn release(
+    State(st): State<ApiState>,
+    Path(id): Path<String>,
+    Query(q): Query<ReleaseQuery>,
+) -> Result<Response, ApiError> {
+    let released = st
+        .app
+        .intake
+        .with_outbox(move |o| o.release_claim(&id, &q.register))
+        .await
+        .map_err(|e| ApiError::intake(&e))?
+        .map_err(|e| ApiError::intake(&crate::intake::IntakeError::Replica(e)))?;
+    Ok(json_response(StatusCode::OK, &Released { released }))
+}
