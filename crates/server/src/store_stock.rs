@@ -62,14 +62,31 @@ fn effects_of(
 /// document it replaces did, when this central took that one. Answers how
 /// many rows changed.
 pub fn apply(conn: &Connection, store: &str, doc: &Document) -> Result<u64, rusqlite::Error> {
-    let Some(entity) = entity_named("stock") else {
-        return Ok(0);
-    };
     let mut effects = effects_of(conn, doc.kind, &doc.body)?;
     if let Some(replaced) = doc.replaces
         && let Some(old) = stored_body(conn, &replaced.to_string())?
     {
         effects = stock::replacing(effects, &effects_of(conn, doc.kind, &old)?);
+    }
+    write_effects(conn, store, doc.store_seq, &effects)
+}
+
+/// Writes `effects` of `store`'s document number `store_seq` to the store's
+/// own stock rows (inside the caller's transaction): the one writer of both
+/// the stock documents' effects and the omni orders' deliveries
+/// (`crate::omni`). A row that already reflects `store_seq` is left alone
+/// (the document counted there). Answers how many rows changed.
+pub fn write_effects(
+    conn: &Connection,
+    store: &str,
+    store_seq: u64,
+    effects: &[stock::StockEffect],
+) -> Result<u64, rusqlite::Error> {
+    let Some(entity) = entity_named("stock") else {
+        return Ok(0);
+    };
+    if effects.is_empty() {
+        return Ok(0);
     }
     let mut rows = RowWriter::open(conn)?;
     let mut changed = 0;
@@ -94,12 +111,12 @@ pub fn apply(conn: &Connection, store: &str, doc: &Document) -> Result<u64, rusq
             .and_then(|c| c.get("reflects_store_seq"))
             .and_then(Value::as_i64)
             .unwrap_or(0);
-        if doc.store_seq as i64 <= reflects {
+        if store_seq as i64 <= reflects {
             continue;
         }
         let new = stock::apply(qty, e.change);
         let row = json!({"product_code": e.product_code, "qty": new, "updated_at": now,
-                         "reflects_store_seq": doc.store_seq});
+                         "reflects_store_seq": store_seq});
         let data = row.to_string();
         let key_json = Value::Object(key).to_string();
         rows.put(
