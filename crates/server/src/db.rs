@@ -37,6 +37,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0006_erp_verdicts",
         include_str!("../../../schema/server/0006_erp_verdicts.sql"),
     ),
+    (
+        "0007_omni_orders",
+        include_str!("../../../schema/server/0007_omni_orders.sql"),
+    ),
 ];
 
 /// How many idle read connections are kept.

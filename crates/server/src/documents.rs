@@ -17,6 +17,11 @@ pub const DEFAULT_LIMIT: u64 = 1_000;
 pub const MAX_LIMIT: u64 = 10_000;
 
 /// Stores a batch (inside the caller's transaction) and acknowledges each id in order.
+///
+/// A new omni action, or a new sale naming an omni order, is applied to the
+/// order before it is stored (`crate::omni::apply_document`): a refused
+/// action is `rejected` and not stored; what the central did is stored with
+/// the document (`outcome`). A retry of a held id applies nothing.
 pub fn accept(
     tx: &Transaction<'_>,
     store: &str,
@@ -24,12 +29,13 @@ pub fn accept(
 ) -> Result<BatchAck, rusqlite::Error> {
     let received_at = loja_protocol::time::now_rfc3339();
     let mut insert = tx.prepare_cached(
-        "INSERT INTO documents (id, store, kind, register, store_seq, received_at, document)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id) DO NOTHING",
+        "INSERT INTO documents (id, store, kind, register, store_seq, received_at, document, outcome)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (id) DO NOTHING",
     )?;
     // Only on a conflict: who holds the id (one lookup by the unique index).
     let mut holder =
         tx.prepare_cached("SELECT store, kind, store_seq, document FROM documents WHERE id = ?1")?;
+    let mut held = tx.prepare_cached("SELECT 1 FROM documents WHERE id = ?1")?;
     let mut acks = Vec::with_capacity(batch.documents.len());
     let apply_stock = crate::store_stock::central_owns_stock(tx)?;
     for doc in &batch.documents {
@@ -44,60 +50,84 @@ pub fn accept(
                 Err(e) => Err(e.to_string()),
             }
         });
-        acks.push(match check {
-            Err(error) => DocumentAck {
-                id: doc.id,
-                status: AckStatus::Rejected,
-                error: Some(error),
-            },
-            Ok(text) => {
-                let n = insert.execute(params![
-                    doc.id.to_string(),
-                    store,
-                    doc.kind.as_str(),
-                    doc.register,
-                    doc.store_seq as i64,
-                    received_at,
-                    text
-                ])?;
-                let taken = if n == 1 {
-                    None
-                } else {
-                    let held = holder.query_row([doc.id.to_string()], |r| {
-                        Ok(Holder {
-                            store: r.get(0)?,
-                            kind: r.get(1)?,
-                            store_seq: r.get(2)?,
-                            document: r.get(3)?,
-                        })
-                    })?;
-                    Some(held.refuses(store, doc))
-                };
-                if taken.is_none() && apply_stock {
-                    crate::store_stock::apply(tx, store, doc)?;
-                }
-                // A retry the store sends on purpose: the ERP gets it again.
-                if taken == Some(None) && doc.reoffer {
-                    crate::verdicts::reoffer(tx, &doc.id.to_string())?;
-                }
-                match taken {
-                    None => DocumentAck {
-                        id: doc.id,
-                        status: AckStatus::Accepted,
-                        error: None,
-                    },
-                    Some(None) => DocumentAck {
-                        id: doc.id,
-                        status: AckStatus::Duplicate,
-                        error: None,
-                    },
-                    Some(Some(reason)) => DocumentAck {
+        let text = match check {
+            Ok(text) => text,
+            Err(error) => {
+                acks.push(DocumentAck {
+                    id: doc.id,
+                    status: AckStatus::Rejected,
+                    error: Some(error),
+                });
+                continue;
+            }
+        };
+        // An order's document moves the order only when its id is new.
+        let mut outcome = None;
+        let mut omni_stock = Vec::new();
+        if crate::omni::concerns(doc) && !held.exists([doc.id.to_string()])? {
+            match crate::omni::apply_document(tx, store, doc)? {
+                crate::omni::Applied::Refused(error) => {
+                    acks.push(DocumentAck {
                         id: doc.id,
                         status: AckStatus::Rejected,
-                        error: Some(reason),
-                    },
+                        error: Some(error),
+                    });
+                    continue;
                 }
+                crate::omni::Applied::Done { outcome: o, stock } => {
+                    outcome = Some(o.to_string());
+                    omni_stock = stock;
+                }
+                crate::omni::Applied::Nothing => {}
             }
+        }
+        let n = insert.execute(params![
+            doc.id.to_string(),
+            store,
+            doc.kind.as_str(),
+            doc.register,
+            doc.store_seq as i64,
+            received_at,
+            text,
+            outcome
+        ])?;
+        let taken = if n == 1 {
+            None
+        } else {
+            let held = holder.query_row([doc.id.to_string()], |r| {
+                Ok(Holder {
+                    store: r.get(0)?,
+                    kind: r.get(1)?,
+                    store_seq: r.get(2)?,
+                    document: r.get(3)?,
+                })
+            })?;
+            Some(held.refuses(store, doc))
+        };
+        if taken.is_none() && apply_stock {
+            crate::store_stock::apply(tx, store, doc)?;
+            crate::store_stock::write_effects(tx, store, doc.store_seq, &omni_stock)?;
+        }
+        // A retry the store sends on purpose: the ERP gets it again.
+        if taken == Some(None) && doc.reoffer {
+            crate::verdicts::reoffer(tx, &doc.id.to_string())?;
+        }
+        acks.push(match taken {
+            None => DocumentAck {
+                id: doc.id,
+                status: AckStatus::Accepted,
+                error: None,
+            },
+            Some(None) => DocumentAck {
+                id: doc.id,
+                status: AckStatus::Duplicate,
+                error: None,
+            },
+            Some(Some(reason)) => DocumentAck {
+                id: doc.id,
+                status: AckStatus::Rejected,
+                error: Some(reason),
+            },
         });
     }
     Ok(BatchAck { acks })
@@ -180,11 +210,13 @@ fn check(doc: &Document) -> Result<String, String> {
 }
 
 /// One page of the ERP queue, as JSON:
-/// `{"documents":[{"seq","store","received_at","document"}],"next","more"}`.
+/// `{"documents":[{"seq","store","received_at","document","outcome"?}],"next","more"}`;
+/// `outcome` (what the central did with an omni action or an
+/// order-redeeming sale, `crate::omni`) only on the entries that have one.
 pub fn collect(conn: &Connection, after: u64, limit: u64) -> Result<String, rusqlite::Error> {
     let limit = limit.clamp(1, MAX_LIMIT);
     let mut stmt = conn.prepare_cached(
-        "SELECT seq, store, received_at, document FROM documents WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        "SELECT seq, store, received_at, document, outcome FROM documents WHERE seq > ?1 ORDER BY seq LIMIT ?2",
     )?;
     let mut rows = stmt.query(params![after as i64, (limit + 1) as i64])?;
     let mut out = String::from("{\"documents\":[");
@@ -208,6 +240,10 @@ pub fn collect(conn: &Connection, after: u64, limit: u64) -> Result<String, rusq
         out.push_str(&serde_json::Value::from(r.get_ref(2)?.as_str()?).to_string());
         out.push_str(",\"document\":");
         out.push_str(r.get_ref(3)?.as_str()?);
+        if let Some(outcome) = r.get_ref(4)?.as_str_or_null()? {
+            out.push_str(",\"outcome\":");
+            out.push_str(outcome);
+        }
         out.push('}');
         next = seq;
         n += 1;

@@ -26,6 +26,7 @@ pub mod feed;
 pub mod http;
 pub mod import;
 pub mod nodes;
+pub mod omni;
 pub mod rows;
 pub mod store_stock;
 pub mod verdicts;
