@@ -1,5 +1,6 @@
 //! The HTTP API (`/v1`): store feeds, events and documents; admin import,
-//! nodes, availability, downloads, exceptions and the ERP document queue.
+//! nodes, availability, downloads, exceptions, the ERP document queue and
+//! the channels' omni orders.
 //! See docs/protocol.md.
 
 use std::collections::HashMap;
@@ -25,7 +26,8 @@ use crate::avail::{self, Download, Pending};
 use crate::db::{Db, DbError, hash_token, head_seq, now_unix};
 use crate::import::{self, ImportError};
 use crate::nodes::{self, NewNode, NodeError, NodeKind, Scope};
-use crate::{documents, feed, verify};
+use crate::omni::OmniError;
+use crate::{documents, feed, omni, verify};
 
 /// Feed pages built at once; the rest wait their turn (a new store's first
 /// load cannot take every core from imports and other stores).
@@ -170,6 +172,30 @@ impl From<NodeError> for ApiError {
             )
             .field(field),
             NodeError::Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<OmniError> for ApiError {
+    fn from(e: OmniError) -> Self {
+        match e {
+            OmniError::Invalid { field, message } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                format!("{field}: {message}"),
+            )
+            .field(field),
+            OmniError::NotFound(id) => not_found(format!("no such order {id}")),
+            OmniError::Taken(message) => {
+                ApiError::new(StatusCode::CONFLICT, "id_taken", message).field("id")
+            }
+            OmniError::State { field, message } => ApiError::new(
+                StatusCode::CONFLICT,
+                "invalid_state",
+                format!("{field}: {message}"),
+            )
+            .field(field),
+            OmniError::Db(e) => e.into(),
         }
     }
 }
@@ -336,6 +362,10 @@ fn admin_router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         )
         .route("/v1/admin/documents", get(collect_documents))
         .route("/v1/admin/documents/verdicts", post(post_verdicts))
+        .route("/v1/admin/omni/orders", post(create_order).get(list_orders))
+        .route("/v1/admin/omni/orders/{id}", get(get_order))
+        .route("/v1/admin/omni/orders/{id}/cancel", post(cancel_order))
+        .route("/v1/admin/omni/orders/{id}/assign", post(assign_order))
         // Only on these routes: an unknown path still answers 404.
         .route_layer(middleware::from_fn_with_state(state.clone(), admin_auth))
         // The layer wraps each route's "method not allowed" answer too:
@@ -1002,6 +1032,133 @@ async fn post_verdicts(State(st): St, body: Bytes) -> Result<Json<Value>, ApiErr
     Ok(Json(json!({ "verdicts": recorded })))
 }
 
+/// Wakes the stores' long-polls when a write moved the head (the stores'
+/// `omni_orders` rows it changed).
+fn wake(st: &AppState, head: u64) {
+    if head > *st.head.borrow() {
+        st.head.send_replace(head);
+    }
+}
+
+/// A channel's write of an order: `{"outcome": "created" | "unchanged" |
+/// "changed", "order": view}` (`omni::view`).
+fn written(st: &AppState, id: &str, what: &str, w: omni::Written, head: u64) -> Json<Value> {
+    wake(st, head);
+    tracing::info!(order = %id, outcome = w.outcome, "omni order {what}");
+    Json(json!({"outcome": w.outcome, "order": w.order}))
+}
+
+/// `POST /v1/admin/omni/orders`: a channel's new order (`omni::NewOrder`):
+/// 201 created, 200 when the same order is there already, 409 when its id
+/// holds another order, 422 naming a wrong field.
+async fn create_order(State(st): St, body: Bytes) -> Result<Response, ApiError> {
+    let new: loja_protocol::omni::NewOrder = json_body(&body)?;
+    let id = new.id.clone();
+    let (w, head) = db_write(&st, move |tx| Ok((omni::create(tx, new)?, head_seq(tx)?))).await?;
+    let status = if w.outcome == "created" {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, written(&st, &id, "created", w, head)).into_response())
+}
+
+/// `GET /v1/admin/omni/orders?status=&store=&limit=`: `{"orders": [view]}`, newest first.
+async fn list_orders(
+    State(st): St,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = q_u64(&q, "limit")?.unwrap_or(omni::DEFAULT_LIMIT);
+    let status = q.get("status").filter(|s| !s.is_empty()).cloned();
+    let store = q.get("store").filter(|s| !s.is_empty()).cloned();
+    let orders = db_read(&st, move |c, _| {
+        Ok(omni::list(c, status.as_deref(), store.as_deref(), limit)?)
+    })
+    .await?;
+    Ok(Json(json!({ "orders": orders })))
+}
+
+/// `GET /v1/admin/omni/orders/{id}`: `{"order": view}`.
+async fn get_order(State(st): St, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let id2 = id.clone();
+    let order = db_read(&st, move |c, _| Ok(omni::get(c, &id2)?)).await?;
+    let order = order.ok_or_else(|| not_found(format!("no such order {id}")))?;
+    Ok(Json(json!({ "order": order })))
+}
+
+/// The body of a POST that may be empty (`{}`).
+fn json_or_empty<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        json_body(b"{}")
+    } else {
+        json_body(body)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CancelOrder {
+    /// The lines; none: every line.
+    #[serde(default)]
+    lines: Option<Vec<String>>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// `POST /v1/admin/omni/orders/{id}/cancel` with `{"lines": [...]?, "reason": "..."?}`.
+async fn cancel_order(
+    State(st): St,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let CancelOrder { lines, reason } = json_or_empty(&body)?;
+    let id2 = id.clone();
+    let (w, head) = db_write(&st, move |tx| {
+        Ok((omni::cancel(tx, &id2, lines, reason)?, head_seq(tx)?))
+    })
+    .await?;
+    Ok(written(&st, &id, "cancelled", w, head))
+}
+
+/// A field that must be present, and may be null.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AssignOrder {
+    /// The lines; none: every line that waits for a store.
+    #[serde(default)]
+    lines: Option<Vec<String>>,
+    /// A store, or null: back to the channel.
+    #[serde(default, deserialize_with = "present")]
+    store: Option<Option<String>>,
+}
+
+/// `POST /v1/admin/omni/orders/{id}/assign` with `{"lines": [...]?, "store": "loja-b" | null}`.
+async fn assign_order(
+    State(st): St,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let AssignOrder { lines, store } = json_or_empty(&body)?;
+    let store = store.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            "store: is required: a store, or null to give the lines back to the channel",
+        )
+        .field("store")
+    })?;
+    let id2 = id.clone();
+    let (w, head) = db_write(&st, move |tx| {
+        Ok((omni::assign(tx, &id2, lines, store)?, head_seq(tx)?))
+    })
+    .await?;
+    Ok(written(&st, &id, "assigned", w, head))
+}
+
 /// A store reads the ERP's verdicts on its documents.
 async fn store_verdicts(
     State(st): St,
@@ -1181,6 +1338,143 @@ mod tests {
             }
             assert!(served > 0, "{path}: serves no method");
         }
+    }
+
+    /// The omni order routes: create (201, then 200 for the same order, 409
+    /// for another under its id, 422 naming a field), read, list, cancel and
+    /// assign, each answer as docs/protocol.md shows it.
+    #[tokio::test]
+    async fn omni_order_routes_answer_as_documented() {
+        crate::install_crypto_provider();
+        let (url, _dir) = serve("admin-secret").await;
+        let client = reqwest::Client::new();
+        let call = |method: reqwest::Method, path: &str, body: Option<Value>| {
+            let mut req = client
+                .request(method, format!("{url}{path}"))
+                .bearer_auth("admin-secret");
+            if let Some(b) = body {
+                req = req.json(&b);
+            }
+            async move {
+                let resp = req.send().await.unwrap();
+                let status = resp.status().as_u16();
+                (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+            }
+        };
+        let order = json!({"id": "o1", "number": "1001", "channel": "site", "delivery": "pickup",
+            "paid": true, "created_at": "2026-11-30T10:00:00Z", "store": "a",
+            "lines": [{"line_id": "1", "product_code": "1", "qty": 2000, "unit_price": 500, "total": 1000}]});
+        let (status, body) = call(
+            reqwest::Method::POST,
+            "/v1/admin/omni/orders",
+            Some(order.clone()),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(body["outcome"], "created");
+        assert_eq!(body["order"]["status"], "open");
+        assert_eq!(body["order"]["lines"][0]["store"], "a");
+        let (status, body) = call(
+            reqwest::Method::POST,
+            "/v1/admin/omni/orders",
+            Some(order.clone()),
+        )
+        .await;
+        assert_eq!((status, body["outcome"].as_str()), (200, Some("unchanged")));
+        let mut other = order.clone();
+        other["number"] = json!("1002");
+        let (status, body) =
+            call(reqwest::Method::POST, "/v1/admin/omni/orders", Some(other)).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (409, Some("id_taken")),
+            "{body}"
+        );
+        let mut wrong = order.clone();
+        wrong["id"] = json!("o2");
+        wrong["lines"][0]["total"] = json!(999);
+        let (status, body) =
+            call(reqwest::Method::POST, "/v1/admin/omni/orders", Some(wrong)).await;
+        assert_eq!(status, 422, "{body}");
+        assert_eq!(body["error"]["field"], "lines[0].total");
+        let (status, body) = call(reqwest::Method::GET, "/v1/admin/omni/orders/o1", None).await;
+        assert_eq!((status, body["order"]["id"].as_str()), (200, Some("o1")));
+        let (status, body) = call(reqwest::Method::GET, "/v1/admin/omni/orders/o9", None).await;
+        assert_eq!(
+            (status, body["error"]["message"].as_str()),
+            (404, Some("no such order o9"))
+        );
+        let (status, body) = call(
+            reqwest::Method::GET,
+            "/v1/admin/omni/orders?status=open&store=a",
+            None,
+        )
+        .await;
+        assert_eq!(
+            (status, body["orders"].as_array().map(Vec::len)),
+            (200, Some(1)),
+            "{body}"
+        );
+        let (status, body) = call(
+            reqwest::Method::GET,
+            "/v1/admin/omni/orders?status=done",
+            None,
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"]["field"].as_str()),
+            (422, Some("status"))
+        );
+        // assign needs `store`, present (null: back to the channel).
+        let (status, body) = call(
+            reqwest::Method::POST,
+            "/v1/admin/omni/orders/o1/assign",
+            Some(json!({})),
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"]["field"].as_str()),
+            (422, Some("store"))
+        );
+        let (status, body) = call(
+            reqwest::Method::POST,
+            "/v1/admin/omni/orders/o1/assign",
+            Some(json!({"store": null})),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["order"]["lines"][0]["state"], "rejected");
+        assert_eq!(body["order"]["lines"][0]["store"], Value::Null);
+        let (status, body) = call(
+            reqwest::Method::POST,
+            "/v1/admin/omni/orders/o1/assign",
+            Some(json!({"lines": ["1"], "store": "a"})),
+        )
+        .await;
+        assert_eq!(
+            (status, body["outcome"].as_str()),
+            (200, Some("changed")),
+            "{body}"
+        );
+        let (status, body) = call(
+            reqwest::Method::POST,
+            "/v1/admin/omni/orders/o1/cancel",
+            Some(json!({"reason": "CLIENTE"})),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["order"]["status"], "cancelled");
+        let (status, body) = call(
+            reqwest::Method::POST,
+            "/v1/admin/omni/orders/o1/assign",
+            Some(json!({"store": "a"})),
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (409, Some("invalid_state")),
+            "{body}"
+        );
     }
 
     #[test]
