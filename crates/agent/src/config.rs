@@ -18,6 +18,39 @@ pub struct Config {
     pub retention: RetentionSection,
     #[serde(default)]
     pub log: LogSection,
+    #[serde(default)]
+    pub omni: OmniSection,
+}
+
+/// Omni-channel orders at the store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OmniSection {
+    /// Accepting an order's line holds its stock this long (the POS's
+    /// sellable figure) unless it is delivered, rejected or cancelled first.
+    #[serde(default = "default_reservation_hours")]
+    pub reservation_hours: u32,
+    /// A line waiting on the store (accepted and not picked, ready and not
+    /// collected…) longer than this is shown as stuck (`lojad status`, the
+    /// status page, `/metrics`).
+    #[serde(default = "default_stuck_minutes")]
+    pub stuck_minutes: u32,
+}
+
+fn default_reservation_hours() -> u32 {
+    24
+}
+fn default_stuck_minutes() -> u32 {
+    120
+}
+
+impl Default for OmniSection {
+    fn default() -> Self {
+        OmniSection {
+            reservation_hours: default_reservation_hours(),
+            stuck_minutes: default_stuck_minutes(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -189,10 +222,18 @@ use std::path::Path;
 pub const CONFIG_ENV: &str = "LOJAD_CONFIG";
 
 /// The sections of the file; `LOJAD_<SECTION>_<KEY>` overrides `[section] key`.
-pub const SECTIONS: [&str; 6] = ["store", "central", "pos", "sync", "retention", "log"];
+pub const SECTIONS: [&str; 7] = [
+    "store",
+    "central",
+    "pos",
+    "sync",
+    "retention",
+    "log",
+    "omni",
+];
 
 /// Keys whose value is a number (env values are parsed as such).
-const NUMERIC_KEYS: [&str; 9] = [
+const NUMERIC_KEYS: [&str; 11] = [
     "central.timeout_secs",
     "pos.max_body_bytes",
     "sync.page_size",
@@ -202,6 +243,8 @@ const NUMERIC_KEYS: [&str; 9] = [
     "retention.ticket_days",
     "retention.ticket_max_mb",
     "log.keep_days",
+    "omni.reservation_hours",
+    "omni.stuck_minutes",
 ];
 const BOOL_KEYS: [&str; 2] = ["sync.push", "central.allow_insecure"];
 
@@ -726,6 +769,7 @@ impl Config {
             sync: SyncSection::default(),
             retention: RetentionSection::default(),
             log: LogSection::default(),
+            omni: OmniSection::default(),
         }
     }
 }

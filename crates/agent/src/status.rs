@@ -39,6 +39,10 @@ pub struct StatusReport {
     /// own documents (newest first): a close's cash surplus or shortfall, a
     /// Z's difference from the day's sales.
     pub cash_checks: Vec<CashCheck>,
+    /// Omni order lines waiting on the store longer than `[omni]
+    /// stuck_minutes` (accepted and not picked, ready and not collected…).
+    #[schema(value_type = Vec<Object>)]
+    pub stuck_omni_lines: Vec<loja_replica::omni_local::StuckLine>,
     /// Failed exchanges with the central (tickets) in the last 24 hours.
     pub failed_tickets: u64,
     /// The last few of them, newest first.
@@ -243,6 +247,31 @@ pub async fn collect(state: &AppState) -> anyhow::Result<StatusReport> {
         }
     };
 
+    let stuck_omni_lines = match tokio::time::timeout(
+        PART_TIMEOUT,
+        tokio::task::spawn_blocking({
+            let dir = state.config.store.data_dir.clone();
+            let minutes = state.config.omni.stuck_minutes;
+            move || stuck_lines(&dir, minutes)
+        }),
+    )
+    .await
+    {
+        Ok(Ok(Ok(lines))) => lines,
+        Ok(Ok(Err(e))) => {
+            warnings.push(format!("omni orders: {e}"));
+            Vec::new()
+        }
+        Ok(Err(e)) => {
+            warnings.push(format!("omni orders: {e}"));
+            Vec::new()
+        }
+        Err(_) => {
+            warnings.push("omni orders: busy, not read this time".into());
+            Vec::new()
+        }
+    };
+
     let catalog = state.catalog.clone();
     let dir = state.config.store.data_dir.clone();
     let snapshot = tokio::task::spawn_blocking(move || replica_snapshot(&dir, &catalog))
@@ -276,12 +305,24 @@ pub async fn collect(state: &AppState) -> anyhow::Result<StatusReport> {
         outbox,
         parked_documents,
         cash_checks,
+        stuck_omni_lines,
         failed_tickets: failed.0,
         recent_failed_tickets: failed.1,
         replica_counts: counts,
         replica_counts_at: counts_at,
         warnings,
     })
+}
+
+/// Omni lines waiting on the store for more than `minutes`.
+fn stuck_lines(
+    dir: &std::path::Path,
+    minutes: u32,
+) -> Result<Vec<loja_replica::omni_local::StuckLine>, ReplicaError> {
+    let before = loja_protocol::time::format(
+        time::OffsetDateTime::now_utc() - time::Duration::minutes(i64::from(minutes)),
+    );
+    loja_replica::CatalogReader::open(dir)?.stuck_omni_lines(&before)
 }
 
 /// `lojad status` without asking the daemon: opens the data dir's three
@@ -326,6 +367,10 @@ pub fn collect_offline(config: &Config) -> anyhow::Result<StatusReport> {
         taken_at: loja_protocol::time::now_rfc3339(),
         taken: Instant::now(),
     };
+    let stuck_omni_lines = stuck_lines(dir, config.omni.stuck_minutes).unwrap_or_else(|e| {
+        warnings.push(format!("omni orders: {e}"));
+        Vec::new()
+    });
     let schedule = estimated_schedule(config, &job_states, &mut warnings);
     let jobs = merge_jobs(&schedule, &job_states, Some(&snapshot));
     Ok(StatusReport {
@@ -338,6 +383,7 @@ pub fn collect_offline(config: &Config) -> anyhow::Result<StatusReport> {
         outbox,
         parked_documents,
         cash_checks,
+        stuck_omni_lines,
         failed_tickets: failed.0,
         recent_failed_tickets: failed.1,
         replica_counts: snapshot.counts,
@@ -611,6 +657,24 @@ pub fn render_text(r: &StatusReport) -> String {
         };
         let _ = writeln!(out, "  {what} {} {}: {verdict}", c.register, c.accepted_at);
     }
+    if !r.stuck_omni_lines.is_empty() {
+        let _ = writeln!(
+            out,
+            "Omni order lines waiting on the store too long: {}",
+            r.stuck_omni_lines.len()
+        );
+    }
+    for l in &r.stuck_omni_lines {
+        let _ = writeln!(
+            out,
+            "  order {} (#{}) line {}: {} since {}",
+            l.order_id,
+            l.number,
+            l.line_id,
+            l.state.as_str(),
+            l.since
+        );
+    }
     let _ = writeln!(out, "Failed tickets (24 h): {}", r.failed_tickets);
     for t in &r.recent_failed_tickets {
         let _ = writeln!(
@@ -781,6 +845,7 @@ mod tests {
                 ..OutboxStats::default()
             },
             cash_checks: Vec::new(),
+            stuck_omni_lines: Vec::new(),
             parked_documents: vec![ParkedDocument {
                 id: "7f1c".into(),
                 kind: "sale".into(),

@@ -283,6 +283,17 @@ pub fn render(
     );
     help(
         &mut out,
+        "lojad_omni_stuck_lines",
+        "gauge",
+        "Omni order lines waiting on the store longer than [omni] stuck_minutes.",
+    );
+    let _ = writeln!(
+        out,
+        "lojad_omni_stuck_lines {}",
+        report.stuck_omni_lines.len()
+    );
+    help(
+        &mut out,
         "lojad_failed_tickets_24h",
         "gauge",
         "Failed exchanges with the central in the last 24 hours.",
