@@ -725,6 +725,58 @@ pub fn apply(order: &mut Order, store: &str, a: &OmniAction) -> Result<Vec<Strin
     Ok(moved)
 }
 
+/// The markdown table of docs/omni.md: each line state, the actions that
+/// leave it and where they go, and its domain, Shopify and VTEX statuses
+/// (a test holds the committed file to it).
+pub fn mapping_table() -> String {
+    let actions = [
+        ActionKind::Accept,
+        ActionKind::Reject,
+        ActionKind::StartPicking,
+        ActionKind::Pick,
+        ActionKind::Pack,
+        ActionKind::Ready,
+        ActionKind::HandOver,
+        ActionKind::Ship,
+        ActionKind::PutBack,
+    ];
+    let mut out = String::from(
+        "| line state | store actions → next state | TOTVS (Pedido de Venda Omni) | Shopify fulfillment order | VTEX |\n\
+         |---|---|---|---|---|\n",
+    );
+    for s in LineState::ALL {
+        let mut moves: Vec<String> = Vec::new();
+        for a in actions {
+            let pickup = a.transition(s, Delivery::Pickup);
+            let ships = a.transition(s, Delivery::ShipFromStore);
+            let to = match (pickup, ships) {
+                (Some(p), Some(q)) if p == q => format!("`{}` → {}", a.as_str(), p.as_str()),
+                (Some(p), None) => format!("`{}` → {} (pickup)", a.as_str(), p.as_str()),
+                (None, Some(q)) => format!("`{}` → {} (ship)", a.as_str(), q.as_str()),
+                _ => continue,
+            };
+            moves.push(to);
+        }
+        let domain = match (s.domain_status(Delivery::Pickup), s.domain_status(Delivery::ShipFromStore)) {
+            (p, q) if p == q => p.to_owned(),
+            (p, q) => format!("{p} (pickup), {q} (ship)"),
+        };
+        out.push_str(&format!(
+            "| `{}` | {} | {} | `{}` | `{}` |\n",
+            s.as_str(),
+            if moves.is_empty() {
+                "—".to_owned()
+            } else {
+                moves.join("; ")
+            },
+            domain,
+            s.shopify_status(),
+            s.vtex_status()
+        ));
+    }
+    out
+}
+
 /// What the lines an action moved take from the store's stock: what was
 /// delivered (handed over without a sale, or shipped), of the substitute
 /// when there is one. A pickup redeemed by a sale (`order_id`) takes it
@@ -1055,6 +1107,16 @@ mod tests {
         apply(&mut o, "b", &act(A::Pick, L::Accepted)).unwrap();
         assert!(assign_line(&mut o.lines[0], Some("a"), "2026-11-30T12:00:00Z").is_err());
         assert!(cancel_line(&mut o.lines[0], None, "x").is_ok());
+    }
+
+    #[test]
+    fn docs_omni_md_carries_the_mapping_table() {
+        let doc = include_str!("../../../docs/omni.md");
+        assert!(
+            doc.contains(&mapping_table()),
+            "docs/omni.md is stale: paste the table `loja_protocol::omni::mapping_table()` prints:\n{}",
+            mapping_table()
+        );
     }
 
     #[test]

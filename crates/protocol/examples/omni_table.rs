@@ -1,0 +1,3 @@
+fn main() {
+    print!("{}", loja_protocol::omni::mapping_table());
+}
