@@ -89,6 +89,38 @@ fn demo_runs_a_store_and_stops_on_sigterm() {
         assert_eq!(lookup.status().as_u16(), 200);
         let body: serde_json::Value = lookup.json().await.unwrap();
         assert_eq!(body["product"]["code"], "1", "{body}");
+        // The omni lines the banner prints: the demo order is listed, and
+        // its accept, posted as printed, is taken.
+        let orders: serde_json::Value = http
+            .get(format!("{base}/v1/omni-orders"))
+            .bearer_auth("demo-pos-token")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(orders["items"][0]["number"], "1001", "{orders}");
+        let accept = banner
+            .lines()
+            .find(|l| l.contains("/v1/omni-orders/demo-1001/actions"))
+            .and_then(|l| l.split(" -d '").nth(1))
+            .map(|b| b.trim_end_matches('\''))
+            .expect("the accept example");
+        let a = http
+            .post(format!("{base}/v1/omni-orders/demo-1001/actions"))
+            .bearer_auth("demo-pos-token")
+            .header("content-type", "application/json")
+            .body(accept.to_owned())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            a.status().as_u16(),
+            201,
+            "{}",
+            a.text().await.unwrap_or_default()
+        );
     });
 
     // Every other subcommand works on the demo store from outside.

@@ -58,6 +58,8 @@ const STORE_TOKEN: &str = "demo-store-token";
 const ADMIN_TOKEN: &str = "demo-admin-token";
 const SEED: u64 = 7;
 /// The demo's open cash session of register PDV01 (the sale example names it).
+/// The demo's omni order (pickup at the demo store, number 1001).
+pub const DEMO_ORDER: &str = "demo-1001";
 pub const SESSION: uuid::Uuid = uuid::Uuid::from_u128(0x0d3e_0000_0000_4000_8000_0000_0000_0001);
 const CUSTOMERS: u64 = 500;
 
@@ -135,6 +137,26 @@ async fn run_async(dir: PathBuf, args: DemoArgs) -> Result<u8, Failure> {
         .await
         .map_err(anyhow::Error::from)?
         .map_err(|e| anyhow!("generating the demo catalog: {e}"))?;
+        // An omni order paid online, for pickup at the demo store.
+        let db = central_db.clone();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            let order: loja_protocol::omni::NewOrder = serde_json::from_value(serde_json::json!({
+                "id": DEMO_ORDER, "number": "1001", "channel": "site", "delivery": "pickup",
+                "paid": true, "payments": [{"method": "PIX", "amount": 1000}],
+                "created_at": loja_protocol::time::now_rfc3339(), "store": STORE_ID,
+                "lines": [{"line_id": "1", "product_code": "1", "qty": 2000, "unit_price": 500, "total": 1000}]
+            }))?;
+            let d = retaguarda::Db::open(&db)?;
+            d.write(|tx| -> anyhow::Result<()> {
+                retaguarda::omni::create(tx, order)
+                    .map(|_| ())
+                    .map_err(|e| anyhow!("{e}"))
+            })?;
+            Ok(())
+        })
+        .await
+        .map_err(anyhow::Error::from)?
+        .map_err(|e| anyhow!("creating the demo omni order: {e}"))?;
     }
 
     let server = retaguarda::spawn(retaguarda::ServerConfig {
@@ -267,6 +289,12 @@ fn print_banner(
     println!("  curl -H 'Authorization: Bearer {POS_TOKEN}' '{base}/v1/products?q=arroz&limit=5'");
     println!(
         "  curl -H 'Authorization: Bearer {POS_TOKEN}' -H 'Content-Type: application/json' -X POST {base}/v1/sales -d '{sale}'"
+    );
+    let accept = serde_json::json!({"id": uuid::Uuid::new_v4(), "action": "accept", "expects": "assigned",
+                                    "register": "PDV01", "operator": "001", "at": now});
+    println!("  curl -H 'Authorization: Bearer {POS_TOKEN}' {base}/v1/omni-orders");
+    println!(
+        "  curl -H 'Authorization: Bearer {POS_TOKEN}' -H 'Content-Type: application/json' -X POST {base}/v1/omni-orders/{DEMO_ORDER}/actions -d '{accept}'"
     );
     println!();
     println!(
