@@ -757,7 +757,10 @@ pub fn mapping_table() -> String {
             };
             moves.push(to);
         }
-        let domain = match (s.domain_status(Delivery::Pickup), s.domain_status(Delivery::ShipFromStore)) {
+        let domain = match (
+            s.domain_status(Delivery::Pickup),
+            s.domain_status(Delivery::ShipFromStore),
+        ) {
             (p, q) if p == q => p.to_owned(),
             (p, q) => format!("{p} (pickup), {q} (ship)"),
         };
