@@ -76,35 +76,6 @@ impl DocumentKind {
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.as_str() == s)
     }
-
-    /// Validates a body of this kind and returns the cash register it
-    /// belongs to (documents of one register are delivered in order).
-    pub fn validate_body(self, body: &Value) -> Result<String, FieldError> {
-        fn typed<T: for<'de> Deserialize<'de> + Validate>(
-            body: &Value,
-        ) -> Result<String, FieldError> {
-            let doc: T = from_json_value(body)?;
-            doc.validate()?;
-            Ok(doc.register().to_owned())
-        }
-        match self {
-            DocumentKind::CashOpen => typed::<CashOpen>(body),
-            DocumentKind::CashMovement => typed::<CashMovement>(body),
-            DocumentKind::CashClose => typed::<CashClose>(body),
-            DocumentKind::Customer => typed::<CustomerSignup>(body),
-            DocumentKind::Sale => typed::<Sale>(body),
-            DocumentKind::SalePayment => typed::<SalePayment>(body),
-            DocumentKind::SaleXml => typed::<SaleXml>(body),
-            DocumentKind::ReducaoZ => typed::<ReducaoZ>(body),
-            DocumentKind::OmniOrderStatus => typed::<OmniOrderStatus>(body),
-            DocumentKind::SaleCancellation => typed::<SaleCancellation>(body),
-            DocumentKind::Return => typed::<Return>(body),
-            DocumentKind::ReturnCancellation => typed::<ReturnCancellation>(body),
-            DocumentKind::StockMovement => typed::<StockMovement>(body),
-            DocumentKind::InventoryCount => typed::<InventoryCount>(body),
-            DocumentKind::OmniAction => typed::<crate::omni::OmniAction>(body),
-        }
-    }
 }
 
 impl std::fmt::Display for DocumentKind {

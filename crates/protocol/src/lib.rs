@@ -15,6 +15,7 @@ pub mod schema;
 pub mod stock;
 pub mod time;
 pub mod typed;
+mod validate;
 pub mod verdict;
 
 pub use digest::{BucketRows, DIGEST_HEADER, EntityDigest};
