@@ -529,6 +529,34 @@ impl Central {
         Ok(())
     }
 
+    /// The qty of `store`'s own stock row of `product` once the central's
+    /// figure reflects the store's documents up to at least `seq` (bounded
+    /// wait).
+    pub async fn stock_reflecting(
+        &self,
+        store: &str,
+        token: &str,
+        product: &str,
+        seq: u64,
+    ) -> anyhow::Result<i64> {
+        let what = format!("the central's stock of {product} at {store} reflecting document {seq}");
+        crate::store::wait_for(&what, std::time::Duration::from_secs(20), || async move {
+            let (items, _) = self.feed_all(store, token, "stock", 0, 1000).await?;
+            Ok(items
+                .iter()
+                .rev()
+                .find(|i| i.row.get("product_code") == Some(&Value::from(product)))
+                .filter(|i| {
+                    i.row
+                        .get("reflects_store_seq")
+                        .and_then(Value::as_u64)
+                        .is_some_and(|r| r >= seq)
+                })
+                .and_then(|i| i.row.get("qty").and_then(Value::as_i64)))
+        })
+        .await
+    }
+
     /// A feed request, whatever the answer.
     pub async fn feed_raw(
         &self,

@@ -417,26 +417,10 @@ async fn a_rejected_sale_is_corrected_under_a_new_id_that_names_it() {
         .unwrap_or_else(|| panic!("the correction in the ERP's queue: {docs:#?}"));
     assert_eq!(up["document"]["replaces"], json!(sale));
     let seq = replaced["store_seq"].as_u64().unwrap();
-    let central_qty = wait_for(
-        "the central's figure reflecting the correction",
-        Duration::from_secs(20),
-        || async {
-            let (items, _) = central.feed_all(STORE, TOKEN, "stock", 0, 1000).await?;
-            Ok(items
-                .iter()
-                .rev()
-                .find(|i| i.row.get("product_code") == Some(&json!("1")))
-                .filter(|i| {
-                    i.row
-                        .get("reflects_store_seq")
-                        .and_then(Value::as_u64)
-                        .is_some_and(|r| r >= seq)
-                })
-                .and_then(|i| i.row.get("qty").and_then(Value::as_i64)))
-        },
-    )
-    .await
-    .unwrap();
+    let central_qty = central
+        .stock_reflecting(STORE, TOKEN, "1", seq)
+        .await
+        .unwrap();
     assert_eq!(central_qty, 8_000);
     wait_for(
         "the POS after the central's figure",

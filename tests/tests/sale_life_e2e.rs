@@ -41,23 +41,10 @@ async fn stock_now(store: &Store) -> Value {
 /// The central's stock row of product 1 owned by `store`, once it reflects
 /// the store's documents up to at least `seq`.
 async fn central_stock(central: &Central, store: &str, token: &str, seq: u64) -> i64 {
-    let what = format!("the central's stock of {store} reflecting document {seq}");
-    wait_for(&what, Duration::from_secs(20), || async move {
-        let (items, _) = central.feed_all(store, token, "stock", 0, 1000).await?;
-        Ok(items
-            .iter()
-            .rev()
-            .find(|i| i.row.get("product_code") == Some(&json!("1")))
-            .filter(|i| {
-                i.row
-                    .get("reflects_store_seq")
-                    .and_then(Value::as_u64)
-                    .is_some_and(|r| r >= seq)
-            })
-            .and_then(|i| i.row.get("qty").and_then(Value::as_i64)))
-    })
-    .await
-    .unwrap()
+    central
+        .stock_reflecting(store, token, "1", seq)
+        .await
+        .unwrap()
 }
 
 async fn post(store: &Store, path: &str, body: Value) -> (u16, Value) {
