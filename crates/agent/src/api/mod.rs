@@ -415,7 +415,12 @@ impl utoipa::Modify for PathParams {
         use utoipa::openapi::schema::{ObjectBuilder, Type};
         let string = || ObjectBuilder::new().schema_type(Type::String);
         for item in openapi.paths.paths.values_mut() {
-            let ops = [&mut item.get, &mut item.post];
+            let ops = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+            ];
             for op in ops.into_iter().flatten() {
                 for p in op.parameters.iter_mut().flatten() {
                     let utoipa::openapi::RefOr::T(p) = p else {
@@ -426,6 +431,8 @@ impl utoipa::Modify for PathParams {
                         // The lookup takes the document as printed too.
                         "cpf_or_cnpj" => string().pattern(Some(r"^[0-9./-]+$")).build(),
                         "code" => loja_protocol::schema::code(),
+                        // A claim's release names the register.
+                        "register" => loja_protocol::schema::code(),
                         "id" if op
                             .operation_id
                             .as_deref()

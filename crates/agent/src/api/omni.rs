@@ -5,6 +5,8 @@
 //! redeems.
 
 use axum::body::Bytes;
+use std::collections::HashMap;
+
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -13,18 +15,20 @@ use serde::{Deserialize, Serialize};
 
 use super::ApiState;
 use super::error::{ApiError, json_response};
-use super::reads::ErrorSchema;
+use super::reads::{ErrorSchema, only_params};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Orders {
     pub items: Vec<OrderView>,
 }
 
+/// `GET /v1/omni-orders` query (documented; read by hand so a bad value is
+/// a 422 naming it).
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct OrdersQuery {
-    /// Also the concluded and cancelled ones.
-    #[serde(default)]
-    pub all: bool,
+    /// Also the concluded and cancelled ones (`true` or `false`).
+    pub all: Option<bool>,
 }
 
 /// The store's omni-channel orders (its own lines), oldest first: open
@@ -33,12 +37,19 @@ pub struct OrdersQuery {
 #[utoipa::path(get, path = "/v1/omni-orders", tag = "omni", security(("bearer" = [])),
     params(OrdersQuery),
     responses((status = 200, description = "The orders", body = Orders),
-              (status = 401, description = "No or unknown token", body = ErrorSchema)))]
+              (status = 401, description = "No or unknown token", body = ErrorSchema),
+              (status = 422, description = "An unknown query parameter, or `all` not `true`/`false`", body = ErrorSchema)))]
 pub async fn orders(
     State(st): State<ApiState>,
-    Query(q): Query<OrdersQuery>,
+    Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let items = st.readers.run(move |r| r.omni_orders(!q.all)).await?;
+    only_params(&params, &["all"])?;
+    let all = match params.get("all").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(ApiError::field("all", "all: must be true or false")),
+    };
+    let items = st.readers.run(move |r| r.omni_orders(!all)).await?;
     Ok(json_response(StatusCode::OK, &Orders { items }))
 }
 
@@ -73,6 +84,25 @@ pub async fn order_by_number(
     answer(found)
 }
 
+/// A code as the schema says (`loja_protocol::schema::code`): not blank, at
+/// most `CODE_MAX` characters.
+fn code(field: &str, v: &str) -> Result<(), ApiError> {
+    use loja_protocol::limits;
+    if limits::is_blank(v) {
+        return Err(ApiError::field(
+            field,
+            format!("{field}: must not be empty"),
+        ));
+    }
+    if limits::char_len(v) > limits::CODE_MAX {
+        return Err(ApiError::field(
+            field,
+            format!("{field}: must be at most {} characters", limits::CODE_MAX),
+        ));
+    }
+    Ok(())
+}
+
 fn answer(found: Option<OrderView>) -> Result<Response, ApiError> {
     match found {
         Some(v) => Ok(json_response(StatusCode::OK, &v)),
@@ -99,6 +129,7 @@ pub struct ClaimRequest {
     params(("id" = String, Path, description = "The order id")),
     request_body(content = ClaimRequest, example = json!({"register": "PDV01", "session_id": "01940000-0000-7000-8000-000000000001"})),
     responses((status = 200, description = "Claimed by this register", body = Claim),
+              (status = 400, description = "Not JSON (`malformed_json`)", body = ErrorSchema),
               (status = 401, description = "No or unknown token", body = ErrorSchema),
               (status = 409, description = "Another register holds it (`claimed`, the message names it)", body = ErrorSchema),
               (status = 422, description = "Not an open session of the register, or no line ready for pickup", body = ErrorSchema)))]
@@ -114,14 +145,8 @@ pub async fn claim(
                 ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", m)
             }
         })?;
-    for (field, v) in [("register", &req.register), ("session_id", &req.session_id)] {
-        if loja_protocol::limits::is_blank(v) {
-            return Err(ApiError::field(
-                field,
-                format!("{field}: must not be empty"),
-            ));
-        }
-    }
+    code("register", &req.register)?;
+    code("session_id", &req.session_id)?;
     let out = st
         .app
         .intake
@@ -145,6 +170,7 @@ pub async fn claim(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReleaseQuery {
     /// The register holding the claim.
     pub register: String,
@@ -159,16 +185,20 @@ pub struct Released {
 #[utoipa::path(delete, path = "/v1/omni-orders/{id}/claim", tag = "omni", security(("bearer" = [])),
     params(("id" = String, Path, description = "The order id"), ReleaseQuery),
     responses((status = 200, description = "`released`: whether the register held it", body = Released),
-              (status = 401, description = "No or unknown token", body = ErrorSchema)))]
+              (status = 401, description = "No or unknown token", body = ErrorSchema),
+              (status = 422, description = "`register` missing, blank or too long, or an unknown query parameter", body = ErrorSchema)))]
 pub async fn release(
     State(st): State<ApiState>,
     Path(id): Path<String>,
-    Query(q): Query<ReleaseQuery>,
+    Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
+    only_params(&params, &["register"])?;
+    let register = params.get("register").cloned().unwrap_or_default();
+    code("register", &register)?;
     let released = st
         .app
         .intake
-        .with_outbox(move |o| o.release_claim(&id, &q.register))
+        .with_outbox(move |o| o.release_claim(&id, &register))
         .await
         .map_err(|e| ApiError::intake(&e))?
         .map_err(|e| ApiError::intake(&crate::intake::IntakeError::Replica(e)))?;

@@ -216,7 +216,10 @@ pub async fn search_products(
 
 /// Refuses a query parameter the route does not take, naming it: a POS that
 /// sends `?state=SP` for `?uf=SP` must hear so, not get every city.
-fn only_params(params: &HashMap<String, String>, takes: &[&str]) -> Result<(), ApiError> {
+pub(super) fn only_params(
+    params: &HashMap<String, String>,
+    takes: &[&str],
+) -> Result<(), ApiError> {
     let Some(unknown) = params.keys().find(|k| !takes.contains(&k.as_str())) else {
         return Ok(());
     };
