@@ -29,6 +29,8 @@ pub mod nodes;
 pub mod omni;
 pub mod rows;
 pub mod store_stock;
+#[cfg(test)]
+mod test_central;
 pub mod verdicts;
 pub mod verify;
 

@@ -674,28 +674,12 @@ mod tests {
     use super::*;
     use crate::db::{Db, DbError};
     use crate::documents::{accept, collect};
-    use crate::nodes::{NewNode, upsert_node};
     use loja_protocol::omni::{ActionLine, Delivery, Invoice, NewLine, Substitute};
     use loja_protocol::{AckStatus, DocumentAck, DocumentBatch};
     use uuid::Uuid;
 
     fn central() -> (Db, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("c.db")).unwrap();
-        db.write(|tx| {
-            for id in ["a", "b"] {
-                let n = NewNode {
-                    id: id.into(),
-                    parent: "master".into(),
-                    kind: NodeKind::Store,
-                    token: Some(format!("token-{id}{id}{id}{id}")),
-                };
-                upsert_node(tx, &n).unwrap();
-            }
-            Ok::<_, DbError>(())
-        })
-        .unwrap();
-        (db, dir)
+        crate::test_central::with_stores(&["a", "b"])
     }
 
     fn new_order(delivery: Delivery) -> NewOrder {

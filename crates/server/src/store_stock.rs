@@ -155,7 +155,6 @@ mod tests {
     use super::*;
     use crate::db::{Db, DbError};
     use crate::documents::accept;
-    use crate::nodes::{NewNode, NodeKind, upsert_node};
     use loja_protocol::{AckStatus, DocumentBatch};
     use uuid::Uuid;
 
@@ -205,19 +204,7 @@ mod tests {
 
     #[test]
     fn the_central_applies_a_stores_stock_documents_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("c.db")).unwrap();
-        db.write(|tx| {
-            let n = NewNode {
-                id: "s".into(),
-                parent: "master".into(),
-                kind: NodeKind::Store,
-                token: Some("token-ssss".into()),
-            };
-            upsert_node(tx, &n).unwrap();
-            Ok::<_, DbError>(())
-        })
-        .unwrap();
+        let (db, _dir) = crate::test_central::with_stores(&["s"]);
         // Stock 10 (as the ERP last counted it, reflecting nothing).
         let count = doc(
             DocumentKind::InventoryCount,
@@ -270,21 +257,7 @@ mod tests {
 
     #[test]
     fn a_correction_undoes_the_sale_it_replaces_and_names_one_of_its_store() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("c.db")).unwrap();
-        db.write(|tx| {
-            for id in ["s", "t"] {
-                let n = NewNode {
-                    id: id.into(),
-                    parent: "master".into(),
-                    kind: NodeKind::Store,
-                    token: Some(format!("token-{id}{id}{id}{id}")),
-                };
-                upsert_node(tx, &n).unwrap();
-            }
-            Ok::<_, DbError>(())
-        })
-        .unwrap();
+        let (db, _dir) = crate::test_central::with_stores(&["s", "t"]);
         let count = doc(
             DocumentKind::InventoryCount,
             1,
