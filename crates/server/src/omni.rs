@@ -302,6 +302,49 @@ fn commit(
     })
 }
 
+/// A channel's change of an order's lines, all or nothing: each line named
+/// in `line_ids` (or, without names, each line `all` selects) goes through
+/// `change` (a refusal names the line's field), then the order is stored
+/// and projected when it changed. `none_selected`: the refusal when no line
+/// is selected ("no line of order … {none_selected} (lines: …)").
+fn change_lines(
+    conn: &Connection,
+    id: &str,
+    line_ids: Option<Vec<String>>,
+    all: impl Fn(&omni::OrderLine) -> bool,
+    none_selected: Option<&str>,
+    mut change: impl FnMut(&mut omni::OrderLine, &str) -> Result<(), String>,
+) -> Result<Written, OmniError> {
+    let held = load(conn, id)?.ok_or_else(|| OmniError::NotFound(id.to_owned()))?;
+    let mut order = held.order.clone();
+    let names = line_ids.as_deref();
+    let targets = named_lines(&order, names, all)?;
+    if let Some(what) = none_selected
+        && targets.is_empty()
+    {
+        let states: Vec<String> = order
+            .lines
+            .iter()
+            .map(|l| format!("{} {}", l.line_id, l.state.as_str()))
+            .collect();
+        return Err(OmniError::State {
+            field: "lines".into(),
+            message: format!(
+                "no line of order {id} {what} (lines: {})",
+                states.join(", ")
+            ),
+        });
+    }
+    let now = loja_protocol::time::now_rfc3339();
+    for &i in &targets {
+        let field = line_field(names, &order, i);
+        change(&mut order.lines[i], &now).map_err(|message| OmniError::State { field, message })?;
+    }
+    let before = line_stores(&held.order);
+    let changed = order.lines != held.order.lines;
+    commit(conn, &order, &before, changed, &held.updated_at)
+}
+
 fn line_stores(order: &Order) -> Vec<String> {
     let mut s: Vec<String> = order.lines.iter().filter_map(|l| l.store.clone()).collect();
     s.sort();
@@ -328,23 +371,14 @@ pub fn cancel(
             format!("must be 1 to {} characters", limits::CODE_MAX),
         ));
     }
-    let held = load(conn, id)?.ok_or_else(|| OmniError::NotFound(id.to_owned()))?;
-    let mut order = held.order.clone();
-    let names = line_ids.as_deref();
-    let targets = named_lines(&order, names, |_| true)?;
-    let now = loja_protocol::time::now_rfc3339();
-    for &i in &targets {
-        let field = line_field(names, &order, i);
-        omni::cancel_line(&mut order.lines[i], reason.as_deref(), &now).map_err(|message| {
-            OmniError::State {
-                field: field.clone(),
-                message,
-            }
-        })?;
-    }
-    let before = line_stores(&held.order);
-    let changed = order.lines != held.order.lines;
-    commit(conn, &order, &before, changed, &held.updated_at)
+    change_lines(
+        conn,
+        id,
+        line_ids,
+        |_| true,
+        None,
+        |line, now| omni::cancel_line(line, reason.as_deref(), now),
+    )
 }
 
 /// The channel moves lines (`None`: every line that waits for a store:
@@ -362,46 +396,22 @@ pub fn assign(
     {
         return Err(invalid("store", format!("no such store {s}")));
     }
-    let held = load(conn, id)?.ok_or_else(|| OmniError::NotFound(id.to_owned()))?;
-    let mut order = held.order.clone();
-    let names = line_ids.as_deref();
     let waits = |l: &omni::OrderLine| matches!(l.state, LineState::Assigned | LineState::Rejected);
-    let targets = named_lines(&order, names, waits)?;
-    if targets.is_empty() {
-        let states: Vec<String> = order
-            .lines
-            .iter()
-            .map(|l| format!("{} {}", l.line_id, l.state.as_str()))
-            .collect();
-        return Err(OmniError::State {
-            field: "lines".into(),
-            message: format!(
-                "no line of order {id} waits for a store (lines: {})",
-                states.join(", ")
-            ),
-        });
-    }
-    let now = loja_protocol::time::now_rfc3339();
-    for &i in &targets {
-        let l = &order.lines[i];
-        // Already where it is sent: nothing to do.
-        if l.store == store && l.state == LineState::Assigned {
-            continue;
-        }
-        if store.is_none() && l.store.is_none() {
-            continue;
-        }
-        let field = line_field(names, &order, i);
-        omni::assign_line(&mut order.lines[i], store.as_deref(), &now).map_err(|message| {
-            OmniError::State {
-                field: field.clone(),
-                message,
+    change_lines(
+        conn,
+        id,
+        line_ids,
+        waits,
+        Some("waits for a store"),
+        |line, now| {
+            // Already where it is sent: nothing to do.
+            let there = line.store == store && line.state == LineState::Assigned;
+            if there || (store.is_none() && line.store.is_none()) {
+                return Ok(());
             }
-        })?;
-    }
-    let before = line_stores(&held.order);
-    let changed = order.lines != held.order.lines;
-    commit(conn, &order, &before, changed, &held.updated_at)
+            omni::assign_line(line, store.as_deref(), now)
+        },
+    )
 }
 
 /// Does the document move an order: an omni action, or a sale naming one?
