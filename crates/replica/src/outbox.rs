@@ -256,17 +256,6 @@ impl Outbox {
     /// the refused one retired in the same transaction; its stock moves are
     /// undone by the correction's.
     pub fn replace(&mut self, replaced: Uuid, doc: &NewDocument) -> Result<Accepted> {
-        let path = &self.path;
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .ctx(path, "begin replace")?;
-        let now = loja_protocol::time::now_rfc3339();
-        let old = crate::corrections::retire(&tx, path, replaced, doc.kind, doc.id)?;
-        let omni = OmniCtx {
-            rows: None,
-            hold_until: String::new(),
-        };
         if crate::omni_local::acts_on_orders(doc.kind, &doc.body) {
             return Err(FieldError::new(
                 "kind",
@@ -274,6 +263,18 @@ impl Outbox {
             )
             .into());
         }
+        let path = &self.path;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .ctx(path, "begin replace")?;
+        let now = loja_protocol::time::now_rfc3339();
+        let old = crate::corrections::retire(&tx, path, replaced, doc.kind, doc.id)?;
+        // Not an omni document (refused above): no order to read.
+        let omni = OmniCtx {
+            rows: None,
+            hold_until: String::new(),
+        };
         let accepted = accept_one(&tx, path, doc, &now, Some(&old), &omni)?;
         if accepted.duplicate {
             return Err(FieldError::new(
@@ -813,8 +814,6 @@ fn open_session(
     }
 }
 
-/// Validates and inserts one document inside the group's transaction.
-/// Validation comes before any write, so a refused document leaves no trace.
 /// What an omni document needs besides the outbox.
 struct OmniCtx<'a> {
     /// The replica (the central's view of the orders).
@@ -823,6 +822,8 @@ struct OmniCtx<'a> {
     hold_until: String,
 }
 
+/// Validates and inserts one document inside the group's transaction.
+/// Validation comes before any write, so a refused document leaves no trace.
 fn accept_one(
     tx: &Transaction<'_>,
     path: &Path,
