@@ -126,6 +126,21 @@ fn unknown_order(id: &str) -> FieldError {
     )
 }
 
+/// The store's view of order `id` inside the outbox's transaction, or why
+/// there is none (not this store's, or the replica not there yet).
+fn order_now(
+    tx: &Transaction<'_>,
+    rows: Option<&Connection>,
+    path: &Path,
+    id: &str,
+) -> Result<std::result::Result<Order, FieldError>> {
+    Ok(match rows {
+        Some(rows) => view(rows, Some((tx, Tables(""))), path, id)?,
+        None => None,
+    }
+    .ok_or_else(|| unknown_order(id)))
+}
+
 /// Checks an omni action against the store's view of its order.
 pub(crate) fn check_action(
     tx: &Transaction<'_>,
@@ -134,12 +149,7 @@ pub(crate) fn check_action(
     body: &Value,
 ) -> Result<Taken> {
     let a: OmniAction = from_json_value(body)?;
-    let Some(rows) = rows else {
-        return Err(unknown_order(&a.order_id).into());
-    };
-    let Some(mut order) = view(rows, Some((tx, Tables(""))), path, &a.order_id)? else {
-        return Err(unknown_order(&a.order_id).into());
-    };
+    let mut order = order_now(tx, rows, path, &a.order_id)??;
     let store = store_of(&order);
     let moved = omni::apply(&mut order, &store, &a)?;
     Ok(Taken {
@@ -163,15 +173,7 @@ pub(crate) fn check_redeem(
         return Ok(None);
     };
     let sale: Sale = from_json_value(body)?;
-    let holder: Option<String> = tx
-        .prepare_cached(
-            "SELECT c.register FROM omni_claims c JOIN cash_sessions s ON s.session_id = c.session_id \
-             WHERE c.order_id = ?1 AND s.closed_at IS NULL",
-        )
-        .ctx(path, "query omni claims")?
-        .query_row([id], |r| r.get(0))
-        .optional()
-        .ctx(path, "query omni claims")?;
+    let holder = standing_claim(tx, Tables(""), path, id)?.map(|c| c.register);
     match holder {
         Some(r) if r == sale.register => {}
         Some(r) => {
@@ -192,12 +194,7 @@ pub(crate) fn check_redeem(
             .into());
         }
     }
-    let Some(rows) = rows else {
-        return Err(unknown_order(id).into());
-    };
-    let Some(mut order) = view(rows, Some((tx, Tables(""))), path, id)? else {
-        return Err(unknown_order(id).into());
-    };
+    let mut order = order_now(tx, rows, path, id)??;
     let store = store_of(&order);
     let moved = omni::redeem(&mut order, &store, &sale.sold_at);
     if moved.is_empty() {
@@ -326,11 +323,9 @@ pub(crate) fn claim(
             );
         }
     }
-    let Some(order) = (match rows {
-        Some(rows) => view(rows, Some((tx, Tables(""))), path, order_id)?,
-        None => None,
-    }) else {
-        return invalid("order_id", unknown_order(order_id).message);
+    let order = match order_now(tx, rows, path, order_id)? {
+        Ok(o) => o,
+        Err(e) => return Ok(Err(ClaimRefused::Invalid(e))),
     };
     if order.delivery.ships() {
         return invalid(
@@ -351,23 +346,7 @@ pub(crate) fn claim(
             ),
         );
     }
-    let held: Option<Claim> = tx
-        .prepare_cached(
-            "SELECT c.register, c.session_id, c.claimed_at FROM omni_claims c \
-             JOIN cash_sessions s ON s.session_id = c.session_id \
-             WHERE c.order_id = ?1 AND s.closed_at IS NULL",
-        )
-        .ctx(path, "query omni claims")?
-        .query_row([order_id], |r| {
-            Ok(Claim {
-                order_id: order_id.to_owned(),
-                register: r.get(0)?,
-                session_id: r.get(1)?,
-                claimed_at: r.get(2)?,
-            })
-        })
-        .optional()
-        .ctx(path, "query omni claims")?;
+    let held = standing_claim(tx, Tables(""), path, order_id)?;
     if let Some(c) = held {
         return Ok(if c.register == register {
             Ok(c)
@@ -405,14 +384,19 @@ pub(crate) fn release(
     Ok(n > 0)
 }
 
-/// The claim standing on an order (its session still open), seen from a
-/// reader that attached the outbox.
-pub(crate) fn claim_of(conn: &Connection, path: &Path, order_id: &str) -> Result<Option<Claim>> {
-    conn.prepare_cached(
-        "SELECT c.register, c.session_id, c.claimed_at FROM outbox.omni_claims c \
-         JOIN outbox.cash_sessions s ON s.session_id = c.session_id \
-         WHERE c.order_id = ?1 AND s.closed_at IS NULL",
-    )
+/// The claim standing on an order (its session still open).
+pub(crate) fn standing_claim(
+    conn: &Connection,
+    tables: Tables,
+    path: &Path,
+    order_id: &str,
+) -> Result<Option<Claim>> {
+    let p = tables.0;
+    conn.prepare_cached(&format!(
+        "SELECT c.register, c.session_id, c.claimed_at FROM {p}omni_claims c \
+         JOIN {p}cash_sessions s ON s.session_id = c.session_id \
+         WHERE c.order_id = ?1 AND s.closed_at IS NULL"
+    ))
     .ctx(path, "query omni claims")?
     .query_row([order_id], |r| {
         Ok(Claim {
@@ -478,7 +462,7 @@ impl crate::CatalogReader {
             return Ok(None);
         };
         let claimed_by = if self.moves {
-            claim_of(&self.conn, &self.path, id)?
+            standing_claim(&self.conn, Tables("outbox."), &self.path, id)?
         } else {
             None
         };
