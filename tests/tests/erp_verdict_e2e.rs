@@ -15,6 +15,28 @@ use uuid::Uuid;
 const STORE: &str = "loja1";
 const TOKEN: &str = "token-loja1";
 
+/// A central with the store (its own `stock` rows when given) and the
+/// store's lojad, synced.
+async fn started(stock: &[Value]) -> (Central, Store) {
+    let central = Central::builder()
+        .catalog_with(20, 5, false, 1)
+        .store(STORE, "master", TOKEN)
+        .start()
+        .expect("central starts");
+    if !stock.is_empty() {
+        central.import_own("stock", STORE, stock).await.unwrap();
+    }
+    central.release_everything().await.unwrap();
+    let store = Store::builder(central.url(), STORE, TOKEN)
+        .start()
+        .expect("lojad starts");
+    store
+        .wait_synced(&central, Duration::from_secs(60))
+        .await
+        .unwrap();
+    (central, store)
+}
+
 /// Every document of the ERP's queue after `after`, and the new cursor.
 async fn erp_take(central: &Central, after: u64) -> (Vec<Value>, u64) {
     let page = central.documents(after, 1000).await.unwrap();
@@ -51,19 +73,7 @@ fn outbox_state(store: &Store, id: Uuid) -> (String, Option<String>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_erp_rejection_reaches_the_store_and_a_reprocess_offers_it_again() {
-    let central = Central::builder()
-        .catalog_with(20, 5, false, 1)
-        .store(STORE, "master", TOKEN)
-        .start()
-        .expect("central starts");
-    central.release_everything().await.unwrap();
-    let store = Store::builder(central.url(), STORE, TOKEN)
-        .start()
-        .expect("lojad starts");
-    store
-        .wait_synced(&central, Duration::from_secs(60))
-        .await
-        .unwrap();
+    let (central, store) = started(&[]).await;
 
     let session = Uuid::new_v4();
     let a = store
@@ -234,27 +244,7 @@ async fn an_erp_rejection_reaches_the_store_and_a_reprocess_offers_it_again() {
 /// never both (sold 1, corrected to 2: 10 → 8 at the POS and at the central).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejected_sale_is_corrected_under_a_new_id_that_names_it() {
-    let central = Central::builder()
-        .catalog_with(20, 5, false, 1)
-        .store(STORE, "master", TOKEN)
-        .start()
-        .expect("central starts");
-    central
-        .import_own(
-            "stock",
-            STORE,
-            &[json!({"product_code": "1", "qty": 10_000})],
-        )
-        .await
-        .unwrap();
-    central.release_everything().await.unwrap();
-    let store = Store::builder(central.url(), STORE, TOKEN)
-        .start()
-        .expect("lojad starts");
-    store
-        .wait_synced(&central, Duration::from_secs(60))
-        .await
-        .unwrap();
+    let (central, store) = started(&[json!({"product_code": "1", "qty": 10_000})]).await;
     let stock =
         || async { store.pos_get("/v1/products/1").await.unwrap().body["stock_qty"].clone() };
     assert_eq!(stock().await, json!(10_000));

@@ -44,6 +44,17 @@ async fn admin(
     a.body
 }
 
+/// The channel posts an order to the central.
+async fn create(central: &Central, order: Value) {
+    admin(
+        central,
+        reqwest::Method::POST,
+        "/v1/admin/omni/orders",
+        Some(order),
+    )
+    .await;
+}
+
 /// The central's order once `pred` holds for it.
 async fn central_order(
     central: &Central,
@@ -143,13 +154,7 @@ async fn two_stores() -> (Central, Store, Store) {
             .await
             .unwrap();
     }
-    admin(
-        &central,
-        reqwest::Method::POST,
-        "/v1/admin/omni/orders",
-        Some(new_order("p1", A.0, "pickup")),
-    )
-    .await;
+    create(&central, new_order("p1", A.0, "pickup")).await;
     let a = Store::builder(central.url(), A.0, A.1)
         .start()
         .expect("lojad A starts");
@@ -332,20 +337,8 @@ async fn a_pickup_rejected_reassigned_claimed_and_redeemed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ship_from_store_with_changes_and_a_cancellation_racing_a_pick() {
     let (central, a, _b) = two_stores().await;
-    admin(
-        &central,
-        reqwest::Method::POST,
-        "/v1/admin/omni/orders",
-        Some(new_order("s1", A.0, "ship_from_store")),
-    )
-    .await;
-    admin(
-        &central,
-        reqwest::Method::POST,
-        "/v1/admin/omni/orders",
-        Some(new_order("c1", A.0, "pickup")),
-    )
-    .await;
+    create(&central, new_order("s1", A.0, "ship_from_store")).await;
+    create(&central, new_order("c1", A.0, "pickup")).await;
     pos_order(&a, "s1", "A sees s1", |_| true).await;
     pos_order(&a, "c1", "A sees c1", |_| true).await;
 
@@ -469,13 +462,7 @@ async fn actions_acknowledged_before_a_kill_reach_the_central_once() {
         .start()
         .expect("central starts");
     central.release_everything().await.unwrap();
-    admin(
-        &central,
-        reqwest::Method::POST,
-        "/v1/admin/omni/orders",
-        Some(new_order("k1", A.0, "pickup")),
-    )
-    .await;
+    create(&central, new_order("k1", A.0, "pickup")).await;
     let mut a = Store::builder(central.url(), A.0, A.1)
         .build()
         .expect("config");
