@@ -202,75 +202,37 @@ pub async fn collect(state: &AppState) -> anyhow::Result<StatusReport> {
     let mut warnings = Vec::new();
 
     let journal = state.journal.clone();
-    let journal_part = tokio::time::timeout(
-        PART_TIMEOUT,
+    let (job_states, failed) = bounded(
+        &mut warnings,
+        "journal",
+        "busy",
         tokio::task::spawn_blocking(move || {
             let j = journal.lock().unwrap_or_else(|p| p.into_inner());
             journal_part(&j)
         }),
     )
-    .await;
-    let (job_states, failed) = match journal_part {
-        Ok(Ok(Ok(part))) => part,
-        Ok(Ok(Err(e))) => {
-            warnings.push(format!("journal: {e:#}"));
-            (Vec::new(), (0, Vec::new()))
-        }
-        Ok(Err(e)) => {
-            warnings.push(format!("journal: {e}"));
-            (Vec::new(), (0, Vec::new()))
-        }
-        Err(_) => {
-            warnings.push("journal: busy, not read this time".into());
-            (Vec::new(), (0, Vec::new()))
-        }
-    };
+    .await
+    .unwrap_or_default();
 
-    let (outbox, parked_documents, cash_checks) = match tokio::time::timeout(
-        PART_TIMEOUT,
+    let (outbox, parked_documents, cash_checks) = bounded(
+        &mut warnings,
+        "outbox",
+        "the writer is busy",
         state.intake.with_outbox(|o| outbox_part(o)),
     )
     .await
-    {
-        Ok(Ok(Ok(part))) => part,
-        Ok(Ok(Err(e))) => {
-            warnings.push(format!("outbox: {e}"));
-            Default::default()
-        }
-        Ok(Err(e)) => {
-            warnings.push(format!("outbox: {e}"));
-            Default::default()
-        }
-        Err(_) => {
-            warnings.push("outbox: the writer is busy, not read this time".into());
-            Default::default()
-        }
-    };
+    .unwrap_or_default();
 
-    let stuck_omni_lines = match tokio::time::timeout(
-        PART_TIMEOUT,
-        tokio::task::spawn_blocking({
-            let dir = state.config.store.data_dir.clone();
-            let minutes = state.config.omni.stuck_minutes;
-            move || stuck_lines(&dir, minutes)
-        }),
+    let dir = state.config.store.data_dir.clone();
+    let minutes = state.config.omni.stuck_minutes;
+    let stuck_omni_lines = bounded(
+        &mut warnings,
+        "omni orders",
+        "busy",
+        tokio::task::spawn_blocking(move || stuck_lines(&dir, minutes)),
     )
     .await
-    {
-        Ok(Ok(Ok(lines))) => lines,
-        Ok(Ok(Err(e))) => {
-            warnings.push(format!("omni orders: {e}"));
-            Vec::new()
-        }
-        Ok(Err(e)) => {
-            warnings.push(format!("omni orders: {e}"));
-            Vec::new()
-        }
-        Err(_) => {
-            warnings.push("omni orders: busy, not read this time".into());
-            Vec::new()
-        }
-    };
+    .unwrap_or_default();
 
     let catalog = state.catalog.clone();
     let dir = state.config.store.data_dir.clone();
@@ -312,6 +274,31 @@ pub async fn collect(state: &AppState) -> anyhow::Result<StatusReport> {
         replica_counts_at: counts_at,
         warnings,
     })
+}
+
+/// One part of the report: what `part` answers within [`PART_TIMEOUT`], or
+/// `None` and a warning naming `what` (`busy`: it did not answer in time).
+async fn bounded<T, E: std::fmt::Display, J: std::fmt::Display>(
+    warnings: &mut Vec<String>,
+    what: &str,
+    busy: &str,
+    part: impl std::future::Future<Output = Result<Result<T, E>, J>>,
+) -> Option<T> {
+    match tokio::time::timeout(PART_TIMEOUT, part).await {
+        Ok(Ok(Ok(value))) => Some(value),
+        Ok(Ok(Err(e))) => {
+            warnings.push(format!("{what}: {e:#}"));
+            None
+        }
+        Ok(Err(e)) => {
+            warnings.push(format!("{what}: {e}"));
+            None
+        }
+        Err(_) => {
+            warnings.push(format!("{what}: {busy}, not read this time"));
+            None
+        }
+    }
 }
 
 /// Omni lines waiting on the store for more than `minutes`.
