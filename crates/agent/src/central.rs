@@ -303,6 +303,26 @@ impl Central {
         })
     }
 
+    /// The chain's omni orders under `key` (`id` or `number`), whole, as
+    /// the central holds them: what a return taken here is checked against.
+    pub async fn omni_orders(
+        &self,
+        key: &'static str,
+        value: &str,
+    ) -> Result<Vec<loja_protocol::omni::Order>, CentralError> {
+        #[derive(serde::Deserialize)]
+        struct Orders {
+            orders: Vec<loja_protocol::omni::Order>,
+        }
+        let url = self.url("omni/orders");
+        let req = self
+            .http
+            .get(&url)
+            .query(&[(key, value)])
+            .timeout(self.timeout);
+        Ok(self.send("GET", url, req).await?.json::<Orders>()?.orders)
+    }
+
     /// Posts a `DocumentBatch` (JSON, compressed here with zstd). Any status
     /// is returned (the caller tells 4xx from 2xx); transport errors are Err.
     pub async fn post_documents(&self, batch_json: &[u8]) -> Result<RawResponse, CentralError> {

@@ -36,8 +36,9 @@ pub struct Intake {
 impl Intake {
     /// Opens `DIR/outbox.db` and starts the writer thread. The thread ends
     /// when the last handle is dropped, after finishing its current commit.
-    pub fn start(dir: &Path, omni_hold_hours: u32) -> Result<Intake, ReplicaError> {
+    pub fn start(dir: &Path, store: &str, omni_hold_hours: u32) -> Result<Intake, ReplicaError> {
         let mut outbox = Outbox::open(dir)?;
+        outbox.set_store(store);
         outbox.set_omni_hold_hours(omni_hold_hours);
         // The last checkpoint runs when the writer thread drops the outbox.
         outbox.defer_checkpoints()?;

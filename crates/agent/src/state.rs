@@ -48,7 +48,11 @@ impl AppState {
         Ok(AppState {
             catalog: Arc::new(Mutex::new(catalog)),
             journal: Arc::new(Mutex::new(Journal::open(&dir)?)),
-            intake: crate::intake::Intake::start(&dir, config.omni.reservation_hours)?,
+            intake: crate::intake::Intake::start(
+                &dir,
+                &config.store.id,
+                config.omni.reservation_hours,
+            )?,
             upload_wake: Arc::new(Notify::new()),
             schedule: crate::schedule_view::ScheduleView::default(),
             verify: Arc::default(),

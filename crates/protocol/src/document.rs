@@ -32,10 +32,11 @@ pub enum DocumentKind {
     StockMovement,
     InventoryCount,
     OmniAction,
+    OmniReturn,
 }
 
 impl DocumentKind {
-    pub const ALL: [DocumentKind; 15] = [
+    pub const ALL: [DocumentKind; 16] = [
         DocumentKind::CashOpen,
         DocumentKind::CashMovement,
         DocumentKind::CashClose,
@@ -51,6 +52,7 @@ impl DocumentKind {
         DocumentKind::StockMovement,
         DocumentKind::InventoryCount,
         DocumentKind::OmniAction,
+        DocumentKind::OmniReturn,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -70,6 +72,7 @@ impl DocumentKind {
             DocumentKind::StockMovement => "stock_movement",
             DocumentKind::InventoryCount => "inventory_count",
             DocumentKind::OmniAction => "omni_action",
+            DocumentKind::OmniReturn => "omni_return",
         }
     }
 
@@ -574,7 +577,7 @@ pub struct Payment {
 }
 
 impl Payment {
-    fn validate(&self) -> Result<(), FieldError> {
+    pub(crate) fn validate(&self) -> Result<(), FieldError> {
         text("method", &self.method, CODE_MAX)?;
         int("amount", self.amount, 1, MONEY_MAX)?;
         opt_text(
@@ -969,21 +972,7 @@ impl Validate for Return {
                 .checked_add(item.refund)
                 .ok_or_else(|| FieldError::new("items", "refunds overflow"))?;
         }
-        count(
-            "refunds",
-            self.refunds.len(),
-            0,
-            limits::PAYMENTS_MAX,
-            "refunds",
-        )?;
-        let mut paid: i64 = 0;
-        for (i, p) in self.refunds.iter().enumerate() {
-            p.validate()
-                .map_err(|e| e.within(format!("refunds[{i}]")))?;
-            paid = paid
-                .checked_add(p.amount)
-                .ok_or_else(|| FieldError::new("refunds", "amounts overflow"))?;
-        }
+        let paid = refunded("refunds", &self.refunds)?;
         if !self.exchange && paid != refund {
             return Err(FieldError::new(
                 "refunds",
@@ -1001,6 +990,21 @@ impl Validate for Return {
     fn register(&self) -> &str {
         &self.register
     }
+}
+
+/// The tenders of a refund (`field`: at most `PAYMENTS_MAX`, each valid),
+/// and their sum.
+pub(crate) fn refunded(field: &str, refunds: &[Payment]) -> Result<i64, FieldError> {
+    count(field, refunds.len(), 0, limits::PAYMENTS_MAX, field)?;
+    let mut paid: i64 = 0;
+    for (i, p) in refunds.iter().enumerate() {
+        p.validate()
+            .map_err(|e| e.within(format!("{field}[{i}]")))?;
+        paid = paid
+            .checked_add(p.amount)
+            .ok_or_else(|| FieldError::new(field, "amounts overflow"))?;
+    }
+    Ok(paid)
 }
 
 /// `return_cancellation`: a return undone (the products leave again).
@@ -1536,6 +1540,10 @@ mod tests {
             DocumentKind::OmniAction => json!({"order_id": "o1", "action": "accept",
                 "expects": "assigned", "register": "PDV01", "operator": "001",
                 "at": "2026-11-27T10:00:00Z"}),
+            DocumentKind::OmniReturn => json!({"order_id": "o1", "register": "PDV01",
+                "reason_code": "03", "operator": "001", "returned_at": "2026-12-02T10:00:00Z",
+                "items": [{"line_id": "1", "product_code": "1", "qty": 1000, "refund": 500, "restock": true}],
+                "refunds": [{"method": "CASH", "amount": 500}]}),
         }
     }
 

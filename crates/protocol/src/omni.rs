@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::document::{
-    Payment, Validate, count, document, int, line_gross, money, opt_text, text, timestamp,
+    Payment, Validate, count, document, int, line_gross, money, opt_text, refunded, text, timestamp,
 };
 use crate::error::FieldError;
 use crate::limits::{self, CODE_MAX};
@@ -231,6 +231,24 @@ pub struct OrderLine {
     /// The NF-e it was shipped with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invoice: Option<Invoice>,
+    /// What came back of it, at any store of the chain (`omni_return`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub returns: Vec<LineReturn>,
+}
+
+/// Part of a delivered line that came back: the `omni_return` document
+/// that took it, so a return is counted once wherever the order is read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LineReturn {
+    /// The `omni_return` document's id.
+    pub id: String,
+    /// The store that took it back.
+    pub store: String,
+    /// Thousandths.
+    pub qty: i64,
+    /// Centavos.
+    pub refund: i64,
 }
 
 impl OrderLine {
@@ -247,6 +265,27 @@ impl OrderLine {
                     self.qty
                 },
             ),
+        }
+    }
+
+    /// The unit price of what was delivered (the substitute's, when there is one).
+    pub fn goods_unit_price(&self) -> i64 {
+        self.substitute
+            .as_ref()
+            .map_or(self.unit_price, |s| s.unit_price)
+    }
+
+    /// Thousandths returned so far.
+    pub fn returned_qty(&self) -> i64 {
+        self.returns.iter().map(|r| r.qty).sum()
+    }
+
+    /// Thousandths that may still come back: delivered less returned.
+    pub fn returnable_qty(&self) -> i64 {
+        if matches!(self.state, LineState::HandedOver | LineState::Shipped) {
+            (self.delivered_qty - self.returned_qty()).max(0)
+        } else {
+            0
         }
     }
 
@@ -385,6 +424,7 @@ impl NewOrder {
                     substitute: None,
                     reason_code: None,
                     invoice: None,
+                    returns: Vec::new(),
                 })
                 .collect(),
         }
@@ -723,6 +763,181 @@ pub fn apply(order: &mut Order, store: &str, a: &OmniAction) -> Result<Vec<Strin
         moved.push(l.line_id.clone());
     }
     Ok(moved)
+}
+
+/// One line of an omni return: how much of a delivered line comes back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OmniReturnItem {
+    #[schema(schema_with = crate::schema::code)]
+    pub line_id: String,
+    /// What the line delivered (its substitute's code, when it had one).
+    #[schema(schema_with = crate::schema::code)]
+    pub product_code: String,
+    /// Thousandths; never above what the line delivered less earlier returns.
+    #[schema(schema_with = crate::schema::qty)]
+    pub qty: i64,
+    /// Centavos refunded for this line; at most qty × the delivered unit price.
+    #[schema(schema_with = crate::schema::money)]
+    pub refund: i64,
+    /// Back to this store's shelf (stock goes up) or not (damaged).
+    pub restock: bool,
+}
+
+/// `omni_return` document: goods of an omni order's delivered lines coming
+/// back at any store of the chain, with an omni return reason (a
+/// `return_reasons` row with `omni: true`, the domain's "Devolução Pedido
+/// OMS"). The refund is paid at the counter (`refunds`, Σ = Σ line
+/// refunds) or, with no `refunds`, by the channel the order was paid on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OmniReturn {
+    #[schema(schema_with = crate::schema::code)]
+    pub order_id: String,
+    #[schema(schema_with = crate::schema::code)]
+    pub register: String,
+    /// A `return_reasons` code marked `omni`.
+    #[schema(schema_with = crate::schema::code)]
+    pub reason_code: String,
+    #[schema(schema_with = crate::schema::code)]
+    pub operator: String,
+    #[schema(min_items = 1, max_items = 990)]
+    pub items: Vec<OmniReturnItem>,
+    /// How the counter pays the refund back; empty: the channel refunds it.
+    #[serde(default)]
+    #[schema(max_items = 100)]
+    pub refunds: Vec<Payment>,
+    #[schema(schema_with = crate::schema::timestamp)]
+    pub returned_at: String,
+}
+
+impl Validate for OmniReturn {
+    fn validate(&self) -> Result<(), FieldError> {
+        text("order_id", &self.order_id, CODE_MAX)?;
+        text("register", &self.register, CODE_MAX)?;
+        text("reason_code", &self.reason_code, CODE_MAX)?;
+        text("operator", &self.operator, CODE_MAX)?;
+        count("items", self.items.len(), 1, limits::ITEMS_MAX, "items")?;
+        let mut refund: i64 = 0;
+        let mut lines = std::collections::HashSet::new();
+        for (i, item) in self.items.iter().enumerate() {
+            let at = |e: FieldError| e.within(format!("items[{i}]"));
+            text("line_id", &item.line_id, CODE_MAX).map_err(at)?;
+            if !lines.insert(item.line_id.as_str()) {
+                return Err(at(FieldError::new(
+                    "line_id",
+                    format!("line {} appears twice", item.line_id),
+                )));
+            }
+            text("product_code", &item.product_code, CODE_MAX).map_err(at)?;
+            int("qty", item.qty, 1, limits::QTY_MAX).map_err(at)?;
+            money("refund", item.refund).map_err(at)?;
+            refund = refund
+                .checked_add(item.refund)
+                .ok_or_else(|| FieldError::new("items", "refunds overflow"))?;
+        }
+        let paid = refunded("refunds", &self.refunds)?;
+        if !self.refunds.is_empty() && paid != refund {
+            return Err(FieldError::new(
+                "refunds",
+                format!("Σ refunds = {paid} but the lines refund {refund}"),
+            ));
+        }
+        timestamp("returned_at", &self.returned_at)
+    }
+    fn register(&self) -> &str {
+        &self.register
+    }
+}
+
+/// Counts return `id` (taken at `store`) in `order`'s lines; every store
+/// and the central check the same way. Each item's line must be delivered
+/// (handed over or shipped: a line not delivered yet is cancelled, not
+/// returned), of the product it delivered, with no more coming back than it
+/// delivered less the returns counted so far, and a refund of at most its
+/// quantity at the delivered unit price. A return counted already (its id
+/// on a line) changes nothing. On refusal nothing changed and the error
+/// names the field (`items[i].qty`…).
+pub fn apply_return(
+    order: &mut Order,
+    store: &str,
+    id: &str,
+    r: &OmniReturn,
+) -> Result<(), FieldError> {
+    if r.order_id != order.id {
+        return Err(FieldError::new(
+            "order_id",
+            format!("is {} but the order is {}", r.order_id, order.id),
+        ));
+    }
+    if order
+        .lines
+        .iter()
+        .any(|l| l.returns.iter().any(|x| x.id == id))
+    {
+        return Ok(());
+    }
+    let mut at = Vec::with_capacity(r.items.len());
+    for (n, item) in r.items.iter().enumerate() {
+        let field = |f: &str| format!("items[{n}].{f}");
+        let Some(i) = order.lines.iter().position(|l| l.line_id == item.line_id) else {
+            return Err(FieldError::new(
+                field("line_id"),
+                format!("order {} has no line {}", order.id, item.line_id),
+            ));
+        };
+        let l = &order.lines[i];
+        if !matches!(l.state, LineState::HandedOver | LineState::Shipped) {
+            return Err(FieldError::new(
+                field("line_id"),
+                format!(
+                    "line {} is {}: only a delivered line comes back",
+                    l.line_id,
+                    l.state.as_str()
+                ),
+            ));
+        }
+        let (goods, _) = l.goods();
+        if goods != item.product_code {
+            return Err(FieldError::new(
+                field("product_code"),
+                format!("line {} delivered product {goods}", l.line_id),
+            ));
+        }
+        let left = l.returnable_qty();
+        if item.qty > left {
+            return Err(FieldError::new(
+                field("qty"),
+                format!(
+                    "returns {} of line {} but {left} are left to return (delivered {}, returned {})",
+                    item.qty,
+                    l.line_id,
+                    l.delivered_qty,
+                    l.returned_qty()
+                ),
+            ));
+        }
+        let most = line_gross(item.qty, l.goods_unit_price()).unwrap_or(i64::MAX);
+        if item.refund > most {
+            return Err(FieldError::new(
+                field("refund"),
+                format!(
+                    "refunds {} but {} of line {} are worth {most}",
+                    item.refund, item.qty, l.line_id
+                ),
+            ));
+        }
+        at.push(i);
+    }
+    for (item, i) in r.items.iter().zip(at) {
+        order.lines[i].returns.push(LineReturn {
+            id: id.to_owned(),
+            store: store.to_owned(),
+            qty: item.qty,
+            refund: item.refund,
+        });
+    }
+    Ok(())
 }
 
 /// The markdown table of docs/omni.md: each line state, the actions that
@@ -1110,6 +1325,100 @@ mod tests {
         apply(&mut o, "b", &act(A::Pick, L::Accepted)).unwrap();
         assert!(assign_line(&mut o.lines[0], Some("a"), "2026-11-30T12:00:00Z").is_err());
         assert!(cancel_line(&mut o.lines[0], None, "x").is_ok());
+    }
+
+    fn give_back(line: &str, product: &str, qty: i64, refund: i64) -> OmniReturn {
+        OmniReturn {
+            order_id: "o1".into(),
+            register: "PDV01".into(),
+            reason_code: "03".into(),
+            operator: "001".into(),
+            items: vec![OmniReturnItem {
+                line_id: line.into(),
+                product_code: product.into(),
+                qty,
+                refund,
+                restock: true,
+            }],
+            refunds: vec![],
+            returned_at: "2026-12-01T10:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn a_delivered_line_comes_back_once_at_any_store_and_never_more_than_delivered() {
+        use ActionKind as A;
+        use LineState as L;
+        let mut o = order(Delivery::ShipFromStore);
+        apply(&mut o, "a", &act(A::Accept, L::Assigned)).unwrap();
+        // Line 2 is cut to 500 and shipped; line 1 is not delivered yet.
+        let mut pick = act(A::Pick, L::Accepted);
+        pick.lines = vec![ActionLine {
+            line_id: "2".into(),
+            qty: Some(500),
+            substitute: None,
+        }];
+        apply(&mut o, "a", &pick).unwrap();
+        let err = apply_return(&mut o, "b", "r0", &give_back("1", "1", 1000, 500)).unwrap_err();
+        assert_eq!(err.field, "items[0].line_id");
+        assert_eq!(
+            err.message,
+            "line 1 is accepted: only a delivered line comes back"
+        );
+        apply(&mut o, "a", &act(A::Pack, L::Picked)).unwrap();
+        let mut ship = act(A::Ship, L::Packed);
+        ship.invoice = Some(Invoice {
+            number: 1,
+            series: 1,
+            key: "3".repeat(44),
+            value: 150,
+        });
+        apply(&mut o, "a", &ship).unwrap();
+        assert_eq!(o.lines[1].returnable_qty(), 500);
+        // Wrong product, too much, too dear: refused, nothing counted.
+        for (r, field) in [
+            (give_back("2", "9", 100, 30), "items[0].product_code"),
+            (give_back("2", "2", 600, 30), "items[0].qty"),
+            (give_back("2", "2", 100, 31), "items[0].refund"),
+            (give_back("7", "2", 100, 30), "items[0].line_id"),
+        ] {
+            let err = apply_return(&mut o, "b", "r1", &r).unwrap_err();
+            assert_eq!(err.field, field, "{err}");
+        }
+        assert_eq!(o.lines[1].returned_qty(), 0);
+        // Store b takes 300 back; the same document again counts once.
+        let r = give_back("2", "2", 300, 90);
+        r.validate().unwrap();
+        apply_return(&mut o, "b", "r1", &r).unwrap();
+        apply_return(&mut o, "b", "r1", &r).unwrap();
+        assert_eq!(o.lines[1].returned_qty(), 300);
+        assert_eq!(o.lines[1].returns[0].store, "b");
+        let err = apply_return(&mut o, "c", "r2", &give_back("2", "2", 201, 0)).unwrap_err();
+        assert_eq!(
+            err.message,
+            "returns 201 of line 2 but 200 are left to return (delivered 500, returned 300)"
+        );
+        apply_return(&mut o, "c", "r2", &give_back("2", "2", 200, 60)).unwrap();
+        assert_eq!(o.lines[1].returnable_qty(), 0);
+        // The row round-trips with its returns.
+        let row = to_row(&o, 1, "2026-12-01T10:00:00Z");
+        assert_eq!(from_row(row.as_object().unwrap()).unwrap(), o);
+    }
+
+    #[test]
+    fn an_omni_return_refunds_at_the_counter_or_through_the_channel() {
+        let mut r = give_back("1", "1", 1000, 500);
+        r.validate().unwrap();
+        r.refunds = vec![Payment {
+            method: "CASH".into(),
+            amount: 400,
+            authorization: None,
+        }];
+        assert_eq!(r.validate().unwrap_err().field, "refunds");
+        r.refunds[0].amount = 500;
+        r.validate().unwrap();
+        r.items.push(r.items[0].clone());
+        assert_eq!(r.validate().unwrap_err().field, "items[1].line_id");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::DocumentKind;
 use crate::document::{
-    CashClose, CashMovement, CashMovementKind, CashOpen, ReducaoZ, Return, Sale, SalePayment,
+    CashClose, CashMovement, CashMovementKind, CashOpen, Payment, ReducaoZ, Sale, SalePayment,
     from_json_value,
 };
 
@@ -105,9 +105,12 @@ pub fn expected(docs: &[SessionDoc<'_>]) -> BTreeMap<String, i64> {
                     sale_net(&s, -1, &mut add);
                 }
             }
-            DocumentKind::Return => {
-                if let Ok(r) = from_json_value::<Return>(d.body) {
-                    for p in &r.refunds {
+            // Refunds paid at the counter, of a return or an omni return
+            // (the body was validated when taken).
+            DocumentKind::Return | DocumentKind::OmniReturn => {
+                let refunds = d.body.get("refunds").cloned().unwrap_or_default();
+                if let Ok(refunds) = serde_json::from_value::<Vec<Payment>>(refunds) {
+                    for p in &refunds {
                         add(&p.method, -p.amount);
                     }
                 }

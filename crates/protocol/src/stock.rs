@@ -66,8 +66,10 @@ pub fn effects(
                 add(&i.product_code, Change::Delta(i.qty));
             }
         }
-        DocumentKind::Return => {
-            let r: Return = from_json_value(body)?;
+        // A return's, or an omni return's (at the store that took it back,
+        // whichever store delivered the order): the restocked lines.
+        DocumentKind::Return | DocumentKind::OmniReturn => {
+            let r: Restocked = from_json_value(body)?;
             for i in r.items.iter().filter(|i| i.restock) {
                 add(&i.product_code, Change::Delta(i.qty));
             }
@@ -108,6 +110,20 @@ pub fn effects(
         DocumentKind::OmniAction => {}
     }
     Ok(out)
+}
+
+/// The lines of a return or an omni return, as far as the stock cares
+/// (the body was validated as its kind before).
+#[derive(serde::Deserialize)]
+struct Restocked {
+    items: Vec<RestockedItem>,
+}
+
+#[derive(serde::Deserialize)]
+struct RestockedItem {
+    product_code: String,
+    qty: i64,
+    restock: bool,
 }
 
 /// The stock after `effects` in order, from `qty`.

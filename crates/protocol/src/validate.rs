@@ -12,7 +12,7 @@ use crate::document::{
     SaleXml, StockMovement, Validate, from_json_value,
 };
 use crate::error::FieldError;
-use crate::omni::OmniAction;
+use crate::omni::{OmniAction, OmniReturn};
 
 impl DocumentKind {
     /// Validates a body of this kind and returns the cash register it
@@ -41,6 +41,7 @@ impl DocumentKind {
             DocumentKind::StockMovement => typed::<StockMovement>(body),
             DocumentKind::InventoryCount => typed::<InventoryCount>(body),
             DocumentKind::OmniAction => typed::<OmniAction>(body),
+            DocumentKind::OmniReturn => typed::<OmniReturn>(body),
         }
     }
 }

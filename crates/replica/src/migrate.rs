@@ -30,6 +30,7 @@ pub(crate) const OUTBOX: &[&str] = &[
     include_str!("../../../schema/replica/outbox/0004_reconciliation.sql"),
     include_str!("../../../schema/replica/outbox/0005_replacements.sql"),
     include_str!("../../../schema/replica/outbox/0006_omni.sql"),
+    include_str!("../../../schema/replica/outbox/0007_omni_returns.sql"),
 ];
 /// `schema/replica/journal/*.sql`, in order.
 pub(crate) const JOURNAL: &[&str] = &[include_str!(

@@ -13,7 +13,7 @@
 use std::path::Path;
 
 use loja_protocol::document::{Sale, from_json_value};
-use loja_protocol::omni::{self, OmniAction, Order};
+use loja_protocol::omni::{self, OmniAction, OmniReturn, Order};
 use loja_protocol::stock::StockEffect;
 use loja_protocol::{DocumentKind, FieldError};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -63,20 +63,24 @@ pub(crate) fn view(
     };
     let mut stmt = outbox
         .prepare_cached(&format!(
-            "SELECT d.kind, d.body FROM {p}omni_actions a JOIN {p}documents d ON d.store_seq = a.store_seq \
+            "SELECT d.id, d.kind, d.body FROM {p}omni_actions a JOIN {p}documents d ON d.store_seq = a.store_seq \
              WHERE a.order_id = ?1 AND a.store_seq > ?2 AND d.status != 'failed' AND d.replaced_by IS NULL \
              ORDER BY a.store_seq"
         ))
         .ctx(path, "query omni actions")?;
     let pending = stmt
         .query_map(params![id, reflects], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
         })
         .ctx(path, "query omni actions")?
         .collect::<rusqlite::Result<Vec<_>>>()
         .ctx(path, "query omni actions")?;
     let store = store_of(&order);
-    for (kind, body) in pending {
+    for (doc_id, kind, body) in pending {
         let Ok(body) = serde_json::from_str::<Value>(&body) else {
             continue;
         };
@@ -92,7 +96,91 @@ pub(crate) fn view(
                     omni::redeem(&mut order, &store, &s.sold_at);
                 }
             }
+            Some(DocumentKind::OmniReturn) => {
+                if let Ok(r) = from_json_value::<OmniReturn>(&body) {
+                    // Counted once by its id, whoever counted it first.
+                    let _ = omni::apply_return(&mut order, &store, &doc_id, &r);
+                }
+            }
             _ => {}
+        }
+    }
+    Ok(Some(order))
+}
+
+/// Keeps the central's whole order, fetched for a return taken here.
+pub(crate) fn remember(tx: &Transaction<'_>, path: &Path, order: &Order, now: &str) -> Result<()> {
+    let body = serde_json::to_string(order).map_err(|e| FieldError::new("order", e.to_string()))?;
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO omni_remote_orders (order_id, body, fetched_at) VALUES (?1, ?2, ?3)",
+    )
+    .ctx(path, "remember omni order")?
+    .execute(params![order.id, body, now])
+    .ctx(path, "remember omni order")?;
+    Ok(())
+}
+
+/// The order a return of `id` taken at `store` is checked against: the
+/// central's whole order as last fetched, with this store's own lines as
+/// it sees them now (its later actions applied), and every return of the
+/// order in this outbox counted (by id, so never twice). `None`: neither
+/// this store's order nor fetched.
+pub(crate) fn returnable(
+    tx: &Transaction<'_>,
+    rows: Option<&Connection>,
+    path: &Path,
+    store: &str,
+    id: &str,
+) -> Result<Option<Order>> {
+    let mine = match rows {
+        Some(rows) => view(rows, Some((tx, Tables(""))), path, id)?,
+        None => None,
+    };
+    let fetched: Option<String> = tx
+        .prepare_cached("SELECT body FROM omni_remote_orders WHERE order_id = ?1")
+        .ctx(path, "query omni remote orders")?
+        .query_row([id], |r| r.get(0))
+        .optional()
+        .ctx(path, "query omni remote orders")?;
+    let fetched: Option<Order> = match fetched {
+        Some(text) => Some(serde_json::from_str(&text).map_err(|e| {
+            crate::ReplicaError::corrupt(path, format!("fetched omni order {id}: {e}"))
+        })?),
+        None => None,
+    };
+    let mut order = match (fetched, mine) {
+        (Some(mut whole), Some(mine)) => {
+            for line in mine.lines {
+                match whole.lines.iter_mut().find(|l| l.line_id == line.line_id) {
+                    Some(l) => *l = line,
+                    None => whole.lines.push(line),
+                }
+            }
+            whole
+        }
+        (Some(o), None) | (None, Some(o)) => o,
+        (None, None) => return Ok(None),
+    };
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT d.id, d.body FROM omni_actions a JOIN documents d ON d.store_seq = a.store_seq \
+             WHERE a.order_id = ?1 AND d.kind = 'omni_return' AND d.status != 'failed' \
+             AND d.replaced_by IS NULL ORDER BY a.store_seq",
+        )
+        .ctx(path, "query omni returns")?;
+    let taken = stmt
+        .query_map([id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })
+        .ctx(path, "query omni returns")?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .ctx(path, "query omni returns")?;
+    for (doc_id, body) in taken {
+        if let Ok(r) = serde_json::from_str::<Value>(&body)
+            .map_err(|e| FieldError::new("body", e.to_string()))
+            .and_then(|b| from_json_value::<OmniReturn>(&b))
+        {
+            let _ = omni::apply_return(&mut order, store, &doc_id, &r);
         }
     }
     Ok(Some(order))
@@ -157,6 +245,37 @@ pub(crate) fn check_action(
         effects: omni::stock_effects(&order, a.action, &moved),
         after: order,
         moved,
+        releases_claim: false,
+    })
+}
+
+/// Checks an omni return taken at `store` against the order it names
+/// ([`returnable`]): the same rule the central applies after it.
+pub(crate) fn check_return(
+    tx: &Transaction<'_>,
+    rows: Option<&Connection>,
+    path: &Path,
+    store: &str,
+    doc_id: &str,
+    body: &Value,
+) -> Result<Taken> {
+    let r: OmniReturn = from_json_value(body)?;
+    let Some(mut order) = returnable(tx, rows, path, store, &r.order_id)? else {
+        return Err(FieldError::new(
+            "order_id",
+            format!(
+                "order {} is not this store's and was not fetched from the central: look it up first",
+                r.order_id
+            ),
+        )
+        .into());
+    };
+    omni::apply_return(&mut order, store, doc_id, &r)?;
+    Ok(Taken {
+        order_id: r.order_id,
+        effects: Vec::new(),
+        after: order,
+        moved: Vec::new(),
         releases_claim: false,
     })
 }
@@ -428,7 +547,7 @@ pub(crate) fn reserved(conn: &Connection, path: &Path, product: &str, now: &str)
 
 /// Is `kind` a document the omni view reads?
 pub(crate) fn acts_on_orders(kind: DocumentKind, body: &Value) -> bool {
-    kind == DocumentKind::OmniAction
+    matches!(kind, DocumentKind::OmniAction | DocumentKind::OmniReturn)
         || (kind == DocumentKind::Sale && body.get("order_id").is_some_and(|v| !v.is_null()))
 }
 

@@ -106,6 +106,8 @@ pub struct Outbox {
     replica: Option<rusqlite::Connection>,
     /// How long accepting an omni line holds its stock.
     hold: time::Duration,
+    /// This store's id (lojad's `store.id`): who took an omni return.
+    store: String,
 }
 
 /// How long an accepted omni line holds its stock unless told otherwise.
@@ -128,7 +130,37 @@ impl Outbox {
             checkpointer: None,
             replica: None,
             hold: time::Duration::hours(i64::from(DEFAULT_OMNI_HOLD_HOURS)),
+            store: String::new(),
         })
+    }
+
+    /// This store's id, recorded on the omni returns it takes.
+    pub fn set_store(&mut self, store: &str) {
+        store.clone_into(&mut self.store);
+    }
+
+    /// The order an omni return of `id` taken here is checked against
+    /// (`None`: neither this store's nor fetched), after keeping `fetched`,
+    /// the central's whole order, when lojad could fetch it.
+    pub fn omni_returnable(
+        &mut self,
+        id: &str,
+        fetched: Option<&loja_protocol::omni::Order>,
+    ) -> Result<Option<loja_protocol::omni::Order>> {
+        self.open_replica();
+        let path = &self.path;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .ctx(path, "begin omni lookup")?;
+        if let Some(order) = fetched {
+            let now = loja_protocol::time::now_rfc3339();
+            crate::omni_local::remember(&tx, path, order, &now)?;
+        }
+        let order =
+            crate::omni_local::returnable(&tx, self.replica.as_ref(), path, &self.store, id)?;
+        tx.commit().ctx(path, "commit omni lookup")?;
+        Ok(order)
     }
 
     /// How long accepting an omni line holds its stock (lojad's
@@ -231,6 +263,7 @@ impl Outbox {
         let omni = OmniCtx {
             rows: self.replica.as_ref(),
             hold_until: loja_protocol::time::format(OffsetDateTime::now_utc() + self.hold),
+            store: &self.store,
         };
         let mut out = Vec::with_capacity(docs.len());
         for doc in docs {
@@ -274,6 +307,7 @@ impl Outbox {
         let omni = OmniCtx {
             rows: None,
             hold_until: String::new(),
+            store: &self.store,
         };
         let accepted = accept_one(&tx, path, doc, &now, Some(&old), &omni)?;
         if accepted.duplicate {
@@ -820,6 +854,8 @@ struct OmniCtx<'a> {
     rows: Option<&'a rusqlite::Connection>,
     /// When a line accepted now stops holding its stock.
     hold_until: String,
+    /// This store's id.
+    store: &'a str,
 }
 
 /// Validates and inserts one document inside the group's transaction.
@@ -921,7 +957,10 @@ fn accept_one(
             has_xml = doc.kind == DocumentKind::SaleCancellation
                 && body.get("xml").is_some_and(|x| !x.is_null());
         }
-        DocumentKind::StockMovement | DocumentKind::InventoryCount | DocumentKind::OmniAction => {}
+        DocumentKind::StockMovement
+        | DocumentKind::InventoryCount
+        | DocumentKind::OmniAction
+        | DocumentKind::OmniReturn => {}
         DocumentKind::Customer | DocumentKind::ReducaoZ | DocumentKind::OmniOrderStatus => {}
     }
     // What it undoes, checked: the sale of a cancellation or a return, the
@@ -936,6 +975,9 @@ fn accept_one(
             Some(crate::omni_local::check_action(tx, omni.rows, path, body)?)
         }
         DocumentKind::Sale => crate::omni_local::check_redeem(tx, omni.rows, path, body)?,
+        DocumentKind::OmniReturn => Some(crate::omni_local::check_return(
+            tx, omni.rows, path, omni.store, &id, body,
+        )?),
         _ => None,
     };
     if let Some(t) = &taken {

@@ -72,9 +72,10 @@ fn cash_close(tx: &Transaction<'_>, path: &Path, body: &Value) -> Result<Option<
             // A register has one open session: the range's cash_open is its.
             DocumentKind::CashOpen => true,
             DocumentKind::Sale | DocumentKind::CashMovement => in_session,
-            DocumentKind::SalePayment | DocumentKind::SaleCancellation | DocumentKind::Return => {
-                true
-            }
+            DocumentKind::SalePayment
+            | DocumentKind::SaleCancellation
+            | DocumentKind::Return
+            | DocumentKind::OmniReturn => true,
             _ => false,
         };
         if !keep {

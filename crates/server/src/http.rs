@@ -320,6 +320,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/stores/{store}/digests/{entity}/rows", get(bucket_rows))
         .route("/v1/stores/{store}/documents", post(post_documents))
         .route("/v1/stores/{store}/verdicts", get(store_verdicts))
+        .route("/v1/stores/{store}/omni/orders", get(store_omni_orders))
         .merge(admin_router(&state))
         .fallback(|| async { not_found("no such endpoint") })
         .layer(middleware::from_fn(log_request))
@@ -1175,6 +1176,26 @@ async fn store_verdicts(
     })
     .await?;
     Ok(Json(page))
+}
+
+/// `GET /v1/stores/{store}/omni/orders?id=ID` or `?number=N`: `{"orders":
+/// [Order]}`, whole (every store's lines), for a store of the chain that
+/// takes back goods of an order it may not have delivered.
+async fn store_omni_orders(
+    State(st): St,
+    Path(store): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let token = bearer(&headers);
+    let id = q.get("id").cloned();
+    let number = q.get("number").cloned();
+    let orders = db_read(&st, move |c, _| {
+        check_store(c, &store, token.as_deref())?;
+        Ok(omni::find(c, id.as_deref(), number.as_deref())?)
+    })
+    .await?;
+    Ok(Json(json!({ "orders": orders })))
 }
 
 #[cfg(test)]

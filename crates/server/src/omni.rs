@@ -10,7 +10,9 @@
 //! state, and what the central did is recorded on the document for the ERP
 //! (`documents.outcome`).
 
-use loja_protocol::omni::{self, ActionKind, LineState, NewOrder, OmniAction, Order, OrderStatus};
+use loja_protocol::omni::{
+    self, ActionKind, LineState, NewOrder, OmniAction, OmniReturn, Order, OrderStatus,
+};
 use loja_protocol::stock::StockEffect;
 use loja_protocol::{Document, DocumentKind, entity_named, limits};
 use rusqlite::types::Type;
@@ -417,7 +419,7 @@ pub fn assign(
 /// Does the document move an order: an omni action, or a sale naming one?
 pub fn concerns(doc: &Document) -> bool {
     match doc.kind {
-        DocumentKind::OmniAction => true,
+        DocumentKind::OmniAction | DocumentKind::OmniReturn => true,
         DocumentKind::Sale => doc.body.get("order_id").is_some_and(|v| !v.is_null()),
         _ => false,
     }
@@ -427,14 +429,14 @@ pub fn concerns(doc: &Document) -> bool {
 /// "applied", "moved": [line ids], "reason"?, "order": view | null}`.
 fn outcome(
     order_id: &str,
-    action: ActionKind,
+    action: &str,
     moved: &[String],
     reason: Option<String>,
     order: Option<Value>,
 ) -> Value {
     let mut o = json!({
         "order_id": order_id,
-        "action": action.as_str(),
+        "action": action,
         "applied": !moved.is_empty(),
         "moved": moved,
         "order": order,
@@ -463,6 +465,7 @@ pub fn apply_document(
     doc: &Document,
 ) -> Result<Applied, rusqlite::Error> {
     let action: OmniAction = match doc.kind {
+        DocumentKind::OmniReturn => return apply_return(conn, store, doc),
         DocumentKind::OmniAction => match loja_protocol::document::from_json_value(&doc.body) {
             Ok(a) => a,
             Err(e) => return Ok(Applied::Refused(e.to_string())),
@@ -499,7 +502,13 @@ pub fn apply_document(
         let why = format!("order_id: no such order {}", action.order_id);
         if by_sale {
             return Ok(Applied::Done {
-                outcome: outcome(&action.order_id, action.action, &[], Some(why), None),
+                outcome: outcome(
+                    &action.order_id,
+                    action.action.as_str(),
+                    &[],
+                    Some(why),
+                    None,
+                ),
                 stock: Vec::new(),
             });
         }
@@ -514,7 +523,13 @@ pub fn apply_document(
             project(conn, &order, &[store.to_owned()])?;
             let v = view_of(conn, &order, &held.updated_at)?;
             return Ok(Applied::Done {
-                outcome: outcome(&order.id, action.action, &[], Some(e.to_string()), Some(v)),
+                outcome: outcome(
+                    &order.id,
+                    action.action.as_str(),
+                    &[],
+                    Some(e.to_string()),
+                    Some(v),
+                ),
                 stock: Vec::new(),
             });
         }
@@ -532,9 +547,75 @@ pub fn apply_document(
     };
     let v = view_of(conn, &order, &now)?;
     Ok(Applied::Done {
-        outcome: outcome(&order.id, action.action, &moved, None, Some(v)),
+        outcome: outcome(&order.id, action.action.as_str(), &moved, None, Some(v)),
         stock,
     })
+}
+
+/// An `omni_return` taken at `store`, any store of the chain: counted on
+/// the order's lines (`omni::apply_return`) or refused with the field. The
+/// stores holding lines of the order see the return in their rows; the
+/// restocked goods go up at `store` through the document's own stock
+/// effects (`store_stock`).
+fn apply_return(
+    conn: &Connection,
+    store: &str,
+    doc: &Document,
+) -> Result<Applied, rusqlite::Error> {
+    let r: OmniReturn = match loja_protocol::document::from_json_value(&doc.body) {
+        Ok(r) => r,
+        Err(e) => return Ok(Applied::Refused(e.to_string())),
+    };
+    let Some(held) = load(conn, &r.order_id)? else {
+        return Ok(Applied::Refused(format!(
+            "order_id: no such order {}",
+            r.order_id
+        )));
+    };
+    let mut order = held.order;
+    if let Err(e) = omni::apply_return(&mut order, store, &doc.id.to_string(), &r) {
+        return Ok(Applied::Refused(e.to_string()));
+    }
+    let now = loja_protocol::time::now_rfc3339();
+    save(conn, &order, &now)?;
+    if omni::view_for(&order, store).is_some() {
+        reflect(conn, &order.id, store, doc.store_seq)?;
+    }
+    project(conn, &order, &[])?;
+    let lines: Vec<String> = r.items.iter().map(|i| i.line_id.clone()).collect();
+    let v = view_of(conn, &order, &now)?;
+    Ok(Applied::Done {
+        outcome: outcome(&order.id, "return", &lines, None, Some(v)),
+        stock: Vec::new(),
+    })
+}
+
+/// The orders a store of the chain asks for to take a return (`id`, or the
+/// `number` the customer quotes, newest first, at most 10): whole, every
+/// line of every store, as the central holds them.
+pub fn find(
+    conn: &Connection,
+    id: Option<&str>,
+    number: Option<&str>,
+) -> Result<Vec<Order>, OmniError> {
+    if id.is_none() == number.is_none() {
+        return Err(invalid(
+            "id",
+            "give the order's id or its number (not both)",
+        ));
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT body FROM omni_orders WHERE (?1 IS NULL OR id = ?1) AND (?2 IS NULL OR number = ?2)
+         ORDER BY created_at DESC, id LIMIT 10",
+    )?;
+    let bodies = stmt
+        .query_map(params![id, number], |r| r.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut out = Vec::with_capacity(bodies.len());
+    for b in bodies {
+        out.push(serde_json::from_str(&b).map_err(corrupt)?);
+    }
+    Ok(out)
 }
 
 /// `data` without its `updated_at`: two projections that differ only there
@@ -1090,10 +1171,14 @@ mod tests {
 
     /// (qty, reflects_store_seq) of store a's stock of `product`.
     fn stock(db: &Db, product: &str) -> (i64, i64) {
+        stock_at(db, "a", product)
+    }
+
+    fn stock_at(db: &Db, store: &str, product: &str) -> (i64, i64) {
         db.read(|c| {
             let data: String = c.query_row(
-                "SELECT data FROM rows WHERE entity = 'stock' AND node = 'a' AND key_text = ?1",
-                [format!("[\"{product}\"]")],
+                "SELECT data FROM rows WHERE entity = 'stock' AND node = ?2 AND key_text = ?1",
+                params![format!("[\"{product}\"]"), store],
                 |r| r.get(0),
             )?;
             let v: Value = serde_json::from_str(&data).unwrap();
@@ -1171,6 +1256,60 @@ mod tests {
         assert_eq!(v["lines"][1]["delivered_qty"], 1000);
         assert_eq!(v["lines"][1]["invoice"]["number"], 10);
         assert_eq!(v["lines"][1]["vtex_status"], "invoiced");
+
+        // Store b takes back 1 of line 1 to its shelf and 1 of the
+        // substitute as damaged; the channel refunds.
+        let give_back = |items: Value| {
+            doc(
+                DocumentKind::OmniReturn,
+                1,
+                json!({"order_id": "o1", "register": "PDV01", "reason_code": "03",
+                       "operator": "001", "returned_at": "2026-12-01T10:00:00Z", "items": items}),
+            )
+        };
+        let back = give_back(json!([
+            {"line_id": "1", "product_code": "1", "qty": 1000, "refund": 500, "restock": true},
+            {"line_id": "2", "product_code": "3", "qty": 1000, "refund": 300, "restock": false}
+        ]));
+        let ack = send(&db, "b", &back);
+        assert_eq!(ack.status, AckStatus::Accepted, "{:?}", ack.error);
+        assert_eq!(stock_at(&db, "b", "1").0, 1_000);
+        assert_eq!(stock(&db, "1"), (8_500, 5), "a's shelf is not b's");
+        let v = order(&db);
+        assert_eq!(v["lines"][0]["returns"][0]["store"], "b");
+        assert_eq!(v["lines"][1]["returns"][0]["qty"], 1000);
+        // Store a's row shows what came back of its lines.
+        assert_eq!(
+            row(&db, "a").unwrap()["lines"][0]["returns"][0]["qty"],
+            1000
+        );
+        assert!(row(&db, "b").is_none(), "b holds no line of the order");
+        let entry = queue(&db)
+            .into_iter()
+            .find(|e| e["document"]["id"] == back.id.to_string())
+            .unwrap();
+        assert_eq!(entry["outcome"]["action"], "return");
+        assert_eq!(entry["outcome"]["moved"], json!(["1", "2"]));
+        // More than is left (1.5 delivered, 1 returned) is refused, naming the line.
+        let ack = send(
+            &db,
+            "a",
+            &give_back(
+                json!([{"line_id": "1", "product_code": "1", "qty": 600, "refund": 0, "restock": true}]),
+            ),
+        );
+        assert_eq!(ack.status, AckStatus::Rejected);
+        assert_eq!(
+            ack.error.as_deref(),
+            Some(
+                "items[0].qty: returns 600 of line 1 but 500 are left to return (delivered 1500, returned 1000)"
+            )
+        );
+        assert_eq!(
+            stock(&db, "1"),
+            (8_500, 5),
+            "a refused return restocks nothing"
+        );
     }
 
     #[test]

@@ -228,10 +228,22 @@ pub fn routes() -> Vec<RouteDef> {
             get(omni::order_by_number),
         ),
         r(
+            M::GET,
+            "/v1/omni-orders/by-number/{number}/returnable",
+            true,
+            get(omni::returnable),
+        ),
+        r(
             M::POST,
             "/v1/omni-orders/{id}/actions",
             true,
             post(writes::omni_action),
+        ),
+        r(
+            M::POST,
+            "/v1/omni-orders/{id}/returns",
+            true,
+            post(writes::omni_return),
         ),
         r(M::PUT, "/v1/omni-orders/{id}/claim", true, put(omni::claim)),
         r(
@@ -366,8 +378,8 @@ thousandths, timestamps RFC 3339 UTC. Errors: {\"error\": {\"code\", \"message\"
         page::status_page, page::status_json, page::metrics, page::openapi,
         reads::health, reads::status, reads::product_by_barcode, reads::product_by_code, reads::search_products,
         reads::customer_by_document, reads::reference, reads::parameters, reads::promotions,
-        omni::orders, omni::order, omni::order_by_number, omni::claim, omni::release,
-        writes::customer, writes::omni_action, writes::cash_open, writes::cash_movement, writes::cash_close,
+        omni::orders, omni::order, omni::order_by_number, omni::claim, omni::release, omni::returnable,
+        writes::customer, writes::omni_action, writes::omni_return, writes::cash_open, writes::cash_movement, writes::cash_close,
         writes::sale, writes::sale_payment, writes::sale_xml, writes::reducao_z,
         writes::sale_cancellation, writes::sale_return, writes::return_cancellation,
         writes::stock_movement, writes::inventory_count,
@@ -379,7 +391,7 @@ thousandths, timestamps RFC 3339 UTC. Errors: {\"error\": {\"code\", \"message\"
         loja_replica::Accepted, writes::CustomerAccepted, reads::ErrorSchema,
         writes::CashOpenRequest, writes::CashMovementRequest, writes::CashCloseRequest,
         writes::SaleRequest, writes::SalePaymentRequest, writes::SaleXmlRequest,
-        writes::ReducaoZRequest, writes::CustomerRequest, writes::OmniActionRequest,
+        writes::ReducaoZRequest, writes::CustomerRequest, writes::OmniActionRequest, writes::OmniReturnRequest,
         writes::SaleCancellationRequest, writes::ReturnRequest, writes::ReturnCancellationRequest,
         writes::StockMovementRequest, writes::InventoryCountRequest,
         loja_protocol::document::SaleItem, loja_protocol::document::Payment,
@@ -389,7 +401,8 @@ thousandths, timestamps RFC 3339 UTC. Errors: {\"error\": {\"code\", \"message\"
         loja_protocol::omni::ActionKind, loja_protocol::omni::LineState, loja_protocol::omni::ActionLine,
         loja_protocol::omni::Substitute, loja_protocol::omni::Invoice, loja_protocol::omni::OrderLine,
         loja_protocol::omni::Order, loja_protocol::omni::Delivery, loja_protocol::omni::OrderStatus,
-        loja_replica::omni_local::Claim,
+        loja_protocol::omni::OmniReturnItem, loja_protocol::omni::LineReturn,
+        loja_replica::omni_local::Claim, omni::Returnable, omni::ReturnableLine,
     )),
     modifiers(&BearerAuth, &PathParams),
     tags(
@@ -436,7 +449,7 @@ impl utoipa::Modify for PathParams {
                         "id" if op
                             .operation_id
                             .as_deref()
-                            .is_some_and(|o| o.starts_with("omni_action")) =>
+                            .is_some_and(|o| o.starts_with("omni_")) =>
                         {
                             loja_protocol::schema::code()
                         }

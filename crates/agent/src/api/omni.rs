@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use loja_protocol::omni::Order;
 use loja_replica::omni_local::{Claim, ClaimRefused, OrderView};
 use serde::{Deserialize, Serialize};
 
@@ -203,4 +204,179 @@ pub async fn release(
         .map_err(|e| ApiError::intake(&e))?
         .map_err(|e| ApiError::intake(&crate::intake::IntakeError::Replica(e)))?;
     Ok(json_response(StatusCode::OK, &Released { released }))
+}
+
+/// How long a return at the counter waits for the central's copy of an order.
+const CENTRAL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The chain's orders under `key` (`id` or `number`) as the central holds
+/// them (whole, every store's lines), or why it could not be asked.
+async fn from_central(st: &ApiState, key: &'static str, value: &str) -> Result<Vec<Order>, String> {
+    let central = crate::central::Central::new(&st.app.config).map_err(|e| e.to_string())?;
+    match tokio::time::timeout(CENTRAL_WAIT, central.omni_orders(key, value)).await {
+        Ok(Ok(orders)) => Ok(orders),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {} s", CENTRAL_WAIT.as_secs())),
+    }
+}
+
+fn central_unreachable(what: &str, why: &str) -> ApiError {
+    tracing::warn!(
+        order = what,
+        error = why,
+        "omni return: the central could not be asked"
+    );
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "central_unreachable",
+        format!(
+            "order {what} is not this store's and the central that holds it could not be asked ({why}): take the return when the central answers"
+        ),
+    )
+}
+
+/// Keeps `fetched` (the central's whole order `id`, when it answered) and
+/// answers the order a return taken here is checked against (`None`:
+/// neither this store's nor known to the central).
+async fn returnable_order(
+    st: &ApiState,
+    id: String,
+    fetched: Option<Order>,
+) -> Result<Option<Order>, ApiError> {
+    st.app
+        .intake
+        .with_outbox(move |o| o.omni_returnable(&id, fetched.as_ref()))
+        .await
+        .map_err(|e| ApiError::intake(&e))?
+        .map_err(|e| ApiError::intake(&crate::intake::IntakeError::Replica(e)))
+}
+
+/// Before an omni return is taken (`writes::omni_return`): the order it
+/// names is fetched from the central and kept, so the outbox checks the
+/// return against every line of the chain, not only this store's. The
+/// central down: a return of this store's own order goes on against its
+/// copy; another store's is refused (503), since nothing here could tell
+/// what was delivered or returned already.
+pub(crate) async fn prepare_return(st: &ApiState, order_id: &str) -> Result<(), ApiError> {
+    let fetched = from_central(st, "id", order_id).await;
+    let whole = fetched
+        .as_ref()
+        .ok()
+        .and_then(|orders| orders.iter().find(|o| o.id == order_id).cloned());
+    match (
+        returnable_order(st, order_id.to_owned(), whole).await?,
+        fetched,
+    ) {
+        (Some(_), _) => Ok(()),
+        (None, Ok(_)) => Err(ApiError::field(
+            "order_id",
+            format!("order_id: the chain has no order {order_id}"),
+        )),
+        (None, Err(why)) => Err(central_unreachable(order_id, &why)),
+    }
+}
+
+/// A delivered line as a return at the counter sees it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReturnableLine {
+    pub line_id: String,
+    /// What was delivered (the substitute's code, when there was one): the
+    /// `product_code` a return names.
+    pub product_code: String,
+    /// Centavos per unit delivered: a line's refund is at most qty × this.
+    pub unit_price: i64,
+    /// Thousandths.
+    pub delivered_qty: i64,
+    pub returned_qty: i64,
+    pub returnable_qty: i64,
+    /// The store that delivered it.
+    pub store: Option<String>,
+}
+
+/// `GET /v1/omni-orders/by-number/{number}/returnable` answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Returnable {
+    /// `central`: the central's order, fetched now, with this store's
+    /// returns not counted there yet; `store`: this store's own copy (the
+    /// central did not answer).
+    pub source: String,
+    pub order_id: String,
+    pub number: String,
+    pub channel: String,
+    pub delivery: loja_protocol::omni::Delivery,
+    pub customer_document: Option<String>,
+    /// The delivered lines (handed over or shipped), at any store.
+    pub lines: Vec<ReturnableLine>,
+}
+
+/// What of an order may come back at this store (devolução omni): the
+/// customer quotes the number; the order may have been delivered by any
+/// store of the chain, so the central is asked (at most 5 s). Post the
+/// return to `/v1/omni-orders/{order_id}/returns`.
+#[utoipa::path(get, path = "/v1/omni-orders/by-number/{number}/returnable", tag = "omni", security(("bearer" = [])),
+    params(("number" = String, Path, description = "The number the customer quotes")),
+    responses((status = 200, description = "The delivered lines and what is left to return", body = Returnable),
+              (status = 401, description = "No or unknown token", body = ErrorSchema),
+              (status = 404, description = "No order of the chain has this number", body = ErrorSchema),
+              (status = 503, description = "Not this store's order and the central could not be asked (`central_unreachable`)", body = ErrorSchema)))]
+pub async fn returnable(
+    State(st): State<ApiState>,
+    Path(number): Path<String>,
+) -> Result<Response, ApiError> {
+    let fetched = from_central(&st, "number", &number).await;
+    let (id, whole, source) = match &fetched {
+        Ok(orders) if !orders.is_empty() => {
+            (orders[0].id.clone(), Some(orders[0].clone()), "central")
+        }
+        _ => {
+            let n = number.clone();
+            let Some(mine) = st.readers.run(move |r| r.omni_order_by_number(&n)).await? else {
+                return Err(match fetched {
+                    Err(why) => central_unreachable(&number, &why),
+                    Ok(_) => ApiError::not_found(format!(
+                        "no omni order of the chain has number {number}"
+                    )),
+                });
+            };
+            let source = if fetched.is_ok() { "central" } else { "store" };
+            (mine.order.id, None, source)
+        }
+    };
+    let Some(order) = returnable_order(&st, id, whole).await? else {
+        return Err(ApiError::not_found(format!(
+            "no omni order of the chain has number {number}"
+        )));
+    };
+    let lines = order
+        .lines
+        .iter()
+        .filter(|l| {
+            matches!(
+                l.state,
+                loja_protocol::omni::LineState::HandedOver
+                    | loja_protocol::omni::LineState::Shipped
+            )
+        })
+        .map(|l| ReturnableLine {
+            line_id: l.line_id.clone(),
+            product_code: l.goods().0.to_owned(),
+            unit_price: l.goods_unit_price(),
+            delivered_qty: l.delivered_qty,
+            returned_qty: l.returned_qty(),
+            returnable_qty: l.returnable_qty(),
+            store: l.store.clone(),
+        })
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &Returnable {
+            source: source.to_owned(),
+            order_id: order.id,
+            number: order.number,
+            channel: order.channel,
+            delivery: order.delivery,
+            customer_document: order.customer_document,
+            lines,
+        },
+    ))
 }

@@ -160,6 +160,7 @@ pub fn fill(state: &AppState) {
         "return_reasons",
         rows(json!([
             {"code": "02", "description": "Defeito", "restock": false},
+            {"code": "03", "description": "Produto diferente do pedido", "restock": true, "omni": true},
             {"code": "05", "description": "Desistencia", "restock": true}
         ])),
     );
@@ -259,6 +260,7 @@ pub fn fill(state: &AppState) {
                     .into_order();
                     if id == "O2" {
                         o.lines[0].state = loja_protocol::omni::LineState::HandedOver;
+                        o.lines[0].delivered_qty = 1000;
                     }
                     loja_protocol::omni::to_row(&o, 0, "2026-11-26T10:00:00Z")
                 })
@@ -984,6 +986,13 @@ fn write_cases() -> Vec<(&'static str, Value, &'static str, Value, &'static str)
             json!("lost"),
             "expects",
         ),
+        (
+            "/v1/omni-orders/O2/returns",
+            examples::omni_return(),
+            "refunds",
+            json!([{"method": "CASH", "amount": 1}]),
+            "refunds",
+        ),
         // A sale's life: the return, its cancellation, then the sale's
         // (a sale with a return that stands cannot be cancelled).
         (
@@ -1032,7 +1041,7 @@ fn write_cases() -> Vec<(&'static str, Value, &'static str, Value, &'static str)
 }
 
 /// How many write routes `write_cases` covers (the property tests pick one).
-const WRITE_CASES: usize = 14;
+const WRITE_CASES: usize = 15;
 
 #[tokio::test]
 async fn writes_are_stored_once_and_validated() {
@@ -1860,7 +1869,7 @@ async fn a_returns_reason_is_checked_once_the_reasons_are_synced() {
     let f = fixture();
     sold(&f).await;
     let returns = format!("/v1/sales/{}/returns", examples::SALE);
-    let reasons = || rows(json!([{"code": "02"}, {"code": "05"}]));
+    let reasons = || rows(json!([{"code": "02"}, {"code": "03"}, {"code": "05"}]));
     remove(&f.state, "return_reasons", reasons());
     let mut first = examples::sale_return();
     first["reason_code"] = json!("ANY");
@@ -1884,4 +1893,49 @@ async fn a_returns_reason_is_checked_once_the_reasons_are_synced() {
     unknown["reason_code"] = json!("02");
     let a = post(&f.app, &returns, &unknown).await;
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+}
+
+/// An omni return, the central down (the fixture's central does not
+/// answer): this store's delivered order comes back against its own copy,
+/// with an omni reason, never more than delivered; another order is 503.
+#[tokio::test]
+async fn an_omni_return_without_the_central_takes_only_this_stores_delivered_lines() {
+    let f = fixture();
+    let a = get(&f.app, "/v1/omni-orders/by-number/N-O2/returnable").await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(a.body["source"], "store");
+    assert_eq!(a.body["order_id"], "O2");
+    assert_eq!(a.body["lines"][0]["returnable_qty"], 1000);
+    let a = get(&f.app, "/v1/omni-orders/by-number/N-ELSEWHERE/returnable").await;
+    assert_error(&a, StatusCode::SERVICE_UNAVAILABLE, "central_unreachable");
+
+    let returns = "/v1/omni-orders/O2/returns";
+    let mut not_omni = fresh(examples::omni_return());
+    not_omni["reason_code"] = json!("02");
+    let a = post(&f.app, returns, &not_omni).await;
+    assert_field(&a, "reason_code");
+    assert!(a.text.contains("omni: 03"), "{}", a.text);
+    let mut too_many = fresh(examples::omni_return());
+    too_many["items"][0]["qty"] = json!(1001);
+    assert_field(&post(&f.app, returns, &too_many).await, "items[0].qty");
+    let mut half = fresh(examples::omni_return());
+    half["items"][0]["qty"] = json!(500);
+    half["items"][0]["refund"] = json!(500);
+    let a = post(&f.app, returns, &half).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    // The first return counts at once: 500 are left.
+    let a = get(&f.app, "/v1/omni-orders/by-number/N-O2/returnable").await;
+    assert_eq!(a.body["lines"][0]["returned_qty"], 500, "{}", a.text);
+    let again = fresh(examples::omni_return());
+    let a = post(&f.app, returns, &again).await;
+    assert_field(&a, "items[0].qty");
+    assert!(a.text.contains("500 are left"), "{}", a.text);
+    // Not this store's order, the central down: 503, nothing stored.
+    let a = post(
+        &f.app,
+        "/v1/omni-orders/ELSEWHERE/returns",
+        &fresh(examples::omni_return()),
+    )
+    .await;
+    assert_error(&a, StatusCode::SERVICE_UNAVAILABLE, "central_unreachable");
 }

@@ -265,6 +265,11 @@ request_schema!(
     ["order_id"]
 );
 request_schema!(
+    OmniReturnRequest,
+    loja_protocol::omni::OmniReturn,
+    ["order_id"]
+);
+request_schema!(
     SaleCancellationRequest,
     document::SaleCancellation,
     ["sale_id"]
@@ -538,6 +543,34 @@ doc_route!(
 );
 
 doc_route!(
+    /// An omni order's delivered goods coming back (devolução omni), at any
+    /// store of the chain: the order may have been handed over or shipped
+    /// by another store (look it up with
+    /// `GET /v1/omni-orders/by-number/{number}/returnable`). `order_id`
+    /// comes from the path. `refunds` paid at the counter (Σ = Σ line
+    /// refunds), or none: the channel refunds the customer. lojad fetches
+    /// the order from the central first (at most 5 s): the central down, a
+    /// return of this store's own order goes on against its copy; another
+    /// store's is refused (503 `central_unreachable`). Beyond the schema
+    /// (each a 422 naming the field): `reason_code` must be an omni return
+    /// reason of the store's `return_reasons` (`omni: true`, once the list
+    /// has one); each line must be delivered (`items[i].line_id`), of the
+    /// product it delivered (`items[i].product_code`), with no more coming
+    /// back than it delivered less earlier returns (`items[i].qty`), and a
+    /// refund of at most qty × its unit price (`items[i].refund`). The
+    /// central checks the same when the return arrives (two stores taking
+    /// the last unit back at once: the second is parked with the reason).
+    omni_return,
+    "/v1/omni-orders/{id}/returns",
+    "omni",
+    DocumentKind::OmniReturn,
+    OmniReturnRequest,
+    omni_return,
+    path_id(String, "The order id (a code: not blank, at most 60 characters)") => "order_id" via path_code then omni_return_ready,
+    "`id` (UUID of this return document) + loja_protocol::omni::OmniReturn without `order_id` (the path's)"
+);
+
+doc_route!(
     /// A sale of this store cancelled (the NFC-e cancellation event XML kept
     /// byte-for-byte when the POS has it). `sale_id` comes from the path.
     /// Beyond the schema (state, 422 `sale_id`): the sale must be in this
@@ -628,21 +661,73 @@ const RETURN_REASONS: &str = "return_reasons";
 ///   answered as one (200 duplicate, or 409 for another body) even if the
 ///   reason has left the list since.
 async fn known_return_reason(st: &ApiState, doc: &NewDocument) -> Result<(), ApiError> {
-    // Required and a string: `parse_document` validated the body.
+    if stored(st, doc).await? {
+        return Ok(());
+    }
+    return_reason(st, doc, false).await
+}
+
+/// An omni return: its reason is one of the omni return reasons (the
+/// domain's "Devolução Pedido OMS" motives: `return_reasons` rows with
+/// `omni: true`, once the list has one; the same exceptions as
+/// [`known_return_reason`]), and the order it names is fetched from the
+/// central (`omni::prepare_return`). A retry of a stored document skips both.
+async fn omni_return_ready(st: &ApiState, doc: &NewDocument) -> Result<(), ApiError> {
+    if stored(st, doc).await? {
+        return Ok(());
+    }
+    return_reason(st, doc, true).await?;
+    let order_id = doc
+        .body
+        .get("order_id")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    super::omni::prepare_return(st, order_id).await
+}
+
+/// `reason_code` (required and a string: `parse_document` validated the
+/// body) is a row of `return_reasons`, and with `omni` one marked omni when
+/// any is.
+async fn return_reason(st: &ApiState, doc: &NewDocument, omni: bool) -> Result<(), ApiError> {
     let Some(code) = doc.body.get("reason_code").and_then(Value::as_str) else {
         return Ok(());
     };
     let lookup = code.to_owned();
-    let known = st
+    let is_omni = |row: &serde_json::Map<String, Value>| {
+        row.get("omni")
+            .is_some_and(|v| v.as_bool() == Some(true) || v.as_i64() == Some(1))
+    };
+    let (listed, any, omni_codes) = st
         .readers
         .run(move |r| {
             let listed = r.list(RETURN_REASONS, Some(("code", lookup.as_str())), 1)?;
-            Ok(!listed.is_empty() || r.list(RETURN_REASONS, None, 1)?.is_empty())
+            let all = r.list(RETURN_REASONS, None, 0)?;
+            let omni_codes: Vec<String> = all
+                .iter()
+                .filter(|row| is_omni(row))
+                .filter_map(|row| row.get("code").and_then(Value::as_str).map(str::to_owned))
+                .collect();
+            Ok((listed.first().cloned(), !all.is_empty(), omni_codes))
         })
         .await?;
-    if known {
-        return Ok(());
+    match listed {
+        None if any => Err(ApiError::field(
+            "reason_code",
+            format!("reason_code: {code:?} is not a return reason of this store (return_reasons)"),
+        )),
+        Some(row) if omni && !omni_codes.is_empty() && !is_omni(&row) => Err(ApiError::field(
+            "reason_code",
+            format!(
+                "reason_code: {code:?} is not an omni return reason (return_reasons with omni: {})",
+                omni_codes.join(", ")
+            ),
+        )),
+        _ => Ok(()),
     }
+}
+
+/// Does the outbox hold `doc` already (a retry)?
+async fn stored(st: &ApiState, doc: &NewDocument) -> Result<bool, ApiError> {
     let id = doc.id;
     let stored = st
         .app
@@ -657,13 +742,7 @@ async fn known_return_reason(st: &ApiState, doc: &NewDocument) -> Result<(), Api
                 format!("reading the outbox failed: {e}"),
             )
         })?;
-    if stored {
-        return Ok(());
-    }
-    Err(ApiError::field(
-        "reason_code",
-        format!("reason_code: {code:?} is not a return reason of this store (return_reasons)"),
-    ))
+    Ok(stored)
 }
 
 /// Example bodies: shown in the OpenAPI document and posted by the tests,
@@ -723,6 +802,13 @@ pub mod examples {
         json!({"id": "01940000-0000-7000-8000-000000000009", "action": "accept",
                "expects": "assigned", "operator": "001", "at": "2026-11-26T12:30:00Z",
                "register": "PDV01"})
+    }
+    /// A return of the fixture's order O2 (its line 1 handed over).
+    pub fn omni_return() -> Value {
+        json!({"id": "01940000-0000-7000-8000-00000000000f", "register": "PDV01",
+               "reason_code": "03", "operator": "001",
+               "items": [{"line_id": "1", "product_code": "1", "qty": 1000, "refund": 1000, "restock": true}],
+               "returned_at": "2026-11-28T10:00:00Z"})
     }
     pub fn sale_cancellation() -> Value {
         json!({"id": "01940000-0000-7000-8000-00000000000a", "register": "PDV01",
