@@ -8,7 +8,9 @@
 //!   it; the central and the ERP queue see it concluded.
 //! - Ship from store with changes: a quantity cut and a substitute, packed
 //!   and shipped with its NF-e; the central takes the delivered goods from
-//!   A's stock.
+//!   A's stock. The customer returns a line at store B, which never held
+//!   the order: B asks the central, restocks its own shelf, the central
+//!   counts the return and A cannot take the same unit back.
 //! - A channel cancellation racing a pick: the store's pick, taken locally,
 //!   is refused by the central with the line's real state and parked.
 //! - kill -9 of lojad between an action's 201 and its upload: each action
@@ -335,8 +337,8 @@ async fn a_pickup_rejected_reassigned_claimed_and_redeemed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ship_from_store_with_changes_and_a_cancellation_racing_a_pick() {
-    let (central, a, _b) = two_stores().await;
+async fn ship_from_store_with_changes_a_return_elsewhere_and_a_cancellation_racing_a_pick() {
+    let (central, a, b) = two_stores().await;
     create(&central, new_order("s1", A.0, "ship_from_store")).await;
     create(&central, new_order("c1", A.0, "pickup")).await;
     pos_order(&a, "s1", "A sees s1", |_| true).await;
@@ -389,6 +391,74 @@ async fn ship_from_store_with_changes_and_a_cancellation_racing_a_pick() {
         (qty("1"), qty("2"), qty("3")),
         (Some(9_000), Some(10_000), Some(9_000))
     );
+
+    // The customer brings line 1 back to store B, which never saw the order.
+    let r = b
+        .pos_get("/v1/omni-orders/by-number/Ns1/returnable")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["source"], "central");
+    assert_eq!(r.body["lines"][0]["returnable_qty"], 1000, "{}", r.body);
+    assert_eq!(r.body["lines"][1]["product_code"], "3", "the substitute");
+    let give_back = |qty: i64| {
+        json!({"id": Uuid::new_v4(), "register": "PDV01", "reason_code": "03", "operator": "001",
+               "items": [{"line_id": "1", "product_code": "1", "qty": qty, "refund": qty / 2, "restock": true}],
+               "returned_at": loja_protocol::time::now_rfc3339()})
+    };
+    let before = b.pos_get("/v1/products/1").await.unwrap().body["stock_qty"].clone();
+    let ret = b
+        .pos_post("/v1/omni-orders/s1/returns", &give_back(1000))
+        .await
+        .unwrap();
+    assert_eq!(ret.status, 201, "{}", ret.body);
+    let after = b.pos_get("/v1/products/1").await.unwrap().body["stock_qty"].clone();
+    assert_eq!(
+        after.as_i64(),
+        before.as_i64().map(|q| q + 1000),
+        "back on B's shelf at once"
+    );
+    let again = b
+        .pos_post("/v1/omni-orders/s1/returns", &give_back(1))
+        .await
+        .unwrap();
+    assert_eq!(again.status, 422, "{}", again.body);
+    assert_eq!(again.body["error"]["field"], "items[0].qty");
+    upload(&b).await;
+    let o = central_order(&central, "s1", "the central counts B's return", |o| {
+        o["lines"][0]["returns"][0]["store"] == B.0
+    })
+    .await;
+    assert_eq!(o["lines"][0]["returns"][0]["qty"], 1000);
+    // A, which shipped it, cannot take the same unit back again.
+    let twice = a
+        .pos_post("/v1/omni-orders/s1/returns", &give_back(1000))
+        .await
+        .unwrap();
+    assert_eq!(twice.status, 422, "{}", twice.body);
+    assert!(
+        twice.body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("0 are left")),
+        "{}",
+        twice.body
+    );
+    // The ERP queue says what the central did with it.
+    let queue = admin(
+        &central,
+        reqwest::Method::GET,
+        "/v1/admin/documents?after=0&limit=1000",
+        None,
+    )
+    .await;
+    let entry = queue["documents"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|d| d["document"]["id"] == ret.body["id"])
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(entry["outcome"]["action"], "return", "{entry}");
 
     // A cancellation racing a pick: A accepts c1, the channel cancels line 1
     // before A hears of it, A picks: the central refuses the pick and A parks it.

@@ -52,7 +52,9 @@ const HARD_TIMEOUT: Duration = Duration::from_secs(480);
 ///   the check digit;
 /// - omni: an action needs an order of this store with lines in `expects`
 ///   (and a rejection a reason, a shipment its invoice); a claim needs an
-///   open session of the register and an order ready for pickup.
+///   open session of the register and an order ready for pickup; an omni
+///   return needs an omni reason and delivered lines of an order the store
+///   or the central knows (503 when only the central could tell).
 const CROSS_FIELD_OPERATIONS: &[&str] = &[
     "cash_open",
     "cash_movement",
@@ -70,6 +72,7 @@ const CROSS_FIELD_OPERATIONS: &[&str] = &[
     "product_by_barcode",
     "customer_by_document",
     "omni_action",
+    "omni_return",
     "claim",
 ];
 
