@@ -1,0 +1,1114 @@
+//! chain-sim: how the central serves a chain of N stores (issue 19 item 6).
+//!
+//! ```text
+//! cargo build --release -p retaguarda-server -p loja-devtools --bin retaguarda-server --bin chain-sim
+//! cargo run --release -p loja-devtools --bin chain-sim -- --stores 2000
+//! ```
+//!
+//! Generates a small catalog (`--products`, default 20,000) into a
+//! temporary database, starts the real `retaguarda-server` (the binary next
+//! to this one) as a separate process on a loopback port picked at run time,
+//! and registers `--stores` stores under `--centrals` centrals through
+//! `POST /v1/admin/nodes`. The availability window of the entities the stores
+//! fetch is set to 0 minutes for the chain (a change is released at once:
+//! what is measured is the fan-out, not the window).
+//!
+//! Each store is a lightweight tokio task of this process (one shared HTTP
+//! client): it catches up on the `prices` feed from 0 (`--all-entities`:
+//! every entity), then holds the events long-poll; when the events name
+//! `prices` it fetches the prices pages (zstd, `--page-size` rows) from its
+//! watermark until `more` is false. Next to it, each store uploads one sale
+//! document every `--upload-secs` (±50 % jitter), each upload timed.
+//!
+//! Once every store is caught up, after `--settle-secs`, a steady window of
+//! `--steady-secs` (long-polls held, uploads running) gives the central's
+//! CPU per 1,000 store-hours; then one admin import of `--changes` (10,000)
+//! price changes for the whole chain (node `master`). Its answer's
+//! `last_seq` is the seq every store must reach: the report gives the time
+//! from the import's answer until 50 %, 99 % and 100 % of the stores had
+//! fetched pages up to it (each wait bounded by `--wait-secs`; stores that
+//! never got there are named), the central's CPU during that fan-out per
+//! store, upload latency p50/p99 (steady and fan-out), and the central's
+//! RSS (VmRSS, VmHWM). Central CPU is the server process's utime+stime from
+//! /proc/PID/stat: the load generator (this process) runs on the same cores
+//! and its own CPU is reported beside it.
+//!
+//! The stores read only a page's `next` and `more` (the tail of the JSON,
+//! after the items; a page that does not parse that way is parsed whole;
+//! `--full-parse` parses every page into a `FeedPage`), so that the
+//! simulator's own parsing takes as little of the shared cores as it can.
+//!
+//! By default the central applies the stores' stock documents itself (its
+//! default): every sale writes the store's stock rows, a new seq that wakes
+//! every long-poll of the chain. `--erp-owns-stock` sets `erp_owns_stock` so
+//! uploads write no rows.
+//!
+//! `--backend` accepts only `sqlite` today (PostgreSQL comes with issue 19
+//! items 1–2); it is printed in the report header.
+//!
+//! Not measured here (yet): a new store's 1.3 M-row initial load while the
+//! N stores run, against the same load on an idle central (issue 19 item 6):
+//! the N stores' catch-up of a catalog that size would take this tool
+//! longer than a bench should; run sync-bench beside it for now.
+//!
+//! Sockets: every store holds one connection for its long-poll and one for
+//! its uploads, and the central as many: the tool raises its open-files soft
+//! limit to the hard limit (the central, its child, inherits it); if that is
+//! not enough (a connection fails with EMFILE) run `ulimit -n 8192` first.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use loja_protocol::{Document, DocumentBatch, DocumentKind, ENTITIES, FeedPage};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+const ADMIN: &str = "chain-sim-admin";
+
+#[derive(Parser, Debug)]
+#[command(about = "Chain simulator: N stores on one central, a chain-wide price import's fan-out")]
+struct Args {
+    /// Simulated stores.
+    #[arg(long, default_value_t = 2000)]
+    stores: usize,
+    /// Centrals (regions) the stores are spread over, all under the master.
+    #[arg(long, default_value_t = 1)]
+    centrals: usize,
+    /// Storage backend of the central (only sqlite today).
+    #[arg(long, default_value = "sqlite", value_parser = ["sqlite"])]
+    backend: String,
+    /// Products of the generated catalog (a base price each).
+    #[arg(long, default_value_t = 20_000)]
+    products: u64,
+    /// Customers of the generated catalog.
+    #[arg(long, default_value_t = 1_000)]
+    customers: u64,
+    /// Price changes imported for the whole chain.
+    #[arg(long, default_value_t = 10_000)]
+    changes: u64,
+    /// Stores catch up on every entity, not only prices.
+    #[arg(long)]
+    all_entities: bool,
+    /// Rows per feed page.
+    #[arg(long, default_value_t = 10_000)]
+    page_size: u64,
+    /// Seconds between a store's sale uploads (±50 % jitter); 0: no uploads.
+    #[arg(long, default_value_t = 5.0)]
+    upload_secs: f64,
+    /// The events long-poll's wait, seconds.
+    #[arg(long, default_value_t = 25)]
+    poll_wait: u64,
+    /// Stores catching up at the same time (the setup, not measured).
+    #[arg(long, default_value_t = 32)]
+    catchup_concurrency: usize,
+    /// Seconds after every store caught up before the steady window.
+    #[arg(long, default_value_t = 5)]
+    settle_secs: u64,
+    /// The steady window (long-polls held, uploads running), seconds.
+    #[arg(long, default_value_t = 30)]
+    steady_secs: u64,
+    /// Bound of every wait for the stores (the catch-up: 10 ×), seconds.
+    #[arg(long, default_value_t = 120)]
+    wait_secs: u64,
+    /// Parse every page whole into a FeedPage (the client's cost included).
+    #[arg(long)]
+    full_parse: bool,
+    /// Set erp_owns_stock: sales write no stock rows at the central.
+    #[arg(long)]
+    erp_owns_stock: bool,
+    /// The retaguarda-server binary (default: the one next to this binary).
+    #[arg(long, value_name = "PATH")]
+    server: Option<PathBuf>,
+    /// Keep the temporary directory (the database and the server's log).
+    #[arg(long)]
+    keep: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    anyhow::ensure!(args.stores > 0, "--stores must be at least 1");
+    anyhow::ensure!(args.centrals > 0, "--centrals must be at least 1");
+    anyhow::ensure!(
+        args.changes > 0 && args.changes <= args.products,
+        "--changes must be between 1 and --products"
+    );
+    let cmdline: Vec<String> = std::env::args().collect();
+    println!("chain-sim: {}", cmdline.join(" "));
+    println!(
+        "backend {}, {} stores under {} central(s), {} products, {} price changes, load average at start: {}",
+        args.backend,
+        args.stores,
+        args.centrals,
+        args.products,
+        args.changes,
+        loadavg()
+    );
+    let nofile = raise_nofile();
+    println!("open files limit: {nofile}");
+    retaguarda::install_crypto_provider();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(run(args))
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Raises the soft open-files limit to the hard one; answers the soft limit.
+#[cfg(unix)]
+fn raise_nofile() -> u64 {
+    // SAFETY: getrlimit/setrlimit only read and write the struct given.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 0;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                return raised.rlim_cur;
+            }
+        }
+        lim.rlim_cur
+    }
+}
+
+#[cfg(not(unix))]
+fn raise_nofile() -> u64 {
+    0
+}
+
+/// The central as a child process; killed when dropped.
+struct Central {
+    child: Child,
+    url: String,
+    pid: u32,
+}
+
+impl Drop for Central {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        // SAFETY: a signal to our own child, by its pid.
+        unsafe {
+            libc::kill(self.pid as libc::pid_t, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn server_bin(given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(p) = given {
+        anyhow::ensure!(p.is_file(), "--server {}: no such file", p.display());
+        return Ok(p.to_path_buf());
+    }
+    let exe = std::env::current_exe()?;
+    let bin = exe.with_file_name(format!("retaguarda-server{}", std::env::consts::EXE_SUFFIX));
+    if !bin.is_file() {
+        bail!(
+            "{} not found: cargo build --release -p retaguarda-server",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+/// `--database sqlite:PATH` when the server has it (issue 19 item 1), else `--db PATH`.
+fn db_flag(bin: &Path, sub: &str, db: &Path) -> anyhow::Result<Vec<String>> {
+    let help = Command::new(bin)
+        .args([sub, "--help"])
+        .output()
+        .with_context(|| format!("{} {sub} --help", bin.display()))?;
+    let text = String::from_utf8_lossy(&help.stdout);
+    Ok(if text.contains("--database") {
+        vec!["--database".into(), format!("sqlite:{}", db.display())]
+    } else {
+        vec!["--db".into(), db.display().to_string()]
+    })
+}
+
+fn start_central(bin: &Path, db: &Path, dir: &Path) -> anyhow::Result<Central> {
+    let port_file = dir.join("port");
+    let log = std::fs::File::create(dir.join("server.log"))?;
+    let child = Command::new(bin)
+        .arg("serve")
+        .args(db_flag(bin, "serve", db)?)
+        .args(["--listen", "127.0.0.1:0", "--admin-token", ADMIN])
+        .arg("--port-file")
+        .arg(&port_file)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("start {}", bin.display()))?;
+    let pid = child.id();
+    let mut central = Central {
+        child,
+        url: String::new(),
+        pid,
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(addr) = std::fs::read_to_string(&port_file) {
+            let addr = addr.trim();
+            if !addr.is_empty() {
+                anyhow::ensure!(
+                    addr.starts_with("127.0.0.1:"),
+                    "the central listens on {addr}, not loopback"
+                );
+                central.url = format!("http://{addr}");
+                return Ok(central);
+            }
+        }
+        if let Some(status) = central.child.try_wait()? {
+            bail!(
+                "the central exited ({status}) before listening; see {}",
+                dir.join("server.log").display()
+            );
+        }
+        if Instant::now() > deadline {
+            bail!("the central did not listen within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// utime + stime of a process, seconds.
+fn cpu_of(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("read /proc/{pid}/stat"))?;
+    let tail = stat
+        .rsplit_once(')')
+        .map(|(_, t)| t)
+        .context("malformed /proc stat")?;
+    let fields: Vec<&str> = tail.split_whitespace().collect();
+    // Fields 14 and 15 of stat; the tail starts at field 3.
+    let ticks = |i: usize| -> anyhow::Result<f64> {
+        Ok(fields
+            .get(i)
+            .context("short /proc stat")?
+            .parse::<u64>()
+            .context("/proc stat field")? as f64)
+    };
+    Ok((ticks(11)? + ticks(12)?) / clock_ticks())
+}
+
+#[cfg(unix)]
+fn clock_ticks() -> f64 {
+    // SAFETY: sysconf reads a constant of the system.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 { t as f64 } else { 100.0 }
+}
+
+#[cfg(not(unix))]
+fn clock_ticks() -> f64 {
+    100.0
+}
+
+/// CPU seconds of this process (the load generator).
+#[cfg(unix)]
+fn self_cpu() -> f64 {
+    // SAFETY: getrusage only writes into the struct it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` is a valid, writable rusage.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let s = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    s(ru.ru_utime) + s(ru.ru_stime)
+}
+
+#[cfg(not(unix))]
+fn self_cpu() -> f64 {
+    0.0
+}
+
+/// VmRSS and VmHWM of a process, MB.
+fn rss_mb(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kb = |key: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0
+    };
+    (kb("VmRSS:"), kb("VmHWM:"))
+}
+
+/// What the store tasks share with the conductor.
+struct Shared {
+    client: reqwest::Client,
+    url: String,
+    args: Args,
+    entities: Vec<&'static str>,
+    /// Each store's prices watermark.
+    watermark: Vec<AtomicU64>,
+    /// Each store's prices watermarks, with when they were reached (after catch-up).
+    history: Vec<Mutex<Vec<(u64, Instant)>>>,
+    caught_up: AtomicUsize,
+    /// 0: before the steady window, 1: steady, 2: fan-out, 3: over.
+    phase: AtomicUsize,
+    uploads: Mutex<Vec<(usize, Duration)>>,
+    upload_errors: AtomicU64,
+    rejected: AtomicU64,
+    feed_errors: AtomicU64,
+    poll_errors: AtomicU64,
+    busy_answers: AtomicU64,
+    held_pages: AtomicU64,
+    emfile: AtomicBool,
+    stop: AtomicBool,
+}
+
+fn store_id(i: usize) -> String {
+    format!("loja-{i:05}")
+}
+
+fn token(i: usize) -> String {
+    format!("chain-sim-token-{i:05}")
+}
+
+fn central_id(c: usize) -> String {
+    format!("regiao-{c:02}")
+}
+
+/// Does the error chain hold "too many open files"?
+fn is_emfile(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && io.raw_os_error() == Some(24)
+        {
+            return true;
+        }
+        if err.to_string().contains("Too many open files") {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+impl Shared {
+    fn note_error(&self, e: &reqwest::Error) {
+        if is_emfile(e) {
+            self.emfile.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// GET with the store's token; a 503/429 is retried after its
+    /// Retry-After (with jitter), a bounded number of times.
+    async fn get(
+        &self,
+        i: usize,
+        url: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<impl AsRef<[u8]> + use<>> {
+        for _ in 0..20 {
+            if self.stop.load(Ordering::Relaxed) {
+                bail!("stopped");
+            }
+            let resp = self
+                .client
+                .get(url)
+                .bearer_auth(token(i))
+                .timeout(timeout)
+                .send()
+                .await
+                .inspect_err(|e| self.note_error(e))?;
+            let status = resp.status();
+            if status == reqwest::StatusCode::SERVICE_UNAVAILABLE
+                || status == reqwest::StatusCode::TOO_MANY_REQUESTS
+            {
+                self.busy_answers.fetch_add(1, Ordering::Relaxed);
+                let secs = resp
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+                    .unwrap_or(1.0)
+                    .clamp(0.05, 30.0);
+                let jitter = 0.5 + fastrand::f64();
+                tokio::time::sleep(Duration::from_secs_f64(secs * jitter)).await;
+                continue;
+            }
+            let resp = resp.error_for_status()?;
+            return Ok(resp.bytes().await?);
+        }
+        bail!("still busy after 20 tries: {url}")
+    }
+
+    /// Fetches `entity` from `after` until `more` is false: the watermark.
+    async fn fetch(&self, i: usize, entity: &str, mut after: u64) -> anyhow::Result<u64> {
+        let timeout = Duration::from_secs(self.args.wait_secs);
+        for _ in 0..100_000 {
+            let url = format!(
+                "{}/v1/stores/{}/feeds/{entity}?after={after}&limit={}",
+                self.url,
+                store_id(i),
+                self.args.page_size
+            );
+            let body = self.get(i, &url, timeout).await?;
+            let (next, more, held) = if self.args.full_parse {
+                page_whole(body.as_ref())?
+            } else {
+                match page_tail(body.as_ref()) {
+                    Some(t) => t,
+                    None => page_whole(body.as_ref())?,
+                }
+            };
+            if held {
+                self.held_pages.fetch_add(1, Ordering::Relaxed);
+                return Ok(after);
+            }
+            after = next;
+            if entity == "prices" {
+                self.watermark[i].store(after, Ordering::Release);
+            }
+            if !more {
+                return Ok(after);
+            }
+        }
+        bail!("more than 100,000 pages of {entity}")
+    }
+}
+
+/// `next`, `more` and whether the page is held, from the JSON after the items.
+fn page_tail(body: &[u8]) -> Option<(u64, bool, bool)> {
+    let end = body.iter().rposition(|&b| b == b']')?;
+    let rest = body.get(end + 1..)?.strip_prefix(b",")?;
+    let mut obj = Vec::with_capacity(rest.len() + 1);
+    obj.push(b'{');
+    obj.extend_from_slice(rest);
+    let v: Value = serde_json::from_slice(&obj).ok()?;
+    Some((
+        v.get("next")?.as_u64()?,
+        v.get("more")?.as_bool()?,
+        v.get("held_until").is_some(),
+    ))
+}
+
+fn page_whole(body: &[u8]) -> anyhow::Result<(u64, bool, bool)> {
+    let page: FeedPage = serde_json::from_slice(body).context("parse feed page")?;
+    Ok((page.next.0, page.more, page.held_until.is_some()))
+}
+
+/// One store: catch up, then hold the events long-poll and fetch prices on push.
+async fn store(sh: Arc<Shared>, i: usize, gate: Arc<tokio::sync::Semaphore>) {
+    let mut prices = 0u64;
+    let mut seq = 0u64;
+    // The catch-up, retried until it completes (or the run stops).
+    for attempt in 0..50u32 {
+        if sh.stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let Ok(_permit) = gate.acquire().await else {
+            return;
+        };
+        let mut ok = true;
+        for e in &sh.entities {
+            match sh.fetch(i, e, 0).await {
+                Ok(next) => {
+                    seq = seq.max(next);
+                    if *e == "prices" {
+                        prices = next;
+                    }
+                }
+                Err(_) => {
+                    sh.feed_errors.fetch_add(1, Ordering::Relaxed);
+                    ok = false;
+                    break;
+                }
+            }
+        }
+        if ok {
+            break;
+        }
+        drop(_permit);
+        tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt + 1))).await;
+    }
+    sh.caught_up.fetch_add(1, Ordering::AcqRel);
+    let poll_timeout = Duration::from_secs(sh.args.poll_wait + 30);
+    let deadline = Instant::now() + Duration::from_secs(24 * 3600);
+    while !sh.stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+        let url = format!(
+            "{}/v1/stores/{}/events?after={seq}&wait={}",
+            sh.url,
+            store_id(i),
+            sh.args.poll_wait
+        );
+        let events: loja_protocol::Events = match sh.get(i, &url, poll_timeout).await {
+            Ok(body) => match serde_json::from_slice(body.as_ref()) {
+                Ok(ev) => ev,
+                Err(_) => {
+                    sh.poll_errors.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            },
+            Err(_) => {
+                if sh.stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                sh.poll_errors.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        seq = events.seq;
+        if events.entities.iter().any(|e| e == "prices") {
+            match sh.fetch(i, "prices", prices).await {
+                Ok(next) => {
+                    prices = next;
+                    if let Ok(mut h) = sh.history[i].lock() {
+                        h.push((next, Instant::now()));
+                    }
+                }
+                Err(_) => {
+                    sh.feed_errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
+fn sale(number: i64) -> Value {
+    let price = 100 + number % 900;
+    json!({
+        "register": "PDV01", "session_id": Uuid::nil(), "number": number, "operator": "001",
+        "items": [{"product_code": "1", "barcode": "7891000315507", "qty": 2000, "unit_price": price, "total": 2 * price},
+                  {"product_code": "2", "qty": 1000, "unit_price": 500, "discount": 50, "total": 450}],
+        "total": 2 * price + 450,
+        "payments": [{"method": "CASH", "amount": 2 * price + 450}],
+        "sold_at": "2026-11-26T12:00:00Z"
+    })
+}
+
+/// One store's uploads: a sale every `--upload-secs` (±50 %), timed.
+async fn uploads(sh: Arc<Shared>, i: usize) {
+    let every = sh.args.upload_secs;
+    if every <= 0.0 {
+        return;
+    }
+    // Start after the store caught up, spread over one interval.
+    let mut number = 0i64;
+    let first = Duration::from_secs_f64(every * fastrand::f64());
+    tokio::time::sleep(first).await;
+    let deadline = Instant::now() + Duration::from_secs(24 * 3600);
+    while !sh.stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+        number += 1;
+        let batch = DocumentBatch {
+            documents: vec![Document {
+                id: Uuid::new_v4(),
+                kind: DocumentKind::Sale,
+                register: "PDV01".into(),
+                store_seq: number as u64,
+                accepted_at: loja_protocol::time::now_rfc3339(),
+                body: sale(number),
+                reoffer: false,
+                reconciliation: None,
+                replaces: None,
+            }],
+        };
+        let phase = sh.phase.load(Ordering::Relaxed);
+        let t = Instant::now();
+        let sent = sh
+            .client
+            .post(format!("{}/v1/stores/{}/documents", sh.url, store_id(i)))
+            .bearer_auth(token(i))
+            .json(&batch)
+            .timeout(Duration::from_secs(sh.args.wait_secs))
+            .send()
+            .await;
+        let result = match sent {
+            Ok(r) => match r.error_for_status() {
+                Ok(r) => r.json::<loja_protocol::BatchAck>().await.ok(),
+                Err(_) => None,
+            },
+            Err(e) => {
+                sh.note_error(&e);
+                None
+            }
+        };
+        let took = t.elapsed();
+        match result {
+            Some(ack) => {
+                if ack
+                    .acks
+                    .iter()
+                    .any(|a| a.status == loja_protocol::AckStatus::Rejected)
+                {
+                    sh.rejected.fetch_add(1, Ordering::Relaxed);
+                }
+                if (1..=2).contains(&phase)
+                    && let Ok(mut u) = sh.uploads.lock()
+                {
+                    u.push((phase, took));
+                }
+            }
+            None => {
+                sh.upload_errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let pause = every * (0.5 + fastrand::f64());
+        tokio::time::sleep(Duration::from_secs_f64(pause).saturating_sub(took)).await;
+    }
+}
+
+async fn admin_post(
+    client: &reqwest::Client,
+    url: &str,
+    body: reqwest::Body,
+) -> anyhow::Result<Value> {
+    let resp = client
+        .post(url)
+        .bearer_auth(ADMIN)
+        .body(body)
+        .timeout(Duration::from_secs(600))
+        .send()
+        .await
+        .with_context(|| format!("POST {url}"))?;
+    let status = resp.status();
+    let text = resp.text().await?;
+    anyhow::ensure!(status.is_success(), "POST {url}: {status}: {text}");
+    serde_json::from_str(&text).with_context(|| format!("answer of {url}"))
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let bin = server_bin(args.server.as_deref())?;
+    let scratch = tempfile::Builder::new()
+        .prefix("loja-chain-sim-")
+        .tempdir()?;
+    let dir = scratch.path().to_path_buf();
+    let db = dir.join("central.db");
+
+    let t = Instant::now();
+    let spec = retaguarda::CatalogSpec {
+        products: args.products,
+        customers: args.customers,
+        stock: false,
+        seed: 1,
+    };
+    let db2 = db.clone();
+    let report = tokio::task::spawn_blocking(move || retaguarda::generate(&db2, &spec)).await??;
+    println!(
+        "catalog: {} rows generated in {:.1} s",
+        report.rows,
+        t.elapsed().as_secs_f64()
+    );
+    if args.erp_owns_stock {
+        let out = Command::new(&bin)
+            .args(["setting", "set", "erp_owns_stock", "true"])
+            .args(db_flag(&bin, "setting", &db).unwrap_or_default())
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "setting erp_owns_stock: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    let central = start_central(&bin, &db, &dir)?;
+    println!("central: {} (pid {})", central.url, central.pid);
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .tcp_nodelay(true)
+        .pool_idle_timeout(Duration::from_secs(120))
+        .build()?;
+
+    // Centrals and stores, through the admin API.
+    let t = Instant::now();
+    for c in 0..args.centrals {
+        let node = json!({"id": central_id(c), "parent": "master", "kind": "central"});
+        admin_post(
+            &client,
+            &format!("{}/v1/admin/nodes", central.url),
+            node.to_string().into(),
+        )
+        .await?;
+    }
+    let mut register = tokio::task::JoinSet::new();
+    let next = Arc::new(AtomicUsize::new(0));
+    for _ in 0..8 {
+        let (client, url, next) = (client.clone(), central.url.clone(), next.clone());
+        let (n, centrals) = (args.stores, args.centrals);
+        register.spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    return Ok::<_, anyhow::Error>(());
+                }
+                let node = json!({"id": store_id(i), "parent": central_id(i % centrals),
+                                  "kind": "store", "token": token(i)});
+                admin_post(
+                    &client,
+                    &format!("{url}/v1/admin/nodes"),
+                    node.to_string().into(),
+                )
+                .await?;
+            }
+        });
+    }
+    while let Some(r) = register.join_next().await {
+        r??;
+    }
+    let entities: Vec<&'static str> = if args.all_entities {
+        ENTITIES
+            .iter()
+            .filter(|e| !e.secret)
+            .map(|e| e.name)
+            .collect()
+    } else {
+        vec!["prices"]
+    };
+    for e in &entities {
+        let resp = client
+            .put(format!("{}/v1/admin/availability/{e}", central.url))
+            .bearer_auth(ADMIN)
+            .body(json!({"minutes": 0}).to_string())
+            .send()
+            .await?;
+        let status = resp.status();
+        anyhow::ensure!(
+            status.is_success(),
+            "availability of {e}: {status}: {}",
+            resp.text().await.unwrap_or_default()
+        );
+    }
+    println!(
+        "registered {} stores in {:.1} s; availability 0 min for {}",
+        args.stores,
+        t.elapsed().as_secs_f64(),
+        if args.all_entities {
+            "every entity"
+        } else {
+            "prices"
+        }
+    );
+
+    let n = args.stores;
+    let wait = Duration::from_secs(args.wait_secs);
+    let sh = Arc::new(Shared {
+        client: client.clone(),
+        url: central.url.clone(),
+        entities,
+        watermark: (0..n).map(|_| AtomicU64::new(0)).collect(),
+        history: (0..n).map(|_| Mutex::new(Vec::new())).collect(),
+        caught_up: AtomicUsize::new(0),
+        phase: AtomicUsize::new(0),
+        uploads: Mutex::new(Vec::new()),
+        upload_errors: AtomicU64::new(0),
+        rejected: AtomicU64::new(0),
+        feed_errors: AtomicU64::new(0),
+        poll_errors: AtomicU64::new(0),
+        busy_answers: AtomicU64::new(0),
+        held_pages: AtomicU64::new(0),
+        emfile: AtomicBool::new(false),
+        stop: AtomicBool::new(false),
+        args,
+    });
+
+    // The stores.
+    let t = Instant::now();
+    let cpu_setup0 = cpu_of(central.pid)?;
+    let gate = Arc::new(tokio::sync::Semaphore::new(
+        sh.args.catchup_concurrency.max(1),
+    ));
+    let mut tasks = Vec::with_capacity(2 * n);
+    for i in 0..n {
+        let (sh2, gate) = (sh.clone(), gate.clone());
+        tasks.push(tokio::spawn(async move {
+            store(sh2.clone(), i, gate).await;
+        }));
+    }
+    let catchup_bound = wait * 10;
+    let mut uploading = false;
+    let result = async {
+        loop {
+            let done = sh.caught_up.load(Ordering::Acquire);
+            if sh.emfile.load(Ordering::Relaxed) {
+                bail!(
+                    "connections fail with EMFILE (too many open files): run `ulimit -n 8192` (or more) in this shell first"
+                );
+            }
+            if done >= n {
+                break;
+            }
+            if t.elapsed() > catchup_bound {
+                bail!(
+                    "only {done} of {n} stores caught up within {} s",
+                    catchup_bound.as_secs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        sh.stop.store(true, Ordering::Relaxed);
+        for t in &tasks {
+            t.abort();
+        }
+        return Err(e);
+    }
+    let catchup = t.elapsed();
+    let cpu_catchup = cpu_of(central.pid)? - cpu_setup0;
+    println!(
+        "catch-up: {n} stores on {} in {:.1} s (central CPU {:.1} s), feed errors so far {}",
+        sh.entities.join(","),
+        catchup.as_secs_f64(),
+        cpu_catchup,
+        sh.feed_errors.load(Ordering::Relaxed)
+    );
+    if sh.args.upload_secs > 0.0 {
+        for i in 0..n {
+            let sh2 = sh.clone();
+            tasks.push(tokio::spawn(uploads(sh2, i)));
+        }
+        uploading = true;
+    }
+    tokio::time::sleep(Duration::from_secs(sh.args.settle_secs)).await;
+
+    // The steady window.
+    let (rss_before, _) = rss_mb(central.pid);
+    let load_before = loadavg();
+    sh.phase.store(1, Ordering::Relaxed);
+    let steady_t = Instant::now();
+    let steady_cpu0 = cpu_of(central.pid)?;
+    let steady_self0 = self_cpu();
+    tokio::time::sleep(Duration::from_secs(sh.args.steady_secs)).await;
+    let steady = steady_t.elapsed();
+    let steady_cpu = cpu_of(central.pid)? - steady_cpu0;
+    let steady_self = self_cpu() - steady_self0;
+    let (rss_steady, _) = rss_mb(central.pid);
+
+    // The import.
+    let mut body = String::with_capacity(sh.args.changes as usize * 100);
+    let nonce = 1 + (std::process::id() as u64 % 1000);
+    for k in 1..=sh.args.changes {
+        body.push_str(&format!(
+            "{{\"op\":\"upsert\",\"node\":\"master\",\"row\":{{\"product_code\":\"{k}\",\"price_list\":\"base\",\"price\":{}}}}}\n",
+            100_000 + nonce * 1000 + k % 997
+        ));
+    }
+    sh.phase.store(2, Ordering::Relaxed);
+    let fan_cpu0 = cpu_of(central.pid)?;
+    let fan_self0 = self_cpu();
+    let sent = Instant::now();
+    let answer = admin_post(
+        &client,
+        &format!("{}/v1/admin/import/prices", central.url),
+        body.into(),
+    )
+    .await?;
+    let answered = Instant::now();
+    let last_seq = answer
+        .get("last_seq")
+        .and_then(Value::as_u64)
+        .context("the import's answer has no last_seq")?;
+    let changed = answer.get("changed").and_then(Value::as_u64).unwrap_or(0);
+
+    // Wait until every store reached last_seq, bounded.
+    let mut missing = n;
+    while answered.elapsed() < wait {
+        missing = sh
+            .watermark
+            .iter()
+            .filter(|w| w.load(Ordering::Acquire) < last_seq)
+            .count();
+        if missing == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let fan_wall = answered.elapsed();
+    let fan_cpu = cpu_of(central.pid)? - fan_cpu0;
+    let fan_self = self_cpu() - fan_self0;
+    let (rss_after, hwm) = rss_mb(central.pid);
+    // Let the uploads run a little past the fan-out, then stop.
+    sh.phase.store(3, Ordering::Relaxed);
+    let load_end = loadavg();
+    sh.stop.store(true, Ordering::Relaxed);
+    for t in &tasks {
+        t.abort();
+    }
+
+    // When each store reached last_seq, from the import's answer.
+    let mut times: Vec<f64> = Vec::with_capacity(n);
+    let mut never: Vec<String> = Vec::new();
+    for (i, h) in sh.history.iter().enumerate() {
+        let at = h
+            .lock()
+            .ok()
+            .and_then(|h| h.iter().find(|(wm, _)| *wm >= last_seq).map(|(_, at)| *at));
+        match at {
+            Some(at) => times.push(at.saturating_duration_since(answered).as_secs_f64()),
+            None => never.push(store_id(i)),
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let at_share = |p: f64| -> String {
+        let need = ((n as f64) * p).ceil() as usize;
+        match times.get(need.saturating_sub(1)) {
+            Some(t) if need <= times.len() => format!("{t:.2} s"),
+            _ => format!("not reached within {} s", wait.as_secs()),
+        }
+    };
+    let uploads = sh.uploads.lock().map(|u| u.clone()).unwrap_or_default();
+    let lat = |phase: Option<usize>| -> (usize, f64, f64, f64) {
+        let mut v: Vec<f64> = uploads
+            .iter()
+            .filter(|(p, _)| phase.is_none_or(|ph| *p == ph))
+            .map(|(_, d)| d.as_secs_f64() * 1000.0)
+            .collect();
+        v.sort_by(f64::total_cmp);
+        (
+            v.len(),
+            pct(&v, 0.5),
+            pct(&v, 0.99),
+            v.last().copied().unwrap_or(f64::NAN),
+        )
+    };
+    let store_hours = n as f64 * steady.as_secs_f64() / 3600.0;
+    let steady_rate = steady_cpu / steady.as_secs_f64();
+    let a = &sh.args;
+
+    println!();
+    println!(
+        "== chain-sim report: backend {} (central: retaguarda-server, 1 process), {n} stores under {} central(s) ==",
+        a.backend, a.centrals
+    );
+    println!(
+        "command                     {}",
+        std::env::args().collect::<Vec<_>>().join(" ")
+    );
+    println!(
+        "load average                at start (see header) · before the steady window {load_before} · at the end {load_end}"
+    );
+    println!(
+        "stores                      {n}, catch-up of {} ({} products) in {:.1} s; uploads every {} s ±50 %{}",
+        sh.entities.join(","),
+        a.products,
+        catchup.as_secs_f64(),
+        a.upload_secs,
+        if !uploading {
+            " (off)"
+        } else if a.erp_owns_stock {
+            " (erp_owns_stock: no stock rows)"
+        } else {
+            " (the central applies stock: each sale writes rows)"
+        }
+    );
+    println!(
+        "import                      {} lines, {changed} changed, answered in {:.2} s, last_seq {last_seq}",
+        a.changes,
+        answered.duration_since(sent).as_secs_f64()
+    );
+    println!(
+        "applied by 50 % / 99 % / 100 % of the stores (from the import's answer): {} / {} / {}   (goal: 99 % within 5 s)",
+        at_share(0.5),
+        at_share(0.99),
+        at_share(1.0)
+    );
+    if !never.is_empty() {
+        let shown: Vec<&str> = never.iter().take(20).map(String::as_str).collect();
+        println!(
+            "  {} stores never reached last_seq within {} s: {}{}",
+            never.len(),
+            wait.as_secs(),
+            shown.join(", "),
+            if never.len() > 20 { ", …" } else { "" }
+        );
+    }
+    println!(
+        "central CPU, steady         {:.2} s in {:.1} s ({:.0} % of one core) = {:.1} CPU s per 1,000 store-hours",
+        steady_cpu,
+        steady.as_secs_f64(),
+        100.0 * steady_rate,
+        steady_cpu / store_hours * 1000.0
+    );
+    println!(
+        "central CPU, fan-out        {:.2} s in {:.2} s (import to {}): {:.2} ms per store for the {}-row change ({:.2} ms less the steady rate)",
+        fan_cpu,
+        fan_wall.as_secs_f64() + answered.duration_since(sent).as_secs_f64(),
+        if missing == 0 {
+            "the last store"
+        } else {
+            "the bound"
+        },
+        1000.0 * fan_cpu / n as f64,
+        a.changes,
+        1000.0
+            * (fan_cpu - steady_rate * (fan_wall + answered.duration_since(sent)).as_secs_f64())
+                .max(0.0)
+            / n as f64
+    );
+    println!(
+        "central CPU, whole window   {:.1} CPU s per 1,000 store-hours (steady + fan-out)",
+        (steady_cpu + fan_cpu)
+            / (n as f64 * (steady + fan_wall + answered.duration_since(sent)).as_secs_f64()
+                / 3600.0)
+            * 1000.0
+    );
+    println!(
+        "load generator CPU          steady {:.1} s, fan-out {:.1} s (this process, same cores)",
+        steady_self, fan_self
+    );
+    for (name, phase) in [("steady", Some(1)), ("fan-out", Some(2)), ("all", None)] {
+        let (count, p50, p99, max) = lat(phase);
+        println!(
+            "upload latency, {name:<8}    {count} uploads: p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms"
+        );
+    }
+    println!(
+        "errors                      uploads {} (rejected acks {}), feed pages {}, long-polls {}, 503/429 answers {}, held pages {}",
+        sh.upload_errors.load(Ordering::Relaxed),
+        sh.rejected.load(Ordering::Relaxed),
+        sh.feed_errors.load(Ordering::Relaxed),
+        sh.poll_errors.load(Ordering::Relaxed),
+        sh.busy_answers.load(Ordering::Relaxed),
+        sh.held_pages.load(Ordering::Relaxed)
+    );
+    println!(
+        "central RSS                 {rss_before:.0} MB before the steady window, {rss_steady:.0} MB after it, {rss_after:.0} MB after the fan-out; peak (VmHWM) {hwm:.0} MB"
+    );
+    if sh.emfile.load(Ordering::Relaxed) {
+        println!(
+            "WARNING: some connections failed with EMFILE (too many open files): run `ulimit -n 8192` first"
+        );
+    }
+    drop(central);
+    if a.keep {
+        println!("kept {}", scratch.keep().display());
+    }
+    Ok(())
+}
