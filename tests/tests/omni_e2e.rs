@@ -119,11 +119,15 @@ async fn act(
 
 async fn upload(store: &Store) {
     let out = store.command(&["upload"]).unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    if !out.status.success() {
+        let log = store.command(&["log", "--failed"]).unwrap();
+        panic!(
+            "{}\n{}\nlog:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&log.stdout),
+            tail(&store.log(), 30)
+        );
+    }
 }
 
 async fn reserved(store: &Store, product: &str) -> i64 {

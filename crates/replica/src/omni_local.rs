@@ -150,9 +150,18 @@ pub(crate) fn returnable(
     };
     let mut order = match (fetched, mine) {
         (Some(mut whole), Some(mine)) => {
-            for line in mine.lines {
+            // This store's lines as it sees them now, with every return the
+            // central counted (its copy of the row may not have them yet).
+            for mut line in mine.lines {
                 match whole.lines.iter_mut().find(|l| l.line_id == line.line_id) {
-                    Some(l) => *l = line,
+                    Some(l) => {
+                        for r in std::mem::take(&mut l.returns) {
+                            if !line.returns.iter().any(|x| x.id == r.id) {
+                                line.returns.push(r);
+                            }
+                        }
+                        *l = line;
+                    }
                     None => whole.lines.push(line),
                 }
             }
