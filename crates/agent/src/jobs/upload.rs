@@ -27,6 +27,8 @@ pub async fn run(ctx: &JobCtx) -> JobResult {
     // The first parked document's id and reason, for the run's message.
     let mut first_parked: Option<String> = None;
     let mut batches = 0u64;
+    // The first document of a batch the central acknowledged none of.
+    let mut unacked: Option<uuid::Uuid> = None;
     loop {
         if ctx.stopping() {
             break;
@@ -45,6 +47,16 @@ pub async fn run(ctx: &JobCtx) -> JobResult {
             break;
         }
         let offered = batch.len() as u64;
+        let first = batch.first().map(|d| d.id);
+        if unacked.is_some() && unacked == first {
+            // The same documents again: the central acknowledges none.
+            return finish(
+                total,
+                Some(format!(
+                    "the central acknowledged none of {offered} documents"
+                )),
+            );
+        }
         match deliver(ctx, batch).await {
             Ok(Delivered { acks: s, parked }) => {
                 batches += 1;
@@ -54,14 +66,12 @@ pub async fn run(ctx: &JobCtx) -> JobResult {
                 total.delivered += s.delivered;
                 total.duplicates += s.duplicates;
                 total.parked += s.parked;
-                if s.delivered + s.duplicates + s.parked == 0 {
-                    return finish(
-                        total,
-                        Some(format!(
-                            "the central acknowledged none of {offered} documents"
-                        )),
-                    );
-                }
+                // None recorded: another upload (the daemon's job and
+                // `lojad upload` at once) may have recorded them first; the
+                // next batch tells — the same documents again fail the run.
+                unacked = (s.delivered + s.duplicates + s.parked == 0)
+                    .then_some(first)
+                    .flatten();
             }
             Err(e) => return finish(total, Some(e)),
         }
