@@ -25,6 +25,10 @@ pub struct Page {
     pub items: u64,
     pub next: u64,
     pub more: bool,
+    /// The same bytes for every store under the same ancestors: every row
+    /// it examined (and every row of a key it resolved) is owned by one of
+    /// them, so no store's own row, nor a sibling's, shaped it.
+    pub shared: bool,
 }
 
 /// How many rows one page may examine (rows other stores see, skipped)
@@ -41,13 +45,39 @@ pub fn build_page(
     after: u64,
     limit: u64,
 ) -> Result<Page, rusqlite::Error> {
+    build_page_upto(conn, entity, scope, after, limit, i64::MAX as u64)
+}
+
+/// The highest seq of `entity`'s rows (0 when it has none).
+pub fn entity_head(conn: &Connection, entity: &Entity) -> Result<u64, rusqlite::Error> {
+    let head: Option<i64> = conn
+        .prepare_cached("SELECT max(seq) FROM rows WHERE entity = ?1")?
+        .query_row([entity.name], |r| r.get(0))?;
+    Ok(head.unwrap_or(0).max(0) as u64)
+}
+
+/// [`build_page`] of the rows up to seq `upto` only: the page a store gets
+/// for (`after`, `limit`) while the entity's head is `upto`, whatever
+/// commits meanwhile (it is served again to every store of the same view:
+/// `crate::page_cache`).
+pub fn build_page_upto(
+    conn: &Connection,
+    entity: &Entity,
+    scope: &Scope,
+    after: u64,
+    limit: u64,
+    upto: u64,
+) -> Result<Page, rusqlite::Error> {
     let limit = limit.clamp(1, MAX_LIMIT);
     let budget = scan_budget(limit);
+    let upto = upto.min(i64::MAX as u64) as i64;
+    let ancestors = &scope.nodes[1.min(scope.nodes.len())..];
+    let mut shared = entity.resolution != loja_protocol::Resolution::Own;
     let mut stmt = conn.prepare_cached(
         "SELECT seq, node, public, deleted, key_json, data, siblings, key_text
-         FROM rows WHERE entity = ?1 AND seq > ?2 ORDER BY seq",
+         FROM rows WHERE entity = ?1 AND seq > ?2 AND seq <= ?3 ORDER BY seq",
     )?;
-    let mut rows = stmt.query(params![entity.name, after as i64])?;
+    let mut rows = stmt.query(params![entity.name, after as i64, upto])?;
     let mut json = String::with_capacity(if limit > 1000 { 1 << 20 } else { 64 << 10 });
     json.push_str("{\"entity\":\"");
     json.push_str(entity.name);
@@ -68,6 +98,7 @@ pub fn build_page(
         examined += 1;
         next = seq;
         let node = r.get_ref(1)?.as_str()?;
+        shared = shared && ancestors.iter().any(|a| a == node);
         if !scope.relevant(entity, node) {
             continue;
         }
@@ -84,8 +115,14 @@ pub fn build_page(
         let siblings: bool = r.get(6)?;
         let key_json = r.get_ref(4)?.as_str()?;
         if siblings {
-            let won = winner(conn, entity, scope, r.get_ref(7)?.as_str()?)?;
-            push_item(&mut json, won.and_then(|w| w.data).as_deref(), key_json);
+            let rows = crate::rows::key_rows(conn, entity.name, r.get_ref(7)?.as_str()?)?;
+            shared = shared && rows.iter().all(|k| ancestors.contains(&k.node));
+            let won = resolve(entity, scope, &rows);
+            push_item(
+                &mut json,
+                won.and_then(|w| w.data.clone()).as_deref(),
+                key_json,
+            );
         } else if scope.visible(entity, row) {
             push_item(&mut json, r.get_ref(5)?.as_str_or_null()?, key_json);
         } else {
@@ -104,6 +141,7 @@ pub fn build_page(
         items,
         next,
         more,
+        shared,
     })
 }
 
@@ -131,6 +169,15 @@ pub fn winner(
     key_text: &str,
 ) -> Result<Option<crate::rows::Stored>, rusqlite::Error> {
     let rows = crate::rows::key_rows(conn, entity.name, key_text)?;
+    Ok(resolve(entity, scope, &rows).cloned())
+}
+
+/// Which of a key's rows (every node's) the store of `scope` holds.
+fn resolve<'r>(
+    entity: &Entity,
+    scope: &Scope,
+    rows: &'r [crate::rows::Stored],
+) -> Option<&'r crate::rows::Stored> {
     let candidates = rows.iter().map(|r| {
         let c = Candidate {
             node: &r.node,
@@ -139,7 +186,7 @@ pub fn winner(
         };
         (c, r)
     });
-    Ok(scope.winner(entity, candidates).cloned())
+    scope.winner(entity, candidates)
 }
 
 /// The page a held-back store gets: no items, `next == after`.
@@ -270,6 +317,31 @@ mod tests {
             .read(|c| Ok::<_, DbError>(first_change(c, prices, &s, 5)?))
             .unwrap();
         assert_eq!(none, None);
+
+        // Shared with every store under master: only pages no store's own
+        // row shaped (the range of a's price is neither a's nor b's to share).
+        let built = |store: &str, after: u64, limit: u64, upto: u64| {
+            let s = db
+                .read(|c| Ok::<_, DbError>(scope(c, store)?.unwrap()))
+                .unwrap();
+            db.read(|c| Ok::<_, DbError>(build_page_upto(c, prices, &s, after, limit, upto)?))
+                .unwrap()
+        };
+        assert!(
+            built("b", 2, 10, 5).shared,
+            "prices 2 and 3 and the tombstone: master's"
+        );
+        assert_eq!(built("a", 2, 10, 5).json, built("b", 2, 10, 5).json);
+        assert!(!built("b", 0, 10, 5).shared, "a's price is in the range");
+        assert!(!built("a", 0, 10, 5).shared);
+        // Bounded by the head it was asked at.
+        let upto = built("b", 2, 10, 4);
+        // Price 2 moved to seq 5 with its change: (2, 4] holds price 3 only.
+        assert_eq!((upto.items, upto.next, upto.more), (1, 4, false));
+        let head = db
+            .read(|c| Ok::<_, DbError>(entity_head(c, prices)?))
+            .unwrap();
+        assert_eq!(head, 5);
     }
 
     /// Every page of `entity` for `store` after `after`, folded into the

@@ -18,7 +18,7 @@ use loja_protocol::{DocumentBatch, Entity, ErrorBody, Events, entity_named};
 use rusqlite::Connection;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Notify, watch};
 use tower_http::compression::{CompressionLayer, CompressionLevel};
 use tower_http::decompression::RequestDecompressionLayer;
 
@@ -32,13 +32,25 @@ use crate::{documents, feed, omni, verify};
 /// Feed pages built at once; the rest wait their turn (a new store's first
 /// load cannot take every core from imports and other stores).
 pub const FEED_BUILDS: usize = 2;
+/// Feed builds that may wait their turn; past them: 503 with Retry-After.
+pub const FEED_QUEUE: usize = 256;
+/// Bytes of feed pages kept for the stores of the same view.
+pub const PAGE_CACHE_BYTES: usize = 128 << 20;
 /// Largest request body (after decompression): a whole-catalog import.
 const MAX_BODY: usize = 1 << 30;
 
 pub struct AppState {
     pub db: Db,
     admin_hash: Option<String>,
-    feed_permits: Semaphore,
+    feed_permits: crate::admission::Admission,
+    /// Pages built once for every store of the same view.
+    pages: crate::page_cache::PageCache<SealedAnswer>,
+    /// Each entity's highest seq at the head they were read at: a woken
+    /// long-poll looks for a store's changes only in the entities that
+    /// moved, not in every entity.
+    entity_heads: std::sync::Mutex<Option<(u64, EntityHeads)>>,
+    /// What changed between heads, for the woken long-polls.
+    changes: crate::changes::Changes,
     /// The head sequence, sent after every import commit: wakes long-polls.
     pub head: watch::Sender<u64>,
     pub pending: Pending,
@@ -51,12 +63,33 @@ impl AppState {
         AppState {
             db,
             admin_hash: (!admin_token.is_empty()).then(|| hash_token(admin_token)),
-            feed_permits: Semaphore::new(FEED_BUILDS),
+            feed_permits: crate::admission::Admission::new(FEED_BUILDS, FEED_QUEUE),
+            pages: crate::page_cache::PageCache::new(PAGE_CACHE_BYTES),
+            entity_heads: std::sync::Mutex::new(None),
+            changes: crate::changes::Changes::new(64),
             head: watch::Sender::new(head),
             pending: Pending::default(),
             flush: Notify::new(),
             shutdown: watch::Sender::new(false),
         }
+    }
+
+    /// Each entity's highest seq at `head` (read once per head, by the first
+    /// long-poll that needs it).
+    fn entity_heads(&self, conn: &Connection, head: u64) -> Result<EntityHeads, rusqlite::Error> {
+        let lock = || self.entity_heads.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, heads)) = lock().as_ref()
+            && *at == head
+        {
+            return Ok(heads.clone());
+        }
+        let mut heads = HashMap::new();
+        for e in loja_protocol::ENTITIES {
+            heads.insert(e.name, feed::entity_head(conn, e)?);
+        }
+        let heads = Arc::new(heads);
+        *lock() = Some((head, heads.clone()));
+        Ok(heads)
     }
 
     /// Writes the downloads recorded by feed answers behind them.
@@ -74,11 +107,16 @@ impl AppState {
 
 type St = State<Arc<AppState>>;
 
+/// Each entity's highest seq.
+type EntityHeads = Arc<HashMap<&'static str, u64>>;
+
 /// A JSON error answer.
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
     body: ErrorBody,
+    /// Seconds, on a 503 of admission control.
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -86,6 +124,7 @@ impl ApiError {
         ApiError {
             status,
             body: ErrorBody::new(code, message),
+            retry_after: None,
         }
     }
     fn field(mut self, f: impl Into<String>) -> ApiError {
@@ -114,6 +153,10 @@ impl IntoResponse for ApiError {
         if self.status == StatusCode::UNAUTHORIZED {
             r.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(secs) = self.retry_after {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         r
     }
@@ -425,55 +468,127 @@ async fn feed_page(
     let limit = q_u64(&q, "limit")?
         .unwrap_or(feed::DEFAULT_LIMIT)
         .clamp(1, feed::MAX_LIMIT);
-    let _permit = st.feed_permits.acquire().await.map_err(|_| {
-        ApiError::new(
+    enum Ready {
+        Held(feed::Page),
+        Build { scope: Scope, head: u64 },
+    }
+    let st2 = st.clone();
+    let store2 = store.clone();
+    let (ready, place) = blocking(move || {
+        st2.db.read(|conn| {
+            let scope = check_store(conn, &store2, token.as_deref())?;
+            // The store's place in the tree: it ranks its price lists by it.
+            let place = scope.nodes.join(",");
+            if let Some(until) = avail::held_until(
+                conn,
+                Some(&st2.pending),
+                &store2,
+                e,
+                Some(after),
+                now_unix(),
+            )? {
+                let held = feed::Page {
+                    json: feed::held_page(e, after, &avail::rfc3339(until)),
+                    items: 0,
+                    next: after,
+                    more: false,
+                    shared: false,
+                };
+                return Ok((Ready::Held(held), place));
+            }
+            let head = feed::entity_head(conn, e)?;
+            Ok((Ready::Build { scope, head }, place))
+        })
+    })
+    .await?;
+    let scope = match ready {
+        Ready::Held(page) => {
+            let sealed = SealedAnswer::seal(page.json, zstd);
+            return Ok(with_place(sealed.into_response(), &place));
+        }
+        Ready::Build { scope, head } => (scope, head),
+    };
+    let (scope, head) = scope;
+    let key = crate::page_cache::PageKey {
+        entity: e.name,
+        ancestors: scope.nodes.iter().skip(1).cloned().collect(),
+        after,
+        limit,
+        head,
+    };
+    let scope = Arc::new(scope);
+    let build = || {
+        let (st, scope) = (st.clone(), scope.clone());
+        async move {
+            let _permit = admitted(&st).await?;
+            let st2 = st.clone();
+            blocking(move || {
+                let page = st2.db.read(|conn| {
+                    Ok::<_, ApiError>(feed::build_page_upto(conn, e, &scope, after, limit, head)?)
+                })?;
+                let sealed = SealedAnswer::seal(page.json, zstd);
+                Ok(crate::page_cache::Built {
+                    bytes: sealed.len(),
+                    answer: sealed,
+                    next: page.next,
+                    more: page.more,
+                    shared: page.shared,
+                    store: scope.store.clone(),
+                })
+            })
+            .await
+        }
+    };
+    // Only zstd pages are kept: every lojad takes them.
+    let built = if zstd {
+        st.pages.get_or_build(key, &store, build).await?.0
+    } else {
+        Arc::new(build().await?)
+    };
+    if !built.more {
+        st.pending.record(
+            &store,
+            e.name,
+            Download {
+                completed_at: now_unix(),
+                next: built.next,
+            },
+        );
+        st.flush.notify_one();
+    }
+    Ok(with_place(built.answer.clone().into_response(), &place))
+}
+
+/// A place among the feed builds (admission control): 503 with
+/// `Retry-After` past the queue.
+async fn admitted(st: &Arc<AppState>) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
+    use crate::admission::Refused;
+    st.feed_permits.enter().await.map_err(|r| match r {
+        Refused::Busy { retry_after } => {
+            let mut e = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                format!(
+                    "the central is building pages for other stores: ask again in {retry_after} s"
+                ),
+            );
+            e.retry_after = Some(retry_after);
+            e
+        }
+        Refused::Closed => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "shutting_down",
             "server is stopping",
-        )
-    })?;
-    let st2 = st.clone();
-    let page = blocking(move || {
-        st2.db
-            .read(|conn| {
-                let scope = check_store(conn, &store, token.as_deref())?;
-                // The store's place in the tree: it ranks its price lists by it.
-                let place = scope.nodes.join(",");
-                let now = now_unix();
-                if let Some(until) =
-                    avail::held_until(conn, Some(&st2.pending), &store, e, Some(after), now)?
-                {
-                    let held = feed::Page {
-                        json: feed::held_page(e, after, &avail::rfc3339(until)),
-                        items: 0,
-                        next: after,
-                        more: false,
-                    };
-                    return Ok((held, place));
-                }
-                let page = feed::build_page(conn, e, &scope, after, limit)?;
-                if !page.more {
-                    st2.pending.record(
-                        &store,
-                        e.name,
-                        Download {
-                            completed_at: now,
-                            next: page.next,
-                        },
-                    );
-                    st2.flush.notify_one();
-                }
-                Ok((page, place))
-            })
-            .map(|(page, place)| (SealedAnswer::seal(page.json, zstd), place))
+        ),
     })
-    .await?;
-    let (sealed, place) = page;
-    let mut resp = sealed.into_response();
-    if let Ok(v) = HeaderValue::from_str(&place) {
+}
+
+/// The answer with the store's place in the tree (`Loja-Scope`).
+fn with_place(mut resp: Response, place: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(place) {
         resp.headers_mut().insert(loja_protocol::SCOPE_HEADER, v);
     }
-    Ok(resp)
+    resp
 }
 
 /// A JSON answer a store applies (a feed page, a verify answer), sealed in
@@ -482,22 +597,32 @@ async fn feed_page(
 /// one call (level 1, as the compression layer's "fastest"; the streaming
 /// layer copies the text through its window in chunks, about twice the
 /// work) with the frame's content checksum on.
-struct SealedAnswer {
+#[derive(Debug, Clone)]
+pub struct SealedAnswer {
     digest: String,
     /// The zstd frame, or the plain text when the store does not take zstd
-    /// (the compression layer then handles it as any answer).
-    body: Result<Vec<u8>, String>,
+    /// (the compression layer then handles it as any answer). Shared bytes:
+    /// a cached page is served to many stores without a copy.
+    body: Result<axum::body::Bytes, String>,
 }
 
 impl SealedAnswer {
     fn seal(json: String, zstd: bool) -> SealedAnswer {
         let digest = loja_protocol::digest::body_digest(json.as_bytes());
         let body = match zstd.then(|| compress_page(&json)) {
-            Some(Ok(frame)) => Ok(frame),
+            Some(Ok(frame)) => Ok(frame.into()),
             // Compression fails only short of memory: send the text.
             Some(Err(_)) | None => Err(json),
         };
         SealedAnswer { digest, body }
+    }
+
+    /// Bytes it holds.
+    fn len(&self) -> usize {
+        match &self.body {
+            Ok(b) => b.len(),
+            Err(t) => t.len(),
+        }
     }
 }
 
@@ -610,13 +735,7 @@ async fn verify_answer(
 ) -> Result<Response, ApiError> {
     let token = bearer(headers);
     let zstd = accepts_zstd(headers);
-    let _permit = st.feed_permits.acquire().await.map_err(|_| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "shutting_down",
-            "server is stopping",
-        )
-    })?;
+    let _permit = admitted(st).await?;
     let answer = db_read(st, move |conn, _| {
         let scope = check_store(conn, &store, token.as_deref())?;
         build(conn, &scope)
@@ -688,26 +807,53 @@ async fn events(
     let scope = Arc::new(scope);
     let mut head_rx = st.head.subscribe();
     let mut stop_rx = st.shutdown.subscribe();
+    // Woken with nothing held back: a change that concerns none of this
+    // store's rows is seen from the interval's summary, without a read.
+    let mut woken = false;
+    let mut held: Vec<(u64, i64)> = Vec::new();
     loop {
-        head_rx.borrow_and_update();
+        let sent = *head_rx.borrow_and_update();
+        let quiet = match after {
+            Some(from) if woken && held.is_empty() && sent > from => {
+                !concerns(&st, &scope, from, sent).await?
+            }
+            _ => false,
+        };
         let scope2 = scope.clone();
-        let (head, ready, held) = db_read(&st, move |conn, st| {
-            let head = head_seq(conn)?;
-            let from = after.unwrap_or(head);
-            let now = now_unix();
-            let mut ready = Vec::new();
-            let mut held: Vec<(u64, i64)> = Vec::new();
-            for e in loja_protocol::ENTITIES {
-                if let Some(first) = feed::first_change(conn, e, &scope2, from)? {
-                    match avail::held_until(conn, Some(&st.pending), &scope2.store, e, None, now)? {
-                        Some(until) => held.push((first, until)),
-                        None => ready.push(e.name.to_owned()),
+        let (head, ready, now_held) = if quiet {
+            (sent, Vec::new(), Vec::new())
+        } else {
+            db_read(&st, move |conn, st| {
+                let head = head_seq(conn)?;
+                let from = after.unwrap_or(head);
+                let now = now_unix();
+                let mut ready = Vec::new();
+                let mut held: Vec<(u64, i64)> = Vec::new();
+                let heads = st.entity_heads(conn, head)?;
+                for e in loja_protocol::ENTITIES {
+                    // Nothing of the entity after `from`: no query.
+                    if heads.get(e.name).is_some_and(|h| *h <= from) {
+                        continue;
+                    }
+                    if let Some(first) = feed::first_change(conn, e, &scope2, from)? {
+                        match avail::held_until(
+                            conn,
+                            Some(&st.pending),
+                            &scope2.store,
+                            e,
+                            None,
+                            now,
+                        )? {
+                            Some(until) => held.push((first, until)),
+                            None => ready.push(e.name.to_owned()),
+                        }
                     }
                 }
-            }
-            Ok((head, ready, held))
-        })
-        .await?;
+                Ok((head, ready, held))
+            })
+            .await?
+        };
+        held = now_held;
         if after.is_some_and(|a| a > head) {
             // The store is ahead of this central (a corrupted answer it took,
             // or this central restored from a backup): never echo a seq above
@@ -736,6 +882,10 @@ async fn events(
             .min()
             .unwrap_or(head)
             .max(from);
+        // Nothing for this store up to the head: wait from there.
+        if held.is_empty() {
+            after = Some(resume);
+        }
         let now = tokio::time::Instant::now();
         if now >= deadline || *stop_rx.borrow() {
             return Ok(Json(Events {
@@ -758,7 +908,28 @@ async fn events(
             _ = tokio::time::sleep_until(wake) => {}
             _ = stop_rx.changed() => {}
         }
+        woken = true;
     }
+}
+
+/// Does any change between `from` and `to` concern the store of `scope`?
+/// From the interval's summary, read once for every poll (`changes`).
+async fn concerns(st: &Arc<AppState>, scope: &Scope, from: u64, to: u64) -> Result<bool, ApiError> {
+    let st2 = st.clone();
+    let summary = st
+        .changes
+        .between(from, to, || async move {
+            blocking(move || {
+                st2.db
+                    .read(|c| Ok::<_, ApiError>(crate::changes::summary(c, from, to)?))
+            })
+            .await
+        })
+        .await?;
+    Ok(summary.iter().any(|(entity, node)| {
+        // An entity this build does not know: let the database path say.
+        entity_named(entity).is_none_or(|e| scope.relevant(e, node))
+    }))
 }
 
 async fn post_documents(

@@ -16,8 +16,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod admission;
 pub mod avail;
 pub mod catalog;
+pub mod changes;
 pub mod cli;
 pub mod db;
 pub mod docs;
@@ -27,6 +29,7 @@ pub mod http;
 pub mod import;
 pub mod nodes;
 pub mod omni;
+pub mod page_cache;
 pub mod rows;
 pub mod store_stock;
 #[cfg(test)]
