@@ -25,9 +25,42 @@ pub fn jitter(d: Duration) -> Duration {
     d.mul_f64(f)
 }
 
+/// Over how long the stores of a chain come back after the central did.
+pub const RETURN_WINDOW: Duration = Duration::from_secs(30);
+
+/// A store's fixed place in `window`, from a hash of its id (FNV-1a): after
+/// a central restart the chain's stores come back spread over the window,
+/// each at the same offset every time, instead of all at once.
+pub fn spread(store: &str, window: Duration) -> Duration {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in store.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    let millis = window.as_millis().max(1) as u64;
+    Duration::from_millis(h % millis)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_chains_stores_come_back_spread_over_the_window() {
+        let w = Duration::from_secs(30);
+        assert_eq!(spread("loja-0001", w), spread("loja-0001", w), "fixed");
+        let mut per_tenth = [0u32; 10];
+        for i in 0..2000 {
+            let d = spread(&format!("loja-{i:04}"), w);
+            assert!(d < w);
+            per_tenth[(d.as_millis() * 10 / w.as_millis()) as usize] += 1;
+        }
+        // Every tenth of the window gets some of the 2,000 (about 200 each).
+        assert!(
+            per_tenth.iter().all(|n| (100..300).contains(n)),
+            "{per_tenth:?}"
+        );
+    }
 
     #[test]
     fn backoff_grows_and_is_capped() {

@@ -353,6 +353,9 @@ impl Central {
         }
     }
 
+    /// Sends `req`; a 503 with `Retry-After` (the central's admission
+    /// control) is asked again after that long, ±25 %, a few times at most,
+    /// so a busy central spreads its stores instead of failing their runs.
     async fn send_any_status(
         &self,
         method: &'static str,
@@ -364,12 +367,24 @@ impl Central {
             url: url.clone(),
             message: describe(&e),
         };
-        let resp = req
+        let mut req = req
             .header(AUTHORIZATION, self.auth.clone())
-            .header(ACCEPT_ENCODING, "zstd, gzip;q=0.8")
-            .send()
-            .await
-            .map_err(transport)?;
+            .header(ACCEPT_ENCODING, "zstd, gzip;q=0.8");
+        let mut attempt = 0;
+        let resp = loop {
+            attempt += 1;
+            let again = req.try_clone();
+            let resp = req.send().await.map_err(transport)?;
+            let wait = retry_after(&resp).filter(|_| resp.status().as_u16() == 503);
+            match (wait, again) {
+                (Some(wait), Some(again)) if attempt < RETRY_AFTER_ATTEMPTS => {
+                    tracing::info!(url = %url, wait_secs = wait.as_secs(), "the central is busy: asking again after its Retry-After");
+                    tokio::time::sleep(crate::backoff::jitter(wait)).await;
+                    req = again;
+                }
+                _ => break resp,
+            }
+        };
         let status = resp.status();
         let encoding =
             Encoding::from_header(resp.headers().get(CONTENT_ENCODING)).map_err(|message| {
@@ -397,6 +412,25 @@ impl Central {
             scope,
         })
     }
+}
+
+/// Times a request refused with `503` + `Retry-After` is sent in all.
+const RETRY_AFTER_ATTEMPTS: u32 = 4;
+/// The longest `Retry-After` waited for in place (longer: the run fails and
+/// the job's backoff takes over).
+const RETRY_AFTER_MAX: Duration = Duration::from_secs(30);
+
+/// A `Retry-After` in seconds (the central's form), if any and not too long.
+fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
+    let secs: u64 = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(secs.max(1))).filter(|d| *d <= RETRY_AFTER_MAX)
 }
 
 /// An error status with an excerpt of the (decompressed) body.
@@ -447,6 +481,49 @@ fn describe(e: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A central that is busy twice (503, `Retry-After: 1`), then answers:
+    /// the client asks again instead of failing.
+    #[tokio::test]
+    async fn a_busy_central_is_asked_again_after_its_retry_after() {
+        use axum::response::IntoResponse;
+        use std::path::Path;
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let asked = std::sync::Arc::new(AtomicU32::new(0));
+        let count = asked.clone();
+        let app = axum::Router::new().route(
+            "/v1/stores/s1/verdicts",
+            axum::routing::get(move || {
+                let count = count.clone();
+                async move {
+                    if count.fetch_add(1, Ordering::SeqCst) < 2 {
+                        (
+                            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                            [(axum::http::header::RETRY_AFTER, "1")],
+                            "busy",
+                        )
+                            .into_response()
+                    } else {
+                        r#"{"verdicts":[],"next":0,"more":false}"#.into_response()
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let config = Config::example(
+            "s1",
+            Path::new("/x"),
+            &format!("http://{addr}"),
+            "central-token",
+            "pos-token-1",
+        );
+        let central = Central::new(&config).unwrap();
+        let page = central.verdicts(0).await;
+        assert!(page.is_ok(), "{page:?}");
+        assert_eq!(asked.load(Ordering::SeqCst), 3);
+    }
 
     #[test]
     fn decompresses_what_it_accepts() {

@@ -47,9 +47,17 @@ pub async fn listen(central: Central, wakers: Wakers, mut stop: watch::Receiver<
                 if connected != Some(true) {
                     tracing::info!(central = %central_base(&central), "push: listening to the central's events");
                     if connected == Some(false) {
-                        // Back after an outage: every job catches up now
-                        // instead of waiting out its backoff.
-                        wakers.central_is_back();
+                        // Back after an outage: every job catches up
+                        // instead of waiting out its backoff — at this
+                        // store's place in the return window, so a
+                        // restarted central does not get the chain at once.
+                        let wakers = wakers.clone();
+                        let at =
+                            crate::backoff::spread(central.store(), crate::backoff::RETURN_WINDOW);
+                        tokio::spawn(async move {
+                            tokio::time::sleep(at).await;
+                            wakers.central_is_back();
+                        });
                     }
                     connected = Some(true);
                 }
