@@ -38,6 +38,13 @@
 //! `--full-parse` parses every page into a `FeedPage`), so that the
 //! simulator's own parsing takes as little of the shared cores as it can.
 //!
+//! At 2,000 stores the default `--upload-secs 5` offers 400 sales/s, one
+//! POST each: more than one SQLite writer takes on a 2-core machine (about
+//! 170/s there), so the uploads queue up at the central and the import waits
+//! behind them; the report says so (uploads completed/s against offered) and
+//! `--upload-secs 30` measures the fan-out under a load the writer keeps up
+//! with.
+//!
 //! By default the central applies the stores' stock documents itself (its
 //! default): every sale writes the store's stock rows, a new seq that wakes
 //! every long-poll of the chain. `--erp-owns-stock` sets `erp_owns_stock` so
@@ -364,9 +371,11 @@ struct Shared {
     entities: Vec<&'static str>,
     /// Each store's prices watermark.
     watermark: Vec<AtomicU64>,
-    /// Each store's prices watermarks, with when they were reached (after catch-up).
+    /// Each store's prices watermarks, page by page, with when they were reached.
     history: Vec<Mutex<Vec<(u64, Instant)>>>,
     caught_up: AtomicUsize,
+    /// Stores inside an events long-poll now.
+    polling: AtomicUsize,
     /// 0: before the steady window, 1: steady, 2: fan-out, 3: over.
     phase: AtomicUsize,
     uploads: Mutex<Vec<(usize, Duration)>>,
@@ -484,6 +493,9 @@ impl Shared {
             after = next;
             if entity == "prices" {
                 self.watermark[i].store(after, Ordering::Release);
+                if let Ok(mut h) = self.history[i].lock() {
+                    h.push((after, Instant::now()));
+                }
             }
             if !more {
                 return Ok(after);
@@ -557,7 +569,10 @@ async fn store(sh: Arc<Shared>, i: usize, gate: Arc<tokio::sync::Semaphore>) {
             store_id(i),
             sh.args.poll_wait
         );
-        let events: loja_protocol::Events = match sh.get(i, &url, poll_timeout).await {
+        sh.polling.fetch_add(1, Ordering::Relaxed);
+        let answer = sh.get(i, &url, poll_timeout).await;
+        sh.polling.fetch_sub(1, Ordering::Relaxed);
+        let events: loja_protocol::Events = match answer {
             Ok(body) => match serde_json::from_slice(body.as_ref()) {
                 Ok(ev) => ev,
                 Err(_) => {
@@ -578,12 +593,7 @@ async fn store(sh: Arc<Shared>, i: usize, gate: Arc<tokio::sync::Semaphore>) {
         seq = events.seq;
         if events.entities.iter().any(|e| e == "prices") {
             match sh.fetch(i, "prices", prices).await {
-                Ok(next) => {
-                    prices = next;
-                    if let Ok(mut h) = sh.history[i].lock() {
-                        h.push((next, Instant::now()));
-                    }
-                }
+                Ok(next) => prices = next,
                 Err(_) => {
                     sh.feed_errors.fetch_add(1, Ordering::Relaxed);
                 }
@@ -823,6 +833,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         watermark: (0..n).map(|_| AtomicU64::new(0)).collect(),
         history: (0..n).map(|_| Mutex::new(Vec::new())).collect(),
         caught_up: AtomicUsize::new(0),
+        polling: AtomicUsize::new(0),
         phase: AtomicUsize::new(0),
         uploads: Mutex::new(Vec::new()),
         upload_errors: AtomicU64::new(0),
@@ -920,6 +931,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             100_000 + nonce * 1000 + k % 997
         ));
     }
+    let polling_at_import = sh.polling.load(Ordering::Relaxed);
     sh.phase.store(2, Ordering::Relaxed);
     let fan_cpu0 = cpu_of(central.pid)?;
     let fan_self0 = self_cpu();
@@ -1029,7 +1041,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     );
     println!(
-        "import                      {} lines, {changed} changed, answered in {:.2} s, last_seq {last_seq}",
+        "import                      {} lines, {changed} changed, answered in {:.2} s, last_seq {last_seq}; {polling_at_import} of {n} stores were holding a long-poll when it was sent",
         a.changes,
         answered.duration_since(sent).as_secs_f64()
     );
@@ -1083,6 +1095,22 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "load generator CPU          steady {:.1} s, fan-out {:.1} s (this process, same cores)",
         steady_self, fan_self
     );
+    let offered = if uploading {
+        n as f64 / a.upload_secs
+    } else {
+        0.0
+    };
+    let (steady_count, steady_p50, _, _) = lat(Some(1));
+    let done_rate = steady_count as f64 / steady.as_secs_f64();
+    println!(
+        "uploads, steady             {done_rate:.0} completed/s of {offered:.0}/s offered (one sale per POST)"
+    );
+    if uploading && (done_rate < 0.9 * offered || steady_p50 > 1000.0) {
+        println!(
+            "  WARNING: the central's write path does not keep up with the uploads offered: its queue grows \
+             (the import waits behind it); a longer --upload-secs gives the fan-out alone"
+        );
+    }
     for (name, phase) in [("steady", Some(1)), ("fan-out", Some(2)), ("all", None)] {
         let (count, p50, p99, max) = lat(phase);
         println!(
