@@ -14,7 +14,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
-use loja_protocol::{DocumentBatch, Entity, ErrorBody, Events, entity_named};
+use loja_protocol::{DocumentBatch, Entity, ErrorBody, Events, Resolution, entity_named};
 use rusqlite::Connection;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -51,6 +51,8 @@ pub struct AppState {
     entity_heads: std::sync::Mutex<Option<(u64, EntityHeads)>>,
     /// What changed between heads, for the woken long-polls.
     changes: crate::changes::Changes,
+    /// Per store, what wakes its long-poll for a change only it sees.
+    store_wakers: std::sync::Mutex<HashMap<String, Arc<Notify>>>,
     /// The head sequence, sent after every import commit: wakes long-polls.
     pub head: watch::Sender<u64>,
     pub pending: Pending,
@@ -67,11 +69,18 @@ impl AppState {
             pages: crate::page_cache::PageCache::new(PAGE_CACHE_BYTES),
             entity_heads: std::sync::Mutex::new(None),
             changes: crate::changes::Changes::new(64),
+            store_wakers: std::sync::Mutex::new(HashMap::new()),
             head: watch::Sender::new(head),
             pending: Pending::default(),
             flush: Notify::new(),
             shutdown: watch::Sender::new(false),
         }
+    }
+
+    /// What wakes `store`'s long-poll for a change only it sees.
+    fn store_waker(&self, store: &str) -> Arc<Notify> {
+        let mut w = self.store_wakers.lock().unwrap_or_else(|p| p.into_inner());
+        w.entry(store.to_owned()).or_default().clone()
     }
 
     /// Each entity's highest seq at `head` (read once per head, by the first
@@ -267,6 +276,16 @@ async fn db_read<T: Send + 'static>(
 
 /// `f` in an IMMEDIATE transaction, committed when it returns `Ok`, on the
 /// blocking pool.
+/// `f` in a group commit (`Db::write_grouped`), on the blocking pool: for
+/// the many small writes the stores send at once.
+async fn db_write_grouped<T: Send + 'static>(
+    st: &Arc<AppState>,
+    f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let st = st.clone();
+    blocking(move || st.db.write_grouped(f)).await
+}
+
 async fn db_write<T: Send + 'static>(
     st: &Arc<AppState>,
     f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, ApiError> + Send + 'static,
@@ -807,6 +826,7 @@ async fn events(
     let scope = Arc::new(scope);
     let mut head_rx = st.head.subscribe();
     let mut stop_rx = st.shutdown.subscribe();
+    let own_wake = st.store_waker(&store);
     // Woken with nothing held back: a change that concerns none of this
     // store's rows is seen from the interval's summary, without a read.
     let mut woken = false;
@@ -907,6 +927,7 @@ async fn events(
             }
             _ = tokio::time::sleep_until(wake) => {}
             _ = stop_rx.changed() => {}
+            _ = own_wake.notified() => {}
         }
         woken = true;
     }
@@ -944,13 +965,26 @@ async fn post_documents(
     db_read(&st, move |c, _| check_store(c, &store2, token.as_deref())).await?;
     let batch: DocumentBatch = json_body(&body)?;
     let store2 = store.clone();
-    let (ack, head) = db_write(&st, move |tx| {
+    let (ack, head, own_only) = db_write_grouped(&st, move |tx| {
+        let before = head_seq(tx)?;
         let ack = documents::accept(tx, &store2, &batch)?;
-        Ok((ack, head_seq(tx)?))
+        let head = head_seq(tx)?;
+        // Rows only this store holds (its own stock): only its poll wakes.
+        let own_only = crate::changes::summary(tx, before, head)?
+            .iter()
+            .all(|(entity, node)| {
+                node == &store2
+                    && entity_named(entity).is_some_and(|e| e.resolution == Resolution::Own)
+            });
+        Ok((ack, head, own_only))
     })
     .await?;
-    // Stock the central applied from these documents goes back to the store.
-    if head > *st.head.borrow() {
+    // Stock the central applied from these documents goes back to the store:
+    // to its poll alone when no other store's view changed (a chain's
+    // uploads would otherwise wake every poll of the chain each time).
+    if own_only {
+        st.store_waker(&store).notify_one();
+    } else if head > *st.head.borrow() {
         st.head.send_replace(head);
     }
     let count = |s: loja_protocol::AckStatus| ack.acks.iter().filter(|a| a.status == s).count();
