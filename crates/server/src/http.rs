@@ -72,6 +72,12 @@ impl AppState {
     }
 }
 
+impl crate::releases::HasDb for AppState {
+    fn db(&self) -> &Db {
+        &self.db
+    }
+}
+
 type St = State<Arc<AppState>>;
 
 /// A JSON error answer.
@@ -320,6 +326,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/stores/{store}/digests/{entity}/rows", get(bucket_rows))
         .route("/v1/stores/{store}/documents", post(post_documents))
         .route("/v1/stores/{store}/verdicts", get(store_verdicts))
+        .merge(crate::releases::store_routes())
         .merge(admin_router(&state))
         .fallback(|| async { not_found("no such endpoint") })
         .layer(middleware::from_fn(log_request))
@@ -366,6 +373,7 @@ fn admin_router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/v1/admin/omni/orders/{id}", get(get_order))
         .route("/v1/admin/omni/orders/{id}/cancel", post(cancel_order))
         .route("/v1/admin/omni/orders/{id}/assign", post(assign_order))
+        .merge(crate::releases::admin_routes())
         // Only on these routes: an unknown path still answers 404.
         .route_layer(middleware::from_fn_with_state(state.clone(), admin_auth))
         // The layer wraps each route's "method not allowed" answer too:

@@ -27,6 +27,8 @@ pub mod http;
 pub mod import;
 pub mod nodes;
 pub mod omni;
+pub mod release_cli;
+pub mod releases;
 pub mod rows;
 pub mod store_stock;
 #[cfg(test)]
