@@ -441,11 +441,15 @@ fn lojad_artifact(dir: &Path) -> PathBuf {
     out
 }
 
-/// The `ms=` field of the first line of `log` containing `needle`.
-fn ms_of(log: &str, needle: &str) -> Option<u64> {
+/// The numeric `field=` of the first line of `log` containing `needle`.
+fn field_of(log: &str, needle: &str, field: &str) -> Option<u64> {
     let line = log.lines().find(|l| l.contains(needle))?;
-    let ms = line.split(" ms=").nth(1)?.split_whitespace().next()?;
-    ms.trim_matches('"').parse().ok()
+    let value = line
+        .split(&format!(" {field}="))
+        .nth(1)?
+        .split_whitespace()
+        .next()?;
+    value.trim_matches('"').parse().ok()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -466,9 +470,11 @@ async fn a_good_release_installs_and_bad_ones_roll_back_and_are_reported() {
     assert_eq!(rig.data(), before);
     let log = rig.sup().log();
     eprintln!(
-        "FIGURE artifact {size} bytes; download+verify {} ms; switch to healthy {} ms; publish to healthy report {} ms",
-        ms_of(&log, "release downloaded, verified and staged").unwrap_or(0),
-        ms_of(&log, "new version healthy; committed").unwrap_or(0),
+        "FIGURE artifact {size} bytes; download+verify {} ms; switch decided to healthy {} ms \
+         (health check {} ms); publish to ok report at the central {} ms",
+        field_of(&log, "release downloaded, verified and staged", "ms").unwrap_or(0),
+        field_of(&log, "new version healthy; committed", "switch_ms").unwrap_or(0),
+        field_of(&log, "new version healthy; committed", "ms").unwrap_or(0),
         healthy.as_millis()
     );
     let status = rig.update_status();

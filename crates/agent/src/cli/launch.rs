@@ -9,7 +9,7 @@ use std::path::Path;
 
 use super::common::{CliResult, Failure, exit, load_config};
 use super::run::{self, RunArgs};
-use crate::release::{self, VERSION_ENV, swap};
+use crate::release::{self, LAUNCHED_ENV, VERSION_ENV, swap};
 
 pub fn run(path: &Path, args: RunArgs) -> CliResult {
     let (config, _) = load_config(path, &run::flags(args.clone()))?;
@@ -34,7 +34,10 @@ pub fn run(path: &Path, args: RunArgs) -> CliResult {
         }
     }
     match plan {
-        swap::Plan::Base => run::run(path, args),
+        swap::Plan::Base => {
+            release::mark_launched();
+            run::run(path, args)
+        }
         swap::Plan::Exec { binary, version } => exec(&binary, &version),
     }
 }
@@ -61,6 +64,7 @@ fn exec(binary: &Path, version: &str) -> CliResult {
     let err = std::process::Command::new(binary)
         .args(run_args())
         .env(VERSION_ENV, version)
+        .env(LAUNCHED_ENV, "1")
         .exec();
     // exec returns only when it failed: the next start rolls back a
     // version that keeps failing to start.
@@ -78,6 +82,7 @@ fn exec(binary: &Path, version: &str) -> CliResult {
     match std::process::Command::new(binary)
         .args(run_args())
         .env(VERSION_ENV, version)
+        .env(LAUNCHED_ENV, "1")
         .status()
     {
         Ok(s) => Ok(s

@@ -42,17 +42,18 @@ pub async fn run(ctx: &JobCtx) -> JobResult {
     if let Err(e) = release::save_trust(&layout, &trust) {
         tracing::warn!(error = %e, "update: cannot write the trust state");
     }
-    let checked = match checked {
-        Ok(m) => m,
-        Err(e) => return JobResult::failed(sent, e),
-    };
-    match apply_if_ready(ctx, &layout, false).await {
-        Ok(applied) => {
+    // A release staged before stays good to apply when this check failed
+    // (the central down, say): it was verified when it was staged.
+    let applied = apply_if_ready(ctx, &layout, false).await;
+    match (checked, applied) {
+        (Ok(checked), Ok(applied)) => {
             let mut r = JobResult::ok(sent);
             r.message = Some(format!("{checked}; {applied}"));
             r
         }
-        Err(e) => JobResult::failed(sent, format!("{checked}; {e}")),
+        (Ok(checked), Err(e)) => JobResult::failed(sent, format!("{checked}; {e}")),
+        (Err(e), Ok(applied)) => JobResult::failed(sent, format!("{e}; {applied}")),
+        (Err(e), Err(e2)) => JobResult::failed(sent, format!("{e}; {e2}")),
     }
 }
 
@@ -96,6 +97,10 @@ pub async fn check(
     let offer = match central.release_offer().await {
         Ok(Some(o)) => o,
         Ok(None) => return Ok("no release offered".into()),
+        // a central without the release routes (older than issue 18)
+        Err(e) if e.status() == Some(404) => {
+            return Ok("the central serves no releases (404)".into());
+        }
         Err(e) => return Err(format!("asking the central: {e}")),
     };
     let mut trust = release::trust(layout).map_err(|e| e.to_string())?;
@@ -243,6 +248,12 @@ pub async fn apply_if_ready(ctx: &JobCtx, layout: &Layout, forced: bool) -> Resu
             staged.version
         ));
     }
+    if !release::launched() {
+        return Ok(format!(
+            "{} waits: this lojad was not started by `lojad launch` (the service's ExecStart), which switches versions",
+            staged.version
+        ));
+    }
     if let Some(why) = busy(ctx, layout, forced) {
         return Ok(format!("{} waits: {why}", staged.version));
     }
@@ -283,10 +294,18 @@ pub async fn health_check(ctx: JobCtx, pos: std::net::SocketAddr) {
         Err(_) => Err(format!("not healthy within {} s", limit.as_secs())),
     };
     let ms = t0.elapsed().as_millis() as u64;
+    // from the old version's decision to switch (window open, store idle)
+    let switch_ms = loja_protocol::time::parse(&trial.started_at)
+        .map(|t| {
+            (time::OffsetDateTime::now_utc() - t)
+                .whole_milliseconds()
+                .max(0) as u64
+        })
+        .unwrap_or(0);
     match verdict {
         Ok(note) => match swap::commit(&layout, &trial) {
             Ok(()) => {
-                tracing::info!(from = %trial.from_version, to = %trial.to, ms, note = %note, "update: new version healthy; committed")
+                tracing::info!(from = %trial.from_version, to = %trial.to, ms, switch_ms, note = %note, "update: new version healthy; committed")
             }
             Err(e) => tracing::warn!(error = %e, "update: healthy, but the commit failed"),
         },

@@ -51,6 +51,23 @@ pub fn root_key(config: &Config) -> Result<ed25519_dalek::VerifyingKey, String> 
     }
 }
 
+/// The variable the launcher sets on the version it starts.
+pub const LAUNCHED_ENV: &str = "LOJAD_LAUNCHED";
+
+static LAUNCHED: AtomicBool = AtomicBool::new(false);
+
+/// `lojad launch` runs its own daemon in this process.
+pub fn mark_launched() {
+    LAUNCHED.store(true, Ordering::SeqCst);
+}
+
+/// Whether this daemon was started by `lojad launch`: only then does an
+/// exit for a restart lead to the launcher's switch (a plain `lojad run`
+/// never switches versions).
+pub fn launched() -> bool {
+    LAUNCHED.load(Ordering::SeqCst) || std::env::var_os(LAUNCHED_ENV).is_some()
+}
+
 static RESTART: AtomicBool = AtomicBool::new(false);
 
 fn restart_notify() -> &'static tokio::sync::Notify {
