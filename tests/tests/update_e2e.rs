@@ -18,7 +18,9 @@
 //! - kill -9 while the switch is decided and while the new version proves
 //!   itself: the store always starts again, on the old or the new version.
 //!
-//! Prints the figures of docs/benchmarks.md (`--nocapture`).
+//! Prints the figures of docs/benchmarks.md (`--nocapture`; set
+//! `LOJA_E2E_UPDATE_ARTIFACT` to a stripped release build to publish that
+//! as the good release).
 
 use std::io::{BufRead, BufReader, Write as _};
 use std::path::{Path, PathBuf};
@@ -426,8 +428,13 @@ impl Rig {
     }
 }
 
-/// The e2e lojad, stripped when `strip` is there: the good release.
+/// The good release: `$LOJA_E2E_UPDATE_ARTIFACT` (for the figures: a
+/// stripped release build of lojad), else the e2e lojad, stripped when
+/// `strip` is there.
 fn lojad_artifact(dir: &Path) -> PathBuf {
+    if let Some(p) = std::env::var_os("LOJA_E2E_UPDATE_ARTIFACT") {
+        return PathBuf::from(p);
+    }
     let out = dir.join("lojad-release");
     let stripped = Command::new("strip")
         .arg("-o")
@@ -461,14 +468,36 @@ async fn a_good_release_installs_and_bad_ones_roll_back_and_are_reported() {
     let artifact = lojad_artifact(&rig.keys);
     let size = std::fs::metadata(&artifact).unwrap().len();
     let t0 = Instant::now();
-    rig.publish("0.2.0", &artifact);
+    let seq0 = rig.publish("0.2.0", &artifact);
     rig.wait_version("0.2.0").await;
     let ok = rig.report("0.2.0", "ok").await;
     let healthy = t0.elapsed();
     assert_eq!(ok["from"], json!(env!("CARGO_PKG_VERSION")), "{ok}");
     rig.lookup_ok().await;
     assert_eq!(rig.data(), before);
+    // baseline: the same artifact fetched by a bare HTTP client
+    let t1 = Instant::now();
+    let raw = rig
+        .central
+        .client()
+        .get(format!(
+            "{}/v1/stores/{STORE}/release/{seq0}/{}",
+            rig.central.url(),
+            loja_protocol::release::this_target()
+        ))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), 200);
+    let fetched = raw.bytes().await.unwrap().len() as u64;
+    let baseline = t1.elapsed();
+    assert_eq!(fetched, size);
     let log = rig.sup().log();
+    eprintln!(
+        "FIGURE baseline: the same {fetched} bytes by a bare HTTP client in {} ms",
+        baseline.as_millis()
+    );
     eprintln!(
         "FIGURE artifact {size} bytes; download+verify {} ms; switch decided to healthy {} ms \
          (health check {} ms); publish to ok report at the central {} ms",

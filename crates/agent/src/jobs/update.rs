@@ -77,9 +77,14 @@ async fn send_reports(ctx: &JobCtx, layout: &Layout) -> u64 {
                 let _ = std::fs::remove_file(&path);
                 sent += 1;
             }
-            Err(e) => {
+            Err(e) if e.is_transient() => {
                 tracing::debug!(error = %e, "update: report not sent; kept for the next run");
                 break;
+            }
+            Err(e) => {
+                // refused for good (a 4xx): asking again changes nothing
+                tracing::warn!(error = %e, to = %report.to, "update: the central refused a report; dropped");
+                let _ = std::fs::remove_file(&path);
             }
         }
     }
