@@ -1191,10 +1191,15 @@ mod tests {
 
     /// The path of every `.route(` call of this file above the tests: every
     /// route `router` serves, as written (a route added anywhere in the
-    /// file is seen here without editing the tests).
+    /// file is seen here without editing the tests). Plus the release
+    /// routes `router` merges from `releases.rs`.
     fn routes_in_source() -> Vec<String> {
-        let src = include_str!("http.rs");
-        let src = &src[..src.find("#[cfg(test)]").expect("the tests module")];
+        let code = |src: &'static str| &src[..src.find("#[cfg(test)]").expect("the tests module")];
+        let src = [
+            code(include_str!("http.rs")),
+            code(include_str!("releases.rs")),
+        ]
+        .concat();
         src.split(".route(")
             .skip(1)
             .map(|call| {
