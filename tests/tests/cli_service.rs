@@ -25,13 +25,14 @@ fn service_install_renders_a_hardened_unit() {
     let unit = std::fs::read_to_string(&unit_path).unwrap();
     let expect = [
         format!(
-            "ExecStart={} --config {} run",
+            "ExecStart={} --config {} launch",
             lojad.display(),
             config.display()
         ),
         "Type=simple".into(),
         "Restart=always".into(),
         "RestartSec=5".into(),
+        "RestartForceExitStatus=75".into(),
         "User=loja".into(),
         "NoNewPrivileges=yes".into(),
         "ProtectSystem=strict".into(),

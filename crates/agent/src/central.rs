@@ -339,6 +339,56 @@ impl Central {
         self.send_any_status("POST", url, req).await
     }
 
+    /// The release the central offers this store (`None`: 204, nothing).
+    pub async fn release_offer(
+        &self,
+    ) -> Result<Option<loja_protocol::release::Offer>, CentralError> {
+        let url = self.url("release");
+        let req = self.http.get(&url).timeout(self.timeout);
+        let raw = self.send("GET", url, req).await?;
+        if raw.status == 204 {
+            return Ok(None);
+        }
+        let body = raw.decoded()?;
+        serde_json::from_slice(&body)
+            .map(Some)
+            .map_err(|e| CentralError::Decode {
+                method: "GET",
+                url: raw.url.clone(),
+                message: format!("release offer is not the JSON expected: {e}"),
+            })
+    }
+
+    /// A release's artifact for `target`, decompressed (checked by the caller
+    /// against its signed manifest).
+    pub async fn release_artifact(
+        &self,
+        sequence: u64,
+        target: &str,
+    ) -> Result<Vec<u8>, CentralError> {
+        let url = self.url(&format!("release/{sequence}/{target}"));
+        // an artifact is tens of MB: more time than a feed page
+        let req = self.http.get(&url).timeout(self.timeout * 10);
+        self.send("GET", url, req).await?.decoded()
+    }
+
+    /// Sends one update outcome.
+    pub async fn post_release_report(
+        &self,
+        report: &loja_protocol::release::Report,
+    ) -> Result<(), CentralError> {
+        let url = self.url("release/reports");
+        let body = serde_json::to_vec(report)
+            .map_err(|e| CentralError::Setup(format!("encoding a report: {e}")))?;
+        let req = self
+            .http
+            .post(&url)
+            .timeout(self.timeout)
+            .header(CONTENT_TYPE, "application/json")
+            .body(body);
+        self.send("POST", url, req).await.map(|_| ())
+    }
+
     async fn send(
         &self,
         method: &'static str,

@@ -20,6 +20,56 @@ pub struct Config {
     pub log: LogSection,
     #[serde(default)]
     pub omni: OmniSection,
+    #[serde(default)]
+    pub update: UpdateSection,
+}
+
+/// Automatic updates (docs/update.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateSection {
+    /// The root public key (64 hex digits) releases are checked against,
+    /// when this build has none built in (`LOJAD_ROOT_PUBLIC_KEY` at build
+    /// time); a built-in key wins. Without either, nothing is installed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_key: Option<String>,
+    /// Where versions are installed (`versions/<version>/`, `current`);
+    /// default `<data_dir>/install`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub install_dir: Option<PathBuf>,
+    /// The maintenance window, local time `HH:MM-HH:MM` (may cross
+    /// midnight), unless the central's `update_window` parameter says
+    /// otherwise.
+    #[serde(default = "default_update_window")]
+    pub window: String,
+    /// How long a new version has to prove itself healthy.
+    #[serde(default = "default_health_secs")]
+    pub health_secs: u64,
+    /// The channel shown by the status views.
+    #[serde(default = "default_channel")]
+    pub channel: String,
+}
+
+fn default_update_window() -> String {
+    "22:00-06:00".into()
+}
+fn default_health_secs() -> u64 {
+    120
+}
+fn default_channel() -> String {
+    "stable".into()
+}
+
+impl Default for UpdateSection {
+    fn default() -> Self {
+        UpdateSection {
+            root_key: None,
+            install_dir: None,
+            window: default_update_window(),
+            health_secs: default_health_secs(),
+            channel: default_channel(),
+        }
+    }
 }
 
 /// Omni-channel orders at the store.
@@ -222,7 +272,7 @@ use std::path::Path;
 pub const CONFIG_ENV: &str = "LOJAD_CONFIG";
 
 /// The sections of the file; `LOJAD_<SECTION>_<KEY>` overrides `[section] key`.
-pub const SECTIONS: [&str; 7] = [
+pub const SECTIONS: [&str; 8] = [
     "store",
     "central",
     "pos",
@@ -230,10 +280,12 @@ pub const SECTIONS: [&str; 7] = [
     "retention",
     "log",
     "omni",
+    "update",
 ];
 
 /// Keys whose value is a number (env values are parsed as such).
-const NUMERIC_KEYS: [&str; 11] = [
+const NUMERIC_KEYS: [&str; 12] = [
+    "update.health_secs",
     "central.timeout_secs",
     "pos.max_body_bytes",
     "sync.page_size",
@@ -770,6 +822,7 @@ impl Config {
             retention: RetentionSection::default(),
             log: LogSection::default(),
             omni: OmniSection::default(),
+            update: UpdateSection::default(),
         }
     }
 }

@@ -95,6 +95,8 @@ pub async fn start(config: Config) -> anyhow::Result<Daemon> {
     let server = tokio::spawn(crate::api::serve(listener, state.clone(), async move {
         crate::runtime::stopped(&mut server_stop).await
     }));
+    // A version on trial proves itself (or asks to be rolled back).
+    tokio::spawn(crate::jobs::update::health_check(ctx.clone(), pos_addr));
     println!("lojad: POS API listening on http://{pos_addr}");
     tracing::info!(pos = %pos_addr, store = %state.config.store.id, push = push_on, "lojad running");
     Ok(Daemon {
@@ -171,6 +173,7 @@ pub fn run_until(
         tokio::select! {
             _ = stop => tracing::info!("stop requested"),
             _ = crate::runtime::shutdown_signal() => tracing::info!("signal received: shutting down"),
+            _ = crate::release::restart_wanted() => tracing::info!("update: stopping for the service manager to restart lojad"),
         }
         daemon.shutdown().await
     })

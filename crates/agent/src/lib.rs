@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod intake;
 pub mod jobs;
 pub mod priority;
+pub mod release;
 pub mod runtime;
 pub mod schedule_view;
 pub mod scheduler;

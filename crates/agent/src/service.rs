@@ -42,7 +42,7 @@ pub fn render_unit(p: &UnitPaths) -> String {
         .map(|line| {
             if line.starts_with("ExecStart=") {
                 format!(
-                    "ExecStart={} --config {} run",
+                    "ExecStart={} --config {} launch",
                     quote(&p.binary),
                     quote(&p.config)
                 )
@@ -291,7 +291,8 @@ mod tests {
             user: "loja".into(),
         });
         for line in [
-            "ExecStart=/opt/loja/bin/lojad --config /etc/loja/lojad.toml run",
+            "ExecStart=/opt/loja/bin/lojad --config /etc/loja/lojad.toml launch",
+            "RestartForceExitStatus=75",
             "Type=simple",
             "Restart=always",
             "RestartSec=5",

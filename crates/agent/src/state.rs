@@ -31,6 +31,9 @@ pub struct AppState {
     /// The last `Loja-Scope` written to the replica's price list order.
     pub price_scope: Arc<Mutex<Option<String>>>,
     pub started_at: Instant,
+    /// POS requests being answered now (an update never switches versions
+    /// under one).
+    pub pos_requests: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl AppState {
@@ -62,6 +65,7 @@ impl AppState {
                 .collect(),
             price_scope: Arc::default(),
             started_at: Instant::now(),
+            pos_requests: Arc::default(),
             config: Arc::new(config),
         })
     }

@@ -54,6 +54,10 @@ pub struct StatusReport {
     pub replica_counts_at: Option<String>,
     /// What could not be read this time (the report is partial).
     pub warnings: Vec<String>,
+    /// Automatic updates: the running version, channel, pending release,
+    /// a switch in progress (docs/update.md).
+    #[schema(value_type = Object)]
+    pub update: crate::release::UpdateView,
 }
 
 /// One job's switch, last run and next run.
@@ -258,7 +262,7 @@ pub async fn collect(state: &AppState) -> anyhow::Result<StatusReport> {
         None => (Vec::new(), None),
     };
     Ok(StatusReport {
-        version: env!("CARGO_PKG_VERSION").to_owned(),
+        version: crate::release::running_version(),
         store_id: state.config.store.id.clone(),
         generated_at: loja_protocol::time::now_rfc3339(),
         source: "daemon".into(),
@@ -273,6 +277,7 @@ pub async fn collect(state: &AppState) -> anyhow::Result<StatusReport> {
         replica_counts: counts,
         replica_counts_at: counts_at,
         warnings,
+        update: crate::release::view(&state.config),
     })
 }
 
@@ -360,8 +365,13 @@ pub fn collect_offline(config: &Config) -> anyhow::Result<StatusReport> {
     });
     let schedule = estimated_schedule(config, &job_states, &mut warnings);
     let jobs = merge_jobs(&schedule, &job_states, Some(&snapshot));
+    let update = crate::release::view(config);
     Ok(StatusReport {
-        version: env!("CARGO_PKG_VERSION").to_owned(),
+        // the version the service runs: the one the launcher starts
+        version: update
+            .current
+            .clone()
+            .unwrap_or_else(crate::release::running_version),
         store_id: config.store.id.clone(),
         generated_at: loja_protocol::time::now_rfc3339(),
         source: "files".into(),
@@ -376,6 +386,7 @@ pub fn collect_offline(config: &Config) -> anyhow::Result<StatusReport> {
         replica_counts: snapshot.counts,
         replica_counts_at: Some(snapshot.taken_at),
         warnings,
+        update,
     })
 }
 
@@ -606,6 +617,17 @@ pub fn render_text(r: &StatusReport) -> String {
         out,
         "lojad {} - store {} ({} view{up}) at {}",
         r.version, r.store_id, r.source, r.generated_at
+    );
+    let u = &r.update;
+    let _ = writeln!(
+        out,
+        "Update: channel {}, pending {}{}",
+        u.channel,
+        u.pending.as_deref().unwrap_or("none"),
+        u.trial
+            .as_deref()
+            .map(|t| format!(", switching {t}"))
+            .unwrap_or_default()
     );
     let oldest = match (
         &r.outbox.oldest_pending_at,
@@ -850,8 +872,18 @@ mod tests {
             }],
             replica_counts_at: None,
             warnings: vec![],
+            update: crate::release::UpdateView {
+                version: "0.1.0".into(),
+                channel: "stable".into(),
+                pending: Some("0.2.0".into()),
+                ..Default::default()
+            },
         };
         let text = render_text(&r);
+        assert!(
+            text.contains("Update: channel stable, pending 0.2.0"),
+            "{text}"
+        );
         assert!(text.contains("up 1h02m"), "{text}");
         assert!(text.contains("Outbox: 2 pending, 1 failed"), "{text}");
         assert!(

@@ -38,6 +38,9 @@ pub enum Direction {
     /// Compares the replica with the central's view and repairs what
     /// drifted (`jobs::verify`): subject `all` or one entity.
     Verify,
+    /// Checks for a new lojad release, stages it, applies it in the
+    /// maintenance window (`jobs::update`): subject `lojad`.
+    Update,
 }
 
 impl Direction {
@@ -47,6 +50,7 @@ impl Direction {
             Direction::Upload => "upload",
             Direction::Maintenance => "maintenance",
             Direction::Verify => "verify",
+            Direction::Update => "update",
         }
     }
 }
@@ -238,10 +242,11 @@ pub fn parse(file: &str, text: &str) -> Result<Task, TaskError> {
         Some("upload") => Direction::Upload,
         Some("maintenance") => Direction::Maintenance,
         Some("verify") => Direction::Verify,
+        Some("update") => Direction::Update,
         Some(other) => {
             return Err(key_err(
                 "direction",
-                format!("{other:?}: expected download, upload, maintenance or verify"),
+                format!("{other:?}: expected download, upload, maintenance, verify or update"),
             ));
         }
         None => return Err(key_err("direction", "is required".into())),
@@ -264,6 +269,12 @@ pub fn parse(file: &str, text: &str) -> Result<Task, TaskError> {
             return Err(key_err(
                 "subject",
                 format!("{subject:?}: a maintenance task's subject is \"maintenance\""),
+            ));
+        }
+        Direction::Update if subject != "lojad" => {
+            return Err(key_err(
+                "subject",
+                format!("{subject:?}: an update task's subject is \"lojad\""),
             ));
         }
         Direction::Verify
@@ -451,7 +462,13 @@ mod tests {
             (Direction::Verify, "all")
         );
         assert!(matches!(vrf.schedule, Schedule::Cron(_)));
-        assert_eq!(tasks.len(), ENTITIES.len() + 3);
+        let upd = tasks.iter().find(|t| t.code == "UPD").unwrap();
+        assert_eq!(
+            (upd.direction, upd.subject.as_str()),
+            (Direction::Update, "lojad")
+        );
+        // uploads, maintenance, verify, update
+        assert_eq!(tasks.len(), ENTITIES.len() + 4);
     }
 
     #[test]
@@ -506,7 +523,7 @@ mod tests {
         let prc = tasks.iter().find(|t| t.code == "PRC").unwrap();
         assert_eq!(prc.schedule, Schedule::Every(Duration::from_secs(5400)));
         assert!(!prc.active);
-        assert_eq!(tasks.len(), ENTITIES.len() + 3);
+        assert_eq!(tasks.len(), ENTITIES.len() + 4);
         std::fs::write(
             dir.join("bad.toml"),
             "code = \"UPL\"\nsubject = \"documents\"\ndirection = \"upload\"\nevery = \"-1\"\n",

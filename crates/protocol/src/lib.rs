@@ -11,6 +11,7 @@ pub mod limits;
 pub mod omni;
 pub mod reconcile;
 pub mod registry;
+pub mod release;
 pub mod schema;
 pub mod stock;
 pub mod time;

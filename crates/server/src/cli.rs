@@ -105,6 +105,12 @@ enum Cmd {
     /// Per-store last-download control.
     #[command(subcommand)]
     Downloads(DownloadsCmd),
+    /// Signed lojad releases: keys, publish, staged rollout (docs/update.md).
+    #[command(
+        subcommand,
+        after_help = "Example:\n  retaguarda-server release publish --db central.db --key release.key --version 0.2.0 --artifact x86_64-linux=lojad\n  retaguarda-server release list --db central.db"
+    )]
+    Release(crate::release_cli::ReleaseCmd),
     /// Print docs/entities.md (the entity reference), or the JSON Schemas.
     #[command(
         after_help = "Example:\n  retaguarda-server docs > docs/entities.md\n  retaguarda-server docs --schema | jq .entities.prices"
@@ -298,6 +304,7 @@ fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.cmd {
+        Cmd::Release(cmd) => crate::release_cli::run(cmd),
         Cmd::Serve {
             db,
             listen,

@@ -114,6 +114,12 @@ impl AppState {
     }
 }
 
+impl crate::releases::HasDb for AppState {
+    fn db(&self) -> &Db {
+        &self.db
+    }
+}
+
 type St = State<Arc<AppState>>;
 
 /// Each entity's highest seq.
@@ -383,6 +389,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/stores/{store}/documents", post(post_documents))
         .route("/v1/stores/{store}/verdicts", get(store_verdicts))
         .route("/v1/stores/{store}/omni/orders", get(store_omni_orders))
+        .merge(crate::releases::store_routes())
         .merge(admin_router(&state))
         .fallback(|| async { not_found("no such endpoint") })
         .layer(middleware::from_fn(log_request))
@@ -429,6 +436,7 @@ fn admin_router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/v1/admin/omni/orders/{id}", get(get_order))
         .route("/v1/admin/omni/orders/{id}/cancel", post(cancel_order))
         .route("/v1/admin/omni/orders/{id}/assign", post(assign_order))
+        .merge(crate::releases::admin_routes())
         // Only on these routes: an unknown path still answers 404.
         .route_layer(middleware::from_fn_with_state(state.clone(), admin_auth))
         // The layer wraps each route's "method not allowed" answer too:
@@ -1408,10 +1416,15 @@ mod tests {
 
     /// The path of every `.route(` call of this file above the tests: every
     /// route `router` serves, as written (a route added anywhere in the
-    /// file is seen here without editing the tests).
+    /// file is seen here without editing the tests). Plus the release
+    /// routes `router` merges from `releases.rs`.
     fn routes_in_source() -> Vec<String> {
-        let src = include_str!("http.rs");
-        let src = &src[..src.find("#[cfg(test)]").expect("the tests module")];
+        let code = |src: &'static str| &src[..src.find("#[cfg(test)]").expect("the tests module")];
+        let src = [
+            code(include_str!("http.rs")),
+            code(include_str!("releases.rs")),
+        ]
+        .concat();
         src.split(".route(")
             .skip(1)
             .map(|call| {

@@ -30,6 +30,8 @@ pub mod import;
 pub mod nodes;
 pub mod omni;
 pub mod page_cache;
+pub mod release_cli;
+pub mod releases;
 pub mod rows;
 pub mod store_stock;
 #[cfg(test)]

@@ -119,6 +119,7 @@ async fn guarded(
     label: &'static str,
     answer: impl Future<Output = Result<Response, Infallible>>,
 ) -> Response {
+    let _running = Running::new(&st.app.pos_requests);
     let timeout = st.shared.timeout;
     let bounded = std::pin::pin!(tokio::time::timeout(timeout, answer));
     let resp = match CatchUnwind(bounded).await {
@@ -144,6 +145,23 @@ async fn guarded(
     let resp = ensure_json_error(resp).await;
     st.shared.http.count(label, resp.status().as_u16());
     resp
+}
+
+/// Counts a request as running while it lives (the update job waits for
+/// none to run).
+struct Running<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> Running<'a> {
+    fn new(n: &'a std::sync::atomic::AtomicUsize) -> Running<'a> {
+        n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Running(n)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 fn panic_message(p: &(dyn Any + Send)) -> String {

@@ -20,6 +20,9 @@ pub mod exit {
     pub const UNREACHABLE: u8 = 3;
     /// `doctor` found at least one problem.
     pub const DOCTOR: u8 = 4;
+    /// `lojad run` stopped for an update: the service manager must start
+    /// lojad again (the unit's `RestartForceExitStatus=`; docs/update.md).
+    pub const RESTART: u8 = crate::release::swap::RESTART_EXIT;
 }
 
 /// An error with its exit code.

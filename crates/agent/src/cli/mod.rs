@@ -8,6 +8,7 @@ mod config;
 mod doctor;
 mod documents;
 mod init;
+mod launch;
 mod log;
 pub mod once;
 mod run;
@@ -34,6 +35,7 @@ Exit codes:
   2  usage or configuration error (the message names the key and file/line)
   3  the central could not be reached (network, DNS, TLS)
   4  `lojad doctor` found problems
+ 75  `lojad run` stopped for an update: the service manager starts it again
 
 Config: --config PATH, else $LOJAD_CONFIG, else the user's config dir
 (~/.config/lojad/lojad.toml), else /etc/loja/lojad.toml (Windows: %ProgramData%\\Loja).
@@ -69,6 +71,11 @@ pub enum Command {
         after_help = "Example:\n  lojad --config /etc/loja/lojad.toml run\n  lojad run --pos-listen 127.0.0.1:7979 --log-level lojad=debug\n\nSIGTERM / Ctrl-C (Windows: service stop): finishes the current transaction, flushes logs, exits 0."
     )]
     Run(run::RunArgs),
+    /// What the service starts: switches or rolls back a pending update, then runs the installed version.
+    #[command(
+        after_help = "Example:\n  lojad --config /etc/loja/lojad.toml launch\n  lojad launch --pos-listen 127.0.0.1:7979\n\nTakes the options of `run`. Starts versions/<current>/lojad from [update] install_dir\n(this binary when none is installed); see docs/update.md."
+    )]
+    Launch(run::RunArgs),
     /// Write a new config (store id, central URL and token, data dir, POS token).
     #[command(
         after_help = "Example:\n  lojad init --central-url https://retaguarda.example.com.br --store-id loja-0042 --store-token XXXX\n  sudo lojad init --system --central-url https://retaguarda.example.com.br --store-id loja-0042 --store-token XXXX\n\nWithout --pos-token a random one is generated and printed once."
@@ -138,9 +145,9 @@ pub enum Command {
         after_help = "Example:\n  lojad service status\n  sudo lojad --config /etc/loja/lojad.toml service install\n  lojad service install --root /tmp/pkgroot   # only render the unit"
     )]
     Service(service::ServiceCmd),
-    /// Verify a signed lojad release and install it in place of this binary.
+    /// Automatic update: status, check now, switch now; or install a signed binary by hand.
     #[command(
-        after_help = "Example:\n  lojad update --file lojad-0.2.0 --signature lojad-0.2.0.sig\n  lojad update --check --file lojad-0.2.0 --signature lojad-0.2.0.sig"
+        after_help = "Example:\n  lojad update --status\n  lojad update --check\n  lojad update --now\n  lojad update --file lojad-0.2.0 --signature lojad-0.2.0.sig\n  lojad update --check --file lojad-0.2.0 --signature lojad-0.2.0.sig\n\nSee docs/update.md."
     )]
     Update(update::UpdateArgs),
     /// Entry point of the Windows service (the SCM starts it).
@@ -172,6 +179,7 @@ pub fn dispatch(cli: Cli) -> CliResult {
     let config = |path| common::load_config(path, &[]).map(|(config, _)| config);
     match cli.command {
         Command::Run(args) => run::run(&path, args),
+        Command::Launch(args) => launch::run(&path, args),
         Command::Init(args) => init::run(cli.config.clone(), args),
         Command::Status => status::run(&path, json),
         Command::Sync { entities } => sync::run(&path, &entities, json),
@@ -184,7 +192,7 @@ pub fn dispatch(cli: Cli) -> CliResult {
         Command::Config(cmd) => config::run(&path, cmd, json),
         Command::Doctor => doctor::run(&path, json),
         Command::Service(cmd) => service::run(&path, cmd, json),
-        Command::Update(args) => update::run(args, json),
+        Command::Update(args) => update::run(&path, args, json),
         Command::ServiceMain => service::main(&path),
     }
 }

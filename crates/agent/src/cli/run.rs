@@ -8,7 +8,7 @@ use clap::Args;
 use super::common::{CliResult, exit, load_config};
 use crate::config::Override;
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// POS API address (overrides pos.listen).
     #[arg(long, value_name = "ADDR")]
@@ -24,7 +24,8 @@ pub struct RunArgs {
     pub log_level: Option<String>,
 }
 
-pub fn run(path: &Path, args: RunArgs) -> CliResult {
+/// The config overrides of `run`'s flags.
+pub fn flags(args: RunArgs) -> Vec<Override> {
     let mut flags = Vec::new();
     if let Some(v) = args.pos_listen {
         flags.push(Override::flag("--pos-listen", "pos", "listen", v));
@@ -38,13 +39,18 @@ pub fn run(path: &Path, args: RunArgs) -> CliResult {
     if let Some(v) = args.log_level {
         flags.push(Override::flag("--log-level", "log", "level", v));
     }
+    flags
+}
+
+pub fn run(path: &Path, args: RunArgs) -> CliResult {
+    let flags = flags(args);
     let (config, warnings) = load_config(path, &flags)?;
     let _guard = crate::logging::init_daemon(&config);
     for w in &warnings {
         tracing::warn!("{w}");
     }
     tracing::info!(
-        version = env!("CARGO_PKG_VERSION"),
+        version = %crate::release::running_version(),
         config = %path.display(),
         store = %config.store.id,
         data_dir = %config.store.data_dir.display(),
@@ -52,5 +58,10 @@ pub fn run(path: &Path, args: RunArgs) -> CliResult {
         "lojad starting"
     );
     crate::daemon::run_until(config, std::future::pending())?;
+    if crate::release::restart_requested() {
+        // An update switched versions or must roll back: the service
+        // manager starts the launcher again (docs/update.md).
+        return Ok(exit::RESTART);
+    }
     Ok(exit::OK)
 }

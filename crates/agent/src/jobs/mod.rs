@@ -6,6 +6,7 @@
 pub mod download;
 pub mod maintenance;
 pub mod push;
+pub mod update;
 pub mod upload;
 pub mod verify;
 
@@ -143,6 +144,7 @@ pub async fn run_task(ctx: &JobCtx, task: &Task) -> JobRun {
             Direction::Upload => upload::run(ctx).await,
             Direction::Maintenance => maintenance::run(ctx).await,
             Direction::Verify => verify::run(ctx, &task.subject).await,
+            Direction::Update => update::run(ctx).await,
         }
     };
     record_run(ctx, &task.code, &task.subject, started_at, t0, result).await
