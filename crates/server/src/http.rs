@@ -34,6 +34,9 @@ use crate::{documents, feed, omni, verify};
 pub const FEED_BUILDS: usize = 2;
 /// Feed builds that may wait their turn; past them: 503 with Retry-After.
 pub const FEED_QUEUE: usize = 256;
+/// Feed requests past their build permit reading the token, hold and head
+/// at once (a bounded number of blocking threads and read connections).
+pub const FEED_READS: usize = 8;
 /// Bytes of feed pages kept for the stores of the same view.
 pub const PAGE_CACHE_BYTES: usize = 128 << 20;
 /// Largest request body (after decompression): a whole-catalog import.
@@ -43,6 +46,8 @@ pub struct AppState {
     pub db: Db,
     admin_hash: Option<String>,
     feed_permits: crate::admission::Admission,
+    /// The reads before a feed page is had (token, hold, head) at once.
+    feed_reads: tokio::sync::Semaphore,
     /// Pages built once for every store of the same view.
     pages: crate::page_cache::PageCache<SealedAnswer>,
     /// Each entity's highest seq at the head they were read at: a woken
@@ -66,6 +71,7 @@ impl AppState {
             db,
             admin_hash: (!admin_token.is_empty()).then(|| hash_token(admin_token)),
             feed_permits: crate::admission::Admission::new(FEED_BUILDS, FEED_QUEUE),
+            feed_reads: tokio::sync::Semaphore::new(FEED_READS),
             pages: crate::page_cache::PageCache::new(PAGE_CACHE_BYTES),
             entity_heads: std::sync::Mutex::new(None),
             changes: crate::changes::Changes::new(64),
@@ -501,6 +507,16 @@ async fn feed_page(
     }
     let st2 = st.clone();
     let store2 = store.clone();
+    // The token, the hold and the head: a few indexed reads, a few at a
+    // time (thousands of stores asking at once would otherwise each hold a
+    // blocking thread and a read connection with its own page cache).
+    let reading = st.feed_reads.acquire().await.map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "server is stopping",
+        )
+    })?;
     let (ready, place) = blocking(move || {
         st2.db.read(|conn| {
             let scope = check_store(conn, &store2, token.as_deref())?;
@@ -528,6 +544,7 @@ async fn feed_page(
         })
     })
     .await?;
+    drop(reading);
     let scope = match ready {
         Ready::Held(page) => {
             let sealed = SealedAnswer::seal(page.json, zstd);
