@@ -41,6 +41,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0007_omni_orders",
         include_str!("../../../schema/server/0007_omni_orders.sql"),
     ),
+    (
+        "0010_console",
+        include_str!("../../../schema/server/0010_console.sql"),
+    ),
 ];
 
 /// How many idle read connections are kept.
