@@ -552,7 +552,7 @@ async fn walk(
     assert!(page.contains("R$ 1.234,56"), "money in pt-BR: {page}");
     b.screenshot("06-orders").await?;
     b.run(
-        "document.querySelector(\"tr[data-id='o1'] form.reassign select\").value = arguments[0]",
+        "document.querySelector(\"tr[data-id='o1'] form.reassign input[name=store]\").value = arguments[0]",
         json!([B.0]),
     )
     .await?;

@@ -101,14 +101,12 @@ fn stores_of(order: &Value) -> Vec<String> {
     s
 }
 
-fn options(ctx: &Ctx, name: &str, values: &[(String, String)], chosen: &str, all: bool) -> String {
-    let mut s = format!(r#"<select name="{name}">"#);
-    if all {
-        s.push_str(&format!(
-            r#"<option value="">{}</option>"#,
-            ctx.t("common-all")
-        ));
-    }
+/// A filter's `<select>`, "all" first.
+fn options(ctx: &Ctx, name: &str, values: &[(String, String)], chosen: &str) -> String {
+    let mut s = format!(
+        r#"<select name="{name}"><option value="">{}</option>"#,
+        ctx.t("common-all")
+    );
     for (v, label) in values {
         let sel = if v == chosen { " selected" } else { "" };
         s.push_str(&format!(
@@ -152,11 +150,11 @@ pub async fn page<H: Host>(
     let mut body = format!(
         r#"<form method="get" action="/console/orders" class="filters"><label>{} {}</label><label>{} {}</label><label>{} {}</label><button type="submit">{}</button></form><p>{}</p>"#,
         ctx.t("orders-col-status"),
-        options(&ctx, "status", &status_pairs, &f.status, true),
+        options(&ctx, "status", &status_pairs, &f.status),
         ctx.t("orders-col-store"),
-        options(&ctx, "store", &store_pairs, &f.store, true),
+        options(&ctx, "store", &store_pairs, &f.store),
         ctx.t("orders-older-than"),
-        options(&ctx, "older", &ages, &f.older, true),
+        options(&ctx, "older", &ages, &f.older),
         ctx.t("docs-filter"),
         ctx.ta("orders-count", &[("n", &orders.len().to_string())]),
     );
@@ -191,10 +189,10 @@ pub async fn page<H: Host>(
         );
         if status == "open" && ctx.may(Role::Operator) {
             actions.push_str(&format!(
-                r#"<form method="post" action="/console/orders/{}/assign" class="inline reassign">{}{}<button type="submit">{}</button></form>"#,
+                r#"<form method="post" action="/console/orders/{}/assign" class="inline reassign">{}<input name="store" list="all-stores" required size="12" placeholder="{}"><button type="submit">{}</button></form>"#,
                 url(id),
                 ctx.csrf_field(),
-                options(&ctx, "store", &store_pairs, "", false),
+                ctx.t("orders-col-store"),
                 ctx.t("action-reassign"),
             ));
         }
@@ -219,6 +217,13 @@ pub async fn page<H: Host>(
     if !orders.is_empty() {
         body.push_str("</tbody></table>");
     }
+    // One list of the stores for every reassign field (not a <select> per
+    // order: 2,000 stores × the open orders would weigh megabytes).
+    body.push_str(r#"<datalist id="all-stores">"#);
+    for s in &all_stores {
+        body.push_str(&format!(r#"<option value="{}">"#, esc(s)));
+    }
+    body.push_str("</datalist>");
     Ok(layout(&ctx, &ctx.t("orders-title"), &body))
 }
 
