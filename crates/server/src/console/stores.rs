@@ -18,7 +18,7 @@ use serde::Deserialize;
 use super::auth::Role;
 use super::i18n::{age, date_time_text, date_time_unix};
 use super::page::{self, ConsoleError, Ctx, Host, esc, layout, see_other, url};
-use crate::avail::{self, Pending};
+use crate::avail::{self, Download, Pending};
 use crate::db::now_unix;
 use crate::nodes::{self, NodeKind};
 
@@ -82,6 +82,26 @@ type EntityLag = (String, Option<u64>, u64, u64, Option<i64>);
 struct Memo {
     heads: HashMap<&'static str, u64>,
     behind: HashMap<(&'static str, u64), u64>,
+    /// Every written download, read at once for a listing of every store.
+    written: Option<HashMap<(String, String), Download>>,
+}
+
+/// Every store's written download per entity.
+fn written_downloads(
+    conn: &Connection,
+) -> Result<HashMap<(String, String), Download>, rusqlite::Error> {
+    let mut stmt =
+        conn.prepare_cached("SELECT store, entity, completed_at, next_seq FROM downloads")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            (r.get::<_, String>(0)?, r.get::<_, String>(1)?),
+            Download {
+                completed_at: r.get(2)?,
+                next: r.get::<_, i64>(3)?.max(0) as u64,
+            },
+        ))
+    })?;
+    rows.collect()
 }
 
 fn entity_lags(
@@ -100,7 +120,11 @@ fn entity_lags(
                 h
             }
         };
-        let d = avail::last_download(conn, pending, store, e.name)?;
+        let d = match (pending.and_then(|p| p.get(store, e.name)), &memo.written) {
+            (Some(d), _) => Some(d),
+            (None, Some(w)) => w.get(&(store.to_owned(), e.name.to_owned())).copied(),
+            (None, None) => avail::last_download(conn, pending, store, e.name)?,
+        };
         let pos = d.map(|d| d.next);
         let at = pos.unwrap_or(0);
         let behind = if at >= head {
@@ -145,7 +169,10 @@ pub fn list(
     }
     let exceptions = avail::list_exceptions(conn)?;
     let now = now_unix();
-    let mut memo = Memo::default();
+    let mut memo = Memo {
+        written: Some(written_downloads(conn)?),
+        ..Memo::default()
+    };
     let mut out = Vec::new();
     for n in nodes::list(conn)? {
         if n.kind != NodeKind::Store {
