@@ -45,6 +45,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0008_releases",
         include_str!("../../../schema/server/0008_releases.sql"),
     ),
+    (
+        "0009_console",
+        include_str!("../../../schema/server/0009_console.sql"),
+    ),
 ];
 
 /// How many idle read connections are kept.

@@ -396,6 +396,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/stores/{store}/verdicts", get(store_verdicts))
         .route("/v1/stores/{store}/omni/orders", get(store_omni_orders))
         .merge(crate::releases::store_routes())
+        .merge(crate::console::router::<AppState>())
         .merge(admin_router(&state))
         .fallback(|| async { not_found("no such endpoint") })
         .layer(middleware::from_fn(log_request))
@@ -443,6 +444,10 @@ fn admin_router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/v1/admin/omni/orders/{id}/cancel", post(cancel_order))
         .route("/v1/admin/omni/orders/{id}/assign", post(assign_order))
         .merge(crate::releases::admin_routes())
+        .route(
+            "/v1/admin/console/users",
+            post(crate::console::api_put_user::<AppState>),
+        )
         // Only on these routes: an unknown path still answers 404.
         .route_layer(middleware::from_fn_with_state(state.clone(), admin_auth))
         // The layer wraps each route's "method not allowed" answer too:
@@ -1261,6 +1266,19 @@ async fn post_verdicts(State(st): St, body: Bytes) -> Result<Json<Value>, ApiErr
         "erp verdicts"
     );
     Ok(Json(json!({ "verdicts": recorded })))
+}
+
+/// The operator console's view of the server (`console::Host`).
+impl crate::console::Host for AppState {
+    fn db(&self) -> &Db {
+        &self.db
+    }
+    fn pending(&self) -> Option<&Pending> {
+        Some(&self.pending)
+    }
+    fn moved(&self, head: u64) {
+        wake(self, head);
+    }
 }
 
 /// Wakes the stores' long-polls when a write moved the head (the stores'

@@ -21,6 +21,7 @@ pub mod avail;
 pub mod catalog;
 pub mod changes;
 pub mod cli;
+pub mod console;
 pub mod db;
 pub mod docs;
 pub mod documents;

@@ -1,0 +1,191 @@
+//! Switches and schedules: the availability minutes of every entity (how
+//! often a store may download it) at each level that sets them (the whole
+//! chain, a central, a store) beside the registry's default, the stores
+//! exempt from the window; an admin sets an entity's minutes at a level
+//! (`avail::set_minutes`).
+
+use std::sync::Arc;
+
+use axum::Form;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use rusqlite::{Connection, params};
+use serde::Deserialize;
+
+use super::auth::Role;
+use super::page::{self, ConsoleError, Host, esc, layout, see_other};
+use crate::avail;
+use crate::nodes;
+
+/// Each entity's settings: (node, minutes), the chain's first.
+fn settings(conn: &Connection, entity: &str) -> Result<Vec<(String, u32)>, rusqlite::Error> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT node, minutes FROM availability WHERE entity = ?1
+         ORDER BY node <> 'master', node",
+    )?;
+    let rows = stmt.query_map(params![entity], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?.clamp(0, i64::from(u32::MAX)) as u32,
+        ))
+    })?;
+    rows.collect()
+}
+
+type Table = Vec<(&'static str, u32, Vec<(String, u32)>)>;
+
+fn table(conn: &Connection) -> Result<(Table, Vec<String>, Vec<String>), rusqlite::Error> {
+    let mut t = Vec::new();
+    for e in loja_protocol::ENTITIES {
+        t.push((e.name, e.availability_minutes, settings(conn, e.name)?));
+    }
+    let levels = nodes::list(conn)?.into_iter().map(|n| n.id).collect();
+    Ok((t, avail::list_exceptions(conn)?, levels))
+}
+
+#[derive(Deserialize)]
+pub struct LangQuery {
+    lang: Option<String>,
+}
+
+pub async fn page<H: Host>(
+    State(st): State<Arc<H>>,
+    headers: HeaderMap,
+    Query(q): Query<LangQuery>,
+) -> Result<Response, ConsoleError> {
+    let ctx = match page::ctx(&st, &headers, q.lang.as_deref()).await {
+        Ok(c) => c,
+        Err(r) => return Ok(r),
+    };
+    let (t, exceptions, levels) = page::read(&st, |c| Ok(table(c)?)).await?;
+    let mut body = format!(
+        r#"<p>{}</p><table id="availability"><thead><tr><th>{}</th><th class="num">{}</th><th>{}</th></tr></thead><tbody>"#,
+        ctx.t("switch-intro"),
+        ctx.t("switch-col-entity"),
+        ctx.t("switch-col-default"),
+        ctx.t("switch-col-levels"),
+    );
+    for (entity, default, set) in &t {
+        let levels_text = if set.is_empty() {
+            ctx.t("switch-follows-default")
+        } else {
+            set.iter()
+                .map(|(node, m)| {
+                    let level = if node == nodes::MASTER {
+                        ctx.t("switch-chain")
+                    } else {
+                        esc(node)
+                    };
+                    format!(
+                        "{level}: {}",
+                        ctx.ta("switch-minutes", &[("n", &m.to_string())])
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" · ")
+        };
+        body.push_str(&format!(
+            r#"<tr data-entity="{}"><td>{}</td><td class="num">{}</td><td>{levels_text}</td></tr>"#,
+            esc(entity),
+            esc(entity),
+            ctx.ta("switch-minutes", &[("n", &default.to_string())]),
+        ));
+    }
+    body.push_str("</tbody></table>");
+    body.push_str(&format!(
+        r#"<h2>{}</h2><p id="exceptions">{}</p>"#,
+        ctx.t("switch-exceptions"),
+        if exceptions.is_empty() {
+            ctx.t("common-none")
+        } else {
+            esc(&exceptions.join(", "))
+        }
+    ));
+    if ctx.may(Role::Admin) {
+        let opt =
+            |v: &str, label: &str| format!(r#"<option value="{}">{}</option>"#, esc(v), label);
+        let entities: String = t.iter().map(|(e, _, _)| opt(e, &esc(e))).collect();
+        let level_opts: String = levels
+            .iter()
+            .map(|l| {
+                let label = if l == nodes::MASTER {
+                    ctx.t("switch-chain")
+                } else {
+                    esc(l)
+                };
+                opt(l, &label)
+            })
+            .collect();
+        body.push_str(&format!(
+            r#"<h2>{}</h2><form method="post" action="/console/switches/availability" class="filters" id="set-availability">{}<label>{} <select name="entity">{entities}</select></label><label>{} <select name="node">{level_opts}</select></label><label>{} <input type="number" name="minutes" min="0" max="100000" required></label><button type="submit">{}</button></form>"#,
+            ctx.t("switch-set"),
+            ctx.csrf_field(),
+            ctx.t("switch-col-entity"),
+            ctx.t("switch-level"),
+            ctx.t("switch-col-minutes"),
+            ctx.t("action-save"),
+        ));
+    }
+    Ok(layout(&ctx, &ctx.t("switch-title"), &body))
+}
+
+#[derive(Deserialize)]
+pub struct SetForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    entity: String,
+    #[serde(default)]
+    node: String,
+    #[serde(default)]
+    minutes: String,
+}
+
+/// Admin: `entity`'s availability minutes at `node`'s level.
+pub async fn set<H: Host>(
+    State(st): State<Arc<H>>,
+    headers: HeaderMap,
+    Form(f): Form<SetForm>,
+) -> Result<Response, ConsoleError> {
+    let target = format!("{}@{}={}", f.entity, f.node, f.minutes);
+    let ctx = match page::act(
+        &st,
+        &headers,
+        &f.csrf,
+        Role::Admin,
+        "set_availability",
+        &target,
+    )
+    .await
+    {
+        Ok(c) => c,
+        Err(r) => return Ok(r),
+    };
+    let entity = loja_protocol::entity_named(&f.entity);
+    let minutes = f
+        .minutes
+        .trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|m| *m <= 100_000);
+    let ok = match (entity, minutes) {
+        (Some(e), Some(m)) => {
+            let node = f.node.clone();
+            page::write(&st, move |tx| {
+                if nodes::kind_of(tx, &node)?.is_none() {
+                    return Ok(false);
+                }
+                avail::set_minutes(tx, &node, e, m)?;
+                Ok(true)
+            })
+            .await?
+        }
+        _ => false,
+    };
+    page::audited(&st, &ctx, "set_availability", &target, ok).await?;
+    if !ok {
+        return Ok(page::bare_page(ctx.lang, "err-action-failed"));
+    }
+    Ok(see_other("/console/switches"))
+}
