@@ -5,7 +5,6 @@ use std::sync::Arc;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 
 use super::auth::{self, Role};
 use super::i18n::date_time_unix;
@@ -14,15 +13,10 @@ use super::page::{self, ConsoleError, Host, esc, layout};
 /// Lines the page shows.
 pub const PAGE_LINES: u32 = 500;
 
-#[derive(Deserialize)]
-pub struct LangQuery {
-    lang: Option<String>,
-}
-
 pub async fn page<H: Host>(
     State(st): State<Arc<H>>,
     headers: HeaderMap,
-    Query(q): Query<LangQuery>,
+    Query(q): Query<page::LangQuery>,
 ) -> Result<Response, ConsoleError> {
     let ctx = match page::ctx(&st, &headers, q.lang.as_deref()).await {
         Ok(c) => c,

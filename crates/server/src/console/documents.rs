@@ -88,22 +88,6 @@ fn choices(conn: &Connection) -> Result<(Vec<String>, Vec<String>), rusqlite::Er
     ))
 }
 
-fn select(name: &str, all_label: &str, options: &[(String, String)], chosen: &str) -> String {
-    let mut s = format!(
-        r#"<select name="{name}" id="filter-{name}"><option value="">{all_label}</option>"#
-    );
-    for (value, label) in options {
-        let sel = if value == chosen { " selected" } else { "" };
-        s.push_str(&format!(
-            r#"<option value="{}"{sel}>{}</option>"#,
-            esc(value),
-            esc(label)
-        ));
-    }
-    s.push_str("</select>");
-    s
-}
-
 pub async fn page<H: Host>(
     State(st): State<Arc<H>>,
     headers: HeaderMap,
@@ -139,11 +123,11 @@ fn render(ctx: &Ctx, f: &Filter, docs: &[DocRow], kinds: &[String], stores: &[St
     let mut body = format!(
         r#"<form method="get" action="/console/documents" class="filters"><label>{} {}</label><label>{} {}</label><label>{} {}</label><label>{} <input type="date" name="from" value="{}"></label><label>{} <input type="date" name="to" value="{}"></label><button type="submit" id="filter">{}</button></form>"#,
         ctx.t("docs-col-store"),
-        select("store", &ctx.t("common-all"), &pairs(stores), &f.store),
+        page::filter_select(ctx, "store", &pairs(stores), &f.store),
         ctx.t("docs-col-kind"),
-        select("kind", &ctx.t("common-all"), &pairs(kinds), &f.kind),
+        page::filter_select(ctx, "kind", &pairs(kinds), &f.kind),
         ctx.t("docs-col-status"),
-        select("status", &ctx.t("common-all"), &statuses, &f.status),
+        page::filter_select(ctx, "status", &statuses, &f.status),
         ctx.t("docs-from"),
         esc(day(&f.from).unwrap_or("")),
         ctx.t("docs-to"),

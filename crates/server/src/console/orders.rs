@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::auth::Role;
 use super::i18n::{age, date_time_text, money, qty};
-use super::page::{self, ConsoleError, Ctx, Host, esc, layout, see_other, url};
+use super::page::{self, ConsoleError, Host, esc, layout, see_other, url};
 use crate::db::{head_seq, now_unix};
 use crate::omni;
 
@@ -101,24 +101,6 @@ fn stores_of(order: &Value) -> Vec<String> {
     s
 }
 
-/// A filter's `<select>`, "all" first.
-fn options(ctx: &Ctx, name: &str, values: &[(String, String)], chosen: &str) -> String {
-    let mut s = format!(
-        r#"<select name="{name}"><option value="">{}</option>"#,
-        ctx.t("common-all")
-    );
-    for (v, label) in values {
-        let sel = if v == chosen { " selected" } else { "" };
-        s.push_str(&format!(
-            r#"<option value="{}"{sel}>{}</option>"#,
-            esc(v),
-            esc(label)
-        ));
-    }
-    s.push_str("</select>");
-    s
-}
-
 pub async fn page<H: Host>(
     State(st): State<Arc<H>>,
     headers: HeaderMap,
@@ -150,11 +132,11 @@ pub async fn page<H: Host>(
     let mut body = format!(
         r#"<form method="get" action="/console/orders" class="filters"><label>{} {}</label><label>{} {}</label><label>{} {}</label><button type="submit">{}</button></form><p>{}</p>"#,
         ctx.t("orders-col-status"),
-        options(&ctx, "status", &status_pairs, &f.status),
+        page::filter_select(&ctx, "status", &status_pairs, &f.status),
         ctx.t("orders-col-store"),
-        options(&ctx, "store", &store_pairs, &f.store),
+        page::filter_select(&ctx, "store", &store_pairs, &f.store),
         ctx.t("orders-older-than"),
-        options(&ctx, "older", &ages, &f.older),
+        page::filter_select(&ctx, "older", &ages, &f.older),
         ctx.t("docs-filter"),
         ctx.ta("orders-count", &[("n", &orders.len().to_string())]),
     );
@@ -227,18 +209,13 @@ pub async fn page<H: Host>(
     Ok(layout(&ctx, &ctx.t("orders-title"), &body))
 }
 
-#[derive(Deserialize)]
-pub struct LangQuery {
-    lang: Option<String>,
-}
-
 /// The picking list of an order: its lines to separate, per store, for
 /// printing (the menu and buttons are not printed).
 pub async fn picking<H: Host>(
     State(st): State<Arc<H>>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Query(q): Query<LangQuery>,
+    Query(q): Query<page::LangQuery>,
 ) -> Result<Response, ConsoleError> {
     let ctx = match page::ctx(&st, &headers, q.lang.as_deref()).await {
         Ok(c) => c,

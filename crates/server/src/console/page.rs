@@ -92,6 +92,31 @@ pub async fn write<H: Host, T: Send + 'static>(
         .map_err(|_| ConsoleError::Task)?
 }
 
+/// The query of a page that takes nothing but the language (`?lang=en`).
+#[derive(serde::Deserialize)]
+pub struct LangQuery {
+    pub lang: Option<String>,
+}
+
+/// A filter's `<select>`: "all" (the empty value) first, then `options`
+/// (value, label), `chosen` selected.
+pub fn filter_select(ctx: &Ctx, name: &str, options: &[(String, String)], chosen: &str) -> String {
+    let mut s = format!(
+        r#"<select name="{name}" id="filter-{name}"><option value="">{}</option>"#,
+        ctx.t("common-all")
+    );
+    for (value, label) in options {
+        let sel = if value == chosen { " selected" } else { "" };
+        s.push_str(&format!(
+            r#"<option value="{}"{sel}>{}</option>"#,
+            esc(value),
+            esc(label)
+        ));
+    }
+    s.push_str("</select>");
+    s
+}
+
 /// HTML-escapes text for element content and quoted attributes.
 pub fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

@@ -212,15 +212,10 @@ pub fn list(
     Ok(out)
 }
 
-#[derive(Deserialize)]
-pub struct LangQuery {
-    lang: Option<String>,
-}
-
 pub async fn page<H: Host>(
     State(st): State<Arc<H>>,
     headers: HeaderMap,
-    Query(q): Query<LangQuery>,
+    Query(q): Query<page::LangQuery>,
 ) -> Result<Response, ConsoleError> {
     let ctx = match page::ctx(&st, &headers, q.lang.as_deref()).await {
         Ok(c) => c,
@@ -347,7 +342,7 @@ pub async fn one<H: Host>(
     State(st): State<Arc<H>>,
     headers: HeaderMap,
     Path(store): Path<String>,
-    Query(q): Query<LangQuery>,
+    Query(q): Query<page::LangQuery>,
 ) -> Result<Response, ConsoleError> {
     let ctx = match page::ctx(&st, &headers, q.lang.as_deref()).await {
         Ok(c) => c,

@@ -44,15 +44,10 @@ fn table(conn: &Connection) -> Result<(Table, Vec<String>, Vec<String>), rusqlit
     Ok((t, avail::list_exceptions(conn)?, levels))
 }
 
-#[derive(Deserialize)]
-pub struct LangQuery {
-    lang: Option<String>,
-}
-
 pub async fn page<H: Host>(
     State(st): State<Arc<H>>,
     headers: HeaderMap,
-    Query(q): Query<LangQuery>,
+    Query(q): Query<page::LangQuery>,
 ) -> Result<Response, ConsoleError> {
     let ctx = match page::ctx(&st, &headers, q.lang.as_deref()).await {
         Ok(c) => c,
