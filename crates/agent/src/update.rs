@@ -121,6 +121,24 @@ pub fn replace_file(target: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Replaces the running executable with the verified `bytes`.
+#[cfg(unix)]
+fn replace_running(_file: &Path, bytes: &[u8]) -> Result<PathBuf> {
+    // The running process keeps its old inode; the rename is atomic.
+    let exe = std::env::current_exe().context("locating the running lojad")?;
+    replace_file(&exe, bytes)?;
+    Ok(exe)
+}
+
+/// Replaces the running executable with the verified `file`.
+#[cfg(windows)]
+fn replace_running(file: &Path, _bytes: &[u8]) -> Result<PathBuf> {
+    // Windows cannot overwrite a running .exe in place; self-replace
+    // renames it aside first (unchecked here: no Windows toolchain).
+    self_replace::self_replace(file).context("replacing the running lojad")?;
+    Ok(std::env::current_exe().unwrap_or_else(|_| PathBuf::from("lojad.exe")))
+}
+
 /// What `update` did.
 #[derive(Debug, serde::Serialize)]
 pub struct Outcome {
@@ -154,12 +172,7 @@ pub fn run(
             replace_file(t, &bytes)?;
             t.to_path_buf()
         }
-        None => {
-            // self-replace handles the running executable on every OS
-            // (Windows cannot overwrite a running .exe in place).
-            self_replace::self_replace(file).context("replacing the running lojad")?;
-            std::env::current_exe().unwrap_or_else(|_| PathBuf::from("lojad"))
-        }
+        None => replace_running(file, &bytes)?,
     };
     let (restarted, note) = if target.is_some() {
         (false, "replaced (no restart: --target)".to_string())
