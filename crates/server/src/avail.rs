@@ -17,8 +17,8 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use crate::sql::{Connection, OptionalExtension, Transaction};
 use loja_protocol::Entity;
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
 
 /// A completed download.
@@ -58,7 +58,7 @@ pub fn resolved(
     conn: &Connection,
     node: &str,
     entity: &Entity,
-) -> Result<(u32, Option<String>), rusqlite::Error> {
+) -> Result<(u32, Option<String>), crate::sql::Error> {
     let mut levels = vec![node.to_owned()];
     levels.extend(crate::nodes::ancestors(conn, node)?);
     if levels.last().map(String::as_str) != Some(crate::nodes::MASTER) {
@@ -78,7 +78,7 @@ pub fn resolved(
 }
 
 /// The minutes a store (or any node) follows for `entity`.
-pub fn minutes(conn: &Connection, node: &str, entity: &Entity) -> Result<u32, rusqlite::Error> {
+pub fn minutes(conn: &Connection, node: &str, entity: &Entity) -> Result<u32, crate::sql::Error> {
     resolved(conn, node, entity).map(|(m, _)| m)
 }
 
@@ -88,7 +88,7 @@ pub fn set_minutes(
     node: &str,
     entity: &Entity,
     minutes: u32,
-) -> Result<(), rusqlite::Error> {
+) -> Result<(), crate::sql::Error> {
     conn.execute(
         "INSERT INTO availability (node, entity, minutes) VALUES (?1, ?2, ?3)
          ON CONFLICT (node, entity) DO UPDATE SET minutes = excluded.minutes",
@@ -102,7 +102,7 @@ pub fn unset_minutes(
     conn: &Connection,
     node: &str,
     entity: &Entity,
-) -> Result<bool, rusqlite::Error> {
+) -> Result<bool, crate::sql::Error> {
     Ok(conn.execute(
         "DELETE FROM availability WHERE node = ?1 AND entity = ?2",
         params![node, entity.name],
@@ -113,7 +113,7 @@ pub fn unset_minutes(
 pub fn list_minutes(
     conn: &Connection,
     node: &str,
-) -> Result<Vec<AvailabilityInfo>, rusqlite::Error> {
+) -> Result<Vec<AvailabilityInfo>, crate::sql::Error> {
     loja_protocol::ENTITIES
         .iter()
         .map(|e| {
@@ -128,7 +128,7 @@ pub fn list_minutes(
         .collect()
 }
 
-pub fn is_exception(conn: &Connection, store: &str) -> Result<bool, rusqlite::Error> {
+pub fn is_exception(conn: &Connection, store: &str) -> Result<bool, crate::sql::Error> {
     Ok(conn
         .prepare_cached("SELECT 1 FROM exceptions WHERE store = ?1")?
         .query_row(params![store], |_| Ok(()))
@@ -136,7 +136,7 @@ pub fn is_exception(conn: &Connection, store: &str) -> Result<bool, rusqlite::Er
         .is_some())
 }
 
-pub fn add_exception(conn: &Connection, store: &str) -> Result<(), rusqlite::Error> {
+pub fn add_exception(conn: &Connection, store: &str) -> Result<(), crate::sql::Error> {
     conn.execute(
         "INSERT INTO exceptions (store, added_at) VALUES (?1, ?2) ON CONFLICT (store) DO NOTHING",
         params![store, loja_protocol::time::now_rfc3339()],
@@ -144,13 +144,13 @@ pub fn add_exception(conn: &Connection, store: &str) -> Result<(), rusqlite::Err
     Ok(())
 }
 
-pub fn remove_exception(conn: &Connection, store: &str) -> Result<bool, rusqlite::Error> {
+pub fn remove_exception(conn: &Connection, store: &str) -> Result<bool, crate::sql::Error> {
     Ok(conn.execute("DELETE FROM exceptions WHERE store = ?1", params![store])? > 0)
 }
 
-pub fn list_exceptions(conn: &Connection) -> Result<Vec<String>, rusqlite::Error> {
+pub fn list_exceptions(conn: &Connection) -> Result<Vec<String>, crate::sql::Error> {
     let mut stmt = conn.prepare("SELECT store FROM exceptions ORDER BY store")?;
-    let rows = stmt.query_map([], |r| r.get(0))?;
+    let rows = stmt.query_map(params![], |r| r.get(0))?;
     rows.collect()
 }
 
@@ -209,7 +209,7 @@ impl Pending {
 pub fn write_downloads(
     tx: &Transaction<'_>,
     items: &[((String, String), Download)],
-) -> Result<(), rusqlite::Error> {
+) -> Result<(), crate::sql::Error> {
     let mut stmt = tx.prepare_cached(
         "INSERT INTO downloads (store, entity, completed_at, next_seq) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (store, entity) DO UPDATE SET completed_at = excluded.completed_at, next_seq = excluded.next_seq",
@@ -224,7 +224,7 @@ pub fn reset_download(
     conn: &Connection,
     store: &str,
     entity: Option<&str>,
-) -> Result<usize, rusqlite::Error> {
+) -> Result<usize, crate::sql::Error> {
     match entity {
         Some(e) => conn.execute(
             "DELETE FROM downloads WHERE store = ?1 AND entity = ?2",
@@ -239,7 +239,7 @@ pub fn last_download(
     pending: Option<&Pending>,
     store: &str,
     entity: &str,
-) -> Result<Option<Download>, rusqlite::Error> {
+) -> Result<Option<Download>, crate::sql::Error> {
     if let Some(d) = pending.and_then(|p| p.get(store, entity)) {
         return Ok(Some(d));
     }
@@ -259,7 +259,7 @@ pub fn list_downloads(
     conn: &Connection,
     pending: Option<&Pending>,
     store: &str,
-) -> Result<Vec<DownloadInfo>, rusqlite::Error> {
+) -> Result<Vec<DownloadInfo>, crate::sql::Error> {
     let mut out = Vec::new();
     for e in loja_protocol::ENTITIES {
         if let Some(d) = last_download(conn, pending, store, e.name)? {
@@ -292,7 +292,7 @@ pub fn held_until(
     entity: &Entity,
     after: Option<u64>,
     now: i64,
-) -> Result<Option<i64>, rusqlite::Error> {
+) -> Result<Option<i64>, crate::sql::Error> {
     let Some(d) = last_download(conn, pending, store, entity.name)? else {
         return Ok(None); // first download
     };
@@ -315,7 +315,7 @@ mod tests {
     #[test]
     fn hold_rules() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("c.db")).unwrap();
+        let db = Db::for_tests(dir.path());
         let stock = entity_named("stock").unwrap();
         let pending = Pending::default();
         db.write(|tx| {
@@ -374,7 +374,7 @@ mod tests {
     #[test]
     fn minutes_by_level() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("c.db")).unwrap();
+        let db = Db::for_tests(dir.path());
         let prices = entity_named("prices").unwrap();
         db.write(|tx| {
             use crate::nodes::{NewNode, NodeKind, upsert_node};

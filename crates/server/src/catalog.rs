@@ -480,10 +480,14 @@ fn generator_bug(entity: &str, n: u64, err: loja_protocol::FieldError) -> Server
 
 /// Writes the catalog of `spec` into the database at `db` (created if needed).
 pub fn generate(db: &Path, spec: &CatalogSpec) -> Result<GenReport, ServerError> {
+    generate_into(&Db::open(db)?, spec)
+}
+
+/// [`generate`] into an open database, either backend.
+pub fn generate_into(db: &Db, spec: &CatalogSpec) -> Result<GenReport, ServerError> {
     let started = Instant::now();
-    let db = Db::open(db)?;
     let mut w = Writer {
-        db: &db,
+        db,
         report: GenReport {
             entities: Vec::new(),
             rows: 0,
@@ -902,8 +906,15 @@ mod tests {
             stock: true,
             seed: 7,
         };
-        for name in ["a.db", "b.db"] {
-            let db = Db::open(&dir.path().join(name)).unwrap();
+        let dbs: Vec<Db> = ["a", "b"]
+            .iter()
+            .map(|name| {
+                let own = dir.path().join(name);
+                std::fs::create_dir_all(&own).unwrap();
+                Db::for_tests(&own)
+            })
+            .collect();
+        for db in &dbs {
             db.write(|tx| {
                 for (id, token) in [("loja-a", "token-loja-a"), ("loja-b", "token-loja-b")] {
                     let node = crate::nodes::NewNode {
@@ -918,8 +929,8 @@ mod tests {
             })
             .unwrap();
         }
-        let a = generate(&dir.path().join("a.db"), &spec).unwrap();
-        let b = generate(&dir.path().join("b.db"), &spec).unwrap();
+        let a = generate_into(&dbs[0], &spec).unwrap();
+        let b = generate_into(&dbs[1], &spec).unwrap();
         assert_eq!(a.entities, b.entities);
         assert_eq!(
             a.entities
@@ -932,22 +943,19 @@ mod tests {
         assert_eq!(count("barcodes"), Some(100));
         assert_eq!(count("stock"), Some(100), "50 products at each of 2 stores");
         assert_eq!(count("states"), Some(27));
-        let dump = |p: &Path| -> Vec<String> {
-            let c = rusqlite::Connection::open(p).unwrap();
-            let mut s = c
-                .prepare("SELECT entity || key_text || data FROM rows ORDER BY seq")
-                .unwrap();
-            s.query_map([], |r| r.get(0))
-                .unwrap()
-                .map(Result::unwrap)
-                .collect()
+        let dump = |db: &Db| -> Vec<String> {
+            db.read(|c| {
+                let mut s =
+                    c.prepare("SELECT entity || key_text || data FROM rows ORDER BY seq")?;
+                s.query_map(params![], |r| r.get(0))?
+                    .collect::<Result<Vec<String>, _>>()
+                    .map_err(crate::DbError::from)
+            })
+            .unwrap()
         };
-        assert_eq!(
-            dump(&dir.path().join("a.db")),
-            dump(&dir.path().join("b.db"))
-        );
+        assert_eq!(dump(&dbs[0]), dump(&dbs[1]));
         // Running it again changes nothing (identical upserts take no sequence).
-        let again = generate(&dir.path().join("a.db"), &spec).unwrap();
+        let again = generate_into(&dbs[0], &spec).unwrap();
         assert_eq!(again.last_seq, a.last_seq);
     }
 }

@@ -14,7 +14,7 @@ use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
-use rusqlite::{Connection, params};
+use crate::sql::Connection;
 use tokio::sync::OnceCell;
 
 /// The (entity, node) pairs of the rows written in a seq interval.
@@ -25,7 +25,7 @@ pub fn summary(
     conn: &Connection,
     from: u64,
     to: u64,
-) -> Result<Vec<(String, String)>, rusqlite::Error> {
+) -> Result<Vec<(String, String)>, crate::sql::Error> {
     let mut stmt =
         conn.prepare_cached("SELECT DISTINCT entity, node FROM rows WHERE seq > ?1 AND seq <= ?2")?;
     let pairs = stmt

@@ -450,7 +450,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 tx.execute(
                     "INSERT INTO settings (name, value) VALUES (?1, ?2)
                      ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-                    rusqlite::params![name, value],
+                    crate::sql::params![name, value],
                 )
                 .map_err(crate::DbError::from)
             })?;

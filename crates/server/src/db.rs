@@ -8,7 +8,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
+use rusqlite::OpenFlags;
+
+use crate::sql::{self, Connection, OptionalExtension, PgPool, Transaction};
 use sha2::{Digest, Sha256};
 
 /// Server migrations, applied in order; `PRAGMA user_version` counts the applied ones.
@@ -51,42 +53,115 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ),
 ];
 
+/// PostgreSQL migrations, by the number of the SQLite migration they
+/// bring the schema level with (schema/server/postgres/). The first is the
+/// whole schema as SQLite's 0001..0009 left it: a PostgreSQL central starts
+/// from there; later migrations come in pairs, one per backend.
+const PG_MIGRATIONS: &[(usize, &str, &str)] = &[(
+    9,
+    "0009_baseline",
+    include_str!("../../../schema/server/postgres/0009_baseline.sql"),
+)];
+
 /// How many idle read connections are kept.
 const MAX_IDLE_READERS: usize = 8;
+
+/// Sessions an instance opens on PostgreSQL at most.
+const PG_SESSIONS: usize = 32;
+
+/// The advisory lock every write transaction holds on PostgreSQL: one
+/// writer at a time across all instances, so the sequences handed out
+/// commit in order, as with SQLite's single writer (a reader never sees a
+/// later sequence while an earlier one is still to commit).
+const PG_WRITER_LOCK: i64 = 0x4c6f_6a61; // "Loja"
+
+/// The NOTIFY channel of "an entity advanced" hints between instances.
+pub const PG_HINT_CHANNEL: &str = "loja_advanced";
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("database {path}: {source}")]
-    Open {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
+    Open { path: String, source: sql::Error },
     #[error("migration {name}: {source}")]
     Migration {
         name: &'static str,
-        source: rusqlite::Error,
+        source: sql::Error,
     },
     #[error("database {path} has schema version {found}, newer than this server knows ({known})")]
     TooNew {
-        path: PathBuf,
+        path: String,
         found: i64,
         known: usize,
     },
     #[error(transparent)]
-    Sql(#[from] rusqlite::Error),
+    Sql(#[from] sql::Error),
     #[error("database connection lock poisoned")]
     Poisoned,
     /// A group commit failed: none of its writes is on disk.
     #[error("commit failed: {0}")]
     Commit(String),
+    #[error("--database {0}: expected sqlite:PATH, a path, or postgres://…")]
+    BadLocation(String),
+}
+
+impl From<rusqlite::Error> for DbError {
+    fn from(e: rusqlite::Error) -> DbError {
+        DbError::Sql(e.into())
+    }
+}
+
+/// Where the central keeps its data: `--database sqlite:PATH` (or a plain
+/// path) or `--database postgres://…`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl Location {
+    pub fn parse(s: &str) -> Result<Location, DbError> {
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            Ok(Location::Postgres(s.to_owned()))
+        } else if let Some(p) = s.strip_prefix("sqlite:") {
+            if p.is_empty() {
+                return Err(DbError::BadLocation(s.to_owned()));
+            }
+            Ok(Location::Sqlite(PathBuf::from(p)))
+        } else if s.is_empty() || s.contains("://") {
+            Err(DbError::BadLocation(s.to_owned()))
+        } else {
+            Ok(Location::Sqlite(PathBuf::from(s)))
+        }
+    }
+
+    /// For messages: a PostgreSQL location without its password.
+    pub fn display(&self) -> String {
+        match self {
+            Location::Sqlite(p) => p.display().to_string(),
+            Location::Postgres(url) => sql::postgres_redacted(url),
+        }
+    }
 }
 
 pub struct Db {
-    path: PathBuf,
-    writer: Mutex<Connection>,
-    readers: Mutex<Vec<Connection>>,
+    store: Store,
     /// Writes waiting to go into the next group commit ([`Db::write_grouped`]).
     queue: Mutex<Vec<GroupJob>>,
+    /// Held by whoever runs a group commit (PostgreSQL: SQLite's writer
+    /// mutex is that already).
+    grouper: Mutex<()>,
+}
+
+enum Store {
+    Sqlite {
+        path: PathBuf,
+        writer: Mutex<Connection>,
+        readers: Mutex<Vec<Connection>>,
+    },
+    Postgres {
+        url: String,
+        pool: PgPool,
+    },
 }
 
 /// A write of a group commit: runs inside the group's transaction (in a
@@ -99,54 +174,150 @@ type Finish = Box<dyn FnOnce(Option<&str>) + Send>;
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Db")
-            .field("path", &self.path)
+            .field("location", &self.location().display())
             .finish_non_exhaustive()
     }
 }
 
+/// An open transaction on the writer (SQLite) or a pooled session
+/// (PostgreSQL); rolled back when dropped uncommitted.
+struct OpenTx<'d> {
+    conn: TxConn<'d>,
+    done: bool,
+}
+
+enum TxConn<'d> {
+    Writer(std::sync::MutexGuard<'d, Connection>),
+    Session(Connection),
+}
+
+impl OpenTx<'_> {
+    fn conn(&self) -> &Connection {
+        match &self.conn {
+            TxConn::Writer(g) => g,
+            TxConn::Session(c) => c,
+        }
+    }
+
+    fn commit(mut self) -> Result<(), sql::Error> {
+        self.done = true;
+        self.conn().execute_batch("COMMIT")
+    }
+}
+
+impl Drop for OpenTx<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.conn().execute_batch("ROLLBACK");
+        }
+    }
+}
+
 impl Db {
-    /// Opens (creating if needed) and migrates the database.
+    /// Opens (creating if needed) and migrates the SQLite database at `path`.
     pub fn open(path: &Path) -> Result<Db, DbError> {
-        let open_err = |source| DbError::Open {
-            path: path.to_owned(),
-            source,
+        Db::open_at(&Location::Sqlite(path.to_owned()))
+    }
+
+    /// Opens and migrates the database at `location`, either backend.
+    pub fn open_at(location: &Location) -> Result<Db, DbError> {
+        let store = match location {
+            Location::Sqlite(path) => open_sqlite(path)?,
+            Location::Postgres(url) => open_postgres(url)?,
         };
-        let mut conn = Connection::open(path).map_err(open_err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))
-            .map_err(open_err)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(open_err)?;
-        // FULL: an acknowledged document or import survives a power cut.
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(open_err)?;
-        conn.pragma_update(None, "cache_size", -32_000)
-            .map_err(open_err)?;
-        conn.set_prepared_statement_cache_capacity(64);
-        migrate(&mut conn, path)?;
         Ok(Db {
-            path: path.to_owned(),
-            writer: Mutex::new(conn),
-            readers: Mutex::new(Vec::new()),
+            store,
             queue: Mutex::new(Vec::new()),
+            grouper: Mutex::new(()),
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The opened database for tests: SQLite in `dir`, or, when
+    /// `LOJA_TEST_POSTGRES` names a server (`postgres://…` to a maintenance
+    /// database), a fresh database of its own there — so every server test
+    /// runs against both backends (scripts/test runs them twice).
+    #[cfg(test)]
+    pub(crate) fn for_tests(dir: &Path) -> Db {
+        match std::env::var("LOJA_TEST_POSTGRES") {
+            Ok(url) if !url.is_empty() => {
+                Db::open_at(&Location::Postgres(crate::sql::test_database(&url))).unwrap()
+            }
+            _ => Db::open(&dir.join("c.db")).unwrap(),
+        }
     }
 
-    /// Runs `f` in one write transaction on the single writer connection.
-    /// Commits when `f` returns Ok, rolls back otherwise.
+    pub fn location(&self) -> Location {
+        match &self.store {
+            Store::Sqlite { path, .. } => Location::Sqlite(path.clone()),
+            Store::Postgres { url, .. } => Location::Postgres(url.clone()),
+        }
+    }
+
+    pub fn backend(&self) -> sql::Backend {
+        match self.store {
+            Store::Sqlite { .. } => sql::Backend::Sqlite,
+            Store::Postgres { .. } => sql::Backend::Postgres,
+        }
+    }
+
+    /// The PostgreSQL pool, for the hints between instances.
+    pub fn postgres(&self) -> Option<&PgPool> {
+        match &self.store {
+            Store::Sqlite { .. } => None,
+            Store::Postgres { pool, .. } => Some(pool),
+        }
+    }
+
+    /// Tells every instance on the same database (PostgreSQL; none with
+    /// SQLite, which has one instance) that `payload` advanced, when this
+    /// write transaction commits — never before, never if it rolls back.
+    pub fn hint(tx: &Transaction<'_>, payload: &str) -> Result<(), sql::Error> {
+        if tx.backend() == sql::Backend::Postgres {
+            tx.query_row(
+                "SELECT pg_notify(?1, ?2)",
+                params![PG_HINT_CHANNEL, payload],
+                |_| Ok(()),
+            )?;
+        }
+        Ok(())
+    }
+
+    fn begin_write(&self) -> Result<OpenTx<'_>, DbError> {
+        match &self.store {
+            Store::Sqlite { writer, .. } => {
+                let conn = writer.lock().map_err(|_| DbError::Poisoned)?;
+                conn.execute_batch("BEGIN IMMEDIATE")?;
+                Ok(OpenTx {
+                    conn: TxConn::Writer(conn),
+                    done: false,
+                })
+            }
+            Store::Postgres { pool, .. } => {
+                let conn = Connection::postgres(pool.session()?);
+                conn.execute_batch("BEGIN")?;
+                let tx = OpenTx {
+                    conn: TxConn::Session(conn),
+                    done: false,
+                };
+                tx.conn().query_row(
+                    "SELECT pg_advisory_xact_lock(?1)",
+                    params![PG_WRITER_LOCK],
+                    |_| Ok(()),
+                )?;
+                Ok(tx)
+            }
+        }
+    }
+
+    /// Runs `f` in one write transaction (the only writer of the database
+    /// while it runs). Commits when `f` returns Ok, rolls back otherwise.
     pub fn write<T, E>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T, E>) -> Result<T, E>
     where
         E: From<DbError>,
     {
-        let mut conn = self.writer.lock().map_err(|_| E::from(DbError::Poisoned))?;
-        let tx = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(|e| E::from(DbError::Sql(e)))?;
-        let out = f(&tx)?;
-        tx.commit().map_err(|e| E::from(DbError::Sql(e)))?;
+        let open = self.begin_write().map_err(E::from)?;
+        let out = f(&Transaction::new(open.conn()))?;
+        open.commit().map_err(|e| E::from(DbError::Sql(e)))?;
         Ok(out)
     }
 
@@ -194,12 +365,15 @@ impl Db {
             .map_err(|_| E::from(DbError::Poisoned))?
             .push(job);
         {
-            let mut conn = self.writer.lock().map_err(|_| E::from(DbError::Poisoned))?;
+            let _leader = self
+                .grouper
+                .lock()
+                .map_err(|_| E::from(DbError::Poisoned))?;
             // The group before this one may have taken this job already.
             let jobs =
                 std::mem::take(&mut *self.queue.lock().map_err(|_| E::from(DbError::Poisoned))?);
             if !jobs.is_empty() {
-                run_group(&mut conn, jobs);
+                self.run_group(jobs);
             }
         }
         answer.recv().unwrap_or_else(|_| {
@@ -209,71 +383,194 @@ impl Db {
         })
     }
 
-    /// Runs `f` on a read-only connection inside one read transaction (one
-    /// consistent WAL snapshot for everything `f` reads).
+    /// One group commit: every job in one transaction, then each told.
+    fn run_group(&self, jobs: Vec<GroupJob>) {
+        let open = match self.begin_write() {
+            Ok(tx) => tx,
+            Err(e) => {
+                // Nothing ran; dropping the jobs closes their callers' answers.
+                tracing::error!(error = %e, jobs = jobs.len(), "group commit: the transaction could not begin");
+                drop(jobs);
+                return;
+            }
+        };
+        let finishers: Vec<Finish> = {
+            let tx = Transaction::new(open.conn());
+            jobs.into_iter().map(|job| job(&tx)).collect()
+        };
+        let failed = open.commit().err().map(|e| e.to_string());
+        for finish in finishers {
+            finish(failed.as_deref());
+        }
+    }
+
+    /// Runs `f` on a read connection inside one read transaction (one
+    /// consistent snapshot for everything `f` reads).
     pub fn read<T, E>(&self, f: impl FnOnce(&Connection) -> Result<T, E>) -> Result<T, E>
     where
         E: From<DbError>,
     {
-        let conn = self.take_reader().map_err(E::from)?;
-        let began = conn.execute_batch("BEGIN DEFERRED");
-        let out = match began {
-            Ok(()) => f(&conn),
-            Err(e) => Err(E::from(DbError::Sql(e))),
-        };
-        // A failed COMMIT of a read transaction leaves nothing to undo; drop the connection.
-        if conn.execute_batch("COMMIT").is_ok() {
-            self.give_back(conn);
-        }
-        out
-    }
-
-    fn take_reader(&self) -> Result<Connection, DbError> {
-        if let Some(c) = self.readers.lock().map_err(|_| DbError::Poisoned)?.pop() {
-            return Ok(c);
-        }
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
-            | OpenFlags::SQLITE_OPEN_URI;
-        let conn =
-            Connection::open_with_flags(&self.path, flags).map_err(|source| DbError::Open {
-                path: self.path.clone(),
-                source,
-            })?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))?;
-        conn.pragma_update(None, "cache_size", -32_000)?;
-        conn.set_prepared_statement_cache_capacity(64);
-        Ok(conn)
-    }
-
-    fn give_back(&self, conn: Connection) {
-        if let Ok(mut pool) = self.readers.lock()
-            && pool.len() < MAX_IDLE_READERS
-        {
-            pool.push(conn);
+        match &self.store {
+            Store::Sqlite { path, readers, .. } => {
+                let conn = take_reader(path, readers).map_err(E::from)?;
+                let began = conn.execute_batch("BEGIN DEFERRED");
+                let out = match began {
+                    Ok(()) => f(&conn),
+                    Err(e) => Err(E::from(DbError::Sql(e))),
+                };
+                // A failed COMMIT of a read transaction leaves nothing to undo; drop the connection.
+                if conn.execute_batch("COMMIT").is_ok()
+                    && let Ok(mut pool) = readers.lock()
+                    && pool.len() < MAX_IDLE_READERS
+                {
+                    pool.push(conn);
+                }
+                out
+            }
+            Store::Postgres { pool, .. } => {
+                let conn = Connection::postgres(pool.session().map_err(|e| E::from(e.into()))?);
+                conn.execute_batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .map_err(|e| E::from(e.into()))?;
+                let out = f(&conn);
+                // Read only: nothing to keep; a failed end drops the session.
+                let _ = conn.execute_batch("COMMIT");
+                out
+            }
         }
     }
 }
 
-fn migrate(conn: &mut Connection, path: &Path) -> Result<(), DbError> {
+fn open_sqlite(path: &Path) -> Result<Store, DbError> {
+    let open_err = |source: rusqlite::Error| DbError::Open {
+        path: path.display().to_string(),
+        source: source.into(),
+    };
+    let mut conn = rusqlite::Connection::open(path).map_err(open_err)?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))
+        .map_err(open_err)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(open_err)?;
+    // FULL: an acknowledged document or import survives a power cut.
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(open_err)?;
+    conn.pragma_update(None, "cache_size", -32_000)
+        .map_err(open_err)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    migrate(&mut conn, path)?;
+    Ok(Store::Sqlite {
+        path: path.to_owned(),
+        writer: Mutex::new(Connection::sqlite(conn)),
+        readers: Mutex::new(Vec::new()),
+    })
+}
+
+fn take_reader(path: &Path, readers: &Mutex<Vec<Connection>>) -> Result<Connection, DbError> {
+    if let Some(c) = readers.lock().map_err(|_| DbError::Poisoned)?.pop() {
+        return Ok(c);
+    }
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let conn =
+        rusqlite::Connection::open_with_flags(path, flags).map_err(|source| DbError::Open {
+            path: path.display().to_string(),
+            source: source.into(),
+        })?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    conn.pragma_update(None, "cache_size", -32_000)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(Connection::sqlite(conn))
+}
+
+fn open_postgres(url: &str) -> Result<Store, DbError> {
+    let shown = sql::postgres_redacted(url);
+    let open_err = |source| DbError::Open {
+        path: shown.clone(),
+        source,
+    };
+    let pool = PgPool::connect(url, PG_SESSIONS).map_err(open_err)?;
+    let conn = Connection::postgres(pool.session().map_err(open_err)?);
+    migrate_postgres(&conn, &shown)?;
+    drop(conn);
+    Ok(Store::Postgres {
+        url: url.to_owned(),
+        pool,
+    })
+}
+
+/// Applies the PostgreSQL migrations not applied yet, one instance at a
+/// time (several may start together).
+fn migrate_postgres(conn: &Connection, shown: &str) -> Result<(), DbError> {
+    let step = |name: &'static str| move |source| DbError::Migration { name, source };
+    conn.execute_batch("BEGIN").map_err(step("begin"))?;
+    conn.query_row(
+        "SELECT pg_advisory_xact_lock(?1)",
+        params![PG_WRITER_LOCK],
+        |_| Ok(()),
+    )
+    .map_err(step("lock"))?;
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_version (
+             version BIGINT NOT NULL, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+    )
+    .map_err(step("schema_version"))?;
+    let version: i64 = conn
+        .query_row(
+            "SELECT coalesce(max(version), 0) FROM schema_version",
+            params![],
+            |r| r.get(0),
+        )
+        .map_err(step("schema_version"))?;
+    if version < 0 || version as usize > MIGRATIONS.len() {
+        let _ = conn.execute_batch("ROLLBACK");
+        return Err(DbError::TooNew {
+            path: shown.to_owned(),
+            found: version,
+            known: MIGRATIONS.len(),
+        });
+    }
+    for (level, name, sql) in PG_MIGRATIONS {
+        if *level as i64 <= version {
+            continue;
+        }
+        conn.execute_batch(sql).map_err(step(name))?;
+        conn.execute(
+            "INSERT INTO schema_version (version, name, applied_at) VALUES (?1, ?2, ?3)",
+            params![*level as i64, *name, now_unix()],
+        )
+        .map_err(step(name))?;
+    }
+    conn.execute_batch("COMMIT").map_err(step("commit"))?;
+    Ok(())
+}
+
+fn migrate(conn: &mut rusqlite::Connection, path: &Path) -> Result<(), DbError> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version < 0 || version as usize > MIGRATIONS.len() {
         return Err(DbError::TooNew {
-            path: path.to_owned(),
+            path: path.display().to_string(),
             found: version,
             known: MIGRATIONS.len(),
         });
     }
     for (i, (name, sql)) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-        let tx = conn
-            .transaction()
-            .map_err(|source| DbError::Migration { name, source })?;
-        tx.execute_batch(sql)
-            .map_err(|source| DbError::Migration { name, source })?;
+        let tx = conn.transaction().map_err(|source| DbError::Migration {
+            name,
+            source: source.into(),
+        })?;
+        tx.execute_batch(sql).map_err(|source| DbError::Migration {
+            name,
+            source: source.into(),
+        })?;
         tx.pragma_update(None, "user_version", (i + 1) as i64)
-            .map_err(|source| DbError::Migration { name, source })?;
-        tx.commit()
-            .map_err(|source| DbError::Migration { name, source })?;
+            .map_err(|source| DbError::Migration {
+                name,
+                source: source.into(),
+            })?;
+        tx.commit().map_err(|source| DbError::Migration {
+            name,
+            source: source.into(),
+        })?;
     }
     Ok(())
 }
@@ -289,34 +586,18 @@ pub fn hash_token(token: &str) -> String {
 }
 
 /// The last sequence given to a row change.
-/// One group commit: every job in one transaction, then each told.
-fn run_group(conn: &mut Connection, jobs: Vec<GroupJob>) {
-    let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
-        Ok(tx) => tx,
-        Err(e) => {
-            // Nothing ran; dropping the jobs closes their callers' answers.
-            tracing::error!(error = %e, jobs = jobs.len(), "group commit: the transaction could not begin");
-            drop(jobs);
-            return;
-        }
-    };
-    let finishers: Vec<Finish> = jobs.into_iter().map(|job| job(&tx)).collect();
-    let failed = tx.commit().err().map(|e| e.to_string());
-    for finish in finishers {
-        finish(failed.as_deref());
-    }
-}
-
-pub fn head_seq(conn: &Connection) -> Result<u64, rusqlite::Error> {
+pub fn head_seq(conn: &Connection) -> Result<u64, sql::Error> {
     let v: Option<i64> = conn
-        .query_row("SELECT value FROM counters WHERE name = 'seq'", [], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT value FROM counters WHERE name = 'seq'",
+            params![],
+            |r| r.get(0),
+        )
         .optional()?;
     Ok(v.unwrap_or(0).max(0) as u64)
 }
 
-pub fn set_head_seq(conn: &Connection, seq: u64) -> Result<(), rusqlite::Error> {
+pub fn set_head_seq(conn: &Connection, seq: u64) -> Result<(), sql::Error> {
     conn.execute(
         "UPDATE counters SET value = ?1 WHERE name = 'seq'",
         params![seq as i64],
@@ -339,7 +620,7 @@ mod group_tests {
     #[test]
     fn grouped_writes_each_get_their_answer_and_a_failure_is_rolled_back_alone() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Arc::new(Db::open(&dir.path().join("c.db")).unwrap());
+        let db = Arc::new(Db::for_tests(dir.path()));
         db.write(|tx| {
             tx.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY)")
                 .map_err(DbError::from)
@@ -350,7 +631,7 @@ mod group_tests {
                 let db = db.clone();
                 std::thread::spawn(move || {
                     db.write_grouped(move |tx| {
-                        tx.execute("INSERT INTO t (n) VALUES (?1)", [n])?;
+                        tx.execute("INSERT INTO t (n) VALUES (?1)", params![n])?;
                         if n % 10 == 3 {
                             // Its insert is undone with it.
                             return Err(DbError::Commit(format!("job {n} refused")));
@@ -374,8 +655,10 @@ mod group_tests {
         let (count, refused): (i64, i64) = db
             .read(|c| {
                 Ok::<_, DbError>((
-                    c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))?,
-                    c.query_row("SELECT count(*) FROM t WHERE n % 10 = 3", [], |r| r.get(0))?,
+                    c.query_row("SELECT count(*) FROM t", params![], |r| r.get(0))?,
+                    c.query_row("SELECT count(*) FROM t WHERE n % 10 = 3", params![], |r| {
+                        r.get(0)
+                    })?,
                 ))
             })
             .unwrap();
@@ -400,7 +683,7 @@ mod tests {
         let db = Db::open(&path).unwrap();
         let v: i64 = db
             .read(|c| {
-                c.query_row("PRAGMA user_version", [], |r| r.get(0))
+                c.query_row("PRAGMA user_version", params![], |r| r.get(0))
                     .map_err(DbError::from)
             })
             .unwrap();
@@ -415,7 +698,7 @@ mod tests {
     fn rows_of_earlier_owners_become_tombstones_of_their_own() {
         let (_dir, path) = temp_db();
         {
-            let c = Connection::open(&path).unwrap();
+            let c = rusqlite::Connection::open(&path).unwrap();
             c.execute_batch(MIGRATIONS[0].1).unwrap();
             c.execute_batch(
                 "PRAGMA user_version = 1;
@@ -434,7 +717,7 @@ mod tests {
                     "SELECT seq, key_text, node, deleted, siblings FROM rows ORDER BY seq",
                 )?;
                 let v = s
-                    .query_map([], |r| {
+                    .query_map(params![], |r| {
                         Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
                     })?
                     .collect::<Result<Vec<_>, _>>()?;
@@ -457,7 +740,7 @@ mod tests {
             .read(|c| {
                 c.query_row(
                     "SELECT minutes FROM availability WHERE node = 'master' AND entity = 'prices'",
-                    [],
+                    params![],
                     |r| r.get(0),
                 )
                 .map_err(DbError::from)
@@ -474,7 +757,7 @@ mod tests {
             .read(|c| {
                 c.query_row(
                     "EXPLAIN QUERY PLAN SELECT seq FROM rows WHERE entity = 'x' AND seq > 5 ORDER BY seq",
-                    [],
+                    params![],
                     |r| r.get(3),
                 )
                 .map_err(DbError::from)

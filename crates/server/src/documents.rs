@@ -9,8 +9,8 @@
 //! `store_seq`, `accepted_at` and `register` are not compared. The ERP reads
 //! the documents in the order the central accepted them.
 
+use crate::sql::{Connection, OptionalExtension, Transaction};
 use loja_protocol::{AckStatus, BatchAck, Document, DocumentAck, DocumentBatch};
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde_json::Value;
 
 pub const DEFAULT_LIMIT: u64 = 1_000;
@@ -26,7 +26,7 @@ pub fn accept(
     tx: &Transaction<'_>,
     store: &str,
     batch: &DocumentBatch,
-) -> Result<BatchAck, rusqlite::Error> {
+) -> Result<BatchAck, crate::sql::Error> {
     let received_at = loja_protocol::time::now_rfc3339();
     let mut insert = tx.prepare_cached(
         "INSERT INTO documents (id, store, kind, register, store_seq, received_at, document, outcome)
@@ -64,7 +64,7 @@ pub fn accept(
         // An order's document moves the order only when its id is new.
         let mut outcome = None;
         let mut omni_stock = Vec::new();
-        if crate::omni::concerns(doc) && !held.exists([doc.id.to_string()])? {
+        if crate::omni::concerns(doc) && !held.exists(params![doc.id.to_string()])? {
             match crate::omni::apply_document(tx, store, doc)? {
                 crate::omni::Applied::Refused(error) => {
                     acks.push(DocumentAck {
@@ -94,7 +94,7 @@ pub fn accept(
         let taken = if n == 1 {
             None
         } else {
-            let held = holder.query_row([doc.id.to_string()], |r| {
+            let held = holder.query_row(params![doc.id.to_string()], |r| {
                 Ok(Holder {
                     store: r.get(0)?,
                     kind: r.get(1)?,
@@ -179,13 +179,15 @@ fn foreign_replacement(
     conn: &Connection,
     store: &str,
     doc: &Document,
-) -> Result<Option<String>, rusqlite::Error> {
+) -> Result<Option<String>, crate::sql::Error> {
     let Some(replaced) = doc.replaces else {
         return Ok(None);
     };
     let held: Option<(String, String)> = conn
         .prepare_cached("SELECT store, kind FROM documents WHERE id = ?1")?
-        .query_row([replaced.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row(params![replaced.to_string()], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .optional()?;
     Ok(match held {
         Some((s, _)) if s != store => Some(format!(
@@ -213,7 +215,7 @@ fn check(doc: &Document) -> Result<String, String> {
 /// `{"documents":[{"seq","store","received_at","document","outcome"?}],"next","more"}`;
 /// `outcome` (what the central did with an omni action or an
 /// order-redeeming sale, `crate::omni`) only on the entries that have one.
-pub fn collect(conn: &Connection, after: u64, limit: u64) -> Result<String, rusqlite::Error> {
+pub fn collect(conn: &Connection, after: u64, limit: u64) -> Result<String, crate::sql::Error> {
     let limit = limit.clamp(1, MAX_LIMIT);
     let mut stmt = conn.prepare_cached(
         "SELECT seq, store, received_at, document, outcome FROM documents WHERE seq > ?1 ORDER BY seq LIMIT ?2",
@@ -332,7 +334,7 @@ mod tests {
             ),
         ];
         let dir = tempfile::tempdir().unwrap();
-        let db = crate::db::Db::open(&dir.path().join("c.db")).unwrap();
+        let db = crate::db::Db::for_tests(dir.path());
         let mut batch = DocumentBatch {
             documents: vec![document(sale())],
         };
@@ -352,7 +354,7 @@ mod tests {
         }
         let stored: i64 = db
             .read(|c| {
-                c.query_row("SELECT count(*) FROM documents", [], |r| r.get(0))
+                c.query_row("SELECT count(*) FROM documents", params![], |r| r.get(0))
                     .map_err(crate::db::DbError::from)
             })
             .unwrap();
@@ -405,7 +407,7 @@ mod tests {
     #[test]
     fn the_same_document_again_is_a_duplicate() {
         let dir = tempfile::tempdir().unwrap();
-        let db = crate::db::Db::open(&dir.path().join("c.db")).unwrap();
+        let db = crate::db::Db::for_tests(dir.path());
         let first = document(sale());
         assert_eq!(accept_one(&db, "s1", &first).status, AckStatus::Accepted);
         let mut retry = first.clone();
@@ -444,7 +446,7 @@ mod tests {
     #[test]
     fn another_document_under_a_taken_id_is_rejected() {
         let dir = tempfile::tempdir().unwrap();
-        let db = crate::db::Db::open(&dir.path().join("c.db")).unwrap();
+        let db = crate::db::Db::for_tests(dir.path());
         let first = document(sale());
         assert_eq!(accept_one(&db, "s1", &first).status, AckStatus::Accepted);
 
@@ -494,7 +496,7 @@ mod tests {
     #[test]
     fn a_taken_id_inside_one_batch() {
         let dir = tempfile::tempdir().unwrap();
-        let db = crate::db::Db::open(&dir.path().join("c.db")).unwrap();
+        let db = crate::db::Db::for_tests(dir.path());
         let first = document(sale());
         let mut other = first.clone();
         other.body["number"] = json!(2);

@@ -10,8 +10,8 @@
 //! its highest seq. A row changed after it was served moves to a new, higher
 //! seq and is served again there (with its new content) — once per change.
 
+use crate::sql::Connection;
 use loja_protocol::Entity;
-use rusqlite::{Connection, params};
 
 use crate::nodes::{Candidate, Scope};
 
@@ -44,15 +44,15 @@ pub fn build_page(
     scope: &Scope,
     after: u64,
     limit: u64,
-) -> Result<Page, rusqlite::Error> {
+) -> Result<Page, crate::sql::Error> {
     build_page_upto(conn, entity, scope, after, limit, i64::MAX as u64)
 }
 
 /// The highest seq of `entity`'s rows (0 when it has none).
-pub fn entity_head(conn: &Connection, entity: &Entity) -> Result<u64, rusqlite::Error> {
+pub fn entity_head(conn: &Connection, entity: &Entity) -> Result<u64, crate::sql::Error> {
     let head: Option<i64> = conn
         .prepare_cached("SELECT max(seq) FROM rows WHERE entity = ?1")?
-        .query_row([entity.name], |r| r.get(0))?;
+        .query_row(params![entity.name], |r| r.get(0))?;
     Ok(head.unwrap_or(0).max(0) as u64)
 }
 
@@ -67,7 +67,7 @@ pub fn build_page_upto(
     after: u64,
     limit: u64,
     upto: u64,
-) -> Result<Page, rusqlite::Error> {
+) -> Result<Page, crate::sql::Error> {
     let limit = limit.clamp(1, MAX_LIMIT);
     let budget = scan_budget(limit);
     let upto = upto.min(i64::MAX as u64) as i64;
@@ -167,7 +167,7 @@ pub fn winner(
     entity: &Entity,
     scope: &Scope,
     key_text: &str,
-) -> Result<Option<crate::rows::Stored>, rusqlite::Error> {
+) -> Result<Option<crate::rows::Stored>, crate::sql::Error> {
     let rows = crate::rows::key_rows(conn, entity.name, key_text)?;
     Ok(resolve(entity, scope, &rows).cloned())
 }
@@ -208,7 +208,7 @@ pub fn first_change(
     entity: &Entity,
     scope: &Scope,
     after: u64,
-) -> Result<Option<u64>, rusqlite::Error> {
+) -> Result<Option<u64>, crate::sql::Error> {
     let mut stmt = conn
         .prepare_cached("SELECT seq, node FROM rows WHERE entity = ?1 AND seq > ?2 ORDER BY seq")?;
     let mut rows = stmt.query(params![entity.name, after as i64])?;
@@ -250,7 +250,7 @@ mod tests {
     #[test]
     fn pages_visibility_and_tombstones() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("c.db")).unwrap();
+        let db = Db::for_tests(dir.path());
         let prices = entity_named("prices").unwrap();
         db.write(|tx| {
             for (id, t) in [("a", "token-aaaa"), ("b", "token-bbbb")] {
@@ -382,7 +382,7 @@ mod tests {
     fn each_store_holds_the_nearest_row_of_each_key() {
         use std::collections::BTreeMap;
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("c.db")).unwrap();
+        let db = Db::for_tests(dir.path());
         let params = entity_named("parameters").unwrap();
         let stock = entity_named("stock").unwrap();
         let node = |id: &str, parent: &str, kind, token: Option<&str>| NewNode {
@@ -529,7 +529,7 @@ mod tests {
     #[test]
     fn own_rows_belong_to_stores_and_stores_never_publish() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("c.db")).unwrap();
+        let db = Db::for_tests(dir.path());
         let stock = entity_named("stock").unwrap();
         let prices = entity_named("prices").unwrap();
         let err = db
@@ -567,7 +567,7 @@ mod tests {
     fn a_shared_key_moves_with_its_owner() {
         use std::collections::BTreeMap;
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("c.db")).unwrap();
+        let db = Db::for_tests(dir.path());
         let products = entity_named("products").unwrap();
         db.write(|tx| {
             for (id, parent, kind, token) in [

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::sql::Connection;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -15,7 +16,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use loja_protocol::{DocumentBatch, Entity, ErrorBody, Events, Resolution, entity_named};
-use rusqlite::Connection;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
@@ -91,7 +91,7 @@ impl AppState {
 
     /// Each entity's highest seq at `head` (read once per head, by the first
     /// long-poll that needs it).
-    fn entity_heads(&self, conn: &Connection, head: u64) -> Result<EntityHeads, rusqlite::Error> {
+    fn entity_heads(&self, conn: &Connection, head: u64) -> Result<EntityHeads, crate::sql::Error> {
         let lock = || self.entity_heads.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((at, heads)) = lock().as_ref()
             && *at == head
@@ -194,8 +194,8 @@ impl From<DbError> for ApiError {
     }
 }
 
-impl From<rusqlite::Error> for ApiError {
-    fn from(e: rusqlite::Error) -> Self {
+impl From<crate::sql::Error> for ApiError {
+    fn from(e: crate::sql::Error) -> Self {
         DbError::Sql(e).into()
     }
 }
@@ -292,7 +292,7 @@ async fn db_read<T: Send + 'static>(
 /// the many small writes the stores send at once.
 async fn db_write_grouped<T: Send + 'static>(
     st: &Arc<AppState>,
-    f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, ApiError> + Send + 'static,
+    f: impl FnOnce(&crate::sql::Transaction<'_>) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let st = st.clone();
     blocking(move || st.db.write_grouped(f)).await
@@ -300,7 +300,7 @@ async fn db_write_grouped<T: Send + 'static>(
 
 async fn db_write<T: Send + 'static>(
     st: &Arc<AppState>,
-    f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, ApiError> + Send + 'static,
+    f: impl FnOnce(&crate::sql::Transaction<'_>) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let st = st.clone();
     blocking(move || st.db.write(f)).await
@@ -1500,7 +1500,7 @@ mod tests {
     async fn serve(admin_token: &str) -> (String, tempfile::TempDir) {
         use crate::nodes::{NewNode, NodeKind, upsert_node};
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("c.db")).unwrap();
+        let db = Db::for_tests(dir.path());
         db.write(|tx| {
             let n = NewNode {
                 id: "a".into(),
@@ -1776,7 +1776,7 @@ mod tests {
         use crate::import::{Change, apply};
         use crate::nodes::{NewNode, NodeKind, upsert_node};
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("c.db")).unwrap();
+        let db = Db::for_tests(dir.path());
         let prices = entity_named("prices").unwrap();
         db.write(|tx| {
             let n = NewNode {

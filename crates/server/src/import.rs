@@ -4,9 +4,9 @@
 
 use std::collections::HashMap;
 
+use crate::sql::Transaction;
 use loja_protocol::document::{JsonBodyError, from_json_slice};
 use loja_protocol::{Entity, Op, Resolution, entity_named};
-use rusqlite::Transaction;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -41,8 +41,8 @@ pub enum ImportError {
     Db(#[from] DbError),
 }
 
-impl From<rusqlite::Error> for ImportError {
-    fn from(e: rusqlite::Error) -> Self {
+impl From<crate::sql::Error> for ImportError {
+    fn from(e: crate::sql::Error) -> Self {
         ImportError::Db(DbError::Sql(e))
     }
 }
@@ -283,9 +283,11 @@ fn owner<'c>(
     Ok((node, public))
 }
 
-fn node_kinds(tx: &Transaction<'_>) -> Result<HashMap<String, NodeKind>, rusqlite::Error> {
+fn node_kinds(tx: &Transaction<'_>) -> Result<HashMap<String, NodeKind>, crate::sql::Error> {
     let mut stmt = tx.prepare_cached("SELECT id, kind FROM nodes")?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    let rows = stmt.query_map(params![], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
     let mut out = HashMap::new();
     for r in rows {
         let (id, kind) = r?;

@@ -16,6 +16,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+// First: its `params!` is in scope in every module after it.
+#[macro_use]
+pub mod sql;
 pub mod admission;
 pub mod avail;
 pub mod catalog;
@@ -82,8 +85,8 @@ pub enum ServerError {
     Task(String),
 }
 
-impl From<rusqlite::Error> for ServerError {
-    fn from(e: rusqlite::Error) -> Self {
+impl From<crate::sql::Error> for ServerError {
+    fn from(e: crate::sql::Error) -> Self {
         ServerError::Db(DbError::Sql(e))
     }
 }

@@ -4,7 +4,7 @@
 //! ancestors up to master; it receives the public rows of its scope and its
 //! own private rows, nothing else.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use crate::sql::{Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use loja_protocol::{Entity, Resolution};
@@ -78,8 +78,8 @@ pub enum NodeError {
     Db(#[from] DbError),
 }
 
-impl From<rusqlite::Error> for NodeError {
-    fn from(e: rusqlite::Error) -> Self {
+impl From<crate::sql::Error> for NodeError {
+    fn from(e: crate::sql::Error) -> Self {
         NodeError::Db(DbError::Sql(e))
     }
 }
@@ -220,7 +220,7 @@ fn rescope_subtree(conn: &Connection, id: &str, old_ancestors: &[String]) -> Res
     Ok(())
 }
 
-pub fn kind_of(conn: &Connection, id: &str) -> Result<Option<NodeKind>, rusqlite::Error> {
+pub fn kind_of(conn: &Connection, id: &str) -> Result<Option<NodeKind>, crate::sql::Error> {
     let k: Option<String> = conn
         .prepare_cached("SELECT kind FROM nodes WHERE id = ?1")?
         .query_row(params![id], |r| r.get(0))
@@ -229,7 +229,7 @@ pub fn kind_of(conn: &Connection, id: &str) -> Result<Option<NodeKind>, rusqlite
 }
 
 /// The chain of parents of `id`, nearest first (not including `id`).
-pub fn ancestors(conn: &Connection, id: &str) -> Result<Vec<String>, rusqlite::Error> {
+pub fn ancestors(conn: &Connection, id: &str) -> Result<Vec<String>, crate::sql::Error> {
     let mut out = Vec::new();
     let mut stmt = conn.prepare_cached("SELECT parent FROM nodes WHERE id = ?1")?;
     let mut cur = id.to_owned();
@@ -248,10 +248,10 @@ pub fn ancestors(conn: &Connection, id: &str) -> Result<Vec<String>, rusqlite::E
     Ok(out)
 }
 
-pub fn list(conn: &Connection) -> Result<Vec<NodeInfo>, rusqlite::Error> {
+pub fn list(conn: &Connection) -> Result<Vec<NodeInfo>, crate::sql::Error> {
     let mut stmt =
         conn.prepare("SELECT id, parent, kind, token_hash IS NOT NULL FROM nodes ORDER BY id")?;
-    let rows = stmt.query_map([], |r| {
+    let rows = stmt.query_map(params![], |r| {
         let kind: String = r.get(2)?;
         Ok(NodeInfo {
             id: r.get(0)?,
@@ -323,7 +323,7 @@ impl Scope {
     }
 }
 
-pub fn scope(conn: &Connection, store: &str) -> Result<Option<Scope>, rusqlite::Error> {
+pub fn scope(conn: &Connection, store: &str) -> Result<Option<Scope>, crate::sql::Error> {
     if kind_of(conn, store)? != Some(NodeKind::Store) {
         return Ok(None);
     }
@@ -336,7 +336,7 @@ pub fn scope(conn: &Connection, store: &str) -> Result<Option<Scope>, rusqlite::
 }
 
 /// Who a bearer token belongs to (a store id), if anyone.
-pub fn store_of_token(conn: &Connection, token: &str) -> Result<Option<String>, rusqlite::Error> {
+pub fn store_of_token(conn: &Connection, token: &str) -> Result<Option<String>, crate::sql::Error> {
     conn.prepare_cached("SELECT id FROM nodes WHERE token_hash = ?1 AND kind = 'store'")?
         .query_row(params![hash_token(token)], |r| r.get(0))
         .optional()
@@ -359,7 +359,7 @@ mod tests {
     #[test]
     fn hierarchy_and_scope() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("c.db")).unwrap();
+        let db = Db::for_tests(dir.path());
         db.write(|tx| {
             upsert_node(tx, &node("sul", "master", NodeKind::Central, None))?;
             upsert_node(

@@ -10,13 +10,12 @@
 //! state, and what the central did is recorded on the document for the ERP
 //! (`documents.outcome`).
 
+use crate::sql::{Connection, OptionalExtension};
 use loja_protocol::omni::{
     self, ActionKind, LineState, NewOrder, OmniAction, OmniReturn, Order, OrderStatus,
 };
 use loja_protocol::stock::StockEffect;
 use loja_protocol::{Document, DocumentKind, entity_named, limits};
-use rusqlite::types::Type;
-use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Map, Value, json};
 
 use crate::nodes::{self, NodeKind};
@@ -41,7 +40,7 @@ pub enum OmniError {
     #[error("{field}: {message}")]
     State { field: String, message: String },
     #[error(transparent)]
-    Db(#[from] rusqlite::Error),
+    Db(#[from] crate::sql::Error),
 }
 
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> OmniError {
@@ -82,18 +81,18 @@ struct Held {
     updated_at: String,
 }
 
-fn corrupt(e: serde_json::Error) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(0, Type::Text, Box::new(e))
+fn corrupt(e: serde_json::Error) -> crate::sql::Error {
+    crate::sql::Error::conversion(e)
 }
 
-fn to_text<T: serde::Serialize>(v: &T) -> Result<String, rusqlite::Error> {
-    serde_json::to_string(v).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+fn to_text<T: serde::Serialize>(v: &T) -> Result<String, crate::sql::Error> {
+    serde_json::to_string(v).map_err(crate::sql::Error::conversion)
 }
 
-fn load(conn: &Connection, id: &str) -> Result<Option<Held>, rusqlite::Error> {
+fn load(conn: &Connection, id: &str) -> Result<Option<Held>, crate::sql::Error> {
     let row: Option<(String, String, String)> = conn
         .prepare_cached("SELECT body, created, updated_at FROM omni_orders WHERE id = ?1")?
-        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
     let Some((body, created, updated_at)) = row else {
         return Ok(None);
@@ -106,7 +105,7 @@ fn load(conn: &Connection, id: &str) -> Result<Option<Held>, rusqlite::Error> {
 }
 
 /// Stores the order as it is now.
-fn save(conn: &Connection, order: &Order, now: &str) -> Result<(), rusqlite::Error> {
+fn save(conn: &Connection, order: &Order, now: &str) -> Result<(), crate::sql::Error> {
     conn.prepare_cached(
         "UPDATE omni_orders SET body = ?2, status = ?3, updated_at = ?4 WHERE id = ?1",
     )?
@@ -125,7 +124,7 @@ fn reflect(
     order_id: &str,
     store: &str,
     store_seq: u64,
-) -> Result<(), rusqlite::Error> {
+) -> Result<(), crate::sql::Error> {
     conn.prepare_cached(
         "INSERT INTO omni_order_stores (order_id, store, reflects_store_seq) VALUES (?1, ?2, ?3)
          ON CONFLICT (order_id, store) DO UPDATE
@@ -136,11 +135,11 @@ fn reflect(
 }
 
 /// Every store that has or had lines of the order, with its reflects_store_seq.
-fn stores_of(conn: &Connection, order_id: &str) -> Result<Vec<(String, u64)>, rusqlite::Error> {
+fn stores_of(conn: &Connection, order_id: &str) -> Result<Vec<(String, u64)>, crate::sql::Error> {
     let mut stmt = conn.prepare_cached(
         "SELECT store, reflects_store_seq FROM omni_order_stores WHERE order_id = ?1 ORDER BY store",
     )?;
-    let rows = stmt.query_map([order_id], |r| {
+    let rows = stmt.query_map(params![order_id], |r| {
         Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
     })?;
     rows.collect()
@@ -183,7 +182,7 @@ pub fn view(order: &Order, updated_at: &str, stores: &[(String, u64)]) -> Value 
     v
 }
 
-fn view_of(conn: &Connection, order: &Order, updated_at: &str) -> Result<Value, rusqlite::Error> {
+fn view_of(conn: &Connection, order: &Order, updated_at: &str) -> Result<Value, crate::sql::Error> {
     Ok(view(order, updated_at, &stores_of(conn, &order.id)?))
 }
 
@@ -463,7 +462,7 @@ pub fn apply_document(
     conn: &Connection,
     store: &str,
     doc: &Document,
-) -> Result<Applied, rusqlite::Error> {
+) -> Result<Applied, crate::sql::Error> {
     let action: OmniAction = match doc.kind {
         DocumentKind::OmniReturn => return apply_return(conn, store, doc),
         DocumentKind::OmniAction => match loja_protocol::document::from_json_value(&doc.body) {
@@ -561,7 +560,7 @@ fn apply_return(
     conn: &Connection,
     store: &str,
     doc: &Document,
-) -> Result<Applied, rusqlite::Error> {
+) -> Result<Applied, crate::sql::Error> {
     let r: OmniReturn = match loja_protocol::document::from_json_value(&doc.body) {
         Ok(r) => r,
         Err(e) => return Ok(Applied::Refused(e.to_string())),
@@ -644,7 +643,7 @@ pub fn project(
     conn: &Connection,
     order: &Order,
     stores_touched: &[String],
-) -> Result<u64, rusqlite::Error> {
+) -> Result<u64, crate::sql::Error> {
     let Some(entity) = entity_named("omni_orders") else {
         return Ok(0);
     };
@@ -701,7 +700,7 @@ pub fn project(
 }
 
 /// One order, as [`view`] shows it.
-pub fn get(conn: &Connection, id: &str) -> Result<Option<Value>, rusqlite::Error> {
+pub fn get(conn: &Connection, id: &str) -> Result<Option<Value>, crate::sql::Error> {
     match load(conn, id)? {
         Some(h) => Ok(Some(view_of(conn, &h.order, &h.updated_at)?)),
         None => Ok(None),
@@ -868,7 +867,7 @@ mod tests {
             let data: Option<Option<String>> = c
                 .query_row(
                     "SELECT data FROM rows WHERE entity = 'omni_orders' AND node = ?1 AND key_text = '[\"o1\"]'",
-                    [store],
+                    params![store],
                     |r| r.get(0),
                 )
                 .optional()?;
@@ -1054,7 +1053,7 @@ mod tests {
             .read(|c| {
                 Ok::<_, DbError>(c.query_row(
                     "SELECT deleted FROM rows WHERE entity = 'omni_orders' AND node = 'a'",
-                    [],
+                    params![],
                     |r| r.get(0),
                 )?)
             })

@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::sql::{Connection, OptionalExtension, Transaction};
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -24,7 +25,6 @@ use ed25519_dalek::SigningKey;
 use loja_protocol::release::{
     self as rel, Keyring, Manifest, Offer, ReleaseKey, Report, Signed, Target,
 };
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -49,8 +49,8 @@ pub enum ReleaseError {
     File { path: String, message: String },
 }
 
-impl From<rusqlite::Error> for ReleaseError {
-    fn from(e: rusqlite::Error) -> Self {
+impl From<crate::sql::Error> for ReleaseError {
+    fn from(e: crate::sql::Error) -> Self {
         ReleaseError::Db(DbError::Sql(e))
     }
 }
@@ -103,7 +103,7 @@ pub fn current_keyring(conn: &Connection) -> Result<Option<(Keyring, Signed)>, R
     let body: Option<String> = conn
         .query_row(
             "SELECT body FROM release_keyrings ORDER BY version DESC LIMIT 1",
-            [],
+            params![],
             |r| r.get(0),
         )
         .optional()?;
@@ -255,7 +255,7 @@ pub fn publish(db: &Db, p: Publish<'_>) -> Result<Manifest, ReleaseError> {
         }
         let last: i64 = tx.query_row(
             "SELECT COALESCE(MAX(sequence), 0) FROM releases",
-            [],
+            params![],
             |r| r.get(0),
         )?;
         let manifest = Manifest {
@@ -346,7 +346,7 @@ fn rows(conn: &Connection) -> Result<Vec<Row>, ReleaseError> {
          FROM releases ORDER BY sequence DESC",
     )?;
     let out = stmt
-        .query_map([], |r| {
+        .query_map(params![], |r| {
             Ok(Row {
                 sequence: r.get(0)?,
                 version: r.get(1)?,
@@ -573,7 +573,7 @@ pub fn list(conn: &Connection) -> Result<Vec<ReleaseView>, ReleaseError> {
          FROM releases r ORDER BY r.sequence",
     )?;
     let out = stmt
-        .query_map([], |r| {
+        .query_map(params![], |r| {
             let waves: String = r.get(4)?;
             let started: i64 = r.get(5)?;
             Ok(ReleaseView {
@@ -815,7 +815,7 @@ mod tests {
 
     fn db() -> (tempfile::TempDir, Db) {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("c.db")).unwrap();
+        let db = Db::for_tests(dir.path());
         (dir, db)
     }
 

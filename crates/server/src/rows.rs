@@ -4,7 +4,7 @@
 //! re-resolve its keys when its place in the hierarchy changes. Reading a
 //! store's view (which row wins) is the business of `Scope`, in nodes.rs.
 
-use rusqlite::{Connection, params};
+use crate::sql::Connection;
 
 /// A stored row of one key, at one node.
 #[derive(Debug, Clone)]
@@ -22,7 +22,7 @@ pub fn key_rows(
     conn: &Connection,
     entity: &str,
     key_text: &str,
-) -> Result<Vec<Stored>, rusqlite::Error> {
+) -> Result<Vec<Stored>, crate::sql::Error> {
     let mut stmt = conn.prepare_cached(
         "SELECT seq, node, public, deleted, data FROM rows WHERE entity = ?1 AND key_text = ?2",
     )?;
@@ -48,7 +48,7 @@ pub struct RowWriter<'t> {
 }
 
 impl<'t> RowWriter<'t> {
-    pub fn open(tx: &'t Connection) -> Result<RowWriter<'t>, rusqlite::Error> {
+    pub fn open(tx: &'t Connection) -> Result<RowWriter<'t>, crate::sql::Error> {
         Ok(RowWriter {
             seq: crate::db::head_seq(tx)?,
             tx,
@@ -60,7 +60,7 @@ impl<'t> RowWriter<'t> {
         self.seq
     }
 
-    pub fn finish(self) -> Result<u64, rusqlite::Error> {
+    pub fn finish(self) -> Result<u64, crate::sql::Error> {
         crate::db::set_head_seq(self.tx, self.seq)?;
         Ok(self.seq)
     }
@@ -71,7 +71,7 @@ impl<'t> RowWriter<'t> {
     }
 
     /// Every row of the key, at every node.
-    pub fn find(&self, entity: &str, key_text: &str) -> Result<Vec<Stored>, rusqlite::Error> {
+    pub fn find(&self, entity: &str, key_text: &str) -> Result<Vec<Stored>, crate::sql::Error> {
         key_rows(self.tx, entity, key_text)
     }
 
@@ -89,7 +89,7 @@ impl<'t> RowWriter<'t> {
         data: Option<&str>,
         existing: Option<&Stored>,
         others: bool,
-    ) -> Result<(), rusqlite::Error> {
+    ) -> Result<(), crate::sql::Error> {
         let seq = self.next();
         match existing {
             Some(ex) => {
@@ -126,7 +126,7 @@ impl<'t> RowWriter<'t> {
 
     /// Tombstones a stored row (its owner and visibility stay: the tombstone
     /// reaches exactly the stores that could see it).
-    pub fn tombstone(&mut self, row: &Stored) -> Result<(), rusqlite::Error> {
+    pub fn tombstone(&mut self, row: &Stored) -> Result<(), crate::sql::Error> {
         let seq = self.next();
         self.tx
             .prepare_cached("UPDATE rows SET seq = ?1, deleted = 1, data = NULL WHERE seq = ?2")?
@@ -136,7 +136,7 @@ impl<'t> RowWriter<'t> {
 
     /// Several nodes hold rows of the key: the feed resolves its winner.
     /// Only ever set: a stale mark costs a lookup, never a wrong answer.
-    fn mark_siblings(&self, entity: &str, key_text: &str) -> Result<(), rusqlite::Error> {
+    fn mark_siblings(&self, entity: &str, key_text: &str) -> Result<(), crate::sql::Error> {
         self.tx
             .prepare_cached(
                 "UPDATE rows SET siblings = 1 WHERE entity = ?1 AND key_text = ?2 AND siblings = 0",
@@ -156,7 +156,7 @@ impl<'t> RowWriter<'t> {
         store: &str,
         changed: &[String],
         entities: &[&'static loja_protocol::Entity],
-    ) -> Result<u64, rusqlite::Error> {
+    ) -> Result<u64, crate::sql::Error> {
         let mut touched = 0;
         for entity in entities {
             let mut seen = std::collections::HashSet::new();

@@ -5,27 +5,27 @@
 //! store's documents it reflects (`reflects_store_seq`), so the store drops
 //! its own pending adjustment exactly when the central's figure counts it.
 
+use crate::sql::{Connection, OptionalExtension};
 use loja_protocol::stock;
 use loja_protocol::{Document, DocumentKind, entity_named};
-use rusqlite::{Connection, OptionalExtension};
 use serde_json::{Map, Value, json};
 
 use crate::rows::RowWriter;
 
 /// Does the central keep the stores' stock (the default), or the ERP?
-pub fn central_owns_stock(conn: &Connection) -> Result<bool, rusqlite::Error> {
+pub fn central_owns_stock(conn: &Connection) -> Result<bool, crate::sql::Error> {
     let v: Option<String> = conn
         .prepare_cached("SELECT value FROM settings WHERE name = 'erp_owns_stock'")?
-        .query_row([], |r| r.get(0))
+        .query_row(params![], |r| r.get(0))
         .optional()?;
     Ok(v.as_deref() != Some("true"))
 }
 
 /// The body of a document the central holds under `id`.
-fn stored_body(conn: &Connection, id: &str) -> Result<Option<Value>, rusqlite::Error> {
+fn stored_body(conn: &Connection, id: &str) -> Result<Option<Value>, crate::sql::Error> {
     let text: Option<String> = conn
         .prepare_cached("SELECT document FROM documents WHERE id = ?1")?
-        .query_row([id], |r| r.get(0))
+        .query_row(params![id], |r| r.get(0))
         .optional()?;
     Ok(text
         .and_then(|t| serde_json::from_str::<Value>(&t).ok())
@@ -38,7 +38,7 @@ fn effects_of(
     conn: &Connection,
     kind: DocumentKind,
     body: &Value,
-) -> Result<Vec<stock::StockEffect>, rusqlite::Error> {
+) -> Result<Vec<stock::StockEffect>, crate::sql::Error> {
     let referenced = match stock::undoes(kind) {
         Some((field, _)) => match body.get(field).and_then(Value::as_str) {
             Some(id) => stored_body(conn, id)?,
@@ -61,7 +61,7 @@ fn effects_of(
 /// caller's transaction). A correction (`replaces`) first undoes what the
 /// document it replaces did, when this central took that one. Answers how
 /// many rows changed.
-pub fn apply(conn: &Connection, store: &str, doc: &Document) -> Result<u64, rusqlite::Error> {
+pub fn apply(conn: &Connection, store: &str, doc: &Document) -> Result<u64, crate::sql::Error> {
     let mut effects = effects_of(conn, doc.kind, &doc.body)?;
     if let Some(replaced) = doc.replaces
         && let Some(old) = stored_body(conn, &replaced.to_string())?
@@ -81,7 +81,7 @@ pub fn write_effects(
     store: &str,
     store_seq: u64,
     effects: &[stock::StockEffect],
-) -> Result<u64, rusqlite::Error> {
+) -> Result<u64, crate::sql::Error> {
     let Some(entity) = entity_named("stock") else {
         return Ok(0);
     };
@@ -136,7 +136,10 @@ pub fn write_effects(
 }
 
 /// Whether a stock movement names stores that exist (a transfer's other end).
-pub fn unknown_store(conn: &Connection, doc: &Document) -> Result<Option<String>, rusqlite::Error> {
+pub fn unknown_store(
+    conn: &Connection,
+    doc: &Document,
+) -> Result<Option<String>, crate::sql::Error> {
     if doc.kind != DocumentKind::StockMovement {
         return Ok(None);
     }
@@ -184,7 +187,7 @@ mod tests {
         db.read(|c| {
             let data: String = c.query_row(
                 "SELECT data FROM rows WHERE entity = 'stock' AND node = 's' AND key_text = '[\"1\"]'",
-                [],
+                params![],
                 |r| r.get(0),
             )?;
             let v: Value = serde_json::from_str(&data).unwrap();
@@ -243,7 +246,7 @@ mod tests {
         db.write(|tx| {
             tx.execute(
                 "INSERT INTO settings (name, value) VALUES ('erp_owns_stock', 'true')",
-                [],
+                params![],
             )?;
             Ok::<_, DbError>(())
         })

@@ -6,7 +6,7 @@ use crate::nodes::{NewNode, NodeKind, upsert_node};
 
 pub(crate) fn with_stores(stores: &[&str]) -> (Db, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(&dir.path().join("c.db")).unwrap();
+    let db = Db::for_tests(dir.path());
     db.write(|tx| {
         for id in stores {
             let n = NewNode {

@@ -4,8 +4,8 @@
 //! offered to the ERP again when the store asks (`reoffer`): it moves to the
 //! end of the ERP's queue with its verdict cleared.
 
+use crate::sql::{Connection, OptionalExtension};
 use loja_protocol::verdict::{StoreVerdict, Verdict, VerdictPage, VerdictStatus};
-use rusqlite::{Connection, OptionalExtension, params};
 use uuid::Uuid;
 
 pub const MAX_LIMIT: u64 = 10_000;
@@ -19,7 +19,7 @@ pub struct Recorded {
 }
 
 /// Records the ERP's verdicts (inside the caller's transaction).
-pub fn record(conn: &Connection, verdicts: &[Verdict]) -> Result<Vec<Recorded>, rusqlite::Error> {
+pub fn record(conn: &Connection, verdicts: &[Verdict]) -> Result<Vec<Recorded>, crate::sql::Error> {
     let mut out = Vec::with_capacity(verdicts.len());
     let now = loja_protocol::time::now_rfc3339();
     for v in verdicts {
@@ -28,7 +28,7 @@ pub fn record(conn: &Connection, verdicts: &[Verdict]) -> Result<Vec<Recorded>, 
             .prepare_cached(
                 "SELECT verdict, verdict_code, verdict_message FROM documents WHERE id = ?1",
             )?
-            .query_row([&id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .query_row(params![&id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()?;
         let outcome = match held {
             None => "unknown",
@@ -42,7 +42,7 @@ pub fn record(conn: &Connection, verdicts: &[Verdict]) -> Result<Vec<Recorded>, 
             Some(_) => {
                 conn.execute(
                     "UPDATE counters SET value = value + 1 WHERE name = 'verdict_seq'",
-                    [],
+                    params![],
                 )?;
                 conn.prepare_cached(
                     "UPDATE documents SET verdict = ?2, verdict_code = ?3, verdict_message = ?4, verdict_at = ?5,
@@ -63,7 +63,7 @@ pub fn for_store(
     store: &str,
     after: u64,
     limit: u64,
-) -> Result<VerdictPage, rusqlite::Error> {
+) -> Result<VerdictPage, crate::sql::Error> {
     let limit = limit.clamp(1, MAX_LIMIT);
     let mut stmt = conn.prepare_cached(
         "SELECT verdict_seq, id, verdict, verdict_code, verdict_message, verdict_at FROM documents
@@ -104,19 +104,30 @@ pub fn for_store(
 }
 
 /// Offers document `id` to the ERP again: the end of its queue, verdict cleared.
-pub fn reoffer(conn: &Connection, id: &str) -> Result<bool, rusqlite::Error> {
-    let top: i64 = conn.query_row("SELECT coalesce(max(seq), 0) FROM documents", [], |r| {
-        r.get(0)
-    })?;
+pub fn reoffer(conn: &Connection, id: &str) -> Result<bool, crate::sql::Error> {
+    let top: i64 = conn.query_row(
+        "SELECT coalesce(max(seq), 0) FROM documents",
+        params![],
+        |r| r.get(0),
+    )?;
     let n = conn.execute(
         "UPDATE documents SET seq = ?2, verdict = NULL, verdict_code = NULL, verdict_message = NULL,
          verdict_at = NULL WHERE id = ?1",
         params![id, top + 1],
     )?;
-    // AUTOINCREMENT never hands out a sequence below one that existed.
-    conn.execute(
-        "UPDATE sqlite_sequence SET seq = max(seq, ?1) WHERE name = 'documents'",
-        params![top + 1],
-    )?;
+    // The next document must come after this one: SQLite's AUTOINCREMENT
+    // never hands out a sequence below one that existed; PostgreSQL's
+    // sequence is moved past it.
+    match conn.backend() {
+        crate::sql::Backend::Sqlite => conn.execute(
+            "UPDATE sqlite_sequence SET seq = max(seq, ?1) WHERE name = 'documents'",
+            params![top + 1],
+        )?,
+        crate::sql::Backend::Postgres => conn.query_row(
+            "SELECT setval(pg_get_serial_sequence('documents', 'seq'), ?1::bigint)",
+            params![top + 1],
+            |_| Ok(0),
+        )?,
+    };
     Ok(n == 1)
 }

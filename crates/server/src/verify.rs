@@ -7,9 +7,9 @@
 //! own watermark equals it. Rows are the store's view: visible to it, not
 //! deleted, hashed from the registry cells of the JSON the feed serves.
 
+use crate::sql::Connection;
 use loja_protocol::digest::{Canon, DigestBuilder, RowDigester};
 use loja_protocol::{BucketRows, Entity, EntityDigest, Op, TypedItem, Watermark};
-use rusqlite::{Connection, params};
 use serde_json::{Map, Value};
 
 use crate::nodes::{Candidate, Scope};
@@ -18,7 +18,7 @@ use crate::nodes::{Candidate, Scope};
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
     #[error(transparent)]
-    Sql(#[from] rusqlite::Error),
+    Sql(#[from] crate::sql::Error),
     #[error("row {key} of {entity} is not valid JSON: {source}")]
     BadRow {
         entity: &'static str,
@@ -28,7 +28,7 @@ pub enum VerifyError {
 }
 
 /// The highest sequence of `entity` (0 when it has no rows).
-fn through(conn: &Connection, entity: &Entity) -> Result<Watermark, rusqlite::Error> {
+fn through(conn: &Connection, entity: &Entity) -> Result<Watermark, crate::sql::Error> {
     conn.prepare_cached("SELECT coalesce(max(seq), 0) FROM rows WHERE entity = ?1")?
         .query_row(params![entity.name], |r| r.get::<_, i64>(0))
         .map(|s| Watermark(s as u64))
@@ -53,7 +53,7 @@ fn for_each_visible(
     )?;
     let mut rows = stmt.query(params![entity.name])?;
     while let Some(r) = rows.next()? {
-        let node = r.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
+        let node = r.get_ref(0)?.as_str().map_err(crate::sql::Error::from)?;
         let row = Candidate {
             node,
             public: r.get(1)?,
@@ -65,13 +65,13 @@ fn for_each_visible(
         // Of a key several nodes hold, only the winner is the store's.
         let siblings: bool = r.get(5)?;
         if siblings {
-            let key_text = r.get_ref(6)?.as_str().map_err(rusqlite::Error::from)?;
+            let key_text = r.get_ref(6)?.as_str().map_err(crate::sql::Error::from)?;
             if crate::feed::winner(conn, entity, scope, key_text)?.is_none_or(|w| w.node != node) {
                 continue;
             }
         }
         if let Some(wanted) = wanted {
-            let key_json = r.get_ref(3)?.as_str().map_err(rusqlite::Error::from)?;
+            let key_json = r.get_ref(3)?.as_str().map_err(crate::sql::Error::from)?;
             let key: Map<String, Value> =
                 serde_json::from_str(key_json).map_err(|source| VerifyError::BadRow {
                     entity: entity.name,
@@ -87,7 +87,7 @@ fn for_each_visible(
         let Some(data) = r
             .get_ref(4)?
             .as_str_or_null()
-            .map_err(rusqlite::Error::from)?
+            .map_err(crate::sql::Error::from)?
         else {
             continue;
         };
@@ -162,7 +162,7 @@ mod tests {
     #[test]
     fn digest_is_the_stores_view_and_buckets_partition_it() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("c.db")).unwrap();
+        let db = Db::for_tests(dir.path());
         let prices = entity_named("prices").unwrap();
         db.write(|tx| {
             for id in ["a", "b"] {

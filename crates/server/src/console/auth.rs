@@ -10,9 +10,9 @@
 //!
 //! Nothing here logs a password, a session id or a token.
 
+use crate::sql::{Connection, OptionalExtension};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::db::{hash_token, now_unix};
 
@@ -32,7 +32,7 @@ pub enum AuthError {
     #[error("password hashing: {0}")]
     Hash(String),
     #[error(transparent)]
-    Sql(#[from] rusqlite::Error),
+    Sql(#[from] crate::sql::Error),
 }
 
 /// What an account may do; each role may do what the ones below it may.
@@ -160,7 +160,7 @@ pub fn check_password(
     conn: &Connection,
     username: &str,
     password: &str,
-) -> Result<Option<Role>, rusqlite::Error> {
+) -> Result<Option<Role>, crate::sql::Error> {
     let row: Option<(String, String)> = conn
         .prepare_cached("SELECT password_hash, role FROM console_users WHERE username = ?1")?
         .query_row(params![username], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -176,7 +176,7 @@ pub fn check_password(
 }
 
 /// Opens a session for `username`: its id (for the cookie only).
-pub fn open_session(conn: &Connection, username: &str) -> Result<String, rusqlite::Error> {
+pub fn open_session(conn: &Connection, username: &str) -> Result<String, crate::sql::Error> {
     let now = now_unix();
     conn.execute(
         "DELETE FROM console_sessions WHERE expires_at <= ?1",
@@ -198,7 +198,7 @@ pub fn open_session(conn: &Connection, username: &str) -> Result<String, rusqlit
 }
 
 /// The live session of cookie value `id`, if any.
-pub fn session(conn: &Connection, id: &str) -> Result<Option<Session>, rusqlite::Error> {
+pub fn session(conn: &Connection, id: &str) -> Result<Option<Session>, crate::sql::Error> {
     conn.prepare_cached(
         "SELECT s.username, u.role, s.csrf FROM console_sessions s
          JOIN console_users u ON u.username = s.username
@@ -223,7 +223,7 @@ pub fn session(conn: &Connection, id: &str) -> Result<Option<Session>, rusqlite:
     })
 }
 
-pub fn close_session(conn: &Connection, id: &str) -> Result<(), rusqlite::Error> {
+pub fn close_session(conn: &Connection, id: &str) -> Result<(), crate::sql::Error> {
     conn.execute(
         "DELETE FROM console_sessions WHERE id_hash = ?1",
         params![hash_token(id)],
@@ -238,7 +238,7 @@ pub fn audit(
     action: &str,
     target: &str,
     outcome: &str,
-) -> Result<(), rusqlite::Error> {
+) -> Result<(), crate::sql::Error> {
     conn.execute(
         "INSERT INTO console_audit (at, username, action, target, outcome) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![now_unix(), username, action, target, outcome],
@@ -257,7 +257,7 @@ pub struct AuditLine {
 }
 
 /// The newest `limit` audit lines, newest first.
-pub fn audit_lines(conn: &Connection, limit: u32) -> Result<Vec<AuditLine>, rusqlite::Error> {
+pub fn audit_lines(conn: &Connection, limit: u32) -> Result<Vec<AuditLine>, crate::sql::Error> {
     let mut stmt = conn.prepare_cached(
         "SELECT at, username, action, target, outcome FROM console_audit ORDER BY id DESC LIMIT ?1",
     )?;
@@ -363,7 +363,7 @@ mod tests {
             let stored: i64 = tx
                 .query_row(
                     "SELECT count(*) FROM console_sessions WHERE id_hash = ?1",
-                    [&id],
+                    params![&id],
                     |r| r.get(0),
                 )
                 .unwrap();

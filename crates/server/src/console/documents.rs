@@ -5,11 +5,11 @@
 
 use std::sync::Arc;
 
+use crate::sql::{Connection, OptionalExtension};
 use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use rusqlite::{Connection, OptionalExtension, params};
 use serde::Deserialize;
 
 use super::auth::Role;
@@ -52,7 +52,7 @@ fn day(s: &str) -> Option<&str> {
 
 /// The newest documents matching `f`, at most [`PAGE_ROWS`]. Every value is
 /// a bound parameter; an empty one matches everything.
-pub fn search(conn: &Connection, f: &Filter) -> Result<Vec<DocRow>, rusqlite::Error> {
+pub fn search(conn: &Connection, f: &Filter) -> Result<Vec<DocRow>, crate::sql::Error> {
     let status = match f.status.as_str() {
         "pending" | "processed" | "rejected" => f.status.as_str(),
         _ => "",
@@ -76,10 +76,10 @@ pub fn search(conn: &Connection, f: &Filter) -> Result<Vec<DocRow>, rusqlite::Er
 }
 
 /// The kinds and stores that have documents (the filter's choices).
-fn choices(conn: &Connection) -> Result<(Vec<String>, Vec<String>), rusqlite::Error> {
-    let col = |sql: &str| -> Result<Vec<String>, rusqlite::Error> {
+fn choices(conn: &Connection) -> Result<(Vec<String>, Vec<String>), crate::sql::Error> {
+    let col = |sql: &str| -> Result<Vec<String>, crate::sql::Error> {
         let mut stmt = conn.prepare_cached(sql)?;
-        let rows = stmt.query_map([], |r| r.get(0))?;
+        let rows = stmt.query_map(params![], |r| r.get(0))?;
         rows.collect()
     };
     Ok((

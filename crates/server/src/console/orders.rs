@@ -4,11 +4,11 @@
 
 use std::sync::Arc;
 
+use crate::sql::Connection;
 use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use rusqlite::Connection;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -81,9 +81,9 @@ pub fn search(conn: &Connection, f: &Filter, now: i64) -> Result<Vec<Value>, Con
     Ok(orders)
 }
 
-fn stores(conn: &Connection) -> Result<Vec<String>, rusqlite::Error> {
+fn stores(conn: &Connection) -> Result<Vec<String>, crate::sql::Error> {
     let mut stmt = conn.prepare_cached("SELECT id FROM nodes WHERE kind = 'store' ORDER BY id")?;
-    let rows = stmt.query_map([], |r| r.get(0))?;
+    let rows = stmt.query_map(params![], |r| r.get(0))?;
     rows.collect()
 }
 

@@ -8,9 +8,9 @@
 
 use std::sync::Arc;
 
+use crate::sql::Connection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use rusqlite::Connection;
 
 use super::auth::{self, Role, Session};
 use super::i18n::{self, Lang};
@@ -44,8 +44,8 @@ pub enum ConsoleError {
     Task,
 }
 
-impl From<rusqlite::Error> for ConsoleError {
-    fn from(e: rusqlite::Error) -> Self {
+impl From<crate::sql::Error> for ConsoleError {
+    fn from(e: crate::sql::Error) -> Self {
         ConsoleError::Db(DbError::Sql(e))
     }
 }
@@ -84,7 +84,7 @@ pub async fn read<H: Host, T: Send + 'static>(
 /// Runs `f` in a write transaction on the blocking pool.
 pub async fn write<H: Host, T: Send + 'static>(
     st: &Arc<H>,
-    f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, ConsoleError> + Send + 'static,
+    f: impl FnOnce(&crate::sql::Transaction<'_>) -> Result<T, ConsoleError> + Send + 'static,
 ) -> Result<T, ConsoleError> {
     let st = st.clone();
     tokio::task::spawn_blocking(move || st.db().write(f))

@@ -8,11 +8,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::sql::Connection;
 use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use rusqlite::{Connection, params};
 use serde::Deserialize;
 
 use super::auth::Role;
@@ -66,7 +66,7 @@ fn trouble_label(t: u8) -> (&'static str, &'static str) {
 }
 
 /// Rows of `entity` changed after `after`.
-fn rows_after(conn: &Connection, entity: &str, after: u64) -> Result<u64, rusqlite::Error> {
+fn rows_after(conn: &Connection, entity: &str, after: u64) -> Result<u64, crate::sql::Error> {
     conn.prepare_cached("SELECT count(*) FROM rows WHERE entity = ?1 AND seq > ?2")?
         .query_row(params![entity, after as i64], |r| r.get::<_, i64>(0))
         .map(|n| n.max(0) as u64)
@@ -89,10 +89,10 @@ struct Memo {
 /// Every store's written download per entity.
 fn written_downloads(
     conn: &Connection,
-) -> Result<HashMap<(String, String), Download>, rusqlite::Error> {
+) -> Result<HashMap<(String, String), Download>, crate::sql::Error> {
     let mut stmt =
         conn.prepare_cached("SELECT store, entity, completed_at, next_seq FROM downloads")?;
-    let rows = stmt.query_map([], |r| {
+    let rows = stmt.query_map(params![], |r| {
         Ok((
             (r.get::<_, String>(0)?, r.get::<_, String>(1)?),
             Download {
@@ -109,7 +109,7 @@ fn entity_lags(
     pending: Option<&Pending>,
     store: &str,
     memo: &mut Memo,
-) -> Result<Vec<EntityLag>, rusqlite::Error> {
+) -> Result<Vec<EntityLag>, crate::sql::Error> {
     let mut out = Vec::new();
     for e in loja_protocol::ENTITIES {
         let head = match memo.heads.get(e.name) {
@@ -151,14 +151,14 @@ fn entity_lags(
 pub fn list(
     conn: &Connection,
     pending: Option<&Pending>,
-) -> Result<Vec<StoreRow>, rusqlite::Error> {
+) -> Result<Vec<StoreRow>, crate::sql::Error> {
     let mut docs: HashMap<String, (u64, u64, u64, Option<String>)> = HashMap::new();
     {
         let mut stmt = conn.prepare_cached(
             "SELECT store, count(*), sum(verdict = 'rejected'), sum(verdict IS NULL), max(received_at)
              FROM documents GROUP BY store",
         )?;
-        let mut rows = stmt.query([])?;
+        let mut rows = stmt.query(params![])?;
         while let Some(r) = rows.next()? {
             let n = |i: usize| {
                 r.get::<_, Option<i64>>(i)
@@ -291,7 +291,7 @@ pub struct DocRow {
     pub message: Option<String>,
 }
 
-pub fn doc_row(r: &rusqlite::Row<'_>) -> Result<DocRow, rusqlite::Error> {
+pub fn doc_row(r: &crate::sql::Row<'_>) -> Result<DocRow, crate::sql::Error> {
     Ok(DocRow {
         id: r.get(0)?,
         store: r.get(1)?,
@@ -318,11 +318,11 @@ fn detail(
     conn: &Connection,
     pending: Option<&Pending>,
     store: &str,
-) -> Result<Option<Detail>, rusqlite::Error> {
+) -> Result<Option<Detail>, crate::sql::Error> {
     if nodes::kind_of(conn, store)? != Some(NodeKind::Store) {
         return Ok(None);
     }
-    let docs = |filter: &str| -> Result<Vec<DocRow>, rusqlite::Error> {
+    let docs = |filter: &str| -> Result<Vec<DocRow>, crate::sql::Error> {
         let sql = format!(
             "SELECT {DOC_COLUMNS} FROM documents WHERE store = ?1 {filter} ORDER BY seq DESC LIMIT 50"
         );
@@ -530,7 +530,7 @@ mod tests {
             tx.execute(
                 "INSERT INTO documents (id, store, kind, register, store_seq, received_at, document, verdict, verdict_message)
                  VALUES ('d1', 'b', 'sale', 'r1', 1, '2026-01-01T00:00:00Z', '{}', 'rejected', 'no')",
-                [],
+                params![],
             )?;
             Ok::<_, crate::db::DbError>(())
         })

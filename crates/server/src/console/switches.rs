@@ -6,11 +6,11 @@
 
 use std::sync::Arc;
 
+use crate::sql::Connection;
 use axum::Form;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use rusqlite::{Connection, params};
 use serde::Deserialize;
 
 use super::auth::Role;
@@ -19,7 +19,7 @@ use crate::avail;
 use crate::nodes;
 
 /// Each entity's settings: (node, minutes), the chain's first.
-fn settings(conn: &Connection, entity: &str) -> Result<Vec<(String, u32)>, rusqlite::Error> {
+fn settings(conn: &Connection, entity: &str) -> Result<Vec<(String, u32)>, crate::sql::Error> {
     let mut stmt = conn.prepare_cached(
         "SELECT node, minutes FROM availability WHERE entity = ?1
          ORDER BY node <> 'master', node",
@@ -35,7 +35,7 @@ fn settings(conn: &Connection, entity: &str) -> Result<Vec<(String, u32)>, rusql
 
 type Table = Vec<(&'static str, u32, Vec<(String, u32)>)>;
 
-fn table(conn: &Connection) -> Result<(Table, Vec<String>, Vec<String>), rusqlite::Error> {
+fn table(conn: &Connection) -> Result<(Table, Vec<String>, Vec<String>), crate::sql::Error> {
     let mut t = Vec::new();
     for e in loja_protocol::ENTITIES {
         t.push((e.name, e.availability_minutes, settings(conn, e.name)?));
