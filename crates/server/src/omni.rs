@@ -128,7 +128,8 @@ fn reflect(
     conn.prepare_cached(
         "INSERT INTO omni_order_stores (order_id, store, reflects_store_seq) VALUES (?1, ?2, ?3)
          ON CONFLICT (order_id, store) DO UPDATE
-         SET reflects_store_seq = max(reflects_store_seq, excluded.reflects_store_seq)",
+         SET reflects_store_seq = CASE WHEN excluded.reflects_store_seq > omni_order_stores.reflects_store_seq
+                                   THEN excluded.reflects_store_seq ELSE omni_order_stores.reflects_store_seq END",
     )?
     .execute(params![order_id, store, store_seq as i64])?;
     Ok(())
@@ -604,7 +605,7 @@ pub fn find(
         ));
     }
     let mut stmt = conn.prepare_cached(
-        "SELECT body FROM omni_orders WHERE (?1 IS NULL OR id = ?1) AND (?2 IS NULL OR number = ?2)
+        "SELECT body FROM omni_orders WHERE (CAST(?1 AS TEXT) IS NULL OR id = ?1) AND (CAST(?2 AS TEXT) IS NULL OR number = ?2)
          ORDER BY created_at DESC, id LIMIT 10",
     )?;
     let bodies = stmt
@@ -736,8 +737,8 @@ pub fn list(
     let limit = limit.clamp(1, MAX_LIMIT) as usize;
     let mut stmt = conn.prepare_cached(
         "SELECT body, updated_at FROM omni_orders
-         WHERE (?1 IS NULL OR status = ?1)
-           AND (?2 IS NULL OR id IN (SELECT order_id FROM omni_order_stores WHERE store = ?2))
+         WHERE (CAST(?1 AS TEXT) IS NULL OR status = ?1)
+           AND (CAST(?2 AS TEXT) IS NULL OR id IN (SELECT order_id FROM omni_order_stores WHERE store = ?2))
          ORDER BY created_at DESC, id",
     )?;
     let mut rows = stmt.query(params![status, store])?;

@@ -470,7 +470,7 @@ pub fn record_report(
         return Ok(None);
     }
     let (total, rolled): (i64, i64) = tx.query_row(
-        "SELECT count(*), COALESCE(SUM(result = 'rolled_back'), 0) FROM release_reports WHERE to_version = ?1",
+        "SELECT count(*), COALESCE(SUM(CASE WHEN result = 'rolled_back' THEN 1 ELSE 0 END), 0) FROM release_reports WHERE to_version = ?1",
         params![report.to],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
@@ -890,11 +890,13 @@ mod tests {
         // a group pinned to a version gets that version's release, whatever
         // is newer
         let newer = publish_one(&db, &key, "0.3.0", &[], "0s:100");
-        assert_eq!(offered_to(&stores[0], now), Some(newer));
+        // (its wave starts when it is published, after `now`)
+        assert_eq!(offered_to(&stores[0], now_unix() + 1), Some(newer));
         pin(&db, "g", Some("0.2.0")).unwrap();
         assert_eq!(offered_to(&stores[0], now), Some(seq));
         pin(&db, "g", None).unwrap();
-        assert_eq!(offered_to(&stores[0], now), Some(newer));
+        // (its wave starts when it is published, after `now`)
+        assert_eq!(offered_to(&stores[0], now_unix() + 1), Some(newer));
     }
 
     #[test]

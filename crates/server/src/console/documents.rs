@@ -64,7 +64,8 @@ pub fn search(conn: &Connection, f: &Filter) -> Result<Vec<DocRow>, crate::sql::
         "SELECT {DOC_COLUMNS} FROM documents
          WHERE (?1 = '' OR store = ?1) AND (?2 = '' OR kind = ?2)
            AND (?3 = '' OR (?3 = 'pending' AND verdict IS NULL) OR verdict = ?3)
-           AND (?4 IS NULL OR received_at >= ?4) AND (?5 IS NULL OR received_at <= ?5)
+           AND (CAST(?4 AS TEXT) IS NULL OR received_at >= ?4)
+           AND (CAST(?5 AS TEXT) IS NULL OR received_at <= ?5)
          ORDER BY seq DESC LIMIT ?6"
     );
     let mut stmt = conn.prepare_cached(&sql)?;

@@ -155,7 +155,8 @@ pub fn list(
     let mut docs: HashMap<String, (u64, u64, u64, Option<String>)> = HashMap::new();
     {
         let mut stmt = conn.prepare_cached(
-            "SELECT store, count(*), sum(verdict = 'rejected'), sum(verdict IS NULL), max(received_at)
+            "SELECT store, count(*), sum(CASE WHEN verdict = 'rejected' THEN 1 ELSE 0 END),
+                    sum(CASE WHEN verdict IS NULL THEN 1 ELSE 0 END), max(received_at)
              FROM documents GROUP BY store",
         )?;
         let mut rows = stmt.query(params![])?;
