@@ -83,6 +83,7 @@ pub struct CentralBuilder {
     stores: Vec<(String, String, String)>,
     dir: Option<PathBuf>,
     tls: Option<Tls>,
+    database: Option<String>,
 }
 
 /// Serve HTTPS with this certificate chain and key (PEM files); the harness's
@@ -130,6 +131,13 @@ impl CentralBuilder {
         self
     }
     /// Use this directory (kept on drop) instead of a fresh temporary one.
+    /// Serve from this database (`postgres://…`) instead of a SQLite file
+    /// in the central's directory.
+    pub fn database(mut self, location: &str) -> Self {
+        self.database = Some(location.to_owned());
+        self
+    }
+
     pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.dir = Some(dir.into());
         self
@@ -151,10 +159,22 @@ impl CentralBuilder {
             }
         };
         let db = dir.join("c.db");
+        let database = match self.database {
+            Some(url) => Some(url),
+            // The whole suite on PostgreSQL: a database of its own per central.
+            None => match std::env::var("LOJA_E2E_POSTGRES") {
+                Ok(server) if !server.is_empty() => Some(crate::postgres::fresh_database(&server)?),
+                _ => None,
+            },
+        };
+        let location: std::ffi::OsString = match &database {
+            Some(url) => url.into(),
+            None => db.clone().into(),
+        };
         for (id, parent) in &self.centrals {
             let out = Command::new(&bin)
                 .args(["node", "add", "--db"])
-                .arg(&db)
+                .arg(&location)
                 .args(["--id", id, "--parent", parent, "--kind", "central"])
                 .output()?;
             if !out.status.success() {
@@ -164,7 +184,7 @@ impl CentralBuilder {
         for (id, parent, token) in &self.stores {
             let out = Command::new(&bin)
                 .args(["node", "add", "--db"])
-                .arg(&db)
+                .arg(&location)
                 .args([
                     "--id", id, "--parent", parent, "--kind", "store", "--token", token,
                 ])
@@ -175,7 +195,7 @@ impl CentralBuilder {
         }
         // After the stores: their stock and setup are their own.
         if let Some((products, customers, stock, seed)) = self.catalog {
-            run_gen(&bin, &db, products, customers, stock, seed)?;
+            run_gen(&bin, Path::new(&location), products, customers, stock, seed)?;
         }
         let mut central = Central {
             child: None,
@@ -183,6 +203,7 @@ impl CentralBuilder {
             dir,
             _scratch: scratch,
             db,
+            location,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             url: String::new(),
             admin_token: self.admin_token,
@@ -233,6 +254,8 @@ pub struct Central {
     /// child is killed (fields drop after `Drop::drop`).
     _scratch: Option<ScratchDir>,
     db: PathBuf,
+    /// What `serve --db` is given: `db`, or a PostgreSQL URL.
+    location: std::ffi::OsString,
     addr: SocketAddr,
     url: String,
     admin_token: String,
@@ -276,6 +299,7 @@ impl Central {
             stores: Vec::new(),
             dir: None,
             tls: None,
+            database: None,
         }
     }
 
@@ -291,7 +315,7 @@ impl Central {
             .open(self.dir.join("central.log"))?;
         let mut cmd = Command::new(&self.bin);
         cmd.args(["serve", "--db"])
-            .arg(&self.db)
+            .arg(&self.location)
             .args(["--listen", listen]);
         if let Some(tls) = &self.tls {
             cmd.arg("--tls-cert")

@@ -7,6 +7,7 @@
 
 pub mod central;
 pub mod config;
+pub mod postgres;
 pub mod proxy;
 pub mod scratch;
 pub mod store;

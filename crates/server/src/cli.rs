@@ -28,9 +28,16 @@ struct Cli {
 
 #[derive(Args, Debug, Clone)]
 struct DbArg {
-    /// The central's SQLite file (created and migrated if needed).
-    #[arg(long, value_name = "PATH")]
-    db: PathBuf,
+    /// The central's database, created and migrated if needed: a SQLite
+    /// file (`sqlite:PATH`, or just the path) or PostgreSQL
+    /// (`postgres://user@host/dbname`; the password from PGPASSWORD or a
+    /// ~/.pgpass is not read: put it in the URL or use peer/cert auth).
+    #[arg(
+        long = "database",
+        visible_alias = "db",
+        value_name = "sqlite:PATH|postgres://…"
+    )]
+    db: crate::db::Location,
 }
 
 #[derive(Subcommand, Debug)]
@@ -283,7 +290,7 @@ fn init_logs() {
 }
 
 fn open(db: &DbArg) -> anyhow::Result<Db> {
-    Db::open(&db.db).with_context(|| format!("open {}", db.db.display()))
+    Db::open_at(&db.db).with_context(|| format!("open {}", db.db.display()))
 }
 
 /// A usage error unless `node` exists.
@@ -356,7 +363,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 stock,
                 seed,
             };
-            let report = crate::catalog::generate(&db.db, &spec)?;
+            let report = crate::catalog::generate_into(&open(&db)?, &spec)?;
             for (entity, n) in &report.entities {
                 println!("{entity:>18} {n:>10}");
             }

@@ -118,6 +118,25 @@ pub enum Location {
     Postgres(String),
 }
 
+impl From<PathBuf> for Location {
+    fn from(p: PathBuf) -> Location {
+        Location::Sqlite(p)
+    }
+}
+
+impl From<&Path> for Location {
+    fn from(p: &Path) -> Location {
+        Location::Sqlite(p.to_owned())
+    }
+}
+
+impl std::str::FromStr for Location {
+    type Err = DbError;
+    fn from_str(s: &str) -> Result<Location, DbError> {
+        Location::parse(s)
+    }
+}
+
 impl Location {
     pub fn parse(s: &str) -> Result<Location, DbError> {
         if s.starts_with("postgres://") || s.starts_with("postgresql://") {

@@ -60,6 +60,8 @@ pub struct AppState {
     store_wakers: std::sync::Mutex<HashMap<String, Arc<Notify>>>,
     /// The head sequence, sent after every import commit: wakes long-polls.
     pub head: watch::Sender<u64>,
+    /// Hints to the other instances on the same PostgreSQL (none with SQLite).
+    pub hints: std::sync::OnceLock<crate::hints::Hints>,
     pub pending: Pending,
     pub flush: Notify,
     pub shutdown: watch::Sender<bool>,
@@ -77,9 +79,51 @@ impl AppState {
             changes: crate::changes::Changes::new(64),
             store_wakers: std::sync::Mutex::new(HashMap::new()),
             head: watch::Sender::new(head),
+            hints: std::sync::OnceLock::new(),
             pending: Pending::default(),
             flush: Notify::new(),
             shutdown: watch::Sender::new(false),
+        }
+    }
+
+    /// A write moved the head to `head`: this instance's long-polls wake,
+    /// and the other instances are told.
+    pub fn advance(&self, head: u64) {
+        if head > *self.head.borrow() {
+            self.head.send_replace(head);
+        }
+        self.hint(crate::hints::Hint::Head(head));
+    }
+
+    /// Rows only `store` sees moved: its long-poll wakes, wherever it is held.
+    pub fn wake_store(&self, store: &str) {
+        self.store_waker(store).notify_one();
+        self.hint(crate::hints::Hint::Store(store.to_owned()));
+    }
+
+    /// A setting that may release held long-polls changed: all look again.
+    pub fn poke(&self) {
+        self.head.send_modify(|_| {});
+        self.hint(crate::hints::Hint::Poke);
+    }
+
+    fn hint(&self, hint: crate::hints::Hint) {
+        if let Some(h) = self.hints.get() {
+            h.publish(hint);
+        }
+    }
+
+    /// A hint from another instance (`None`: hints may have been lost).
+    pub fn hinted(&self, hint: Option<crate::hints::Hint>) {
+        use crate::hints::Hint;
+        match hint {
+            Some(Hint::Head(head)) => {
+                if head > *self.head.borrow() {
+                    self.head.send_replace(head);
+                }
+            }
+            Some(Hint::Store(store)) => self.store_waker(&store).notify_one(),
+            Some(Hint::Poke) | None => self.head.send_modify(|_| {}),
         }
     }
 
@@ -1013,9 +1057,9 @@ async fn post_documents(
     // to its poll alone when no other store's view changed (a chain's
     // uploads would otherwise wake every poll of the chain each time).
     if own_only {
-        st.store_waker(&store).notify_one();
-    } else if head > *st.head.borrow() {
-        st.head.send_replace(head);
+        st.wake_store(&store);
+    } else {
+        st.advance(head);
     }
     let count = |s: loja_protocol::AckStatus| ack.acks.iter().filter(|a| a.status == s).count();
     tracing::info!(
@@ -1051,7 +1095,7 @@ async fn import_lines(
         }
     };
     if applied.changed > 0 {
-        st.head.send_replace(applied.last_seq);
+        st.advance(applied.last_seq);
     }
     tracing::info!(
         entity = e.name,
@@ -1073,7 +1117,7 @@ async fn add_node(State(st): St, body: Bytes) -> Result<Json<nodes::NodeInfo>, A
     // A move re-resolves the stores under the node at new sequences: wake
     // their long-polls (the new head; nothing changed otherwise).
     let head = db_read(&st, |c, _| Ok(head_seq(c)?)).await?;
-    st.head.send_replace(head);
+    st.advance(head);
     Ok(Json(info))
 }
 
@@ -1136,7 +1180,7 @@ async fn set_availability(
     db_write(&st, move |tx| Ok(avail::set_minutes(tx, &n, e, minutes)?)).await?;
     tracing::info!(entity = e.name, minutes, node = %node, "availability set");
     // A shorter window may release held stores now.
-    st.head.send_modify(|_| {});
+    st.poke();
     Ok(Json(
         json!({"entity": e.name, "minutes": minutes, "node": node}),
     ))
@@ -1156,7 +1200,7 @@ async fn unset_availability(
     })
     .await?;
     tracing::info!(entity = e.name, node = %node, removed, "availability setting removed");
-    st.head.send_modify(|_| {});
+    st.poke();
     Ok(Json(
         json!({"entity": e.name, "node": node, "removed": removed, "minutes": minutes, "set_at": set_at}),
     ))
@@ -1212,7 +1256,7 @@ async fn reset(
             .write(|tx| Ok::<_, ApiError>(avail::reset_download(tx, &s, e.as_deref())?))
     })
     .await?;
-    st.head.send_modify(|_| {});
+    st.poke();
     tracing::info!(store = %store, entity = entity.as_deref().unwrap_or("*"), "downloads reset");
     Ok(Json(
         json!({"store": store, "entity": entity, "reset": removed}),
@@ -1228,7 +1272,7 @@ async fn add_exception(State(st): St, Path(store): Path<String>) -> Result<Json<
     require_store(&st, &store).await?;
     let s = store.clone();
     db_write(&st, move |tx| Ok(avail::add_exception(tx, &s)?)).await?;
-    st.head.send_modify(|_| {});
+    st.poke();
     tracing::info!(store = %store, "exception added");
     Ok(Json(json!({"store": store, "exception": true})))
 }
@@ -1284,9 +1328,7 @@ impl crate::console::Host for AppState {
 /// Wakes the stores' long-polls when a write moved the head (the stores'
 /// `omni_orders` rows it changed).
 fn wake(st: &AppState, head: u64) {
-    if head > *st.head.borrow() {
-        st.head.send_replace(head);
-    }
+    st.advance(head);
 }
 
 /// A channel's write of an order: `{"outcome": "created" | "unchanged" |

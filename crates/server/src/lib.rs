@@ -29,6 +29,7 @@ pub mod db;
 pub mod docs;
 pub mod documents;
 pub mod feed;
+pub mod hints;
 pub mod http;
 pub mod import;
 pub mod nodes;
@@ -53,8 +54,9 @@ pub use nodes::{NewNode, NodeError, NodeKind};
 /// How to run a central.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// The SQLite file (created and migrated if needed).
-    pub db: PathBuf,
+    /// The database (created and migrated if needed): a SQLite file or a
+    /// PostgreSQL URL.
+    pub db: db::Location,
     /// Address to listen on; port 0 picks a free one (see [`RunningServer::addr`]).
     pub listen: SocketAddr,
     /// Bearer token of the admin/ERP endpoints. Empty disables them.
@@ -119,15 +121,26 @@ pub fn install_crypto_provider() {
 
 /// Opens (migrating) the database, binds, and serves in a tokio task.
 pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
-    let path = config.db.clone();
+    let location = config.db.clone();
     let (db, head) = tokio::task::spawn_blocking(move || -> Result<_, ServerError> {
-        let db = Db::open(&path)?;
+        let db = Db::open_at(&location)?;
         let head = db.read(|c| db::head_seq(c).map_err(DbError::from))?;
         Ok((db, head))
     })
     .await
     .map_err(|e| ServerError::Task(e.to_string()))??;
     let state = Arc::new(http::AppState::new(db, &config.admin_token, head));
+    if let Some(pool) = state.db.postgres() {
+        // Several instances may serve this database: hints between them.
+        let weak = Arc::downgrade(&state);
+        let hints = hints::start(pool, move |h| {
+            if let Some(st) = weak.upgrade() {
+                st.hinted(h);
+            }
+        })?;
+        let _ = state.hints.set(hints);
+        tracing::info!(database = %state.db.location().display(), "PostgreSQL: hints between instances on");
+    }
     let app = http::router(state.clone());
     let listener =
         std::net::TcpListener::bind(config.listen).map_err(|source| ServerError::Bind {
@@ -219,7 +232,7 @@ impl RunningServer {
             .db
             .read(|c| db::head_seq(c).map_err(DbError::from))
             .unwrap_or(0);
-        self.state.head.send_replace(head);
+        self.state.advance(head);
     }
 }
 

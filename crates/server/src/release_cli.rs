@@ -3,12 +3,12 @@
 //! subcommands; a running server sees the change on its next request.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
 
-use crate::db::Db;
+use crate::db::{Db, Location};
 use crate::releases::{self, Control, DEFAULT_WAVES, Publish};
 
 #[derive(Subcommand, Debug)]
@@ -29,8 +29,12 @@ pub enum ReleaseCmd {
                             install an older version; --emergency offers it to every store at once."
     )]
     Publish {
-        #[arg(long, value_name = "PATH")]
-        db: PathBuf,
+        #[arg(
+            long = "database",
+            visible_alias = "db",
+            value_name = "sqlite:PATH|postgres://…"
+        )]
+        db: Location,
         /// The release key file (`release key create`), signed by the root.
         #[arg(long, value_name = "PATH")]
         key: PathBuf,
@@ -59,29 +63,45 @@ pub enum ReleaseCmd {
     /// The releases, their wave, pause state and the stores' reports.
     #[command(after_help = "Example:\n  retaguarda-server release list --db central.db")]
     List {
-        #[arg(long, value_name = "PATH")]
-        db: PathBuf,
+        #[arg(
+            long = "database",
+            visible_alias = "db",
+            value_name = "sqlite:PATH|postgres://…"
+        )]
+        db: Location,
     },
     /// Stop offering a release to stores that do not have it.
     #[command(after_help = "Example:\n  retaguarda-server release pause 7 --db central.db")]
     Pause {
         sequence: u64,
-        #[arg(long, value_name = "PATH")]
-        db: PathBuf,
+        #[arg(
+            long = "database",
+            visible_alias = "db",
+            value_name = "sqlite:PATH|postgres://…"
+        )]
+        db: Location,
     },
     /// Offer a paused release again, wave by wave.
     #[command(after_help = "Example:\n  retaguarda-server release resume 7 --db central.db")]
     Resume {
         sequence: u64,
-        #[arg(long, value_name = "PATH")]
-        db: PathBuf,
+        #[arg(
+            long = "database",
+            visible_alias = "db",
+            value_name = "sqlite:PATH|postgres://…"
+        )]
+        db: Location,
     },
     /// Offer a release to every store at once (skipping the waves).
     #[command(after_help = "Example:\n  retaguarda-server release emergency 8 --db central.db")]
     Emergency {
         sequence: u64,
-        #[arg(long, value_name = "PATH")]
-        db: PathBuf,
+        #[arg(
+            long = "database",
+            visible_alias = "db",
+            value_name = "sqlite:PATH|postgres://…"
+        )]
+        db: Location,
     },
     /// Hold a store or a group (a central) at a version; --clear removes the pin.
     #[command(
@@ -93,8 +113,12 @@ pub enum ReleaseCmd {
         version: Option<String>,
         #[arg(long)]
         clear: bool,
-        #[arg(long, value_name = "PATH")]
-        db: PathBuf,
+        #[arg(
+            long = "database",
+            visible_alias = "db",
+            value_name = "sqlite:PATH|postgres://…"
+        )]
+        db: Location,
     },
 }
 
@@ -116,8 +140,12 @@ pub enum KeyCmd {
         after_help = "Example:\n  retaguarda-server release key sign --db central.db --root root.key --key PUBHEX --expires 2027-12-31T00:00:00Z"
     )]
     Sign {
-        #[arg(long, value_name = "PATH")]
-        db: PathBuf,
+        #[arg(
+            long = "database",
+            visible_alias = "db",
+            value_name = "sqlite:PATH|postgres://…"
+        )]
+        db: Location,
         #[arg(long, value_name = "PATH")]
         root: PathBuf,
         /// The release key's public key (64 hex digits).
@@ -131,8 +159,12 @@ pub enum KeyCmd {
         after_help = "Example:\n  retaguarda-server release key revoke --db central.db --root root.key --key PUBHEX"
     )]
     Revoke {
-        #[arg(long, value_name = "PATH")]
-        db: PathBuf,
+        #[arg(
+            long = "database",
+            visible_alias = "db",
+            value_name = "sqlite:PATH|postgres://…"
+        )]
+        db: Location,
         #[arg(long, value_name = "PATH")]
         root: PathBuf,
         #[arg(long)]
@@ -140,8 +172,8 @@ pub enum KeyCmd {
     },
 }
 
-fn open(path: &Path) -> anyhow::Result<Db> {
-    Db::open(path).with_context(|| format!("open {}", path.display()))
+fn open(location: &Location) -> anyhow::Result<Db> {
+    Db::open_at(location).with_context(|| format!("open {}", location.display()))
 }
 
 fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {

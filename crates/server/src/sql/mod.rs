@@ -150,7 +150,7 @@ impl Connection {
         }
     }
 
-    pub(crate) fn postgres(tx: PgTx) -> Connection {
+    pub fn postgres(tx: PgTx) -> Connection {
         Connection {
             inner: Inner::Postgres(tx),
         }

@@ -128,7 +128,8 @@ impl PgPool {
         })
     }
 
-    /// A session from the pool, back to it when dropped.
+    /// A session from the pool, back to it when dropped (outside any
+    /// transaction: wrap it in [`super::Connection::postgres`]).
     pub fn session(&self) -> Result<PgTx> {
         let pool = self.shared.pool.clone();
         let client = run(&self.shared, async move {
