@@ -395,6 +395,12 @@ impl Central {
     pub fn admin_token(&self) -> &str {
         &self.admin_token
     }
+    /// The database as `--db` takes it: the SQLite file, or the PostgreSQL URL.
+    pub fn location(&self) -> &std::ffi::OsStr {
+        &self.location
+    }
+
+    /// The SQLite file (when the central runs on SQLite).
     pub fn db_path(&self) -> &Path {
         &self.db
     }

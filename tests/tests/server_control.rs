@@ -84,7 +84,7 @@ async fn availability_window_last_download_and_exceptions() -> anyhow::Result<()
     // The CLI sets availability on the live database: 0 minutes, nothing held.
     let out = std::process::Command::new(loja_e2e::central::server_bin()?)
         .args(["availability", "set", "stock", "0", "--db"])
-        .arg(central.db_path())
+        .arg(central.location())
         .output()?;
     assert!(
         out.status.success(),
