@@ -93,7 +93,7 @@ impl PgServer {
         if as_postgres {
             let out = Command::new("chown")
                 .args(["-R", "postgres"])
-                .arg(dir.to_path_buf())
+                .arg(&*dir)
                 .output()?;
             if !out.status.success() {
                 bail!("chown postgres: {}", String::from_utf8_lossy(&out.stderr));
@@ -139,7 +139,7 @@ impl PgServer {
                 .args(["-u", "postgres", "--"])
                 .arg(&exe)
                 .args(args)
-                .current_dir(self.dir.to_path_buf())
+                .current_dir(&*self.dir)
                 .output()
         } else {
             Command::new(&exe).args(args).output()

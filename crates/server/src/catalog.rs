@@ -496,7 +496,7 @@ pub fn generate_into(db: &Db, spec: &CatalogSpec) -> Result<GenReport, ServerErr
         },
     };
     let seed = spec.seed;
-    let stores = store_ids(&db)?;
+    let stores = store_ids(db)?;
     if spec.stock && stores.is_empty() {
         return Err(ServerError::Invalid(
             "stock rows belong to a store and there is no store yet: add the stores first \

@@ -53,7 +53,7 @@ fn for_each_visible(
     )?;
     let mut rows = stmt.query(params![entity.name])?;
     while let Some(r) = rows.next()? {
-        let node = r.get_ref(0)?.as_str().map_err(crate::sql::Error::from)?;
+        let node = r.get_ref(0)?.as_str()?;
         let row = Candidate {
             node,
             public: r.get(1)?,
@@ -65,13 +65,13 @@ fn for_each_visible(
         // Of a key several nodes hold, only the winner is the store's.
         let siblings: bool = r.get(5)?;
         if siblings {
-            let key_text = r.get_ref(6)?.as_str().map_err(crate::sql::Error::from)?;
+            let key_text = r.get_ref(6)?.as_str()?;
             if crate::feed::winner(conn, entity, scope, key_text)?.is_none_or(|w| w.node != node) {
                 continue;
             }
         }
         if let Some(wanted) = wanted {
-            let key_json = r.get_ref(3)?.as_str().map_err(crate::sql::Error::from)?;
+            let key_json = r.get_ref(3)?.as_str()?;
             let key: Map<String, Value> =
                 serde_json::from_str(key_json).map_err(|source| VerifyError::BadRow {
                     entity: entity.name,
@@ -84,11 +84,7 @@ fn for_each_visible(
                 continue;
             }
         }
-        let Some(data) = r
-            .get_ref(4)?
-            .as_str_or_null()
-            .map_err(crate::sql::Error::from)?
-        else {
+        let Some(data) = r.get_ref(4)?.as_str_or_null()? else {
             continue;
         };
         let row: Map<String, Value> =

@@ -150,12 +150,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         report.rows,
         report.elapsed.as_secs_f64()
     );
-    {
-        let conn = rusqlite::Connection::open(&db)?;
-        retaguarda::avail::add_exception(&conn, STORE)?;
-    }
+    retaguarda::Db::open(&db)?.write(|tx| {
+        retaguarda::avail::add_exception(tx, STORE).map_err(retaguarda::DbError::from)
+    })?;
     let server = retaguarda::spawn(retaguarda::ServerConfig {
-        db: db.clone(),
+        db: (db.clone()).into(),
         listen: "127.0.0.1:0".parse()?,
         admin_token: "bench-admin".into(),
         tls_cert: None,
