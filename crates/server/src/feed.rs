@@ -75,9 +75,16 @@ pub fn build_page_upto(
     let mut shared = entity.resolution != loja_protocol::Resolution::Own;
     let mut stmt = conn.prepare_cached(
         "SELECT seq, node, public, deleted, key_json, data, siblings, key_text
-         FROM rows WHERE entity = ?1 AND seq > ?2 AND seq <= ?3 ORDER BY seq",
+         FROM rows WHERE entity = ?1 AND seq > ?2 AND seq <= ?3 ORDER BY seq LIMIT ?4",
     )?;
-    let mut rows = stmt.query(params![entity.name, after as i64, upto])?;
+    // The loop reads at most the budget and one more row (to say `more`);
+    // bounded in SQL too, since PostgreSQL hands a statement's rows over whole.
+    let mut rows = stmt.query(params![
+        entity.name,
+        after as i64,
+        upto,
+        budget.saturating_add(1).min(i64::MAX as u64) as i64
+    ])?;
     let mut json = String::with_capacity(if limit > 1000 { 1 << 20 } else { 64 << 10 });
     json.push_str("{\"entity\":\"");
     json.push_str(entity.name);
@@ -202,6 +209,9 @@ pub fn held_page(entity: &Entity, after: u64, held_until: &str) -> String {
     serde_json::to_string(&page).unwrap_or_default()
 }
 
+/// Rows `first_change` looks at before it says "changed" unseen.
+const FIRST_CHANGE_BUDGET: i64 = 20_000;
+
 /// The first change after `after` of `entity` this store's feed would carry, if any.
 pub fn first_change(
     conn: &Connection,
@@ -209,15 +219,17 @@ pub fn first_change(
     scope: &Scope,
     after: u64,
 ) -> Result<Option<u64>, crate::sql::Error> {
-    let mut stmt = conn
-        .prepare_cached("SELECT seq, node FROM rows WHERE entity = ?1 AND seq > ?2 ORDER BY seq")?;
-    let mut rows = stmt.query(params![entity.name, after as i64])?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, node FROM rows WHERE entity = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+    )?;
+    let mut rows = stmt.query(params![entity.name, after as i64, FIRST_CHANGE_BUDGET + 1])?;
     let mut examined = 0u64;
     while let Some(r) = rows.next()? {
         let seq = r.get::<_, i64>(0)? as u64;
         examined += 1;
         // Past the budget, say "changed": a spurious wake-up costs one empty page.
-        if examined > 20_000 || scope.relevant(entity, r.get_ref(1)?.as_str()?) {
+        if examined > FIRST_CHANGE_BUDGET as u64 || scope.relevant(entity, r.get_ref(1)?.as_str()?)
+        {
             return Ok(Some(seq));
         }
     }

@@ -48,62 +48,78 @@ fn for_each_visible(
     wanted: Option<&KeyFilter<'_>>,
     mut f: impl FnMut(Map<String, Value>, &[Canon<'_>]),
 ) -> Result<(), VerifyError> {
+    // In pages by sequence: PostgreSQL hands a statement's rows over whole,
+    // and an entity can hold millions.
     let mut stmt = conn.prepare_cached(
-        "SELECT node, public, deleted, key_json, data, siblings, key_text FROM rows WHERE entity = ?1",
+        "SELECT node, public, deleted, key_json, data, siblings, key_text, seq FROM rows
+         WHERE entity = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
     )?;
-    let mut rows = stmt.query(params![entity.name])?;
-    while let Some(r) = rows.next()? {
-        let node = r.get_ref(0)?.as_str()?;
-        let row = Candidate {
-            node,
-            public: r.get(1)?,
-            deleted: r.get(2)?,
-        };
-        if !scope.visible(entity, row) {
-            continue;
-        }
-        // Of a key several nodes hold, only the winner is the store's.
-        let siblings: bool = r.get(5)?;
-        if siblings {
-            let key_text = r.get_ref(6)?.as_str()?;
-            if crate::feed::winner(conn, entity, scope, key_text)?.is_none_or(|w| w.node != node) {
+    let mut after = 0i64;
+    loop {
+        let mut rows = stmt.query(params![entity.name, after, VERIFY_PAGE])?;
+        let mut read = 0i64;
+        while let Some(r) = rows.next()? {
+            read += 1;
+            after = r.get(7)?;
+            let node = r.get_ref(0)?.as_str()?;
+            let row = Candidate {
+                node,
+                public: r.get(1)?,
+                deleted: r.get(2)?,
+            };
+            if !scope.visible(entity, row) {
                 continue;
             }
-        }
-        if let Some(wanted) = wanted {
-            let key_json = r.get_ref(3)?.as_str()?;
-            let key: Map<String, Value> =
-                serde_json::from_str(key_json).map_err(|source| VerifyError::BadRow {
+            // Of a key several nodes hold, only the winner is the store's.
+            let siblings: bool = r.get(5)?;
+            if siblings {
+                let key_text = r.get_ref(6)?.as_str()?;
+                if crate::feed::winner(conn, entity, scope, key_text)?
+                    .is_none_or(|w| w.node != node)
+                {
+                    continue;
+                }
+            }
+            if let Some(wanted) = wanted {
+                let key_json = r.get_ref(3)?.as_str()?;
+                let key: Map<String, Value> =
+                    serde_json::from_str(key_json).map_err(|source| VerifyError::BadRow {
+                        entity: entity.name,
+                        key: key_json.to_owned(),
+                        source,
+                    })?;
+                let item = TypedItem::from_row(entity, 0, Op::Delete, &key);
+                let values: Vec<Canon> = item.cells.iter().map(Canon::of_cell).collect();
+                if !wanted(&values) {
+                    continue;
+                }
+            }
+            let Some(data) = r.get_ref(4)?.as_str_or_null()? else {
+                continue;
+            };
+            let row: Map<String, Value> =
+                serde_json::from_str(data).map_err(|source| VerifyError::BadRow {
                     entity: entity.name,
-                    key: key_json.to_owned(),
+                    key: r
+                        .get_ref(3)
+                        .ok()
+                        .and_then(|v| v.as_str().ok())
+                        .unwrap_or("?")
+                        .to_owned(),
                     source,
                 })?;
-            let item = TypedItem::from_row(entity, 0, Op::Delete, &key);
+            let item = TypedItem::from_row(entity, 0, Op::Upsert, &row);
             let values: Vec<Canon> = item.cells.iter().map(Canon::of_cell).collect();
-            if !wanted(&values) {
-                continue;
-            }
+            f(row, &values);
         }
-        let Some(data) = r.get_ref(4)?.as_str_or_null()? else {
-            continue;
-        };
-        let row: Map<String, Value> =
-            serde_json::from_str(data).map_err(|source| VerifyError::BadRow {
-                entity: entity.name,
-                key: r
-                    .get_ref(3)
-                    .ok()
-                    .and_then(|v| v.as_str().ok())
-                    .unwrap_or("?")
-                    .to_owned(),
-                source,
-            })?;
-        let item = TypedItem::from_row(entity, 0, Op::Upsert, &row);
-        let values: Vec<Canon> = item.cells.iter().map(Canon::of_cell).collect();
-        f(row, &values);
+        if read < VERIFY_PAGE {
+            return Ok(());
+        }
     }
-    Ok(())
 }
+
+/// Rows a verify reads per statement.
+const VERIFY_PAGE: i64 = 10_000;
 
 /// The digest of what `scope`'s store should hold of `entity`.
 pub fn entity_digest(
