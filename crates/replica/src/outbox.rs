@@ -149,9 +149,16 @@ impl Outbox {
     ) -> Result<Option<loja_protocol::omni::Order>> {
         self.open_replica();
         let path = &self.path;
+        // Only remembering the central's answer writes: a lookup without one
+        // reads in a deferred transaction and never takes the write lock
+        // the registers' sales wait on.
+        let behavior = match fetched {
+            Some(_) => TransactionBehavior::Immediate,
+            None => TransactionBehavior::Deferred,
+        };
         let tx = self
             .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .transaction_with_behavior(behavior)
             .ctx(path, "begin omni lookup")?;
         if let Some(order) = fetched {
             let now = loja_protocol::time::now_rfc3339();

@@ -50,13 +50,49 @@
 //! every long-poll of the chain. `--erp-owns-stock` sets `erp_owns_stock` so
 //! uploads write no rows.
 //!
-//! `--backend` accepts only `sqlite` today (PostgreSQL comes with issue 19
-//! items 1–2); it is printed in the report header.
+//! `--backend sqlite` (the default) keeps the central in a SQLite file of
+//! the temporary directory. `--backend postgres` starts a throwaway
+//! PostgreSQL server the way `scripts/with-postgres` does, without Docker:
+//! Debian's binaries (the newest /usr/lib/postgresql/*/bin), `initdb` into a
+//! temporary directory (as the `postgres` user through `runuser` when run
+//! as root: PostgreSQL refuses root), listening only on a Unix socket in
+//! that directory, `max_connections=300`, fsync and synchronous_commit ON
+//! (honest commit latency; everything else PostgreSQL's defaults); stopped
+//! and removed at the end, on an error or on Ctrl-C too. `--database
+//! postgres://…` uses an existing server's (empty) database instead; its
+//! processes are then not ours to read, and PostgreSQL's CPU and memory
+//! are not reported. The catalog is always written by the server binary
+//! itself: `retaguarda-server gen --database LOCATION`.
 //!
-//! Not measured here (yet): a new store's 1.3 M-row initial load while the
-//! N stores run, against the same load on an idle central (issue 19 item 6):
-//! the N stores' catch-up of a catalog that size would take this tool
-//! longer than a bench should; run sync-bench beside it for now.
+//! `--instances N` (PostgreSQL only) starts N `retaguarda-server serve`
+//! processes on the same database. Store i talks to instance i mod N (its
+//! long-poll, its feeds, its uploads); registration, settings and the import
+//! go to instance 0, so with N = 2 half the stores are woken by the
+//! cross-instance hint (LISTEN/NOTIFY). The central's CPU and RSS are
+//! reported summed over the instances and per instance. PostgreSQL's CPU is
+//! the postmaster's utime+stime plus its reaped children's (cutime+cstime
+//! of /proc/PID/stat: backends that exited are counted there once the
+//! postmaster waited for them) plus every live child's utime+stime;
+//! its memory is the sum of VmRSS of the postmaster and its children (each
+//! counts the shared buffers it touched: an over-count) and the sum of
+//! their Pss (/proc/PID/smaps_rollup: shared pages divided among their
+//! users). The central's own figures on SQLite include the database work
+//! (in process); on PostgreSQL the fair comparison is central + PostgreSQL.
+//!
+//! `--initial-load`: a new store's initial load of every (non-secret)
+//! entity of a large catalog (`--initial-products`, default 200,000, and
+//! `--initial-customers`, default 100,000, as sync-bench: ~1.3 M rows; they
+//! replace `--products`/`--customers` for the run, so the N stores catch up
+//! on that catalog's prices too). Measured twice in the same run: on the
+//! idle central (before the N stores start: store `nova-ociosa` under
+//! central `regiao-ociosa`), then while the N stores hold their long-polls
+//! and upload (after the fan-out: store `nova-carga` under `regiao-carga`);
+//! the two stores are under different centrals, so neither load is served
+//! pages the other built (the page cache is keyed by the ancestors). The
+//! new store is simulated: it fetches every entity's pages over HTTP until
+//! `more` is false and counts the rows (each page parsed whole), but does
+//! not apply them into a SQLite replica (sync-bench measures that). The
+//! report gives both times and their ratio.
 //!
 //! Sockets: every store holds one connection for its long-poll and one for
 //! its uploads, and the central as many: the tool raises its open-files soft
@@ -86,9 +122,28 @@ struct Args {
     /// Centrals (regions) the stores are spread over, all under the master.
     #[arg(long, default_value_t = 1)]
     centrals: usize,
-    /// Storage backend of the central (only sqlite today).
-    #[arg(long, default_value = "sqlite", value_parser = ["sqlite"])]
+    /// Storage backend of the central: sqlite, or postgres (a throwaway
+    /// server this tool starts, unless --database names one).
+    #[arg(long, default_value = "sqlite", value_parser = ["sqlite", "postgres"])]
     backend: String,
+    /// An existing PostgreSQL database (empty) instead of a throwaway
+    /// server: postgres://user@host/db (implies --backend postgres).
+    #[arg(long, value_name = "postgres://…")]
+    database: Option<String>,
+    /// Central instances serving the one database (PostgreSQL only); store
+    /// i talks to instance i mod N, the admin import goes to instance 0.
+    #[arg(long, default_value_t = 1)]
+    instances: usize,
+    /// Also time a new store's initial load of every entity of a large
+    /// catalog, on the idle central and while the stores run: the ratio.
+    #[arg(long)]
+    initial_load: bool,
+    /// Products of the catalog with --initial-load (replaces --products).
+    #[arg(long, default_value_t = 200_000)]
+    initial_products: u64,
+    /// Customers of the catalog with --initial-load (replaces --customers).
+    #[arg(long, default_value_t = 100_000)]
+    initial_customers: u64,
     /// Products of the generated catalog (a base price each).
     #[arg(long, default_value_t = 20_000)]
     products: u64,
