@@ -124,15 +124,31 @@ impl TaskManager {
 }
 
 /// When the next scheduled (not retry) run is due, counted from now.
-fn next_due(schedule: &Schedule) -> Instant {
+///
+/// A cron job of an hour or longer runs at this store's own place in a
+/// window after its time (a quarter of its period, at most 30 minutes; from
+/// a hash of the store and the job): a chain's 4,000 stores do not all ask
+/// the central for their nightly verify in the same minute.
+fn next_due(schedule: &Schedule, place: &str) -> Instant {
     match schedule {
         Schedule::Every(d) => Instant::now() + *d,
         Schedule::Cron(_) => {
             let now = chrono::Local::now();
             match schedule.next_cron_after(now) {
                 Some(at) => {
-                    let secs = (at - now).num_milliseconds().max(0) as u64;
-                    Instant::now() + Duration::from_millis(secs)
+                    let millis = (at - now).num_milliseconds().max(0) as u64;
+                    let period = schedule
+                        .next_cron_after(at)
+                        .and_then(|after| (after - at).to_std().ok())
+                        .unwrap_or_default();
+                    let window = if period >= Duration::from_secs(3600) {
+                        (period / 4).min(CRON_SPREAD)
+                    } else {
+                        Duration::ZERO
+                    };
+                    Instant::now()
+                        + Duration::from_millis(millis)
+                        + crate::backoff::spread(place, window)
                 }
                 // A pattern with no future match: check again in a day.
                 None => Instant::now() + Duration::from_secs(86_400),
@@ -140,6 +156,9 @@ fn next_due(schedule: &Schedule) -> Instant {
         }
     }
 }
+
+/// The widest window a cron job's stores are spread over.
+const CRON_SPREAD: Duration = Duration::from_secs(30 * 60);
 
 fn rfc3339_at(at: Instant) -> String {
     let ahead = at.saturating_duration_since(Instant::now());
@@ -156,10 +175,11 @@ async fn job_loop(
     let mut stop = ctx.stop.clone();
     let view = ctx.state.schedule.clone();
     let mut failures = failed_before;
+    let place = format!("{}/{}", ctx.state.config.store.id, task.code);
     let mut next = match (&task.direction, &task.schedule) {
         // Housekeeping and verify wait for their time; a download or the
         // upload runs at start.
-        (Direction::Maintenance | Direction::Verify, s) => next_due(s),
+        (Direction::Maintenance | Direction::Verify, s) => next_due(s, &place),
         _ => Instant::now(),
     };
     loop {
@@ -193,7 +213,7 @@ async fn job_loop(
             j.running = false;
             j.consecutive_failures = failures;
         });
-        let scheduled = next_due(&task.schedule);
+        let scheduled = next_due(&task.schedule, &place);
         next = if failures > 0 {
             (Instant::now() + backoff(failures)).min(scheduled)
         } else {
@@ -212,7 +232,28 @@ mod tests {
 
     #[test]
     fn cron_schedules_land_in_the_future() {
-        let d = next_due(&Schedule::Cron("*/5 * * * * *".into()));
+        let d = next_due(&Schedule::Cron("*/5 * * * * *".into()), "loja-1/X");
         assert!(d > Instant::now() && d <= Instant::now() + Duration::from_secs(6));
+    }
+
+    #[test]
+    fn a_nightly_job_runs_at_each_stores_place_within_half_an_hour() {
+        let nightly = Schedule::Cron("43 2 * * *".into());
+        let due: Vec<Instant> = (0..200)
+            .map(|i| next_due(&nightly, &format!("loja-{i:04}/VRF")))
+            .collect();
+        let base = *due.iter().min().unwrap();
+        let places: Vec<Duration> = due.iter().map(|d| d.duration_since(base)).collect();
+        assert!(places.iter().all(|p| *p <= CRON_SPREAD), "{places:?}");
+        let distinct: std::collections::BTreeSet<u64> =
+            places.iter().map(|p| p.as_secs() / 60).collect();
+        assert!(
+            distinct.len() > 20,
+            "200 stores in {} minutes",
+            distinct.len()
+        );
+        // the same store, the same place
+        let again = next_due(&nightly, "loja-0007/VRF").saturating_duration_since(base);
+        assert!(again.abs_diff(places[7]) < Duration::from_secs(1));
     }
 }

@@ -192,9 +192,25 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let mut args = Args::parse();
     anyhow::ensure!(args.stores > 0, "--stores must be at least 1");
     anyhow::ensure!(args.centrals > 0, "--centrals must be at least 1");
+    anyhow::ensure!(args.instances > 0, "--instances must be at least 1");
+    if let Some(url) = &args.database {
+        anyhow::ensure!(
+            url.starts_with("postgres://") || url.starts_with("postgresql://"),
+            "--database takes a postgres:// URL (SQLite: the default, a temporary file)"
+        );
+        args.backend = "postgres".into();
+    }
+    anyhow::ensure!(
+        args.instances == 1 || args.backend == "postgres",
+        "--instances above 1 needs --backend postgres (one SQLite file has one writer process)"
+    );
+    if args.initial_load {
+        args.products = args.initial_products;
+        args.customers = args.initial_customers;
+    }
     anyhow::ensure!(
         args.changes > 0 && args.changes <= args.products,
         "--changes must be between 1 and --products"
@@ -202,11 +218,13 @@ fn main() -> anyhow::Result<()> {
     let cmdline: Vec<String> = std::env::args().collect();
     println!("chain-sim: {}", cmdline.join(" "));
     println!(
-        "backend {}, {} stores under {} central(s), {} products, {} price changes, load average at start: {}",
+        "backend {} ({} instance(s)), {} stores under {} central(s), {} products, {} customers, {} price changes, load average at start: {}",
         args.backend,
+        args.instances,
         args.stores,
         args.centrals,
         args.products,
+        args.customers,
         args.changes,
         loadavg()
     );
@@ -217,7 +235,14 @@ fn main() -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    rt.block_on(run(args))
+    // On Ctrl-C the run is dropped: its centrals are stopped and its
+    // PostgreSQL server stopped and removed (their Drop).
+    rt.block_on(async {
+        tokio::select! {
+            r = run(args) => r,
+            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+        }
+    })
 }
 
 fn loadavg() -> String {
@@ -295,26 +320,302 @@ fn server_bin(given: Option<&Path>) -> anyhow::Result<PathBuf> {
     Ok(bin)
 }
 
-/// `--database sqlite:PATH` when the server has it (issue 19 item 1), else `--db PATH`.
-fn db_flag(bin: &Path, sub: &str, db: &Path) -> anyhow::Result<Vec<String>> {
-    let help = Command::new(bin)
-        .args([sub, "--help"])
-        .output()
-        .with_context(|| format!("{} {sub} --help", bin.display()))?;
-    let text = String::from_utf8_lossy(&help.stdout);
-    Ok(if text.contains("--database") {
-        vec!["--database".into(), format!("sqlite:{}", db.display())]
-    } else {
-        vec!["--db".into(), db.display().to_string()]
-    })
+/// Where the run keeps the central's data.
+enum Database {
+    Sqlite(PathBuf),
+    /// A PostgreSQL database: its URL, and the server when this tool
+    /// started it (stopped and removed when dropped).
+    Postgres {
+        url: String,
+        own: Option<PgServer>,
+    },
 }
 
-fn start_central(bin: &Path, db: &Path, dir: &Path) -> anyhow::Result<Central> {
-    let port_file = dir.join("port");
-    let log = std::fs::File::create(dir.join("server.log"))?;
+impl Database {
+    /// The postmaster's pid, when the server is ours to read.
+    fn postmaster(&self) -> Option<u32> {
+        match self {
+            Database::Postgres { own: Some(pg), .. } => pg.postmaster(),
+            _ => None,
+        }
+    }
+
+    /// The `--database`/`--db` arguments of a server subcommand: `--database
+    /// sqlite:PATH` when the server has it (issue 19 item 1), else `--db PATH`
+    /// (an older `--server` binary; SQLite only).
+    fn flag(&self, bin: &Path, sub: &str) -> anyhow::Result<Vec<String>> {
+        let url = match self {
+            Database::Postgres { url, .. } => return Ok(vec!["--database".into(), url.clone()]),
+            Database::Sqlite(db) => db,
+        };
+        let help = Command::new(bin)
+            .args([sub, "--help"])
+            .output()
+            .with_context(|| format!("{} {sub} --help", bin.display()))?;
+        let text = String::from_utf8_lossy(&help.stdout);
+        Ok(if text.contains("--database") {
+            vec!["--database".into(), format!("sqlite:{}", url.display())]
+        } else {
+            vec!["--db".into(), url.display().to_string()]
+        })
+    }
+}
+
+/// A throwaway PostgreSQL server, as scripts/with-postgres starts one.
+struct PgServer {
+    bin: PathBuf,
+    data: PathBuf,
+    as_postgres: bool,
+    url: String,
+    version: String,
+    /// Removed after the server stopped (kept with --keep).
+    dir: Option<tempfile::TempDir>,
+    keep: bool,
+}
+
+impl PgServer {
+    fn start(keep: bool) -> anyhow::Result<PgServer> {
+        let bin = pg_bindir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("loja-chain-pg-")
+            .tempdir_in("/tmp")?;
+        let path = dir.path().to_path_buf();
+        #[cfg(unix)]
+        // SAFETY: geteuid only reads the process's credentials.
+        let root = unsafe { libc::geteuid() } == 0;
+        #[cfg(not(unix))]
+        let root = false;
+        if root {
+            #[cfg(unix)]
+            {
+                let id = |flag: &str| -> anyhow::Result<u32> {
+                    let out = Command::new("id").args([flag, "postgres"]).output()?;
+                    anyhow::ensure!(
+                        out.status.success(),
+                        "no user postgres (apt-get install postgresql)"
+                    );
+                    Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
+                };
+                std::os::unix::fs::chown(&path, Some(id("-u")?), Some(id("-g")?))?;
+            }
+        }
+        let port = 20_000 + fastrand::u16(..20_000);
+        let mut pg = PgServer {
+            version: String::new(),
+            url: format!(
+                "postgres://postgres@{}:{port}/postgres",
+                path.display().to_string().replace('/', "%2F")
+            ),
+            data: path.join("data"),
+            bin,
+            as_postgres: root,
+            dir: Some(dir),
+            keep,
+        };
+        let out = pg
+            .cmd("initdb")
+            .arg("-D")
+            .arg(&pg.data)
+            .args(["-A", "trust", "-U", "postgres", "--no-sync"])
+            .output()
+            .context("initdb")?;
+        anyhow::ensure!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // fsync and synchronous_commit stay on: commit latency is part of
+        // what is measured.
+        let out = pg
+            .cmd("pg_ctl")
+            .arg("-D")
+            .arg(&pg.data)
+            .arg("-l")
+            .arg(path.join("postgres.log"))
+            .args(["-w", "-t", "60", "-o"])
+            .arg(format!(
+                "-k {} -p {port} -c listen_addresses='' -c max_connections=300",
+                path.display()
+            ))
+            .arg("start")
+            .output()
+            .context("pg_ctl start")?;
+        anyhow::ensure!(
+            out.status.success(),
+            "pg_ctl start: {}{}; see {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            path.join("postgres.log").display()
+        );
+        let v = Command::new(pg.bin.join("postgres"))
+            .arg("--version")
+            .output()?;
+        pg.version = String::from_utf8_lossy(&v.stdout).trim().to_owned();
+        Ok(pg)
+    }
+
+    /// A PostgreSQL binary, as the postgres user when we are root, run in
+    /// the server's directory (root's working directory may be closed to it).
+    fn cmd(&self, prog: &str) -> Command {
+        let mut c = if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(self.bin.join(prog));
+            c
+        } else {
+            Command::new(self.bin.join(prog))
+        };
+        if let Some(d) = &self.dir {
+            c.current_dir(d.path());
+        }
+        c.stdin(Stdio::null());
+        c
+    }
+
+    /// The postmaster's pid: the first line of the data directory's postmaster.pid.
+    fn postmaster(&self) -> Option<u32> {
+        std::fs::read_to_string(self.data.join("postmaster.pid"))
+            .ok()?
+            .lines()
+            .next()?
+            .trim()
+            .parse()
+            .ok()
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        for mode in ["fast", "immediate"] {
+            let stopped = self
+                .cmd("pg_ctl")
+                .arg("-D")
+                .arg(&self.data)
+                .args(["-m", mode, "-w", "-t", "30", "stop"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if stopped || !self.data.join("postmaster.pid").exists() {
+                break;
+            }
+        }
+        if self.keep
+            && let Some(d) = self.dir.take()
+        {
+            println!("kept PostgreSQL's directory {}", d.keep().display());
+        }
+    }
+}
+
+/// The newest Debian PostgreSQL server binaries.
+fn pg_bindir() -> anyhow::Result<PathBuf> {
+    let mut found: Vec<(Vec<u32>, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let version = e
+                .file_name()
+                .to_string_lossy()
+                .split('.')
+                .map(|p| p.parse::<u32>().ok())
+                .collect::<Option<Vec<u32>>>()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").is_file().then_some((version, bin))
+        })
+        .collect();
+    found.sort();
+    found.pop().map(|(_, b)| b).context(
+        "PostgreSQL's server binaries are not installed under /usr/lib/postgresql/*/bin \
+         (apt-get install postgresql), or give --database postgres://…",
+    )
+}
+
+/// The fields of /proc/PID/stat after the command's name (field 3 first).
+fn stat_tail(pid: u32) -> Option<Vec<u64>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, tail) = stat.rsplit_once(')')?;
+    // Field 3 (the state) is a letter: 0 in its place keeps the indices.
+    Some(
+        tail.split_whitespace()
+            .map(|f| f.parse::<u64>().unwrap_or(0))
+            .collect(),
+    )
+}
+
+/// The live children of a process (scanning /proc).
+fn children_of(ppid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| {
+            // Field 4 (the parent) is index 1 of the tail.
+            stat_tail(pid).and_then(|t| t.get(1).copied()) == Some(u64::from(ppid))
+        })
+        .collect()
+}
+
+/// PostgreSQL's use of the machine: CPU seconds since it started (the
+/// postmaster, its reaped children, its live children), and the memory of
+/// its processes now.
+#[derive(Debug, Clone, Copy, Default)]
+struct PgUsage {
+    cpu: f64,
+    rss_mb: f64,
+    pss_mb: f64,
+    processes: usize,
+}
+
+fn pg_usage(postmaster: Option<u32>) -> Option<PgUsage> {
+    let pm = postmaster?;
+    let tail = stat_tail(pm)?;
+    let tick = clock_ticks();
+    // utime, stime, cutime, cstime: fields 14–17, indices 11–14 of the tail.
+    let own: u64 = tail.get(11..15)?.iter().sum();
+    let mut u = PgUsage {
+        cpu: own as f64 / tick,
+        processes: 1,
+        ..PgUsage::default()
+    };
+    let mem = |pid: u32, file: &str, key: &str| -> f64 {
+        std::fs::read_to_string(format!("/proc/{pid}/{file}"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with(key))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|v| v.parse::<f64>().ok())
+            })
+            .unwrap_or(0.0)
+            / 1024.0
+    };
+    u.rss_mb += mem(pm, "status", "VmRSS:");
+    u.pss_mb += mem(pm, "smaps_rollup", "Pss:");
+    for child in children_of(pm) {
+        if let Some(t) = stat_tail(child) {
+            u.cpu += t.get(11..13).map(|v| v.iter().sum::<u64>()).unwrap_or(0) as f64 / tick;
+            u.rss_mb += mem(child, "status", "VmRSS:");
+            u.pss_mb += mem(child, "smaps_rollup", "Pss:");
+            u.processes += 1;
+        }
+    }
+    Some(u)
+}
+
+fn start_central(
+    bin: &Path,
+    db: &Database,
+    dir: &Path,
+    instance: usize,
+) -> anyhow::Result<Central> {
+    let port_file = dir.join(format!("port-{instance}"));
+    let log_path = dir.join(format!("server-{instance}.log"));
+    let log = std::fs::File::create(&log_path)?;
     let child = Command::new(bin)
         .arg("serve")
-        .args(db_flag(bin, "serve", db)?)
+        .args(db.flag(bin, "serve")?)
         .args(["--listen", "127.0.0.1:0", "--admin-token", ADMIN])
         .arg("--port-file")
         .arg(&port_file)
@@ -345,7 +646,7 @@ fn start_central(bin: &Path, db: &Path, dir: &Path) -> anyhow::Result<Central> {
         if let Some(status) = central.child.try_wait()? {
             bail!(
                 "the central exited ({status}) before listening; see {}",
-                dir.join("server.log").display()
+                log_path.display()
             );
         }
         if Instant::now() > deadline {
@@ -353,6 +654,25 @@ fn start_central(bin: &Path, db: &Path, dir: &Path) -> anyhow::Result<Central> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// CPU seconds of every instance: the sum and each.
+fn centrals_cpu(centrals: &[Central]) -> anyhow::Result<(f64, Vec<f64>)> {
+    let each = centrals
+        .iter()
+        .map(|c| cpu_of(c.pid))
+        .collect::<anyhow::Result<Vec<f64>>>()?;
+    Ok((each.iter().sum(), each))
+}
+
+/// VmRSS and VmHWM summed over the instances, MB, and each VmRSS.
+fn centrals_rss(centrals: &[Central]) -> (f64, f64, Vec<f64>) {
+    let each: Vec<(f64, f64)> = centrals.iter().map(|c| rss_mb(c.pid)).collect();
+    (
+        each.iter().map(|e| e.0).sum(),
+        each.iter().map(|e| e.1).sum(),
+        each.iter().map(|e| e.0).collect(),
+    )
 }
 
 /// utime + stime of a process, seconds.
@@ -421,7 +741,8 @@ fn rss_mb(pid: u32) -> (f64, f64) {
 /// What the store tasks share with the conductor.
 struct Shared {
     client: reqwest::Client,
-    url: String,
+    /// The instances' base URLs: store i talks to `urls[i % len]`.
+    urls: Vec<String>,
     args: Args,
     entities: Vec<&'static str>,
     /// Each store's prices watermark.
@@ -480,46 +801,32 @@ impl Shared {
         }
     }
 
-    /// GET with the store's token; a 503/429 is retried after its
-    /// Retry-After (with jitter), a bounded number of times.
+    /// The instance store `i` talks to.
+    fn url_of(&self, i: usize) -> &str {
+        &self.urls[i % self.urls.len()]
+    }
+
+    /// GET with the store's token, busy answers retried (see [`get_busy`]).
     async fn get(
         &self,
         i: usize,
         url: &str,
         timeout: Duration,
     ) -> anyhow::Result<impl AsRef<[u8]> + use<>> {
-        for _ in 0..20 {
-            if self.stop.load(Ordering::Relaxed) {
-                bail!("stopped");
+        get_busy(
+            &self.client,
+            &token(i),
+            url,
+            timeout,
+            &self.stop,
+            &self.busy_answers,
+        )
+        .await
+        .inspect_err(|e| {
+            if let Some(re) = e.downcast_ref::<reqwest::Error>() {
+                self.note_error(re);
             }
-            let resp = self
-                .client
-                .get(url)
-                .bearer_auth(token(i))
-                .timeout(timeout)
-                .send()
-                .await
-                .inspect_err(|e| self.note_error(e))?;
-            let status = resp.status();
-            if status == reqwest::StatusCode::SERVICE_UNAVAILABLE
-                || status == reqwest::StatusCode::TOO_MANY_REQUESTS
-            {
-                self.busy_answers.fetch_add(1, Ordering::Relaxed);
-                let secs = resp
-                    .headers()
-                    .get(reqwest::header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<f64>().ok())
-                    .unwrap_or(1.0)
-                    .clamp(0.05, 30.0);
-                let jitter = 0.5 + fastrand::f64();
-                tokio::time::sleep(Duration::from_secs_f64(secs * jitter)).await;
-                continue;
-            }
-            let resp = resp.error_for_status()?;
-            return Ok(resp.bytes().await?);
-        }
-        bail!("still busy after 20 tries: {url}")
+        })
     }
 
     /// Fetches `entity` from `after` until `more` is false: the watermark.
@@ -528,7 +835,7 @@ impl Shared {
         for _ in 0..100_000 {
             let url = format!(
                 "{}/v1/stores/{}/feeds/{entity}?after={after}&limit={}",
-                self.url,
+                self.url_of(i),
                 store_id(i),
                 self.args.page_size
             );
@@ -558,6 +865,101 @@ impl Shared {
         }
         bail!("more than 100,000 pages of {entity}")
     }
+}
+
+/// GET with a store's token; a 503/429 is retried after its Retry-After
+/// (with jitter), a bounded number of times; `busy` counts those answers.
+async fn get_busy(
+    client: &reqwest::Client,
+    token: &str,
+    url: &str,
+    timeout: Duration,
+    stop: &AtomicBool,
+    busy: &AtomicU64,
+) -> anyhow::Result<impl AsRef<[u8]> + use<>> {
+    for _ in 0..20 {
+        if stop.load(Ordering::Relaxed) {
+            bail!("stopped");
+        }
+        let resp = client
+            .get(url)
+            .bearer_auth(token)
+            .timeout(timeout)
+            .send()
+            .await?;
+        let status = resp.status();
+        if status == reqwest::StatusCode::SERVICE_UNAVAILABLE
+            || status == reqwest::StatusCode::TOO_MANY_REQUESTS
+        {
+            busy.fetch_add(1, Ordering::Relaxed);
+            let secs = resp
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or(1.0)
+                .clamp(0.05, 30.0);
+            let jitter = 0.5 + fastrand::f64();
+            tokio::time::sleep(Duration::from_secs_f64(secs * jitter)).await;
+            continue;
+        }
+        let resp = resp.error_for_status()?;
+        return Ok(resp.bytes().await?);
+    }
+    bail!("still busy after 20 tries: {url}")
+}
+
+/// A new store's initial load, simulated: every entity's pages from 0 until
+/// `more` is false, each page parsed whole to count its rows (not applied
+/// into a replica).
+struct InitialLoad {
+    rows: u64,
+    pages: u64,
+    secs: f64,
+    busy: u64,
+}
+
+async fn initial_load(
+    client: &reqwest::Client,
+    base: &str,
+    store: &str,
+    token: &str,
+    page_size: u64,
+) -> anyhow::Result<InitialLoad> {
+    let t = Instant::now();
+    let (stop, busy) = (AtomicBool::new(false), AtomicU64::new(0));
+    let (mut rows, mut pages) = (0u64, 0u64);
+    for e in ENTITIES.iter().filter(|e| !e.secret) {
+        let mut after = 0u64;
+        loop {
+            let url = format!(
+                "{base}/v1/stores/{store}/feeds/{}?after={after}&limit={page_size}",
+                e.name
+            );
+            let body = get_busy(client, token, &url, Duration::from_secs(600), &stop, &busy)
+                .await
+                .with_context(|| format!("{store}'s initial load of {}", e.name))?;
+            let page: FeedPage = serde_json::from_slice(body.as_ref())
+                .with_context(|| format!("a page of {}", e.name))?;
+            anyhow::ensure!(
+                page.held_until.is_none(),
+                "{store}'s first download of {} was held",
+                e.name
+            );
+            rows += page.items.len() as u64;
+            pages += 1;
+            after = page.next.0;
+            if !page.more {
+                break;
+            }
+        }
+    }
+    Ok(InitialLoad {
+        rows,
+        pages,
+        secs: t.elapsed().as_secs_f64(),
+        busy: busy.load(Ordering::Relaxed),
+    })
 }
 
 /// `next`, `more` and whether the page is held, from the JSON after the items.
@@ -620,7 +1022,7 @@ async fn store(sh: Arc<Shared>, i: usize, gate: Arc<tokio::sync::Semaphore>) {
     while !sh.stop.load(Ordering::Relaxed) && Instant::now() < deadline {
         let url = format!(
             "{}/v1/stores/{}/events?after={seq}&wait={}",
-            sh.url,
+            sh.url_of(i),
             store_id(i),
             sh.args.poll_wait
         );
@@ -699,7 +1101,11 @@ async fn uploads(sh: Arc<Shared>, i: usize) {
         let t = Instant::now();
         let sent = sh
             .client
-            .post(format!("{}/v1/stores/{}/documents", sh.url, store_id(i)))
+            .post(format!(
+                "{}/v1/stores/{}/documents",
+                sh.url_of(i),
+                store_id(i)
+            ))
             .bearer_auth(token(i))
             .json(&batch)
             .timeout(Duration::from_secs(sh.args.wait_secs))
@@ -725,7 +1131,7 @@ async fn uploads(sh: Arc<Shared>, i: usize) {
                 {
                     sh.rejected.fetch_add(1, Ordering::Relaxed);
                 }
-                if (1..=2).contains(&phase)
+                if matches!(phase, 1 | 2 | 4)
                     && let Ok(mut u) = sh.uploads.lock()
                 {
                     u.push((phase, took));
@@ -767,32 +1173,139 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// Central and PostgreSQL CPU seconds at one instant (PostgreSQL: when ours).
+#[derive(Clone)]
+struct CpuMark {
+    central: f64,
+    each: Vec<f64>,
+    pg: Option<f64>,
+}
+
+fn cpu_mark(centrals: &[Central], postmaster: Option<u32>) -> anyhow::Result<CpuMark> {
+    let (central, each) = centrals_cpu(centrals)?;
+    Ok(CpuMark {
+        central,
+        each,
+        pg: pg_usage(postmaster).map(|u| u.cpu),
+    })
+}
+
+impl CpuMark {
+    /// CPU since `earlier`: central, each instance, PostgreSQL.
+    fn since(&self, earlier: &CpuMark) -> CpuMark {
+        CpuMark {
+            central: self.central - earlier.central,
+            each: self
+                .each
+                .iter()
+                .zip(&earlier.each)
+                .map(|(a, b)| a - b)
+                .collect(),
+            pg: self.pg.zip(earlier.pg).map(|(a, b)| a - b),
+        }
+    }
+
+    /// "X s (instances A + B), PostgreSQL Y s, together Z s".
+    fn describe(&self) -> String {
+        let mut s = format!("{:.2} s", self.central);
+        if self.each.len() > 1 {
+            let each: Vec<String> = self.each.iter().map(|c| format!("{c:.2}")).collect();
+            s.push_str(&format!(" (instances {})", each.join(" + ")));
+        }
+        if let Some(pg) = self.pg {
+            s.push_str(&format!(
+                ", PostgreSQL {pg:.2} s, together {:.2} s",
+                self.central + pg
+            ));
+        }
+        s
+    }
+}
+
+/// "central RSS … MB (instances …), PostgreSQL …" at one instant.
+fn memory_line(centrals: &[Central], postmaster: Option<u32>) -> (f64, String) {
+    let (rss, _, each) = centrals_rss(centrals);
+    let mut s = format!("{rss:.0} MB");
+    if each.len() > 1 {
+        let each: Vec<String> = each.iter().map(|m| format!("{m:.0}")).collect();
+        s.push_str(&format!(" ({})", each.join(" + ")));
+    }
+    if let Some(pg) = pg_usage(postmaster) {
+        s.push_str(&format!(
+            ", PostgreSQL {:.0} MB RSS summed / {:.0} MB PSS over {} processes",
+            pg.rss_mb, pg.pss_mb, pg.processes
+        ));
+    }
+    (rss, s)
+}
+
 async fn run(args: Args) -> anyhow::Result<()> {
     let bin = server_bin(args.server.as_deref())?;
     let scratch = tempfile::Builder::new()
         .prefix("loja-chain-sim-")
         .tempdir()?;
     let dir = scratch.path().to_path_buf();
-    let db = dir.join("central.db");
-
-    let t = Instant::now();
-    let spec = retaguarda::CatalogSpec {
-        products: args.products,
-        customers: args.customers,
-        stock: false,
-        seed: 1,
+    let db = if args.backend == "postgres" {
+        match &args.database {
+            Some(url) => Database::Postgres {
+                url: url.clone(),
+                own: None,
+            },
+            None => {
+                let pg = tokio::task::spawn_blocking({
+                    let keep = args.keep;
+                    move || PgServer::start(keep)
+                })
+                .await??;
+                println!(
+                    "PostgreSQL: {} (throwaway: {}, max_connections=300, fsync on), postmaster pid {}",
+                    pg.version,
+                    pg.data.display(),
+                    pg.postmaster()
+                        .map_or_else(|| "unknown".into(), |p| p.to_string())
+                );
+                Database::Postgres {
+                    url: pg.url.clone(),
+                    own: Some(pg),
+                }
+            }
+        }
+    } else {
+        Database::Sqlite(dir.join("central.db"))
     };
-    let db2 = db.clone();
-    let report = tokio::task::spawn_blocking(move || retaguarda::generate(&db2, &spec)).await??;
+    let postmaster = db.postmaster();
+
+    // The catalog, by the server binary itself.
+    let t = Instant::now();
+    let out = tokio::process::Command::new(&bin)
+        .arg("gen")
+        .args(db.flag(&bin, "gen")?)
+        .args([
+            "--products",
+            &args.products.to_string(),
+            "--customers",
+            &args.customers.to_string(),
+        ])
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .context("retaguarda-server gen")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "retaguarda-server gen: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     println!(
-        "catalog: {} rows generated in {:.1} s",
-        report.rows,
+        "catalog: {} products, {} customers generated in {:.1} s (retaguarda-server gen)",
+        args.products,
+        args.customers,
         t.elapsed().as_secs_f64()
     );
     if args.erp_owns_stock {
         let out = Command::new(&bin)
             .args(["setting", "set", "erp_owns_stock", "true"])
-            .args(db_flag(&bin, "setting", &db).unwrap_or_default())
+            .args(db.flag(&bin, "setting").unwrap_or_default())
             .output()?;
         anyhow::ensure!(
             out.status.success(),
@@ -801,21 +1314,26 @@ async fn run(args: Args) -> anyhow::Result<()> {
         );
     }
 
-    let central = start_central(&bin, &db, &dir)?;
-    println!("central: {} (pid {})", central.url, central.pid);
+    let mut centrals = Vec::with_capacity(args.instances);
+    for k in 0..args.instances {
+        let c = start_central(&bin, &db, &dir, k)?;
+        println!("central instance {k}: {} (pid {})", c.url, c.pid);
+        centrals.push(c);
+    }
+    let admin_url = centrals[0].url.clone();
     let client = reqwest::Client::builder()
         .no_proxy()
         .tcp_nodelay(true)
         .pool_idle_timeout(Duration::from_secs(120))
         .build()?;
 
-    // Centrals and stores, through the admin API.
+    // Centrals and stores, through the admin API of instance 0.
     let t = Instant::now();
     for c in 0..args.centrals {
         let node = json!({"id": central_id(c), "parent": "master", "kind": "central"});
         admin_post(
             &client,
-            &format!("{}/v1/admin/nodes", central.url),
+            &format!("{admin_url}/v1/admin/nodes"),
             node.to_string().into(),
         )
         .await?;
@@ -823,7 +1341,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut register = tokio::task::JoinSet::new();
     let next = Arc::new(AtomicUsize::new(0));
     for _ in 0..8 {
-        let (client, url, next) = (client.clone(), central.url.clone(), next.clone());
+        let (client, url, next) = (client.clone(), admin_url.clone(), next.clone());
         let (n, centrals) = (args.stores, args.centrals);
         register.spawn(async move {
             loop {
@@ -845,6 +1363,28 @@ async fn run(args: Args) -> anyhow::Result<()> {
     while let Some(r) = register.join_next().await {
         r??;
     }
+    // The new stores of --initial-load, each under a central of its own (no
+    // page built for one is served to the other).
+    const NEW_STORES: [(&str, &str); 2] = [
+        ("regiao-ociosa", "nova-ociosa"),
+        ("regiao-carga", "nova-carga"),
+    ];
+    if args.initial_load {
+        for (central, store) in NEW_STORES {
+            for node in [
+                json!({"id": central, "parent": "master", "kind": "central"}),
+                json!({"id": store, "parent": central, "kind": "store",
+                       "token": format!("{store}-token")}),
+            ] {
+                admin_post(
+                    &client,
+                    &format!("{admin_url}/v1/admin/nodes"),
+                    node.to_string().into(),
+                )
+                .await?;
+            }
+        }
+    }
     let entities: Vec<&'static str> = if args.all_entities {
         ENTITIES
             .iter()
@@ -856,7 +1396,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     for e in &entities {
         let resp = client
-            .put(format!("{}/v1/admin/availability/{e}", central.url))
+            .put(format!("{admin_url}/v1/admin/availability/{e}"))
             .bearer_auth(ADMIN)
             .body(json!({"minutes": 0}).to_string())
             .send()
@@ -880,10 +1420,36 @@ async fn run(args: Args) -> anyhow::Result<()> {
     );
 
     let n = args.stores;
+    // The instance the new stores of --initial-load talk to (both times).
+    let load_url = centrals[n % centrals.len()].url.clone();
+    let idle_load = if args.initial_load {
+        let (central, store) = NEW_STORES[0];
+        let cpu0 = cpu_mark(&centrals, postmaster)?;
+        let load = initial_load(
+            &client,
+            &load_url,
+            store,
+            &format!("{store}-token"),
+            args.page_size,
+        )
+        .await?;
+        let cpu = cpu_mark(&centrals, postmaster)?.since(&cpu0);
+        println!(
+            "initial load on the idle central: {store} (under {central}) fetched {} rows in {} pages in {:.1} s; CPU {}",
+            load.rows,
+            load.pages,
+            load.secs,
+            cpu.describe()
+        );
+        Some((load, cpu))
+    } else {
+        None
+    };
+
     let wait = Duration::from_secs(args.wait_secs);
     let sh = Arc::new(Shared {
         client: client.clone(),
-        url: central.url.clone(),
+        urls: centrals.iter().map(|c| c.url.clone()).collect(),
         entities,
         watermark: (0..n).map(|_| AtomicU64::new(0)).collect(),
         history: (0..n).map(|_| Mutex::new(Vec::new())).collect(),
@@ -904,7 +1470,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     // The stores.
     let t = Instant::now();
-    let cpu_setup0 = cpu_of(central.pid)?;
+    let cpu_setup0 = cpu_mark(&centrals, postmaster)?;
     let gate = Arc::new(tokio::sync::Semaphore::new(
         sh.args.catchup_concurrency.max(1),
     ));
@@ -915,6 +1481,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
             store(sh2.clone(), i, gate).await;
         }));
     }
+    let stop_all = |tasks: &[tokio::task::JoinHandle<()>]| {
+        sh.stop.store(true, Ordering::Relaxed);
+        for t in tasks {
+            t.abort();
+        }
+    };
     let catchup_bound = wait * 10;
     let mut uploading = false;
     let result = async {
@@ -940,19 +1512,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     .await;
     if let Err(e) = result {
-        sh.stop.store(true, Ordering::Relaxed);
-        for t in &tasks {
-            t.abort();
-        }
+        stop_all(&tasks);
         return Err(e);
     }
     let catchup = t.elapsed();
-    let cpu_catchup = cpu_of(central.pid)? - cpu_setup0;
+    let cpu_catchup = cpu_mark(&centrals, postmaster)?.since(&cpu_setup0);
     println!(
-        "catch-up: {n} stores on {} in {:.1} s (central CPU {:.1} s), feed errors so far {}",
+        "catch-up: {n} stores on {} in {:.1} s (CPU {}), feed errors so far {}",
         sh.entities.join(","),
         catchup.as_secs_f64(),
-        cpu_catchup,
+        cpu_catchup.describe(),
         sh.feed_errors.load(Ordering::Relaxed)
     );
     if sh.args.upload_secs > 0.0 {
@@ -965,19 +1534,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(sh.args.settle_secs)).await;
 
     // The steady window.
-    let (rss_before, _) = rss_mb(central.pid);
+    let (_, mem_before) = memory_line(&centrals, postmaster);
     let load_before = loadavg();
     sh.phase.store(1, Ordering::Relaxed);
     let steady_t = Instant::now();
-    let steady_cpu0 = cpu_of(central.pid)?;
+    let steady0 = cpu_mark(&centrals, postmaster)?;
     let steady_self0 = self_cpu();
     tokio::time::sleep(Duration::from_secs(sh.args.steady_secs)).await;
     let steady = steady_t.elapsed();
-    let steady_cpu = cpu_of(central.pid)? - steady_cpu0;
+    let steady_cpu = cpu_mark(&centrals, postmaster)?.since(&steady0);
     let steady_self = self_cpu() - steady_self0;
-    let (rss_steady, _) = rss_mb(central.pid);
+    let (_, mem_steady) = memory_line(&centrals, postmaster);
 
-    // The import.
+    // The import, to instance 0.
     let mut body = String::with_capacity(sh.args.changes as usize * 100);
     let nonce = 1 + (std::process::id() as u64 % 1000);
     for k in 1..=sh.args.changes {
@@ -988,20 +1557,27 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     let polling_at_import = sh.polling.load(Ordering::Relaxed);
     sh.phase.store(2, Ordering::Relaxed);
-    let fan_cpu0 = cpu_of(central.pid)?;
+    let fan0 = cpu_mark(&centrals, postmaster)?;
     let fan_self0 = self_cpu();
     let sent = Instant::now();
     let answer = admin_post(
         &client,
-        &format!("{}/v1/admin/import/prices", central.url),
+        &format!("{admin_url}/v1/admin/import/prices"),
         body.into(),
     )
-    .await?;
+    .await;
+    let answer = match answer {
+        Ok(a) => a,
+        Err(e) => {
+            stop_all(&tasks);
+            return Err(e);
+        }
+    };
     let answered = Instant::now();
-    let last_seq = answer
-        .get("last_seq")
-        .and_then(Value::as_u64)
-        .context("the import's answer has no last_seq")?;
+    let Some(last_seq) = answer.get("last_seq").and_then(Value::as_u64) else {
+        stop_all(&tasks);
+        bail!("the import's answer has no last_seq");
+    };
     let changed = answer.get("changed").and_then(Value::as_u64).unwrap_or(0);
 
     // Wait until every store reached last_seq, bounded.
@@ -1018,16 +1594,48 @@ async fn run(args: Args) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let fan_wall = answered.elapsed();
-    let fan_cpu = cpu_of(central.pid)? - fan_cpu0;
+    let fan_cpu = cpu_mark(&centrals, postmaster)?.since(&fan0);
     let fan_self = self_cpu() - fan_self0;
-    let (rss_after, hwm) = rss_mb(central.pid);
-    // Let the uploads run a little past the fan-out, then stop.
+    let (_, mem_after) = memory_line(&centrals, postmaster);
+    let (_, hwm, _) = centrals_rss(&centrals);
+
+    // The new store's initial load while the stores run.
+    let busy_load = if sh.args.initial_load {
+        sh.phase.store(4, Ordering::Relaxed);
+        let (central, store) = NEW_STORES[1];
+        let cpu0 = cpu_mark(&centrals, postmaster)?;
+        let load = initial_load(
+            &client,
+            &load_url,
+            store,
+            &format!("{store}-token"),
+            sh.args.page_size,
+        )
+        .await;
+        let load = match load {
+            Ok(l) => l,
+            Err(e) => {
+                stop_all(&tasks);
+                return Err(e);
+            }
+        };
+        let cpu = cpu_mark(&centrals, postmaster)?.since(&cpu0);
+        println!(
+            "initial load while {n} stores run: {store} (under {central}) fetched {} rows in {} pages in {:.1} s; CPU {}",
+            load.rows,
+            load.pages,
+            load.secs,
+            cpu.describe()
+        );
+        Some((load, cpu))
+    } else {
+        None
+    };
+    let (_, mem_end) = memory_line(&centrals, postmaster);
+
     sh.phase.store(3, Ordering::Relaxed);
     let load_end = loadavg();
-    sh.stop.store(true, Ordering::Relaxed);
-    for t in &tasks {
-        t.abort();
-    }
+    stop_all(&tasks);
 
     // When each store reached last_seq, from the import's answer.
     let mut times: Vec<f64> = Vec::with_capacity(n);
@@ -1066,13 +1674,23 @@ async fn run(args: Args) -> anyhow::Result<()> {
         )
     };
     let store_hours = n as f64 * steady.as_secs_f64() / 3600.0;
-    let steady_rate = steady_cpu / steady.as_secs_f64();
+    let steady_rate = steady_cpu.central / steady.as_secs_f64();
+    let import_secs = answered.duration_since(sent).as_secs_f64();
+    let fan_secs = fan_wall.as_secs_f64() + import_secs;
     let a = &sh.args;
 
     println!();
     println!(
-        "== chain-sim report: backend {} (central: retaguarda-server, 1 process), {n} stores under {} central(s) ==",
-        a.backend, a.centrals
+        "== chain-sim report: backend {}{} (central: retaguarda-server, {} process(es)), {n} stores under {} central(s) ==",
+        a.backend,
+        match &db {
+            Database::Postgres { own: Some(pg), .. } =>
+                format!(" ({}, throwaway, fsync on)", pg.version),
+            Database::Postgres { own: None, .. } => " (an existing server: not measured)".into(),
+            Database::Sqlite(_) => String::new(),
+        },
+        centrals.len(),
+        a.centrals
     );
     println!(
         "command                     {}",
@@ -1095,10 +1713,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
             " (the central applies stock: each sale writes rows)"
         }
     );
+    if centrals.len() > 1 {
+        println!(
+            "instances                   {}: store i on instance i mod {}; the import sent to instance 0",
+            centrals.len(),
+            centrals.len()
+        );
+    }
     println!(
-        "import                      {} lines, {changed} changed, answered in {:.2} s, last_seq {last_seq}; {polling_at_import} of {n} stores were holding a long-poll when it was sent",
+        "import                      {} lines, {changed} changed, answered in {import_secs:.2} s, last_seq {last_seq}; {polling_at_import} of {n} stores were holding a long-poll when it was sent",
         a.changes,
-        answered.duration_since(sent).as_secs_f64()
     );
     println!(
         "applied by 50 % / 99 % / 100 % of the stores (from the import's answer): {} / {} / {}   (goal: 99 % within 5 s)",
@@ -1106,6 +1730,32 @@ async fn run(args: Args) -> anyhow::Result<()> {
         at_share(0.99),
         at_share(1.0)
     );
+    if centrals.len() > 1 {
+        for k in 0..centrals.len() {
+            let mut own: Vec<f64> = (0..n)
+                .filter(|i| i % centrals.len() == k)
+                .filter_map(|i| {
+                    let h = sh.history.get(i)?.lock().ok()?;
+                    h.iter()
+                        .find(|(wm, _)| *wm >= last_seq)
+                        .map(|(_, at)| at.saturating_duration_since(answered).as_secs_f64())
+                })
+                .collect();
+            own.sort_by(f64::total_cmp);
+            println!(
+                "  stores of instance {k}{}: {} reached it; 50 % / 99 % / 100 % of those at {:.2} / {:.2} / {:.2} s",
+                if k == 0 {
+                    " (the import's)"
+                } else {
+                    " (woken by the hint)"
+                },
+                own.len(),
+                pct(&own, 0.5),
+                pct(&own, 0.99),
+                own.last().copied().unwrap_or(f64::NAN)
+            );
+        }
+    }
     if !never.is_empty() {
         let shown: Vec<&str> = never.iter().take(20).map(String::as_str).collect();
         println!(
@@ -1117,33 +1767,44 @@ async fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     println!(
-        "central CPU, steady         {:.2} s in {:.1} s ({:.0} % of one core) = {:.1} CPU s per 1,000 store-hours",
-        steady_cpu,
+        "central CPU, steady         {} in {:.1} s ({:.0} % of one core) = {:.1} CPU s per 1,000 store-hours{}",
+        steady_cpu.describe(),
         steady.as_secs_f64(),
         100.0 * steady_rate,
-        steady_cpu / store_hours * 1000.0
+        steady_cpu.central / store_hours * 1000.0,
+        steady_cpu.pg.map_or_else(String::new, |pg| format!(
+            " (with PostgreSQL: {:.1})",
+            (steady_cpu.central + pg) / store_hours * 1000.0
+        ))
     );
     println!(
-        "central CPU, fan-out        {:.2} s in {:.2} s (import to {}): {:.2} ms per store for the {}-row change ({:.2} ms less the steady rate)",
-        fan_cpu,
-        fan_wall.as_secs_f64() + answered.duration_since(sent).as_secs_f64(),
+        "central CPU, fan-out        {} in {fan_secs:.2} s (import to {}): {:.2} ms per store for the {}-row change ({:.2} ms less the steady rate){}",
+        fan_cpu.describe(),
         if missing == 0 {
             "the last store"
         } else {
             "the bound"
         },
-        1000.0 * fan_cpu / n as f64,
+        1000.0 * fan_cpu.central / n as f64,
         a.changes,
-        1000.0
-            * (fan_cpu - steady_rate * (fan_wall + answered.duration_since(sent)).as_secs_f64())
-                .max(0.0)
-            / n as f64
+        1000.0 * (fan_cpu.central - steady_rate * fan_secs).max(0.0) / n as f64,
+        fan_cpu
+            .pg
+            .zip(steady_cpu.pg)
+            .map_or_else(String::new, |(pg, spg)| {
+                let pg_rate = spg / steady.as_secs_f64();
+                format!(
+                    "; with PostgreSQL {:.2} ms per store ({:.2} ms less the steady rate)",
+                    1000.0 * (fan_cpu.central + pg) / n as f64,
+                    1000.0 * (fan_cpu.central + pg - (steady_rate + pg_rate) * fan_secs).max(0.0)
+                        / n as f64
+                )
+            })
     );
     println!(
         "central CPU, whole window   {:.1} CPU s per 1,000 store-hours (steady + fan-out)",
-        (steady_cpu + fan_cpu)
-            / (n as f64 * (steady + fan_wall + answered.duration_since(sent)).as_secs_f64()
-                / 3600.0)
+        (steady_cpu.central + fan_cpu.central)
+            / (n as f64 * (steady.as_secs_f64() + fan_secs) / 3600.0)
             * 1000.0
     );
     println!(
@@ -1166,7 +1827,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
              (the import waits behind it); a longer --upload-secs gives the fan-out alone"
         );
     }
-    for (name, phase) in [("steady", Some(1)), ("fan-out", Some(2)), ("all", None)] {
+    let mut phases = vec![("steady", Some(1)), ("fan-out", Some(2))];
+    if busy_load.is_some() {
+        phases.push(("load", Some(4)));
+    }
+    phases.push(("all", None));
+    for (name, phase) in phases {
         let (count, p50, p99, max) = lat(phase);
         println!(
             "upload latency, {name:<8}    {count} uploads: p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms"
@@ -1181,15 +1847,45 @@ async fn run(args: Args) -> anyhow::Result<()> {
         sh.busy_answers.load(Ordering::Relaxed),
         sh.held_pages.load(Ordering::Relaxed)
     );
+    println!("memory before the steady window: central {mem_before}");
+    println!("memory after the steady window:  central {mem_steady}");
     println!(
-        "central RSS                 {rss_before:.0} MB before the steady window, {rss_steady:.0} MB after it, {rss_after:.0} MB after the fan-out; peak (VmHWM) {hwm:.0} MB"
+        "memory after the fan-out:        central {mem_after}; central peak (VmHWM, summed) {hwm:.0} MB"
     );
+    if let (Some((idle, idle_cpu)), Some((busy, busy_cpu))) = (&idle_load, &busy_load) {
+        println!("memory after the initial load:   central {mem_end}");
+        println!(
+            "initial load (simulated: every entity's pages fetched and parsed, rows counted, not applied into SQLite; page size {})",
+            a.page_size
+        );
+        println!(
+            "  idle central              {} rows, {} pages in {:.1} s; CPU {}; 503/429 {}",
+            idle.rows,
+            idle.pages,
+            idle.secs,
+            idle_cpu.describe(),
+            idle.busy
+        );
+        println!(
+            "  with {n} stores running  {} rows, {} pages in {:.1} s; CPU {}; 503/429 {}",
+            busy.rows,
+            busy.pages,
+            busy.secs,
+            busy_cpu.describe(),
+            busy.busy
+        );
+        println!(
+            "  ratio                     {:.2} × the idle central's time",
+            busy.secs / idle.secs
+        );
+    }
     if sh.emfile.load(Ordering::Relaxed) {
         println!(
             "WARNING: some connections failed with EMFILE (too many open files): run `ulimit -n 8192` first"
         );
     }
-    drop(central);
+    drop(centrals);
+    drop(db);
     if a.keep {
         println!("kept {}", scratch.keep().display());
     }
