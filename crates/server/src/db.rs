@@ -49,6 +49,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0009_console",
         include_str!("../../../schema/server/0009_console.sql"),
     ),
+    (
+        "0010_console_more",
+        include_str!("../../../schema/server/0010_console_more.sql"),
+    ),
 ];
 
 /// How many idle read connections are kept.
