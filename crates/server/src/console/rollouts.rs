@@ -19,7 +19,9 @@ use crate::releases::{self, Control, RolloutView, WaveCounts};
 
 /// A wave's start, counted from the release's start.
 fn after(ctx: &Ctx, secs: i64) -> String {
-    if secs % 3600 == 0 {
+    if secs == 0 {
+        ctx.t("rollout-at-once")
+    } else if secs % 3600 == 0 {
         ctx.ta("unit-hours", &[("n", &(secs / 3600).to_string())])
     } else {
         ctx.ta("unit-minutes", &[("n", &(secs / 60).to_string())])

@@ -44,7 +44,9 @@ fn table(conn: &Connection) -> Result<(Table, Vec<String>, Vec<String>), rusqlit
     for e in loja_protocol::ENTITIES {
         t.push((e.name, e.availability_minutes, settings(conn, e.name)?));
     }
-    let levels = nodes::list(conn)?.into_iter().map(|n| n.id).collect();
+    let mut levels: Vec<String> = nodes::list(conn)?.into_iter().map(|n| n.id).collect();
+    // The whole chain first: the level set most often.
+    levels.sort_by_key(|l| l != nodes::MASTER);
     Ok((t, avail::list_exceptions(conn)?, levels))
 }
 
