@@ -135,6 +135,14 @@ async fn run(central: &Central, store: &Store) -> anyhow::Result<()> {
     let text = store.command(&["status"])?;
     let text = String::from_utf8_lossy(&text.stdout);
     anyhow::ensure!(text.contains("Integration: OFF"), "{text}");
+    let metrics = central
+        .client()
+        .get(format!("{}/metrics", store.pos_url()?))
+        .send()
+        .await?
+        .text()
+        .await?;
+    anyhow::ensure!(metrics.contains("lojad_integration_on 0"), "{metrics}");
 
     // On again at the store's central: the nearest level wins over the
     // chain's off; the store resumes by itself and delivers the sale.
