@@ -304,7 +304,13 @@ pub async fn set_integration<H: Host>(
                 if nodes::kind_of(tx, &node)?.is_none() {
                     return Ok(None);
                 }
-                Ok(integration::set(tx, &node, on).ok())
+                match integration::set(tx, &node, on) {
+                    Ok(a) => Ok(Some(a)),
+                    // A database error rolls the transaction back.
+                    Err(crate::import::ImportError::Db(e)) => Err(ConsoleError::Db(e)),
+                    // Refused before anything was written (e.g. no such node).
+                    Err(_) => Ok(None),
+                }
             })
             .await?
         }
