@@ -4,8 +4,9 @@
 //! the whole chain, the store stops uploading: a sale stays pending in its
 //! outbox while the POS keeps answering, and `lojad status` says so.
 //! Switched on again at the store's central (nearest level wins over the
-//! chain's off), the store resumes by itself and delivers the sale. Every
-//! wait is bounded.
+//! chain's off), the store resumes by itself and delivers the sale. The
+//! central has counted the store's requests and bytes and the outbox
+//! backlog it reported. Every wait is bounded.
 
 use std::time::Duration;
 
@@ -159,5 +160,28 @@ async fn run(central: &Central, store: &Store) -> anyhow::Result<()> {
         Ok((c.get("pending").copied().unwrap_or(0) == 0).then_some(()))
     })
     .await?;
+
+    // The central counted the store's requests and bytes and kept the
+    // backlog lojad reported (`Loja-Outbox`), written by its flush loop
+    // (every 10 s, never per request).
+    let db = central.db_path().to_owned();
+    let (requests, bytes, pending) = wait_for("the store's traffic written", WAIT, || {
+        let db = db.clone();
+        async move {
+            let c = rusqlite::Connection::open(&db)?;
+            c.busy_timeout(Duration::from_secs(10))?;
+            let row: Option<(i64, i64, Option<i64>)> = c
+                .query_row(
+                    "SELECT requests, bytes, outbox_pending FROM store_traffic WHERE store = ?1",
+                    [STORE],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .ok();
+            Ok(row.and_then(|(r, b, p)| p.map(|p| (r, b, p))))
+        }
+    })
+    .await?;
+    anyhow::ensure!(requests > 5 && bytes > 0, "{requests} requests, {bytes} B");
+    anyhow::ensure!((0..=1).contains(&pending), "reported pending {pending}");
     Ok(())
 }
