@@ -196,7 +196,7 @@ integration-no-store-off = No store has integration off.
 integration-stores-off = { $n } store(s) with integration off: { $stores }
 
 stores-col-outbox = Store outbox
-stores-col-traffic = Requests
+stores-col-traffic = Requests and bytes
 stores-outbox = { $pending } pending, { $failed } failed ({ $ago } ago)
 stores-outbox-unknown = not reported
 stores-traffic = { $requests } req. · { $bytes }

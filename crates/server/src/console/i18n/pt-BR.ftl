@@ -196,7 +196,7 @@ integration-no-store-off = Nenhuma loja com a integração desligada.
 integration-stores-off = { $n } loja(s) com a integração desligada: { $stores }
 
 stores-col-outbox = Fila da loja
-stores-col-traffic = Requisições
+stores-col-traffic = Requisições e bytes
 stores-outbox = { $pending } pendentes, { $failed } com falha (há { $ago })
 stores-outbox-unknown = não informada
 stores-traffic = { $requests } req. · { $bytes }
