@@ -2,10 +2,11 @@
 //! headless Chromium driven through ChromeDriver (the W3C WebDriver
 //! protocol, spoken here over HTTP with reqwest): an admin signs in, walks
 //! every page, does one action per page (store exception, resend a
-//! rejected document, reassign an omni order, print its picking list, set
-//! availability minutes, read the audit), switches to English; a viewer
-//! sees no action and a forged one is refused (403, audited). Screenshots
-//! of every page go to `target/console-screenshots/`.
+//! rejected document, reassign an omni order, print its picking list,
+//! pause a release's rollout, switch a store's integration off, set
+//! availability minutes, create an account, read the audit), switches to
+//! English; a viewer sees no action and a forged one is refused (403,
+//! audited). Screenshots of every page go to `target/console-screenshots/`.
 //!
 //! Chromium is `LOJA_CHROMIUM`, else `chromium` on the PATH; ChromeDriver
 //! is `LOJA_CHROMEDRIVER`, else `chromedriver` (scripts/test installs
@@ -429,6 +430,37 @@ async fn console_in_a_real_browser() -> anyhow::Result<()> {
     )
     .await;
 
+    // A release in its rollout (as `release publish` leaves it): loja-a
+    // reported it installed, loja-b downloaded it and has not reported.
+    {
+        let c = rusqlite::Connection::open(central.db_path())?;
+        c.busy_timeout(Duration::from_secs(30))?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs() as i64;
+        c.execute(
+            "INSERT INTO releases (sequence, version, manifest, waves, started_at) VALUES (1, '0.9.0', '{}', '0s:100', ?1)",
+            [now],
+        )?;
+        c.execute(
+            "INSERT INTO release_reports (store, to_version, from_version, result, at) VALUES ('loja-a', '0.9.0', '0.8.0', 'ok', ?1)",
+            [now],
+        )?;
+        c.execute(
+            "INSERT INTO release_fetches (store, sequence, at) VALUES ('loja-b', 1, ?1)",
+            [now],
+        )?;
+    }
+    // loja-a reports its outbox backlog on a request it makes anyway.
+    let r = central
+        .client()
+        .get(format!("{base}/v1/stores/{}/feeds/states?after=0", A.0))
+        .bearer_auth(A.1)
+        .header("Loja-Outbox", "pending=4; failed=1")
+        .send()
+        .await?;
+    assert_eq!(r.status().as_u16(), 200);
+
     // Accounts: only with the admin token.
     let no_token = central
         .client()
@@ -507,6 +539,18 @@ async fn walk(
         page.contains("Nunca conectou") && page.contains("Rejeições"),
         "{page}"
     );
+    // Requests and bytes the central counted, the backlog loja-a reported.
+    let outbox = b
+        .text(&format!("tr[data-store='{}'] td.outbox", A.0))
+        .await?;
+    assert!(outbox.contains("4 pendentes, 1 com falha"), "{outbox}");
+    let traffic = b
+        .text(&format!("tr[data-store='{}'] td.traffic", A.0))
+        .await?;
+    assert!(
+        traffic.contains("req.") && !traffic.starts_with("0 "),
+        "{traffic}"
+    );
     b.screenshot("02-stores").await?;
 
     // A store's page; action: release it from the availability window.
@@ -580,7 +624,53 @@ async fn walk(
     b.screenshot("07-picking").await?;
     b.pdf("07-picking").await?;
 
-    // Switches & schedules; action: 15 minutes of products for the chain.
+    // Rollouts: the release's wave with loja-a updated and loja-b in
+    // trial; action: pause it (a paused release is offered to no store).
+    b.goto(&format!("{base}/console/rollouts")).await?;
+    let page = b.body().await?;
+    assert!(
+        page.contains("Versão 0.9.0") && page.contains("Em andamento"),
+        "{page}"
+    );
+    let wave = b
+        .run(
+            "return [...document.querySelectorAll(\"section[data-sequence='1'] tr.wave td\")].map(td => td.innerText)",
+            json!([]),
+        )
+        .await?;
+    // wave, released after, stores, updated, in trial, rolled back, failed, waiting
+    let wave: Vec<String> = serde_json::from_value(wave)?;
+    assert_eq!(wave[2..], ["2", "1", "1", "0", "0", "0"], "{wave:?}");
+    b.screenshot("08-rollouts").await?;
+    b.click("section[data-sequence='1'] form button").await?;
+    b.wait_text("section[data-sequence='1'] .release-state", "Pausada")
+        .await?;
+    let releases = admin(central, Method::GET, "/v1/admin/releases", None).await;
+    assert_eq!(releases[0]["paused"], json!(true), "{releases}");
+    b.screenshot("08-rollouts-paused").await?;
+
+    // Switches & schedules; action: loja-b's integration off (the nearest
+    // level wins: only loja-b), then 15 minutes of products for the chain.
+    b.goto(&format!("{base}/console/switches")).await?;
+    assert!(
+        b.text("#integration-levels")
+            .await?
+            .contains("ligada em todas"),
+        "nothing set yet"
+    );
+    b.run(
+        "const f = document.getElementById('set-integration');
+         f.node.value = arguments[0]; f.state.value = 'off';",
+        json!([B.0]),
+    )
+    .await?;
+    b.click("#set-integration button").await?;
+    b.wait_text("#integration-off", B.0).await?;
+    assert!(b.text("#integration-levels").await?.contains("Desligada"));
+    b.goto(&format!("{base}/console/stores/{}", B.0)).await?;
+    b.wait_text("#store-integration", "Desligada").await?;
+    b.goto(&format!("{base}/console/stores/{}", A.0)).await?;
+    b.wait_text("#store-integration", "Ligada").await?;
     b.goto(&format!("{base}/console/switches")).await?;
     b.run(
         "const f = document.getElementById('set-availability');
@@ -593,6 +683,23 @@ async fn walk(
         .await?;
     b.screenshot("08-switches").await?;
 
+    // Users: the accounts; action: create an operator.
+    b.goto(&format!("{base}/console/users")).await?;
+    assert!(
+        b.text(&format!("tr[data-user='{}']", ADMIN.0))
+            .await?
+            .contains("(você)")
+    );
+    b.run(
+        "const f = document.getElementById('create-user');
+         f.username.value = 'otto'; f.password.value = 'senha-do-otto-123'; f.role.value = 'operator';",
+        json!([]),
+    )
+    .await?;
+    b.click("#create-user button").await?;
+    b.wait_text("tr[data-user='otto']", "operador").await?;
+    b.screenshot("08-users").await?;
+
     // Audit: every action so far.
     b.goto(&format!("{base}/console/audit")).await?;
     let page = b.body().await?;
@@ -601,7 +708,10 @@ async fn walk(
         "exception_add",
         "resend",
         "reassign",
+        "release_pause",
+        "set_integration",
         "set_availability",
+        "user_create",
     ] {
         assert!(page.contains(action), "{action} not in the audit: {page}");
     }
@@ -641,6 +751,7 @@ async fn walk(
         "/console/stores/loja-a",
         "/console/documents",
         "/console/orders",
+        "/console/rollouts",
         "/console/switches",
     ] {
         b.goto(&format!("{base}{page}")).await?;
@@ -682,6 +793,39 @@ async fn walk(
     assert!(ex.to_string().contains(A.0), "the viewer changed it: {ex}");
     b.goto(&format!("{base}/console/audit")).await?;
     assert!(b.body().await?.contains("Seu perfil não permite"));
+    b.goto(&format!("{base}/console/users")).await?;
+    assert!(b.body().await?.contains("Seu perfil não permite"));
+    // A forged resume of the paused release and a forged integration
+    // switch: refused (403), audited, nothing changed.
+    let viewer_session = b.cookie("loja_console").await?;
+    b.goto(&format!("{base}/console/rollouts")).await?;
+    let csrf = b
+        .run(
+            "return document.querySelector('input[name=csrf]').value",
+            json!([]),
+        )
+        .await?;
+    let csrf = csrf.as_str().context("csrf")?.to_owned();
+    for (path, body) in [
+        ("/console/rollouts/1/control", "what=resume".to_string()),
+        (
+            "/console/switches/integration",
+            format!("node={}&state=on", B.0),
+        ),
+        ("/console/users/otto/disable", String::new()),
+    ] {
+        let forged = central
+            .client()
+            .post(format!("{base}{path}"))
+            .header("cookie", format!("loja_console={viewer_session}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("csrf={csrf}&{body}"))
+            .send()
+            .await?;
+        assert_eq!(forged.status().as_u16(), 403, "{path}");
+    }
+    let releases = admin(central, Method::GET, "/v1/admin/releases", None).await;
+    assert_eq!(releases[0]["paused"], json!(true), "{releases}");
 
     let lines = audit_lines(central);
     let has = |user: &str, action: &str, outcome: &str| {
@@ -694,6 +838,13 @@ async fn walk(
     assert!(has(ADMIN.0, "exception_add", "denied_csrf"), "{lines:?}");
     assert!(has(VIEWER.0, "exception_remove", "denied"), "{lines:?}");
     assert!(has(VIEWER.0, "view_audit", "denied"), "{lines:?}");
+    assert!(has(VIEWER.0, "view_users", "denied"), "{lines:?}");
+    assert!(has(VIEWER.0, "release_resume", "denied"), "{lines:?}");
+    assert!(has(VIEWER.0, "set_integration", "denied"), "{lines:?}");
+    assert!(has(VIEWER.0, "user_disable", "denied"), "{lines:?}");
+    assert!(has(ADMIN.0, "release_pause", "ok"), "{lines:?}");
+    assert!(has(ADMIN.0, "set_integration", "ok"), "{lines:?}");
+    assert!(has(ADMIN.0, "user_create", "ok"), "{lines:?}");
     // No password or session id in the log.
     let log = central.log();
     for secret in [ADMIN.1, VIEWER.1, session.as_str()] {

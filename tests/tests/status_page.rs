@@ -1,6 +1,8 @@
 //! The status page of a real `lojad` (synced from a real central), loaded in
 //! headless Chromium: the job table is there, with rows, filled by the
-//! page's own script; `/metrics` and `/status.json` answer beside it.
+//! page's own script; `/metrics` and `/status.json` answer beside it. The
+//! page speaks Brazilian Portuguese by default (dates dd/mm/aaaa, money
+//! R$ 1.234,56 from integer centavos) and English with `?lang=en`.
 //!
 //! Chromium is `LOJA_CHROMIUM`, else the first of `chromium`,
 //! `chromium-browser`, `google-chrome` on the PATH that runs (scripts/test
@@ -16,6 +18,7 @@ use std::time::{Duration, Instant};
 use loja_e2e::central::Central;
 use loja_e2e::scratch::ScratchDir;
 use loja_e2e::store::{POS_TOKEN, Store};
+use serde_json::json;
 
 const STORE: &str = "loja1";
 const TOKEN: &str = "token-loja1";
@@ -106,6 +109,21 @@ fn element<'a>(dom: &'a str, tag: &str, id: &str) -> Option<&'a str> {
     Some(&dom[start..start + end])
 }
 
+/// Whether `text` holds a date shaped like `pattern` (`d` a digit, any
+/// other character itself): `dd/dd/dddd` or `dddd-dd-dd`.
+fn has_date(text: &str, pattern: &str) -> bool {
+    let (t, p) = (text.as_bytes(), pattern.as_bytes());
+    t.windows(p.len()).any(|w| {
+        w.iter().zip(p).all(|(c, want)| {
+            if *want == b'd' {
+                c.is_ascii_digit()
+            } else {
+                c == want
+            }
+        })
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_status_page_shows_the_jobs_in_a_browser() {
     let Some(browser) = chromium() else {
@@ -187,11 +205,67 @@ async fn the_status_page_shows_the_jobs_in_a_browser() {
         "{metrics}"
     );
 
+    // A cash session closed R$ 1.234,56 short: opened with R$ 2.000,00, no
+    // sale, R$ 765,44 counted.
+    let session = uuid::Uuid::new_v4();
+    let a = store
+        .pos_post(
+            "/v1/cash/open",
+            &json!({"id": session, "register": "PDV01", "operator": "001",
+                    "opening_amount": 200_000, "opened_at": "2026-11-30T08:00:00Z"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(a.status, 201, "{:?}", a.body);
+    let a = store
+        .pos_post(
+            "/v1/cash/close",
+            &json!({"id": uuid::Uuid::new_v4(), "register": "PDV01", "session_id": session,
+                    "operator": "001", "counted_amount": 76_544,
+                    "closed_at": "2026-11-30T20:00:00Z"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(a.status, 201, "{:?}", a.body);
+    // The report lists it (bounded: it is refreshed behind a short cache).
+    let started = Instant::now();
+    loop {
+        let r: serde_json::Value = client
+            .get(format!("{base}/status.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if r["cash_checks"].as_array().is_some_and(|c| !c.is_empty()) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no cash check in the report: {r}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
     let url = format!("{base}/");
-    let dom = tokio::task::spawn_blocking(move || dump_dom(&browser, &url))
+    let b2 = browser.clone();
+    let dom = tokio::task::spawn_blocking(move || dump_dom(&b2, &url))
         .await
         .unwrap()
         .expect("chromium");
+    // Brazilian Portuguese by default, from the catalogue.
+    assert!(dom.contains("<html lang=\"pt-BR\""), "{dom}");
+    assert!(dom.contains("<h2>Tarefas</h2>"), "{dom}");
+    let checks = element(&dom, "table", "checks").expect("checks table");
+    assert!(
+        checks.contains("fechamento de caixa") && checks.contains("falta R$ 1.234,56"),
+        "{checks}"
+    );
+    assert!(
+        dom.contains("id=\"integration\">ligada</div>"),
+        "the integration card: {dom}"
+    );
     let table = element(&dom, "table", "jobs").unwrap_or_else(|| panic!("no job table in:\n{dom}"));
     let rows = table.matches("<tr>").count() - 1; // less the header row
     assert!(
@@ -211,4 +285,25 @@ async fn the_status_page_shows_the_jobs_in_a_browser() {
         dom.contains("<span id=\"error\"></span>"),
         "the page shows an error:\n{dom}"
     );
+    assert!(
+        has_date(table, "dd/dd/dddd dd:dd:dd"),
+        "dates dd/mm/aaaa: {table}"
+    );
+    assert!(table.contains(">ok<"), "{table}");
+
+    // English on request.
+    let url = format!("{base}/?lang=en");
+    let dom = tokio::task::spawn_blocking(move || dump_dom(&browser, &url))
+        .await
+        .unwrap()
+        .expect("chromium");
+    assert!(dom.contains("<html lang=\"en\""), "{dom}");
+    assert!(dom.contains("<h2>Jobs</h2>"), "{dom}");
+    let checks = element(&dom, "table", "checks").expect("checks table");
+    assert!(
+        checks.contains("cash close") && checks.contains("short R$ 1,234.56"),
+        "{checks}"
+    );
+    let table = element(&dom, "table", "jobs").expect("job table");
+    assert!(has_date(table, "dddd-dd-dd dd:dd:dd"), "{table}");
 }

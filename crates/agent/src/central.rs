@@ -166,6 +166,15 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// The outbox backlog the store reports on its requests to the central
+/// (the `Loja-Outbox` header): set after every upload run.
+#[derive(Debug, Default)]
+struct Backlog {
+    known: std::sync::atomic::AtomicBool,
+    pending: std::sync::atomic::AtomicU64,
+    failed: std::sync::atomic::AtomicU64,
+}
+
 /// The store's client to its central. Cheap to clone.
 #[derive(Clone)]
 pub struct Central {
@@ -174,6 +183,7 @@ pub struct Central {
     store: String,
     auth: HeaderValue,
     timeout: Duration,
+    backlog: std::sync::Arc<Backlog>,
 }
 
 impl std::fmt::Debug for Central {
@@ -218,11 +228,33 @@ impl Central {
             store: config.store.id.clone(),
             auth,
             timeout,
+            backlog: Default::default(),
         })
     }
 
     pub fn store(&self) -> &str {
         &self.store
+    }
+
+    /// The outbox backlog to report on the next requests (pending
+    /// documents, parked ones).
+    pub fn report_backlog(&self, pending: u64, failed: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.backlog.pending.store(pending, Relaxed);
+        self.backlog.failed.store(failed, Relaxed);
+        self.backlog.known.store(true, Relaxed);
+    }
+
+    fn backlog_header(&self) -> Option<HeaderValue> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if !self.backlog.known.load(Relaxed) {
+            return None;
+        }
+        HeaderValue::from_str(&loja_protocol::document::outbox_header(
+            self.backlog.pending.load(Relaxed),
+            self.backlog.failed.load(Relaxed),
+        ))
+        .ok()
     }
 
     fn url(&self, tail: &str) -> String {
@@ -420,6 +452,9 @@ impl Central {
         let mut req = req
             .header(AUTHORIZATION, self.auth.clone())
             .header(ACCEPT_ENCODING, "zstd, gzip;q=0.8");
+        if let Some(backlog) = self.backlog_header() {
+            req = req.header(loja_protocol::document::OUTBOX_HEADER, backlog);
+        }
         let mut attempt = 0;
         let resp = loop {
             attempt += 1;

@@ -7,6 +7,7 @@ pub mod central;
 pub mod config;
 pub mod daemon;
 pub mod intake;
+pub mod integration;
 pub mod jobs;
 pub mod priority;
 pub mod release;

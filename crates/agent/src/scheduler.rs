@@ -174,6 +174,10 @@ async fn job_loop(
 ) {
     let mut stop = ctx.stop.clone();
     let view = ctx.state.schedule.clone();
+    // Downloads and the upload run at once when the central switches
+    // integration back on (`crate::integration`).
+    let mut gated = matches!(task.direction, Direction::Download | Direction::Upload);
+    let mut switch = ctx.state.integration.subscribe();
     let mut failures = failed_before;
     let place = format!("{}/{}", ctx.state.config.store.id, task.code);
     let mut next = match (&task.direction, &task.schedule) {
@@ -195,6 +199,16 @@ async fn job_loop(
                 if changed.is_err() {
                     // The manager is gone; keep to the timer.
                     tokio::time::sleep_until(next).await;
+                }
+            }
+            changed = switch.changed(), if gated => {
+                if changed.is_err() {
+                    gated = false;
+                    continue;
+                }
+                if !*switch.borrow_and_update() {
+                    // Switched off: keep to the timer.
+                    continue;
                 }
             }
             _ = crate::runtime::stopped(&mut stop) => break,

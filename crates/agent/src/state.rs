@@ -16,6 +16,9 @@ pub struct AppState {
     /// time; the POS reads through `api::ReaderPool`, never through this).
     pub catalog: Arc<Mutex<Catalog>>,
     pub journal: Arc<Mutex<Journal>>,
+    /// The central's integration switch as the replica holds it: while off
+    /// the scheduled downloads and uploads do nothing.
+    pub integration: crate::integration::IntegrationSwitch,
     /// Group-committing writer of the outbox (POS writes go through it).
     pub intake: crate::intake::Intake,
     /// Notified after documents are accepted: wakes the upload job.
@@ -48,7 +51,14 @@ impl AppState {
         })?;
         let mut catalog = Catalog::open(&dir)?;
         catalog.defer_checkpoints()?;
+        let integration = crate::integration::IntegrationSwitch::from_replica(&catalog)?;
+        if !integration.is_on() {
+            tracing::warn!(
+                "integration is switched off by the central: scheduled downloads and uploads wait until it is on again"
+            );
+        }
         Ok(AppState {
+            integration,
             catalog: Arc::new(Mutex::new(catalog)),
             journal: Arc::new(Mutex::new(Journal::open(&dir)?)),
             intake: crate::intake::Intake::start(

@@ -29,6 +29,11 @@ pub struct StatusReport {
     pub source: String,
     /// Seconds since the daemon started (daemon view only).
     pub uptime_secs: Option<u64>,
+    /// The central's integration switch (InterfaceIntegracao `Ativo`, the
+    /// `parameters` row `interface_integracao_ativo`): while false the
+    /// scheduled downloads and uploads wait (documents stay in the outbox,
+    /// the POS keeps selling from the replica).
+    pub integration_on: bool,
     /// One row per job (task), by code.
     pub jobs: Vec<JobStatus>,
     pub outbox: OutboxStats,
@@ -267,6 +272,7 @@ pub async fn collect(state: &AppState) -> anyhow::Result<StatusReport> {
         generated_at: loja_protocol::time::now_rfc3339(),
         source: "daemon".into(),
         uptime_secs: Some(state.started_at.elapsed().as_secs()),
+        integration_on: state.integration.is_on(),
         jobs,
         outbox,
         parked_documents,
@@ -350,6 +356,10 @@ pub fn collect_offline(config: &Config) -> anyhow::Result<StatusReport> {
         })
         .collect();
     let watermarks = catalog.watermarks()?;
+    let integration_on = crate::integration::read(&catalog).unwrap_or_else(|e| {
+        warnings.push(format!("integration switch: {e}"));
+        true
+    });
     let snapshot = ReplicaSnapshot {
         counts,
         watermarks: watermarks
@@ -376,6 +386,7 @@ pub fn collect_offline(config: &Config) -> anyhow::Result<StatusReport> {
         generated_at: loja_protocol::time::now_rfc3339(),
         source: "files".into(),
         uptime_secs: None,
+        integration_on,
         jobs,
         outbox,
         parked_documents,
@@ -618,6 +629,15 @@ pub fn render_text(r: &StatusReport) -> String {
         "lojad {} - store {} ({} view{up}) at {}",
         r.version, r.store_id, r.source, r.generated_at
     );
+    let _ = writeln!(
+        out,
+        "Integration: {}",
+        if r.integration_on {
+            "on"
+        } else {
+            "OFF (switched off by the central: scheduled downloads and uploads wait; documents stay in the outbox)"
+        }
+    );
     let u = &r.update;
     let _ = writeln!(
         out,
@@ -837,6 +857,7 @@ mod tests {
             generated_at: "2026-11-26T12:00:00Z".into(),
             source: "daemon".into(),
             uptime_secs: Some(3725),
+            integration_on: false,
             jobs: vec![JobStatus {
                 code: "PRC".into(),
                 subject: "prices".into(),
@@ -886,6 +907,7 @@ mod tests {
         );
         assert!(text.contains("up 1h02m"), "{text}");
         assert!(text.contains("Outbox: 2 pending, 1 failed"), "{text}");
+        assert!(text.contains("Integration: OFF"), "{text}");
         assert!(
             text.contains("  parked 7f1c sale PDV01 #9: id 7f1c is taken by another document"),
             "{text}"

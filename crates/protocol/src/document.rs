@@ -1731,3 +1731,43 @@ mod tests {
         }
     }
 }
+
+/// The request header in which a store reports its outbox backlog to the
+/// central, on the requests it makes anyway: `pending=N; failed=M`
+/// (documents waiting to be delivered; documents parked as rejected).
+pub const OUTBOX_HEADER: &str = "Loja-Outbox";
+
+/// The value of [`OUTBOX_HEADER`].
+pub fn outbox_header(pending: u64, failed: u64) -> String {
+    format!("pending={pending}; failed={failed}")
+}
+
+/// Reads an [`OUTBOX_HEADER`] value: (pending, failed); `None` when either
+/// is missing or not a number.
+pub fn parse_outbox_header(value: &str) -> Option<(u64, u64)> {
+    let (mut pending, mut failed) = (None, None);
+    for part in value.split(';') {
+        let (k, v) = part.split_once('=')?;
+        let n = v.trim().parse::<u64>().ok()?;
+        match k.trim() {
+            "pending" => pending = Some(n),
+            "failed" => failed = Some(n),
+            _ => {}
+        }
+    }
+    Some((pending?, failed?))
+}
+
+#[cfg(test)]
+mod outbox_header_tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_refusals() {
+        assert_eq!(parse_outbox_header(&outbox_header(3, 1)), Some((3, 1)));
+        assert_eq!(parse_outbox_header("failed=0;pending=12"), Some((12, 0)));
+        assert_eq!(parse_outbox_header("pending=1"), None);
+        assert_eq!(parse_outbox_header("pending=x; failed=1"), None);
+        assert_eq!(parse_outbox_header(""), None);
+    }
+}

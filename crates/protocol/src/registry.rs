@@ -340,6 +340,24 @@ pub static ENTITIES: &[Entity] = &[
 ];
 
 /// Finds an entity by wire name.
+/// The `parameters` row that switches a store's integration with the
+/// central on or off: the domain's InterfaceIntegracao `Ativo`. Set for the
+/// whole chain (master), a central or a store, it resolves like every
+/// `nearest` row (the store's own, else its central's, else the chain's);
+/// the store keeps downloading `parameters` while it is off so that it
+/// hears it come back on.
+pub const INTEGRATION_PARAMETER: &str = "interface_integracao_ativo";
+
+/// Whether a value of [`INTEGRATION_PARAMETER`] means on: anything but an
+/// explicit off (`false`, `0`, `off`, `n`, `nao`/`não`), so that a typo
+/// never stops a store.
+pub fn integration_on(value: &str) -> bool {
+    !matches!(
+        value.trim().to_lowercase().as_str(),
+        "false" | "0" | "off" | "n" | "nao" | "não"
+    )
+}
+
 pub fn entity_named(name: &str) -> Option<&'static Entity> {
     ENTITIES.iter().find(|e| e.name == name)
 }

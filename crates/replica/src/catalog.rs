@@ -335,6 +335,20 @@ impl Catalog {
         Ok(true)
     }
 
+    /// The value of one `parameters` row, if the store holds it (the
+    /// scheduler reads the integration switch through this).
+    pub fn parameter(&self, name: &str) -> Result<Option<String>> {
+        use rusqlite::OptionalExtension as _;
+        self.conn
+            .query_row(
+                "SELECT value FROM parameters WHERE name = ?1",
+                rusqlite::params![name],
+                |r| r.get(0),
+            )
+            .optional()
+            .ctx_with(&self.path, || format!("read parameter {name}"))
+    }
+
     /// Rows per entity (secret entities count their file's rows), registry order.
     pub fn row_counts(&self) -> Result<Vec<(&'static str, u64)>> {
         let mut out = Vec::with_capacity(ENTITIES.len());

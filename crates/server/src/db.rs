@@ -51,17 +51,28 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0009_console",
         include_str!("../../../schema/server/0009_console.sql"),
     ),
+    (
+        "0010_console_more",
+        include_str!("../../../schema/server/0010_console_more.sql"),
+    ),
 ];
 
 /// PostgreSQL migrations, by the number of the SQLite migration they
 /// bring the schema level with (schema/server/postgres/). The first is the
 /// whole schema as SQLite's 0001..0009 left it: a PostgreSQL central starts
 /// from there; later migrations come in pairs, one per backend.
-const PG_MIGRATIONS: &[(usize, &str, &str)] = &[(
-    9,
-    "0009_baseline",
-    include_str!("../../../schema/server/postgres/0009_baseline.sql"),
-)];
+const PG_MIGRATIONS: &[(usize, &str, &str)] = &[
+    (
+        9,
+        "0009_baseline",
+        include_str!("../../../schema/server/postgres/0009_baseline.sql"),
+    ),
+    (
+        10,
+        "0010_console_more",
+        include_str!("../../../schema/server/postgres/0010_console_more.sql"),
+    ),
+];
 
 /// How many idle read connections are kept.
 const MAX_IDLE_READERS: usize = 8;

@@ -65,7 +65,15 @@ pub struct AppState {
     pub pending: Pending,
     pub flush: Notify,
     pub shutdown: watch::Sender<bool>,
+    /// Requests, bytes and outbox backlog per store, not written yet.
+    pub traffic: crate::traffic::Traffic,
+    /// When the traffic was last written (it is written every
+    /// [`TRAFFIC_FLUSH`], not on every turn of the flush loop).
+    traffic_flushed: std::sync::Mutex<Instant>,
 }
+
+/// How often the per-store traffic counts are written.
+pub const TRAFFIC_FLUSH: Duration = Duration::from_secs(10);
 
 impl AppState {
     pub fn new(db: Db, admin_token: &str, head: u64) -> AppState {
@@ -83,6 +91,8 @@ impl AppState {
             pending: Pending::default(),
             flush: Notify::new(),
             shutdown: watch::Sender::new(false),
+            traffic: crate::traffic::Traffic::default(),
+            traffic_flushed: std::sync::Mutex::new(Instant::now()),
         }
     }
 
@@ -161,6 +171,44 @@ impl AppState {
             .write(|tx| avail::write_downloads(tx, &items).map_err(DbError::from))?;
         self.pending.written(&items);
         Ok(())
+    }
+}
+
+impl AppState {
+    /// Writes the per-store traffic counts when [`TRAFFIC_FLUSH`] passed
+    /// since the last time (or `now`); a failed write keeps them for the
+    /// next one.
+    pub fn flush_traffic(&self, now: bool) -> Result<(), DbError> {
+        {
+            let mut last = self
+                .traffic_flushed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if !now && last.elapsed() < TRAFFIC_FLUSH {
+                return Ok(());
+            }
+            *last = Instant::now();
+        }
+        let deltas = self.traffic.take();
+        if deltas.is_empty() {
+            return Ok(());
+        }
+        match self
+            .db
+            .write(|tx| crate::traffic::flush(tx, &deltas).map_err(DbError::from))
+        {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.traffic.restore(deltas);
+                Err(e)
+            }
+        }
+    }
+}
+
+impl crate::traffic::HasTraffic for AppState {
+    fn traffic(&self) -> &crate::traffic::Traffic {
+        &self.traffic
     }
 }
 
@@ -444,6 +492,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(admin_router(&state))
         .fallback(|| async { not_found("no such endpoint") })
         .layer(middleware::from_fn(log_request))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::traffic::count::<AppState>,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(RequestDecompressionLayer::new().gzip(true).zstd(true))
         .layer(
@@ -1322,6 +1374,9 @@ impl crate::console::Host for AppState {
     }
     fn moved(&self, head: u64) {
         wake(self, head);
+    }
+    fn traffic(&self) -> Option<&crate::traffic::Traffic> {
+        Some(&self.traffic)
     }
 }
 

@@ -32,6 +32,7 @@ pub mod feed;
 pub mod hints;
 pub mod http;
 pub mod import;
+pub mod integration;
 pub mod nodes;
 pub mod omni;
 pub mod page_cache;
@@ -41,6 +42,7 @@ pub mod rows;
 pub mod store_stock;
 #[cfg(test)]
 mod test_central;
+pub mod traffic;
 pub mod verdicts;
 pub mod verify;
 
@@ -201,6 +203,13 @@ async fn flush_loop(state: Arc<http::AppState>) {
             Ok(Err(e)) => tracing::warn!(error = %e, "could not record downloads"),
             Err(e) => tracing::warn!(error = %e, "download recorder failed"),
         }
+        let st = state.clone();
+        let last = *stop.borrow();
+        match tokio::task::spawn_blocking(move || st.flush_traffic(last)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not record store traffic"),
+            Err(e) => tracing::warn!(error = %e, "traffic recorder failed"),
+        }
         if *stop.borrow() {
             return;
         }
@@ -216,7 +225,11 @@ impl RunningServer {
         let _ = self.serve.await;
         let _ = self.flusher.await;
         let st = self.state.clone();
-        let _ = tokio::task::spawn_blocking(move || st.flush_downloads()).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            let _ = st.flush_downloads();
+            st.flush_traffic(true)
+        })
+        .await;
     }
 
     /// The database the server runs on (admin work in-process).

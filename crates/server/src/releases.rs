@@ -499,6 +499,16 @@ pub fn record_report(
     Ok(Some(reason))
 }
 
+/// Notes that `store` downloaded release `sequence`'s artifact.
+pub fn record_fetch(tx: &Transaction<'_>, store: &str, sequence: u64) -> Result<(), DbError> {
+    tx.execute(
+        "INSERT INTO release_fetches (store, sequence, at) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (store, sequence) DO UPDATE SET at = excluded.at",
+        params![store, sequence as i64, now_unix()],
+    )?;
+    Ok(())
+}
+
 /// An operator's change to a release.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Control {
@@ -555,6 +565,8 @@ pub struct ReleaseView {
     pub pilot: String,
     pub waves: String,
     pub reached_percent: u32,
+    /// When its waves started counting (unix seconds).
+    pub started_at: i64,
     pub paused: bool,
     pub pause_reason: Option<String>,
     pub emergency: bool,
@@ -585,6 +597,7 @@ pub fn list(conn: &Connection) -> Result<Vec<ReleaseView>, ReleaseError> {
                     &parse_waves(&waves).unwrap_or_default(),
                     now - started,
                 ),
+                started_at: started,
                 waves,
                 paused: r.get(6)?,
                 pause_reason: r.get(7)?,
@@ -595,6 +608,154 @@ pub fn list(conn: &Connection) -> Result<Vec<ReleaseView>, ReleaseError> {
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
+    Ok(out)
+}
+
+// ------------------------------------------------------ rollout progress
+
+/// Stores of one wave, by where they stand with the release's version
+/// (from their reports and their artifact downloads).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WaveCounts {
+    pub stores: u64,
+    /// Reported `ok`: running the new version.
+    pub updated: u64,
+    /// Downloaded the artifact, not reported yet: installing or in trial.
+    pub in_trial: u64,
+    pub rolled_back: u64,
+    /// Reported `refused` (the release did not verify or install).
+    pub failed: u64,
+}
+
+impl WaveCounts {
+    /// Not yet touched by the release.
+    pub fn waiting(&self) -> u64 {
+        self.stores
+            .saturating_sub(self.updated + self.in_trial + self.rolled_back + self.failed)
+    }
+}
+
+/// One wave of a release: the pilot group (`after_secs: None`), or the
+/// stores whose place falls between the previous wave's share and this
+/// one's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaveProgress {
+    pub after_secs: Option<i64>,
+    pub percent: u32,
+    /// Its time has come (the pilot's always has).
+    pub due: bool,
+    pub counts: WaveCounts,
+}
+
+/// A release with its waves' progress.
+#[derive(Debug, Clone)]
+pub struct RolloutView {
+    pub release: ReleaseView,
+    pub waves: Vec<WaveProgress>,
+    /// Stores in no wave (the last wave is below 100 %).
+    pub outside: WaveCounts,
+}
+
+/// Every store with its scope (itself, then its ancestors), from one read
+/// of the node table.
+fn store_scopes(conn: &Connection) -> Result<Vec<Scope>, ReleaseError> {
+    let all = nodes::list(conn)?;
+    let parent: std::collections::HashMap<&str, Option<&str>> = all
+        .iter()
+        .map(|n| (n.id.as_str(), n.parent.as_deref()))
+        .collect();
+    let mut out = Vec::new();
+    for n in all.iter().filter(|n| n.kind == nodes::NodeKind::Store) {
+        let mut chain = vec![n.id.clone()];
+        let mut cur = n.parent.as_deref();
+        // Bounded like nodes::ancestors: deeper is a loop.
+        while let Some(p) = cur.filter(|_| chain.len() < 64) {
+            chain.push(p.to_owned());
+            cur = parent.get(p).copied().flatten();
+        }
+        out.push(Scope {
+            store: n.id.clone(),
+            nodes: chain,
+        });
+    }
+    Ok(out)
+}
+
+/// Which wave of `r` the store of `scope` belongs to: `Some(0)` the pilot
+/// (when `r` has one), then the waves in order; `None` in no wave.
+fn wave_index(pilot: &[&str], waves: &[(i64, u32)], scope: &Scope) -> Option<usize> {
+    let has_pilot = usize::from(!pilot.is_empty());
+    if pilot.iter().any(|g| scope.contains(g)) {
+        return Some(0);
+    }
+    let place = place(&scope.store);
+    let mut reached = 0u32;
+    for (i, (_, pct)) in waves.iter().enumerate() {
+        reached = reached.max(*pct);
+        if place < u64::from(reached) * 100 {
+            return Some(i + has_pilot);
+        }
+    }
+    None
+}
+
+/// Each release (newest first) with the progress of each of its waves.
+pub fn rollouts(conn: &Connection) -> Result<Vec<RolloutView>, ReleaseError> {
+    let now = now_unix();
+    let scopes = store_scopes(conn)?;
+    let mut out = Vec::new();
+    for release in list(conn)?.into_iter().rev() {
+        let reports: std::collections::HashMap<String, String> = conn
+            .prepare("SELECT store, result FROM release_reports WHERE to_version = ?1")?
+            .query_map(params![release.version], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        let fetched: std::collections::HashSet<String> = conn
+            .prepare("SELECT store FROM release_fetches WHERE sequence = ?1")?
+            .query_map(params![release.sequence as i64], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let pilot: Vec<&str> = release.pilot.split(',').filter(|g| !g.is_empty()).collect();
+        let waves = parse_waves(&release.waves).unwrap_or_default();
+        let mut progress: Vec<WaveProgress> = Vec::new();
+        if !pilot.is_empty() {
+            progress.push(WaveProgress {
+                after_secs: None,
+                percent: 0,
+                due: true,
+                counts: WaveCounts::default(),
+            });
+        }
+        for (after, pct) in &waves {
+            progress.push(WaveProgress {
+                after_secs: Some(*after),
+                percent: *pct,
+                due: now - release.started_at >= *after,
+                counts: WaveCounts::default(),
+            });
+        }
+        let mut outside = WaveCounts::default();
+        for scope in &scopes {
+            let counts = match wave_index(&pilot, &waves, scope) {
+                Some(i) => match progress.get_mut(i) {
+                    Some(w) => &mut w.counts,
+                    None => &mut outside,
+                },
+                None => &mut outside,
+            };
+            counts.stores += 1;
+            match reports.get(&scope.store).map(String::as_str) {
+                Some(Report::OK) => counts.updated += 1,
+                Some(Report::ROLLED_BACK) => counts.rolled_back += 1,
+                Some(Report::REFUSED) => counts.failed += 1,
+                _ if fetched.contains(&scope.store) => counts.in_trial += 1,
+                _ => {}
+            }
+        }
+        out.push(RolloutView {
+            release,
+            waves: progress,
+            outside,
+        });
+    }
     Ok(out)
 }
 
@@ -721,20 +882,26 @@ async fn get_artifact<S: HasDb>(
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
     blocking(move || {
-        st.db().read(|conn| {
+        let bytes = st.db().read(|conn| {
             let scope = store_scope(conn, &store, &headers)?;
-            match artifact(conn, &scope, sequence, &target, now_unix())? {
-                Some(bytes) => Ok((
-                    [(header::CONTENT_TYPE, "application/octet-stream")],
-                    Bytes::from(bytes),
-                )
-                    .into_response()),
-                None => Err(HttpError(
+            artifact(conn, &scope, sequence, &target, now_unix())?.ok_or_else(|| {
+                HttpError(
                     StatusCode::NOT_FOUND,
                     format!("release {sequence} for {target} is not offered to this store"),
-                )),
-            }
-        })
+                )
+            })
+        })?;
+        // The rollouts page's "in trial" (downloaded, not reported yet). An
+        // artifact download is rare (once per store and release), so one
+        // write each is cheap; failing to note it must not fail the download.
+        if let Err(e) = st.db().write(|tx| record_fetch(tx, &store, sequence)) {
+            tracing::warn!(%store, sequence, error = %e, "cannot note the release download");
+        }
+        Ok((
+            [(header::CONTENT_TYPE, "application/octet-stream")],
+            Bytes::from(bytes),
+        )
+            .into_response())
     })
     .await
 }
@@ -897,6 +1064,105 @@ mod tests {
         pin(&db, "g", None).unwrap();
         // (its wave starts when it is published, after `now`)
         assert_eq!(offered_to(&stores[0], now_unix() + 1), Some(newer));
+    }
+
+    #[test]
+    fn progress_per_wave_from_reports_and_downloads_and_pause_stops_offers() {
+        let (_d, db) = db();
+        let (root, key) = (
+            SigningKey::from_bytes(&[1; 32]),
+            SigningKey::from_bytes(&[2; 32]),
+        );
+        sign_key(
+            &db,
+            &root,
+            &rel::hex(key.verifying_key().as_bytes()),
+            "2999-01-01T00:00:00Z",
+        )
+        .unwrap();
+        db.write(|tx| {
+            for n in ["pilots", "g"] {
+                nodes::upsert_node(
+                    tx,
+                    &nodes::NewNode {
+                        id: n.into(),
+                        parent: "master".into(),
+                        kind: nodes::NodeKind::Central,
+                        token: None,
+                    },
+                )
+                .unwrap();
+            }
+            for (s, g) in [("s-pilot", "pilots"), ("a", "g"), ("b", "g"), ("c", "g")] {
+                nodes::upsert_node(
+                    tx,
+                    &nodes::NewNode {
+                        id: s.into(),
+                        parent: g.into(),
+                        kind: nodes::NodeKind::Store,
+                        token: Some(format!("token-of-{s}")),
+                    },
+                )
+                .unwrap();
+            }
+            Ok::<_, DbError>(())
+        })
+        .unwrap();
+        let seq = publish_one(&db, &key, "0.2.0", &["pilots"], "0s:100");
+        let report = |store: &str, result: &str| {
+            db.write(|tx| {
+                record_report(
+                    tx,
+                    store,
+                    &Report {
+                        from: "0.1.0".into(),
+                        to: "0.2.0".into(),
+                        result: result.into(),
+                        error: None,
+                    },
+                )
+            })
+            .unwrap();
+        };
+        report("s-pilot", Report::OK);
+        report("a", Report::REFUSED);
+        db.write(|tx| record_fetch(tx, "b", seq)).unwrap();
+        let views = db.read(rollouts).unwrap();
+        assert_eq!(views.len(), 1);
+        let w = &views[0].waves;
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert_eq!(w[0].after_secs, None);
+        assert_eq!(
+            w[0].counts,
+            WaveCounts {
+                stores: 1,
+                updated: 1,
+                ..WaveCounts::default()
+            }
+        );
+        assert_eq!(
+            w[1].counts,
+            WaveCounts {
+                stores: 3,
+                in_trial: 1,
+                failed: 1,
+                ..WaveCounts::default()
+            }
+        );
+        assert_eq!(w[1].counts.waiting(), 1);
+        assert!(w[1].due);
+
+        // Paused: a store asking for its release gets no new version;
+        // resumed: it does again.
+        let c = scope("c", "g");
+        let offered_to = |at: i64| db.read(|conn| offered(conn, &c, at)).unwrap().map(|o| o.0);
+        let now = now_unix();
+        assert_eq!(offered_to(now), Some(seq));
+        control(&db, seq, Control::Pause).unwrap();
+        assert_eq!(offered_to(now), None);
+        assert!(db.read(list).unwrap()[0].paused);
+        control(&db, seq, Control::Resume).unwrap();
+        assert_eq!(offered_to(now), Some(seq));
     }
 
     #[test]

@@ -117,6 +117,17 @@ pub fn render(
 
     help(
         &mut out,
+        "lojad_integration_on",
+        "gauge",
+        "The central's integration switch (1 on; 0 off: scheduled downloads and uploads wait).",
+    );
+    let _ = writeln!(
+        out,
+        "lojad_integration_on {}",
+        u8::from(report.integration_on)
+    );
+    help(
+        &mut out,
         "lojad_job_enabled",
         "gauge",
         "The job's integration switch (1 on, 0 off).",

@@ -28,6 +28,7 @@ pub mod omni;
 pub mod page;
 pub mod readers;
 pub mod reads;
+pub mod status_i18n;
 pub mod writes;
 
 #[cfg(test)]

@@ -9,13 +9,14 @@
 //! The same report with a token is `GET /v1/status`.
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use utoipa::OpenApi as _;
 
 use super::error::{ApiError, json_response};
 use super::reads::ErrorSchema;
+use super::status_i18n::{self, Lang};
 use super::{ApiDoc, ApiState};
 use crate::status::StatusReport;
 
@@ -32,10 +33,16 @@ fn with_type(body: impl Into<Body>, content_type: &'static str) -> Response {
 
 /// The status page: per-job last/next run and outcome, outbox depth and
 /// oldest document, failed tickets, replica counts, version. Refreshes
-/// itself from `/status.json` every 3 seconds.
+/// itself from `/status.json` every 3 seconds. In Brazilian Portuguese;
+/// English with `?lang=en` (`status_i18n`).
 #[utoipa::path(get, path = "/", tag = "status",
+    params(("lang" = Option<String>, Query, description = "`en` for English; Brazilian Portuguese otherwise")),
     responses((status = 200, description = "HTML page (inline CSS and JS, no external assets)", content_type = "text/html")))]
-pub async fn status_page(State(st): State<ApiState>) -> Result<Response, ApiError> {
+pub async fn status_page(
+    State(st): State<ApiState>,
+    Query(q): Query<LangQuery>,
+) -> Result<Response, ApiError> {
+    let lang = Lang::from_query(q.lang.as_deref());
     let report = public(st.status_report().await?);
     // The first paint needs no fetch: the report rides along as JSON, with
     // `<` escaped so no value can close the script element.
@@ -43,9 +50,15 @@ pub async fn status_page(State(st): State<ApiState>) -> Result<Response, ApiErro
         .unwrap_or_else(|_| "null".into())
         .replace('<', "\\u003c");
     Ok(with_type(
-        PAGE.replace("__INITIAL__", &json),
+        status_i18n::page(PAGE, lang).replace("__INITIAL__", &json),
         "text/html; charset=utf-8",
     ))
+}
+
+/// `?lang=en` asks for English; Brazilian Portuguese otherwise.
+#[derive(serde::Deserialize)]
+pub struct LangQuery {
+    lang: Option<String>,
 }
 
 /// The status report for the page, without a token (nothing in it is secret).

@@ -135,6 +135,12 @@ pub async fn run_task(ctx: &JobCtx, task: &Task) -> JobRun {
             outcome: Outcome::Disabled,
             message: Some("integration switch is off".into()),
         }
+    } else if stopped_by_central(ctx, task) {
+        JobResult {
+            rows: 0,
+            outcome: Outcome::Disabled,
+            message: Some(OFF_BY_CENTRAL.into()),
+        }
     } else {
         match task.direction {
             Direction::Download => match entity_named(&task.subject) {
@@ -147,7 +153,56 @@ pub async fn run_task(ctx: &JobCtx, task: &Task) -> JobRun {
             Direction::Update => update::run(ctx).await,
         }
     };
+    if task.direction == Direction::Download && task.subject == "parameters" {
+        refresh_switch(ctx).await;
+    }
+    if task.direction == Direction::Upload {
+        note_backlog(ctx).await;
+    }
     record_run(ctx, &task.code, &task.subject, started_at, t0, result).await
+}
+
+/// What a run skipped by the central's switch logs.
+pub const OFF_BY_CENTRAL: &str = "integration switched off by the central (interface_integracao_ativo); documents wait in the outbox";
+
+/// The central's integration switch (`crate::integration`) is off and this
+/// task is a download or the upload. The `parameters` download always
+/// runs: it is how the store hears the switch come back on.
+pub fn stopped_by_central(ctx: &JobCtx, task: &Task) -> bool {
+    let gated = match task.direction {
+        Direction::Download => task.subject != "parameters",
+        Direction::Upload => true,
+        Direction::Maintenance | Direction::Verify | Direction::Update => false,
+    };
+    gated && !ctx.state.integration.is_on()
+}
+
+/// After an upload run (done or skipped): the outbox's backlog, which the
+/// central client reports on its next requests (`Loja-Outbox`).
+async fn note_backlog(ctx: &JobCtx) {
+    match ctx.state.intake.with_outbox(|o| o.stats()).await {
+        Ok(Ok(stats)) => ctx.central.report_backlog(stats.pending, stats.failed),
+        Ok(Err(e)) => tracing::debug!(error = %e, "cannot count the outbox backlog"),
+        Err(e) => tracing::debug!(error = %e, "cannot count the outbox backlog"),
+    }
+}
+
+/// Re-reads the switch after a `parameters` download (the writer lock is
+/// free again by then).
+async fn refresh_switch(ctx: &JobCtx) {
+    let catalog = ctx.state.catalog.clone();
+    let switch = ctx.state.integration.clone();
+    match blocking(move || switch.refresh(&lock(&catalog))).await {
+        Ok(Ok(Some(true))) => {
+            tracing::info!("integration switched on by the central: downloads and uploads resume")
+        }
+        Ok(Ok(Some(false))) => tracing::warn!(
+            "integration switched off by the central: scheduled downloads and uploads stop; documents wait in the outbox"
+        ),
+        Ok(Ok(None)) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "cannot read the integration switch"),
+        Err(e) => tracing::warn!(error = %e, "cannot read the integration switch"),
+    }
 }
 
 /// Ends a job run: its one tracing line and its integration-log row.

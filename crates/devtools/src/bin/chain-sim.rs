@@ -2,12 +2,15 @@
 //!
 //! ```text
 //! cargo build --release -p retaguarda-server -p loja-devtools --bin retaguarda-server --bin chain-sim
-//! cargo run --release -p loja-devtools --bin chain-sim -- --stores 2000
+//! target/release/chain-sim --stores 2000 --upload-secs 30
+//! target/release/chain-sim --stores 2000 --upload-secs 30 --backend postgres --instances 2
+//! target/release/chain-sim --stores 2000 --upload-secs 30 --initial-load
 //! ```
 //!
 //! Generates a small catalog (`--products`, default 20,000) into a
-//! temporary database, starts the real `retaguarda-server` (the binary next
-//! to this one) as a separate process on a loopback port picked at run time,
+//! temporary database (`retaguarda-server gen`), starts the real
+//! `retaguarda-server` (the binary next to this one; `--instances` of them)
+//! as a separate process on a loopback port picked at run time,
 //! and registers `--stores` stores under `--centrals` centrals through
 //! `POST /v1/admin/nodes`. The availability window of the entities the stores
 //! fetch is set to 0 minutes for the chain (a change is released at once:

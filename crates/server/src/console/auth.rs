@@ -155,6 +155,98 @@ pub fn put_user(
     Ok(())
 }
 
+/// An account as the users page lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub username: String,
+    pub role: Role,
+    pub disabled: bool,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+pub fn accounts(conn: &Connection) -> Result<Vec<Account>, crate::sql::Error> {
+    let mut stmt = conn.prepare(
+        "SELECT username, role, disabled, created_at FROM console_users ORDER BY username",
+    )?;
+    let rows = stmt.query_map(params![], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, i64>(3)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (username, role, disabled, created_at) = row?;
+        out.push(Account {
+            username,
+            // An unknown role reads as the least one.
+            role: Role::parse(&role).unwrap_or(Role::Viewer),
+            disabled: disabled != 0,
+            created_at,
+        });
+    }
+    Ok(out)
+}
+
+/// Creates an account; `Ok(false)` when the username is taken (the page
+/// never overwrites a password by creating).
+pub fn create_user(
+    conn: &Connection,
+    username: &str,
+    password: &str,
+    role: &str,
+) -> Result<bool, AuthError> {
+    let taken = conn
+        .query_row(
+            "SELECT 1 FROM console_users WHERE username = ?1",
+            params![username],
+            |r| r.get::<_, i64>(0),
+        )
+        .optional()?
+        .is_some();
+    if taken {
+        return Ok(false);
+    }
+    put_user(conn, username, password, role)?;
+    Ok(true)
+}
+
+/// Changes an account's role; its sessions end. False: no such account.
+pub fn set_role(conn: &Connection, username: &str, role: Role) -> Result<bool, crate::sql::Error> {
+    let n = conn.execute(
+        "UPDATE console_users SET role = ?2 WHERE username = ?1",
+        params![username, role.as_str()],
+    )?;
+    end_sessions(conn, username)?;
+    Ok(n > 0)
+}
+
+/// Disables (or enables) an account; disabling ends its sessions. False:
+/// no such account.
+pub fn set_disabled(
+    conn: &Connection,
+    username: &str,
+    disabled: bool,
+) -> Result<bool, crate::sql::Error> {
+    let n = conn.execute(
+        "UPDATE console_users SET disabled = ?2 WHERE username = ?1",
+        params![username, i64::from(disabled)],
+    )?;
+    end_sessions(conn, username)?;
+    Ok(n > 0)
+}
+
+fn end_sessions(conn: &Connection, username: &str) -> Result<(), crate::sql::Error> {
+    conn.execute(
+        "DELETE FROM console_sessions WHERE username = ?1",
+        params![username],
+    )?;
+    Ok(())
+}
+
 /// The account's role when `password` is right.
 pub fn check_password(
     conn: &Connection,
@@ -162,7 +254,9 @@ pub fn check_password(
     password: &str,
 ) -> Result<Option<Role>, crate::sql::Error> {
     let row: Option<(String, String)> = conn
-        .prepare_cached("SELECT password_hash, role FROM console_users WHERE username = ?1")?
+        .prepare_cached(
+            "SELECT password_hash, role FROM console_users WHERE username = ?1 AND disabled = 0",
+        )?
         .query_row(params![username], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     Ok(match row {
@@ -202,7 +296,7 @@ pub fn session(conn: &Connection, id: &str) -> Result<Option<Session>, crate::sq
     conn.prepare_cached(
         "SELECT s.username, u.role, s.csrf FROM console_sessions s
          JOIN console_users u ON u.username = s.username
-         WHERE s.id_hash = ?1 AND s.expires_at > ?2",
+         WHERE s.id_hash = ?1 AND s.expires_at > ?2 AND u.disabled = 0",
     )?
     .query_row(params![hash_token(id), now_unix()], |r| {
         Ok((
@@ -379,6 +473,33 @@ mod tests {
             let lines = audit_lines(tx, 10).unwrap();
             assert_eq!(lines.len(), 1);
             assert_eq!(lines[0].action, "sign_in");
+            // The users page: create (never over an account), role, disable.
+            assert!(!create_user(tx, "ana", "another password", "admin").unwrap());
+            assert!(create_user(tx, "caio", "long enough pw", "viewer").unwrap());
+            let id = open_session(tx, "caio").unwrap();
+            assert!(set_role(tx, "caio", Role::Operator).unwrap());
+            assert!(
+                session(tx, &id).unwrap().is_none(),
+                "a new role ends sessions"
+            );
+            let id = open_session(tx, "caio").unwrap();
+            assert!(set_disabled(tx, "caio", true).unwrap());
+            assert!(
+                session(tx, &id).unwrap().is_none(),
+                "disabling ends sessions"
+            );
+            assert_eq!(check_password(tx, "caio", "long enough pw").unwrap(), None);
+            assert!(set_disabled(tx, "caio", false).unwrap());
+            assert_eq!(
+                check_password(tx, "caio", "long enough pw").unwrap(),
+                Some(Role::Operator)
+            );
+            assert!(!set_role(tx, "nobody", Role::Admin).unwrap());
+            let all = accounts(tx).unwrap();
+            assert_eq!(
+                all.iter().map(|a| a.username.as_str()).collect::<Vec<_>>(),
+                ["ana", "caio"]
+            );
             Ok::<_, crate::db::DbError>(())
         })
         .unwrap();

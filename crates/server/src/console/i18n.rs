@@ -155,6 +155,34 @@ pub fn qty(lang: Lang, thousandths: i64) -> String {
     format!("{sign}{whole}{decimal}{}", frac.trim_end_matches('0'))
 }
 
+/// A count grouped by thousands: `12.345` / `12,345`.
+pub fn count(lang: Lang, n: u64) -> String {
+    grouped(n, separators(lang).0)
+}
+
+/// A size in bytes: `512 B`, `1,5 KB`, `12,3 MB` (one decimal, the
+/// language's separator; 1 KB = 1024 B).
+pub fn bytes(lang: Lang, n: u64) -> String {
+    let (thousands, decimal) = separators(lang);
+    let units = ["KB", "MB", "GB", "TB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut unit = 0;
+    // Tenths of the unit, in integers.
+    let mut tenths = n * 10 / 1024;
+    while tenths >= 10 * 1024 && unit + 1 < units.len() {
+        tenths /= 1024;
+        unit += 1;
+    }
+    format!(
+        "{}{decimal}{} {}",
+        grouped(tenths / 10, thousands),
+        tenths % 10,
+        units[unit]
+    )
+}
+
 /// Brasília time (UTC−3, no daylight saving since 2019): the chain's
 /// support team reads the central's UTC times in it.
 fn brasilia() -> UtcOffset {
@@ -247,8 +275,25 @@ mod tests {
             // Message ids are quoted kebab-case with a known prefix.
             for part in src.split('"').skip(1).step_by(2) {
                 let known = [
-                    "nav-", "stores-", "store-", "docs-", "orders-", "order-", "switch-", "audit-",
-                    "login-", "err-", "unit-", "status-", "action-", "picking-", "common-",
+                    "nav-",
+                    "stores-",
+                    "store-",
+                    "docs-",
+                    "orders-",
+                    "order-",
+                    "switch-",
+                    "audit-",
+                    "login-",
+                    "err-",
+                    "unit-",
+                    "status-",
+                    "action-",
+                    "picking-",
+                    "common-",
+                    "rollout-",
+                    "users-",
+                    "user-",
+                    "integration-",
                 ];
                 if known.iter().any(|k| part.starts_with(k))
                     && part
@@ -273,6 +318,16 @@ mod tests {
         assert_eq!(money(Lang::PtBr, 12_345_678_900), "R$ 123.456.789,00");
         assert_eq!(money(Lang::En, 123_456), "R$ 1,234.56");
         assert_eq!(money(Lang::PtBr, i64::MIN), "-R$ 92.233.720.368.547.758,08");
+    }
+
+    #[test]
+    fn sizes_and_counts() {
+        assert_eq!(bytes(Lang::PtBr, 512), "512 B");
+        assert_eq!(bytes(Lang::PtBr, 1536), "1,5 KB");
+        assert_eq!(bytes(Lang::En, 1536), "1.5 KB");
+        assert_eq!(bytes(Lang::PtBr, 5 * 1024 * 1024 + 1024 * 300), "5,2 MB");
+        assert_eq!(count(Lang::PtBr, 1_234_567), "1.234.567");
+        assert_eq!(count(Lang::En, 1_234), "1,234");
     }
 
     #[test]

@@ -6,8 +6,8 @@
 //! - `i18n`: the Fluent catalogues and the formatters (money, dates);
 //! - `page`: what every page shares (the [`Host`] it runs in, layout,
 //!   escaping, the gate of actions);
-//! - one module per page: `stores`, `documents`, `orders`, `switches`,
-//!   `audit`, and `login` (sign in and out, the admin API's account route).
+//! - one module per page: `stores`, `documents`, `orders`, `rollouts`,
+//!   `switches`, `users`, `audit`, and `login` (sign in and out, the admin API's account route).
 //!
 //! The console reaches the server only through [`Host`] (implemented by
 //! `http::AppState`), so it imports nothing of `http`.
@@ -26,8 +26,10 @@ pub mod i18n;
 pub mod login;
 pub mod orders;
 pub mod page;
+pub mod rollouts;
 pub mod stores;
 pub mod switches;
+pub mod users;
 
 pub use login::api_put_user;
 pub use page::Host;
@@ -87,7 +89,21 @@ pub fn router<H: Host>() -> Router<Arc<H>> {
         .route("/console/orders", get(orders::page::<H>))
         .route("/console/orders/{id}/picking", get(orders::picking::<H>))
         .route("/console/orders/{id}/assign", post(orders::assign::<H>))
+        .route("/console/rollouts", get(rollouts::page::<H>))
+        .route(
+            "/console/rollouts/{sequence}/control",
+            post(rollouts::control::<H>),
+        )
         .route("/console/switches", get(switches::page::<H>))
         .route("/console/switches/availability", post(switches::set::<H>))
+        .route(
+            "/console/switches/integration",
+            post(switches::set_integration::<H>),
+        )
+        .route(
+            "/console/users",
+            get(users::page::<H>).post(users::create::<H>),
+        )
+        .route("/console/users/{username}/{what}", post(users::change::<H>))
         .route("/console/audit", get(audit::page::<H>))
 }

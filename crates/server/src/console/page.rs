@@ -32,12 +32,16 @@ pub trait Host: Send + Sync + 'static {
     /// A console write moved the head to `head` (an order reassigned
     /// changes stores' rows): wake the stores' long-polls.
     fn moved(&self, head: u64);
+    /// Per-store traffic not written yet (added to the stored totals).
+    fn traffic(&self) -> Option<&crate::traffic::Traffic>;
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConsoleError {
     #[error(transparent)]
     Db(#[from] DbError),
+    #[error(transparent)]
+    Release(#[from] crate::releases::ReleaseError),
     #[error("not found")]
     NotFound,
     #[error("background task failed")]
@@ -386,9 +390,11 @@ pub fn layout(ctx: &Ctx, title: &str, body: &str) -> Response {
         ("/console/stores", "nav-stores"),
         ("/console/documents", "nav-documents"),
         ("/console/orders", "nav-orders"),
+        ("/console/rollouts", "nav-rollouts"),
         ("/console/switches", "nav-switches"),
     ];
     if ctx.may(Role::Admin) {
+        items.push(("/console/users", "nav-users"));
         items.push(("/console/audit", "nav-audit"));
     }
     for (href, id) in items {

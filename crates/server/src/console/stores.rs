@@ -3,7 +3,10 @@
 //! replica is (rows of the entity changed after the store's download
 //! position), its documents and the ones the ERP rejected. A page per
 //! store with its entities, recent documents and rejections, and the
-//! availability exception (an operator's action).
+//! availability exception (an operator's action). Each store's requests
+//! and response bytes counted by the central, and its outbox backlog as it
+//! reported it (`traffic`), on both; the integration switch as the store
+//! holds it (`integration`) on the store's page.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,6 +24,7 @@ use super::page::{self, ConsoleError, Ctx, Host, esc, layout, see_other, url};
 use crate::avail::{self, Download, Pending};
 use crate::db::now_unix;
 use crate::nodes::{self, NodeKind};
+use crate::traffic::{self, StoreTraffic};
 
 /// A store not heard from for longer than this is "without contact".
 pub const SILENT_SECS: i64 = 3_600;
@@ -40,6 +44,8 @@ pub struct StoreRow {
     pub rejected: u64,
     pub pending: u64,
     pub exception: bool,
+    /// Requests, bytes, and the outbox backlog the store reported.
+    pub traffic: StoreTraffic,
 }
 
 impl StoreRow {
@@ -151,7 +157,9 @@ fn entity_lags(
 pub fn list(
     conn: &Connection,
     pending: Option<&Pending>,
+    unflushed: &HashMap<String, traffic::Delta>,
 ) -> Result<Vec<StoreRow>, crate::sql::Error> {
+    let mut traffic = traffic::totals(conn, unflushed)?;
     let mut docs: HashMap<String, (u64, u64, u64, Option<String>)> = HashMap::new();
     {
         let mut stmt = conn.prepare_cached(
@@ -196,6 +204,7 @@ pub fn list(
             .map(|t| t.unix_timestamp());
         last = last.max(received);
         out.push(StoreRow {
+            traffic: traffic.remove(&n.id).unwrap_or_default(),
             exception: exceptions.contains(&n.id),
             id: n.id,
             parent: n.parent.unwrap_or_default(),
@@ -223,7 +232,8 @@ pub async fn page<H: Host>(
         Err(r) => return Ok(r),
     };
     let st2 = st.clone();
-    let rows = page::read(&st, move |c| Ok(list(c, st2.pending())?)).await?;
+    let unflushed = st.traffic().map(|t| t.peek()).unwrap_or_default();
+    let rows = page::read(&st, move |c| Ok(list(c, st2.pending(), &unflushed)?)).await?;
     Ok(layout(
         &ctx,
         &ctx.t("stores-title"),
@@ -234,7 +244,7 @@ pub async fn page<H: Host>(
 fn render_list(ctx: &Ctx, rows: &[StoreRow], now: i64) -> String {
     let lang = ctx.lang;
     let mut body = format!(
-        r#"<p>{}</p><table id="stores"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>"#,
+        r#"<p>{}</p><table id="stores"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>"#,
         ctx.ta("stores-count", &[("n", &rows.len().to_string())]),
         ctx.t("stores-col-status"),
         ctx.t("stores-col-store"),
@@ -243,6 +253,8 @@ fn render_list(ctx: &Ctx, rows: &[StoreRow], now: i64) -> String {
         ctx.t("stores-col-lag"),
         ctx.t("stores-col-documents"),
         ctx.t("stores-col-rejected"),
+        ctx.t("stores-col-outbox"),
+        ctx.t("stores-col-traffic"),
     );
     for r in rows {
         let (label, class) = trouble_label(r.trouble(now));
@@ -264,7 +276,8 @@ fn render_list(ctx: &Ctx, rows: &[StoreRow], now: i64) -> String {
             )
         };
         body.push_str(&format!(
-            r#"<tr class="{class}"><td><span class="badge {class}">{}</span></td><td><a href="/console/stores/{}">{}</a></td><td>{}</td><td>{contact}</td><td>{lag}</td><td>{} <small>({} {})</small></td><td>{}</td></tr>"#,
+            r#"<tr class="{class}" data-store="{}"><td><span class="badge {class}">{}</span></td><td><a href="/console/stores/{}">{}</a></td><td>{}</td><td>{contact}</td><td>{lag}</td><td>{} <small>({} {})</small></td><td>{}</td><td class="outbox">{}</td><td class="traffic">{}</td></tr>"#,
+            esc(&r.id),
             ctx.t(label),
             url(&r.id),
             esc(&r.id),
@@ -273,10 +286,38 @@ fn render_list(ctx: &Ctx, rows: &[StoreRow], now: i64) -> String {
             r.pending,
             ctx.t("stores-waiting"),
             r.rejected,
+            backlog_text(ctx, &r.traffic),
+            traffic_text(ctx, &r.traffic),
         ));
     }
     body.push_str("</tbody></table>");
     body
+}
+
+/// The outbox backlog as the store last reported it.
+fn backlog_text(ctx: &Ctx, t: &StoreTraffic) -> String {
+    match t.backlog {
+        Some((pending, failed, at)) => ctx.ta(
+            "stores-outbox",
+            &[
+                ("pending", &pending.to_string()),
+                ("failed", &failed.to_string()),
+                ("ago", &age(ctx.lang, now_unix() - at)),
+            ],
+        ),
+        None => ctx.t("stores-outbox-unknown"),
+    }
+}
+
+/// Requests and response bytes counted by the central.
+fn traffic_text(ctx: &Ctx, t: &StoreTraffic) -> String {
+    ctx.ta(
+        "stores-traffic",
+        &[
+            ("requests", &super::i18n::count(ctx.lang, t.requests)),
+            ("bytes", &super::i18n::bytes(ctx.lang, t.bytes)),
+        ],
+    )
 }
 
 /// A document as the pages list it.
@@ -313,16 +354,21 @@ struct Detail {
     recent: Vec<DocRow>,
     rejected: Vec<DocRow>,
     exception: bool,
+    traffic: StoreTraffic,
+    /// The integration switch as the store holds it, and the level that
+    /// set it (none: no level; on).
+    integration: (bool, Option<String>),
 }
 
 fn detail(
     conn: &Connection,
     pending: Option<&Pending>,
+    unflushed: &HashMap<String, traffic::Delta>,
     store: &str,
 ) -> Result<Option<Detail>, crate::sql::Error> {
-    if nodes::kind_of(conn, store)? != Some(NodeKind::Store) {
+    let Some(integration) = crate::integration::resolved(conn, store)? else {
         return Ok(None);
-    }
+    };
     let docs = |filter: &str| -> Result<Vec<DocRow>, crate::sql::Error> {
         let sql = format!(
             "SELECT {DOC_COLUMNS} FROM documents WHERE store = ?1 {filter} ORDER BY seq DESC LIMIT 50"
@@ -336,6 +382,10 @@ fn detail(
         recent: docs("")?,
         rejected: docs("AND verdict = 'rejected'")?,
         exception: avail::is_exception(conn, store)?,
+        traffic: traffic::totals(conn, unflushed)?
+            .remove(store)
+            .unwrap_or_default(),
+        integration,
     }))
 }
 
@@ -350,11 +400,42 @@ pub async fn one<H: Host>(
         Err(r) => return Ok(r),
     };
     let (st2, s2) = (st.clone(), store.clone());
-    let d = page::read(&st, move |c| Ok(detail(c, st2.pending(), &s2)?))
+    let unflushed = st.traffic().map(|t| t.peek()).unwrap_or_default();
+    let d = page::read(&st, move |c| Ok(detail(c, st2.pending(), &unflushed, &s2)?))
         .await?
         .ok_or(ConsoleError::NotFound)?;
     let lang = ctx.lang;
+    let (on, level) = &d.integration;
+    // Raw: `ctx.ta` escapes its arguments.
+    let level = match level.as_deref() {
+        None => super::i18n::t(lang, "store-integration-default", &[]),
+        Some(nodes::MASTER) => super::i18n::t(lang, "switch-chain", &[]),
+        Some(l) => l.to_owned(),
+    };
     let mut body = format!(
+        r#"<p id="store-integration" data-on="{on}">{}</p><p id="store-outbox">{}</p><p id="store-traffic">{}</p>"#,
+        ctx.ta(
+            "store-integration",
+            &[
+                (
+                    "state",
+                    &super::i18n::t(
+                        lang,
+                        if *on {
+                            "integration-on"
+                        } else {
+                            "integration-off"
+                        },
+                        &[]
+                    )
+                ),
+                ("level", &level)
+            ]
+        ),
+        backlog_text(&ctx, &d.traffic),
+        traffic_text(&ctx, &d.traffic),
+    );
+    body.push_str(&format!(
         r#"<h2>{}</h2><table id="entities"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>"#,
         ctx.t("store-entities"),
         ctx.t("store-col-entity"),
@@ -362,7 +443,7 @@ pub async fn one<H: Host>(
         ctx.t("store-col-head"),
         ctx.t("store-col-behind"),
         ctx.t("store-col-downloaded"),
-    );
+    ));
     for (entity, pos, head, behind, at) in &d.lags {
         let class = if *behind > 0 { "warn" } else { "ok" };
         body.push_str(&format!(
@@ -511,6 +592,7 @@ mod tests {
             rejected,
             pending: 0,
             exception: false,
+            traffic: StoreTraffic::default(),
         }
     }
 
@@ -537,7 +619,7 @@ mod tests {
         })
         .unwrap();
         let rows = db
-            .read(|c| list(c, None).map_err(crate::db::DbError::from))
+            .read(|c| list(c, None, &HashMap::new()).map_err(crate::db::DbError::from))
             .unwrap();
         assert_eq!(rows.len(), 2);
         // "a" was never heard of: first; "b" sent a document (long ago).

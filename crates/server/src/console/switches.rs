@@ -1,4 +1,7 @@
-//! Switches and schedules: the availability minutes of every entity (how
+//! Switches and schedules: the integration switch (the domain's
+//! InterfaceIntegracao `Ativo`, `integration`) at each level that sets it
+//! and the stores it holds off; an operator sets it for the chain, a
+//! central or a store, or removes a level's setting. Then the availability minutes of every entity (how
 //! often a store may download it) at each level that sets them (the whole
 //! chain, a central, a store) beside the registry's default, the stores
 //! exempt from the window; an admin sets an entity's minutes at a level
@@ -16,6 +19,7 @@ use serde::Deserialize;
 use super::auth::Role;
 use super::page::{self, ConsoleError, Host, esc, layout, see_other};
 use crate::avail;
+use crate::integration;
 use crate::nodes;
 
 /// Each entity's settings: (node, minutes), the chain's first.
@@ -40,7 +44,9 @@ fn table(conn: &Connection) -> Result<(Table, Vec<String>, Vec<String>), crate::
     for e in loja_protocol::ENTITIES {
         t.push((e.name, e.availability_minutes, settings(conn, e.name)?));
     }
-    let levels = nodes::list(conn)?.into_iter().map(|n| n.id).collect();
+    let mut levels: Vec<String> = nodes::list(conn)?.into_iter().map(|n| n.id).collect();
+    // The whole chain first: the level set most often.
+    levels.sort_by_key(|l| l != nodes::MASTER);
     Ok((t, avail::list_exceptions(conn)?, levels))
 }
 
@@ -54,13 +60,82 @@ pub async fn page<H: Host>(
         Err(r) => return Ok(r),
     };
     let (t, exceptions, levels) = page::read(&st, |c| Ok(table(c)?)).await?;
+    let (set_at, off) = page::read(&st, |c| {
+        Ok((integration::settings(c)?, integration::stores_off(c)?))
+    })
+    .await?;
+    let level_name = |node: &str| {
+        if node == nodes::MASTER {
+            ctx.t("switch-chain")
+        } else {
+            esc(node)
+        }
+    };
     let mut body = format!(
-        r#"<p>{}</p><table id="availability"><thead><tr><th>{}</th><th class="num">{}</th><th>{}</th></tr></thead><tbody>"#,
+        r#"<h2>{}</h2><p>{}</p><p id="integration-levels">{}</p><p id="integration-off">{}</p>"#,
+        ctx.t("integration-title"),
+        ctx.t("integration-intro"),
+        if set_at.is_empty() {
+            ctx.t("integration-on-everywhere")
+        } else {
+            set_at
+                .iter()
+                .map(|(node, on)| {
+                    format!(
+                        "{}: {}",
+                        level_name(node),
+                        ctx.t(if *on {
+                            "integration-on"
+                        } else {
+                            "integration-off"
+                        })
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" · ")
+        },
+        if off.is_empty() {
+            ctx.t("integration-no-store-off")
+        } else {
+            ctx.ta(
+                "integration-stores-off",
+                &[
+                    ("n", &off.len().to_string()),
+                    (
+                        "stores",
+                        &off.iter()
+                            .map(|(s, _)| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    ),
+                ],
+            )
+        },
+    );
+    if ctx.may(Role::Operator) {
+        let level_opts: String = levels
+            .iter()
+            .map(|l| format!(r#"<option value="{}">{}</option>"#, esc(l), level_name(l)))
+            .collect();
+        body.push_str(&format!(
+            r#"<form method="post" action="/console/switches/integration" class="filters" id="set-integration">{}<label>{} <select name="node">{level_opts}</select></label><label>{} <select name="state"><option value="off">{}</option><option value="on">{}</option><option value="inherit">{}</option></select></label><button type="submit">{}</button></form>"#,
+            ctx.csrf_field(),
+            ctx.t("switch-level"),
+            ctx.t("integration-state"),
+            ctx.t("integration-off"),
+            ctx.t("integration-on"),
+            ctx.t("integration-inherit"),
+            ctx.t("action-save"),
+        ));
+    }
+    body.push_str(&format!(
+        r#"<h2>{}</h2><p>{}</p><table id="availability"><thead><tr><th>{}</th><th class="num">{}</th><th>{}</th></tr></thead><tbody>"#,
+        ctx.t("switch-schedules"),
         ctx.t("switch-intro"),
         ctx.t("switch-col-entity"),
         ctx.t("switch-col-default"),
         ctx.t("switch-col-levels"),
-    );
+    ));
     for (entity, default, set) in &t {
         let levels_text = if set.is_empty() {
             ctx.t("switch-follows-default")
@@ -179,6 +254,76 @@ pub async fn set<H: Host>(
         _ => false,
     };
     page::audited(&st, &ctx, "set_availability", &target, ok).await?;
+    if !ok {
+        return Ok(page::bare_page(ctx.lang, "err-action-failed"));
+    }
+    Ok(see_other("/console/switches"))
+}
+
+#[derive(Deserialize)]
+pub struct IntegrationForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    node: String,
+    #[serde(default)]
+    state: String,
+}
+
+/// Operator: the integration switch at `node`'s level (on, off, or the
+/// level's setting removed: it follows the level above).
+pub async fn set_integration<H: Host>(
+    State(st): State<Arc<H>>,
+    headers: HeaderMap,
+    Form(f): Form<IntegrationForm>,
+) -> Result<Response, ConsoleError> {
+    let target = format!("{}={}", f.node, f.state);
+    let ctx = match page::act(
+        &st,
+        &headers,
+        &f.csrf,
+        Role::Operator,
+        "set_integration",
+        &target,
+    )
+    .await
+    {
+        Ok(c) => c,
+        Err(r) => return Ok(r),
+    };
+    let on = match f.state.as_str() {
+        "on" => Some(Some(true)),
+        "off" => Some(Some(false)),
+        "inherit" => Some(None),
+        _ => None,
+    };
+    let applied = match on {
+        Some(on) => {
+            let node = f.node.clone();
+            page::write(&st, move |tx| {
+                if nodes::kind_of(tx, &node)?.is_none() {
+                    return Ok(None);
+                }
+                match integration::set(tx, &node, on) {
+                    Ok(a) => Ok(Some(a)),
+                    // A database error rolls the transaction back.
+                    Err(crate::import::ImportError::Db(e)) => Err(ConsoleError::Db(e)),
+                    // Refused before anything was written (e.g. no such node).
+                    Err(_) => Ok(None),
+                }
+            })
+            .await?
+        }
+        None => None,
+    };
+    if let Some(a) = &applied
+        && a.changed > 0
+    {
+        // The stores hear it through their parameters feed: wake them.
+        st.moved(a.last_seq);
+    }
+    let ok = applied.is_some();
+    page::audited(&st, &ctx, "set_integration", &target, ok).await?;
     if !ok {
         return Ok(page::bare_page(ctx.lang, "err-action-failed"));
     }
