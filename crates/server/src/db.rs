@@ -796,6 +796,26 @@ mod tests {
         assert!(plan.contains("rows_feed"), "{plan}");
     }
 
+    /// (Meaningful in the PostgreSQL run of the tests: scripts/test's
+    /// server-on-postgres step; SQLite has no plan cache to set.)
+    #[test]
+    fn postgres_sessions_plan_each_statement_for_its_parameters() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::for_tests(dir.path());
+        if db.backend() != sql::Backend::Postgres {
+            return;
+        }
+        let show = |what: &str| -> String {
+            db.read(|c| {
+                c.query_row(&format!("SHOW {what}"), params![], |r| r.get(0))
+                    .map_err(DbError::from)
+            })
+            .unwrap()
+        };
+        assert_eq!(show("plan_cache_mode"), "force_custom_plan");
+        assert_eq!(show("random_page_cost"), "1.1");
+    }
+
     #[test]
     fn token_hash_is_sha256_hex() {
         assert_eq!(
