@@ -6,7 +6,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
@@ -58,13 +57,7 @@ pub fn fresh_database(maintenance_url: &str) -> anyhow::Result<String> {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     );
-    let pool = retaguarda::sql::PgPool::connect(maintenance_url, 1)?;
-    let conn = retaguarda::sql::Connection::postgres(pool.session()?);
-    conn.execute_batch(&format!("CREATE DATABASE {name}"))?;
-    let (base, _) = maintenance_url
-        .rsplit_once('/')
-        .context("the URL names no database")?;
-    Ok(format!("{base}/{name}"))
+    Ok(retaguarda::sql::create_database(maintenance_url, &name)?)
 }
 
 /// A running PostgreSQL server.
@@ -212,40 +205,12 @@ impl PgServer {
         format!("postgres://postgres@{host}:{}/{dbname}", self.port)
     }
 
-    /// Creates database `name` (waiting up to 10 s for the server).
+    /// Creates database `name` (the server answers: `up` waited for it).
     pub fn create_database(&self, name: &str) -> anyhow::Result<String> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let out = Command::new(self.bin.join("psql"))
-                .args(["-h"])
-                .arg(self.socket_dir())
-                .args([
-                    "-p",
-                    &self.port.to_string(),
-                    "-U",
-                    "postgres",
-                    "-d",
-                    "postgres",
-                ])
-                .args([
-                    "-v",
-                    "ON_ERROR_STOP=1",
-                    "-c",
-                    &format!("CREATE DATABASE {name}"),
-                ])
-                .output();
-            match out {
-                Ok(o) if o.status.success() => return Ok(self.url(name)),
-                Ok(o) if Instant::now() > deadline => {
-                    bail!(
-                        "CREATE DATABASE {name}: {}",
-                        String::from_utf8_lossy(&o.stderr)
-                    )
-                }
-                Err(e) if Instant::now() > deadline => return Err(e.into()),
-                _ => std::thread::sleep(Duration::from_millis(200)),
-            }
-        }
+        Ok(retaguarda::sql::create_database(
+            &self.url("postgres"),
+            name,
+        )?)
     }
 
     pub fn log(&self) -> String {

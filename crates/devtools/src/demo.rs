@@ -160,7 +160,7 @@ async fn run_async(dir: PathBuf, args: DemoArgs) -> Result<u8, Failure> {
     }
 
     let server = retaguarda::spawn(retaguarda::ServerConfig {
-        db: (central_db.clone()).into(),
+        db: central_db.clone().into(),
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         admin_token: ADMIN_TOKEN.into(),
         tls_cert: None,

@@ -135,12 +135,6 @@ impl From<PathBuf> for Location {
     }
 }
 
-impl From<&Path> for Location {
-    fn from(p: &Path) -> Location {
-        Location::Sqlite(p.to_owned())
-    }
-}
-
 impl std::str::FromStr for Location {
     type Err = DbError;
     fn from_str(s: &str) -> Result<Location, DbError> {
@@ -296,20 +290,6 @@ impl Db {
             Store::Sqlite { .. } => None,
             Store::Postgres { pool, .. } => Some(pool),
         }
-    }
-
-    /// Tells every instance on the same database (PostgreSQL; none with
-    /// SQLite, which has one instance) that `payload` advanced, when this
-    /// write transaction commits — never before, never if it rolls back.
-    pub fn hint(tx: &Transaction<'_>, payload: &str) -> Result<(), sql::Error> {
-        if tx.backend() == sql::Backend::Postgres {
-            tx.query_row(
-                "SELECT pg_notify(?1, ?2)",
-                params![PG_HINT_CHANNEL, payload],
-                |_| Ok(()),
-            )?;
-        }
-        Ok(())
     }
 
     fn begin_write(&self) -> Result<OpenTx<'_>, DbError> {

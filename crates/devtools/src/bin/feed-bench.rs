@@ -101,7 +101,7 @@ fn run(args: &Args, db: PathBuf) -> anyhow::Result<()> {
         .build()?;
     let (feed_rows, feed_bytes, feed_time, parse_time) = rt.block_on(async {
         let server = retaguarda::spawn(ServerConfig {
-            db: (db.clone()).into(),
+            db: db.clone().into(),
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             admin_token: "bench-admin".into(),
             tls_cert: None,
@@ -297,7 +297,7 @@ async fn serve_prices(
     limit: u64,
 ) -> anyhow::Result<(u64, Duration)> {
     let server = retaguarda::spawn(ServerConfig {
-        db: (db.to_path_buf()).into(),
+        db: db.to_path_buf().into(),
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         admin_token: "bench-admin".into(),
         tls_cert: None,

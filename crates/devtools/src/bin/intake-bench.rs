@@ -247,7 +247,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let db = dir.join("central.db");
     retaguarda::ensure_store(&db, STORE, "master", TOKEN)?;
     let server = retaguarda::spawn(retaguarda::ServerConfig {
-        db: (db.clone()).into(),
+        db: db.clone().into(),
         listen: "127.0.0.1:0".parse()?,
         admin_token: "bench-admin".into(),
         tls_cert: None,

@@ -192,7 +192,7 @@ fn main() -> anyhow::Result<()> {
     retaguarda::generate(&db, &spec)?;
     let central_rt = runtime(2)?;
     let server = central_rt.block_on(retaguarda::spawn(retaguarda::ServerConfig {
-        db: (db.clone()).into(),
+        db: db.clone().into(),
         listen: "127.0.0.1:0".parse()?,
         admin_token: ADMIN_TOKEN.into(),
         tls_cert: None,

@@ -154,7 +154,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         retaguarda::avail::add_exception(tx, STORE).map_err(retaguarda::DbError::from)
     })?;
     let server = retaguarda::spawn(retaguarda::ServerConfig {
-        db: (db.clone()).into(),
+        db: db.clone().into(),
         listen: "127.0.0.1:0".parse()?,
         admin_token: "bench-admin".into(),
         tls_cert: None,

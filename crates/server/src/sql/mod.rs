@@ -24,9 +24,32 @@ mod value;
 pub use postgres::{PgPool, PgTx, redacted as postgres_redacted};
 pub use value::{ColumnIndex, FromColumn, ToParam, ValueRef};
 
+/// Creates database `name` (lowercase letters, digits, `_`) on the
+/// PostgreSQL server `maintenance_url` names, and answers its URL: the same
+/// server and user. For the tests (a database of their own each) and tools.
+pub fn create_database(maintenance_url: &str, name: &str) -> Result<String> {
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        return Err(Error::Conversion(format!("database name {name:?}")));
+    }
+    let pool = PgPool::connect(maintenance_url, 1)?;
+    Connection::postgres(pool.session()?).execute_batch(&format!("CREATE DATABASE {name}"))?;
+    let (base, rest) = maintenance_url.rsplit_once('/').ok_or_else(|| {
+        Error::Conversion(format!(
+            "{}: the URL names no database",
+            postgres_redacted(maintenance_url)
+        ))
+    })?;
+    let query = rest.find('?').map_or("", |i| &rest[i..]);
+    Ok(format!("{base}/{name}{query}"))
+}
+
 /// A database of its own for one test on the PostgreSQL server at
-/// `maintenance_url` (created here; left for the test script, which
-/// removes the whole server at the end).
+/// `maintenance_url` (left for the test script, which removes the whole
+/// server at the end).
 #[cfg(test)]
 pub(crate) fn test_database(maintenance_url: &str) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,27 +63,7 @@ pub(crate) fn test_database(maintenance_url: &str) -> String {
             .map(|d| d.subsec_nanos())
             .unwrap_or(0)
     );
-    let pool = PgPool::connect(maintenance_url, 1).unwrap();
-    let session = Connection::postgres(pool.session().unwrap());
-    session
-        .execute_batch(&format!("CREATE DATABASE {name}"))
-        .unwrap();
-    let mut config: tokio_postgres::Config = maintenance_url.parse().unwrap();
-    config.dbname(&name);
-    // back to a URL: the test opens it like any other location
-    let (user, host) = (
-        config.get_user().unwrap_or("postgres").to_owned(),
-        match config.get_hosts().first() {
-            Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
-            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
-            None => "localhost".into(),
-        },
-    );
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    format!(
-        "postgres://{user}@{}:{port}/{name}",
-        host.replace('/', "%2F")
-    )
+    create_database(maintenance_url, &name).unwrap()
 }
 
 /// Which database a connection talks to.

@@ -353,13 +353,6 @@ impl<'a> ValueRef<'a> {
             other => other.as_str().map(Some),
         }
     }
-
-    pub fn as_i64(&self) -> Result<i64> {
-        match *self {
-            ValueRef::Integer(i) => Ok(i),
-            other => Err(Error::Conversion(format!("{other:?} is not an integer"))),
-        }
-    }
 }
 
 pub(super) fn sqlite_ref(v: rusqlite::types::ValueRef<'_>) -> Result<ValueRef<'_>> {
