@@ -55,6 +55,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0010_console_more",
         include_str!("../../../schema/server/0010_console_more.sql"),
     ),
+    (
+        "0011_rows_by_owner",
+        include_str!("../../../schema/server/0011_rows_by_owner.sql"),
+    ),
 ];
 
 /// PostgreSQL migrations, by the number of the SQLite migration they
@@ -71,6 +75,11 @@ const PG_MIGRATIONS: &[(usize, &str, &str)] = &[
         10,
         "0010_console_more",
         include_str!("../../../schema/server/postgres/0010_console_more.sql"),
+    ),
+    (
+        11,
+        "0011_rows_by_owner",
+        include_str!("../../../schema/server/postgres/0011_rows_by_owner.sql"),
     ),
 ];
 

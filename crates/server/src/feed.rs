@@ -10,7 +10,7 @@
 //! its highest seq. A row changed after it was served moves to a new, higher
 //! seq and is served again there (with its new content) — once per change.
 
-use crate::sql::Connection;
+use crate::sql::{Connection, OptionalExtension};
 use loja_protocol::Entity;
 
 use crate::nodes::{Candidate, Scope};
@@ -45,7 +45,8 @@ pub fn build_page(
     after: u64,
     limit: u64,
 ) -> Result<Page, crate::sql::Error> {
-    build_page_upto(conn, entity, scope, after, limit, i64::MAX as u64)
+    let head = entity_head(conn, entity)?;
+    build_page_upto(conn, entity, scope, after, limit, head)
 }
 
 /// The highest seq of `entity`'s rows (0 when it has none).
@@ -72,19 +73,26 @@ pub fn build_page_upto(
     let budget = scan_budget(limit);
     let upto = upto.min(i64::MAX as u64) as i64;
     let ancestors = &scope.nodes[1.min(scope.nodes.len())..];
-    let mut shared = entity.resolution != loja_protocol::Resolution::Own;
-    let mut stmt = conn.prepare_cached(
+    // An `own` entity's page holds the store's rows only (no other row can
+    // win its keys), read by the `rows_owner` index without the other
+    // stores' rows.
+    let own = entity.resolution == loja_protocol::Resolution::Own;
+    let mut shared = !own;
+    let mut stmt = conn.prepare_cached(if own {
         "SELECT seq, node, public, deleted, key_json, data, siblings, key_text
-         FROM rows WHERE entity = ?1 AND seq > ?2 AND seq <= ?3 ORDER BY seq LIMIT ?4",
-    )?;
+         FROM rows WHERE entity = ?1 AND node = ?5 AND seq > ?2 AND seq <= ?3 ORDER BY seq LIMIT ?4"
+    } else {
+        "SELECT seq, node, public, deleted, key_json, data, siblings, key_text
+         FROM rows WHERE entity = ?1 AND seq > ?2 AND seq <= ?3 ORDER BY seq LIMIT ?4"
+    })?;
     // The loop reads at most the budget and one more row (to say `more`);
     // bounded in SQL too, since PostgreSQL hands a statement's rows over whole.
-    let mut rows = stmt.query(params![
-        entity.name,
-        after as i64,
-        upto,
-        budget.saturating_add(1).min(i64::MAX as u64) as i64
-    ])?;
+    let bound = budget.saturating_add(1).min(i64::MAX as u64) as i64;
+    let mut rows = if own {
+        stmt.query(params![entity.name, after as i64, upto, bound, scope.store])?
+    } else {
+        stmt.query(params![entity.name, after as i64, upto, bound])?
+    };
     let mut json = String::with_capacity(if limit > 1000 { 1 << 20 } else { 64 << 10 });
     json.push_str("{\"entity\":\"");
     json.push_str(entity.name);
@@ -121,7 +129,7 @@ pub fn build_page_upto(
         json.push_str(&seq.to_string());
         let siblings: bool = r.get(6)?;
         let key_json = r.get_ref(4)?.as_str()?;
-        if siblings {
+        if siblings && !own {
             let rows = crate::rows::key_rows(conn, entity.name, r.get_ref(7)?.as_str()?)?;
             shared = shared && rows.iter().all(|k| ancestors.contains(&k.node));
             let won = resolve(entity, scope, &rows);
@@ -137,6 +145,11 @@ pub fn build_page_upto(
         }
         json.push('}');
         items += 1;
+    }
+    if own && !more {
+        // Every row of the store's up to `upto` is in: nothing between its
+        // last row and `upto` is the store's.
+        next = next.max(upto as u64);
     }
     json.push_str("],\"next\":");
     json.push_str(&next.to_string());
@@ -209,10 +222,11 @@ pub fn held_page(entity: &Entity, after: u64, held_until: &str) -> String {
     serde_json::to_string(&page).unwrap_or_default()
 }
 
-/// Rows `first_change` looks at before it says "changed" unseen.
-const FIRST_CHANGE_BUDGET: i64 = 20_000;
-
 /// The first change after `after` of `entity` this store's feed would carry, if any.
+///
+/// One probe of the `rows_owner` index per node whose rows concern the
+/// store (its own, its central's, the master's): the other stores' changes
+/// since `after` (each sale's stock) are never read.
 pub fn first_change(
     conn: &Connection,
     entity: &Entity,
@@ -220,20 +234,19 @@ pub fn first_change(
     after: u64,
 ) -> Result<Option<u64>, crate::sql::Error> {
     let mut stmt = conn.prepare_cached(
-        "SELECT seq, node FROM rows WHERE entity = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+        "SELECT seq FROM rows WHERE entity = ?1 AND node = ?2 AND seq > ?3 ORDER BY seq LIMIT 1",
     )?;
-    let mut rows = stmt.query(params![entity.name, after as i64, FIRST_CHANGE_BUDGET + 1])?;
-    let mut examined = 0u64;
-    while let Some(r) = rows.next()? {
-        let seq = r.get::<_, i64>(0)? as u64;
-        examined += 1;
-        // Past the budget, say "changed": a spurious wake-up costs one empty page.
-        if examined > FIRST_CHANGE_BUDGET as u64 || scope.relevant(entity, r.get_ref(1)?.as_str()?)
-        {
-            return Ok(Some(seq));
+    let mut first: Option<u64> = None;
+    for node in scope.sources(entity) {
+        let seq: Option<i64> = stmt
+            .query_row(params![entity.name, node, after as i64], |r| r.get(0))
+            .optional()?;
+        if let Some(seq) = seq {
+            let seq = seq as u64;
+            first = Some(first.map_or(seq, |f| f.min(seq)));
         }
     }
-    Ok(None)
+    Ok(first)
 }
 
 #[cfg(test)]
@@ -615,5 +628,78 @@ mod tests {
             c.is_empty(),
             "the key moved to sul: c, outside it, holds nothing"
         );
+    }
+
+    #[test]
+    fn a_stores_own_rows_alone_concern_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::for_tests(dir.path());
+        let stock = entity_named("stock").unwrap();
+        let qty = |code: &str, q: i64| json!({"product_code": code, "qty": q});
+        db.write(|tx| {
+            for (id, t) in [("a", "token-aaaa"), ("b", "token-bbbb")] {
+                let n = NewNode {
+                    id: id.into(),
+                    parent: "master".into(),
+                    kind: NodeKind::Store,
+                    token: Some(t.into()),
+                };
+                upsert_node(tx, &n).unwrap();
+            }
+            let changes = vec![
+                change(1, "a", false, Op::Upsert, qty("1", 5_000)),
+                change(2, "b", false, Op::Upsert, qty("1", 7_000)),
+                change(3, "a", false, Op::Upsert, qty("2", 1_000)),
+                change(4, "b", false, Op::Upsert, qty("2", 2_000)),
+                change(5, "b", false, Op::Upsert, qty("3", 3_000)),
+            ];
+            apply(tx, stock, &changes).unwrap();
+            Ok::<_, DbError>(())
+        })
+        .unwrap();
+        let scope_of = |store: &str| {
+            db.read(|c| Ok::<_, DbError>(scope(c, store)?.unwrap()))
+                .unwrap()
+        };
+        let (a, b) = (scope_of("a"), scope_of("b"));
+        let first = |s: &Scope, after: u64| {
+            db.read(|c| Ok::<_, DbError>(first_change(c, stock, s, after)?))
+                .unwrap()
+        };
+        let (a1, a2) = (first(&a, 0).unwrap(), first(&b, 0).unwrap());
+        assert!(a1 < a2, "a's row of product 1 came first");
+        let a_last = first(&a, a1).unwrap();
+        assert_eq!(first(&a, a_last), None, "b's later rows do not concern a");
+        assert!(first(&b, a_last).is_some());
+
+        let page = |s: &Scope, after: u64, limit: u64| -> FeedPage {
+            let p = db
+                .read(|c| Ok::<_, DbError>(build_page(c, stock, s, after, limit)?))
+                .unwrap();
+            serde_json::from_str(&p.json).unwrap()
+        };
+        let head = db
+            .read(|c| Ok::<_, DbError>(entity_head(c, stock)?))
+            .unwrap();
+        let pa = page(&a, 0, 10);
+        let qtys: Vec<_> = pa.items.iter().map(|i| i.row["qty"].clone()).collect();
+        assert_eq!(
+            qtys,
+            vec![json!(5_000), json!(1_000)],
+            "a's own rows, product 1 despite b's"
+        );
+        assert!(!pa.more);
+        assert_eq!(
+            pa.next.0, head,
+            "nothing after a's last row is a's: the head"
+        );
+        let pb = page(&b, 0, 2);
+        assert!(pb.more);
+        assert_eq!(pb.items.len(), 2);
+        let pb2 = page(&b, pb.next.0, 2);
+        assert_eq!(pb2.items.len(), 1);
+        assert_eq!(pb2.items[0].row["qty"], json!(3_000));
+        assert_eq!(pb2.next.0, head);
+        assert_eq!(page(&a, head, 10).items.len(), 0);
     }
 }

@@ -165,9 +165,18 @@ pub fn apply(
     for ch in changes {
         let (node, public) = owner(entity, ch, &kinds)?;
         let key_text = entity.key_text(&ch.row);
-        let stored = rows.find(entity.name, &key_text)?;
-        let mine = stored.iter().find(|r| r.node == node);
-        let others = stored.iter().any(|r| r.node != node);
+        // A shared key's other owners lose their rows: read them all; else
+        // only this node's row and whether another node has one.
+        let (stored, mine, others) = if entity.resolution == Resolution::Shared {
+            let stored = rows.find(entity.name, &key_text)?;
+            let mine = stored.iter().find(|r| r.node == node).cloned();
+            let others = stored.iter().any(|r| r.node != node);
+            (stored, mine, others)
+        } else {
+            let (mine, others) = rows.find_at(entity.name, &key_text, node)?;
+            (Vec::new(), mine, others)
+        };
+        let mine = mine.as_ref();
         stats.applied += 1;
         let before = rows.seq();
         match ch.op {

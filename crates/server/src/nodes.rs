@@ -290,6 +290,16 @@ impl Scope {
         self.nodes.iter().position(|n| n == node)
     }
 
+    /// The nodes whose rows of `entity` are relevant to this store (see
+    /// [`Scope::relevant`]): the store alone for an `own` entity, else the
+    /// store and its ancestors.
+    pub fn sources(&self, entity: &Entity) -> &[String] {
+        match entity.resolution {
+            Resolution::Own => &self.nodes[..1.min(self.nodes.len())],
+            Resolution::Nearest | Resolution::Shared => &self.nodes,
+        }
+    }
+
     /// Can a row owned by `node` be (or stop being) what this store holds
     /// for its key? A change to a row that is not relevant leaves the
     /// store's view as it was.

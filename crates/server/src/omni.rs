@@ -662,9 +662,8 @@ pub fn project(
     let mut rows = RowWriter::open(conn)?;
     let mut written = 0;
     for store in &stores {
-        let stored = rows.find(entity.name, &key_text)?;
-        let mine = stored.iter().find(|r| &r.node == store);
-        let others = stored.iter().any(|r| &r.node != store);
+        let (mine, others) = rows.find_at(entity.name, &key_text, store)?;
+        let mine = mine.as_ref();
         match omni::view_for(order, store) {
             Some(v) => {
                 reflect(conn, &order.id, store, 0)?;

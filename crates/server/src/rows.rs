@@ -75,6 +75,45 @@ impl<'t> RowWriter<'t> {
         key_rows(self.tx, entity, key_text)
     }
 
+    /// The key's row at `node` if any, and whether another node holds a
+    /// row of the key: what a change to `node`'s row needs, without reading
+    /// every node's row (a product's stock has one per store).
+    pub fn find_at(
+        &self,
+        entity: &str,
+        key_text: &str,
+        node: &str,
+    ) -> Result<(Option<Stored>, bool), crate::sql::Error> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT seq, node, public, deleted, data FROM rows
+             WHERE entity = ?1 AND key_text = ?2 AND node = ?3
+             UNION ALL
+             SELECT seq, node, public, deleted, data FROM (
+                 SELECT seq, node, public, deleted, NULL AS data FROM rows
+                 WHERE entity = ?1 AND key_text = ?2 AND node <> ?3 LIMIT 1
+             ) AS other",
+        )?;
+        let rows = stmt.query_map(params![entity, key_text, node], |r| {
+            Ok(Stored {
+                seq: r.get(0)?,
+                node: r.get(1)?,
+                public: r.get(2)?,
+                deleted: r.get(3)?,
+                data: r.get(4)?,
+            })
+        })?;
+        let (mut mine, mut others) = (None, false);
+        for r in rows {
+            let r = r?;
+            if r.node == node {
+                mine = Some(r);
+            } else {
+                others = true;
+            }
+        }
+        Ok((mine, others))
+    }
+
     /// Writes the key's row at `node` (a new one, or over `existing`, the
     /// row `node` already has): its data, or a tombstone when `data` is None.
     /// `others` says whether other nodes hold rows of the key.

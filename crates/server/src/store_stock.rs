@@ -95,9 +95,8 @@ pub fn write_effects(
         let mut key = Map::new();
         key.insert("product_code".into(), Value::String(e.product_code.clone()));
         let key_text = entity.key_text(&key);
-        let stored = rows.find(entity.name, &key_text)?;
-        let mine = stored.iter().find(|r| r.node == store);
-        let others = stored.iter().any(|r| r.node != store);
+        let (mine, others) = rows.find_at(entity.name, &key_text, store)?;
+        let mine = mine.as_ref();
         let current: Option<Map<String, Value>> = mine
             .filter(|r| !r.deleted)
             .and_then(|r| r.data.as_deref())
