@@ -4,18 +4,20 @@
 //! stock the central applied) wakes every store's events long-poll. Most
 //! of those changes concern another store (its own stock), so each poll
 //! only has to know which entities changed at which nodes between the seq
-//! it waits from and the new head: that summary is read once (the first
-//! poll to need it reads it, the others wait for that read), kept for the
-//! few most recent intervals, and each store decides relevance from it in
-//! memory. A database read per store happens only when a change concerns
-//! that store.
+//! it waits from and the new head. Those summaries are kept as a log of
+//! consecutive intervals, each read from the database once (the first poll
+//! that needs it reads it, the others wait for that read); a poll's
+//! interval is answered from the log in memory, however the stores' own
+//! positions differ (thousands of stores woken at slightly different heads
+//! during a stream of uploads each ask for an interval of its own: one read
+//! each was a scan of every row in it). A database read per store happens
+//! only when a change concerns that store.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use crate::sql::Connection;
-use tokio::sync::OnceCell;
 
 /// The (entity, node) pairs of the rows written in a seq interval.
 pub type Summary = Arc<Vec<(String, String)>>;
@@ -36,51 +38,117 @@ pub fn summary(
     Ok(pairs)
 }
 
-type Slot = Arc<OnceCell<Summary>>;
-/// The intervals' slots, and the intervals oldest first.
-type Slots = (HashMap<(u64, u64), Slot>, VecDeque<(u64, u64)>);
+/// The log: consecutive intervals `(start, to_0], (to_0, to_1], …` and
+/// each one's summary.
+#[derive(Default)]
+struct Log {
+    start: u64,
+    segments: VecDeque<(u64, Summary)>,
+}
+
+impl Log {
+    fn end(&self) -> u64 {
+        self.segments.back().map_or(self.start, |(to, _)| *to)
+    }
+
+    /// The pairs of every interval that overlaps (`from`, `to`]: exactly
+    /// the interval's when both ends are interval ends, else a few more (a
+    /// poll that reads for nothing, never one that misses a change).
+    fn union(&self, from: u64, to: u64) -> Summary {
+        let first = self.segments.partition_point(|(end, _)| *end <= from);
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        let mut lower = if first == 0 {
+            self.start
+        } else {
+            self.segments[first - 1].0
+        };
+        for (end, summary) in self.segments.range(first..) {
+            if lower >= to {
+                break;
+            }
+            for p in summary.iter() {
+                if !pairs.contains(p) {
+                    pairs.push(p.clone());
+                }
+            }
+            lower = *end;
+        }
+        Arc::new(pairs)
+    }
+}
 
 /// Summaries of the latest intervals, read once each.
 pub struct Changes {
-    inner: Mutex<Slots>,
+    log: Mutex<Log>,
+    /// One read of a missing interval at a time.
+    reading: tokio::sync::Mutex<()>,
     keep: usize,
 }
 
 impl Changes {
+    /// Keeps up to `keep` intervals (a poll asking below them reads its
+    /// interval itself).
     pub fn new(keep: usize) -> Changes {
         Changes {
-            inner: Mutex::new((HashMap::new(), VecDeque::new())),
+            log: Mutex::new(Log::default()),
+            reading: tokio::sync::Mutex::new(()),
             keep: keep.max(1),
         }
     }
 
-    /// The summary of (`from`, `to`], read by `read` when no poll has yet.
+    fn log(&self) -> std::sync::MutexGuard<'_, Log> {
+        self.log.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The summary of (`from`, `to`]; `read(a, b)` reads the rows with
+    /// `a < seq <= b` when the log does not cover them yet.
     pub async fn between<E, F, Fut>(&self, from: u64, to: u64, read: F) -> Result<Summary, E>
     where
-        F: FnOnce() -> Fut,
+        F: Fn(u64, u64) -> Fut,
         Fut: Future<Output = Result<Vec<(String, String)>, E>>,
     {
-        let slot = {
-            let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-            let (slots, order) = &mut *inner;
-            match slots.get(&(from, to)) {
-                Some(s) => s.clone(),
-                None => {
-                    let s = Slot::default();
-                    slots.insert((from, to), s.clone());
-                    order.push_back((from, to));
-                    while order.len() > self.keep {
-                        if let Some(old) = order.pop_front() {
-                            slots.remove(&old);
-                        }
-                    }
-                    s
+        if to <= from {
+            return Ok(Arc::new(Vec::new()));
+        }
+        // Twice at most: a read that another poll made meanwhile, then ours.
+        for _ in 0..3 {
+            {
+                let log = self.log();
+                if !log.segments.is_empty() && log.start <= from && to <= log.end() {
+                    return Ok(log.union(from, to));
+                }
+                if !log.segments.is_empty() && from < log.start {
+                    // Below the log: this poll's own read.
+                    break;
                 }
             }
-        };
-        slot.get_or_try_init(|| async { read().await.map(Arc::new) })
-            .await
-            .cloned()
+            let _reading = self.reading.lock().await;
+            let (a, b) = {
+                let log = self.log();
+                if log.segments.is_empty() {
+                    (from, to)
+                } else if to <= log.end() {
+                    continue;
+                } else {
+                    (log.end(), to)
+                }
+            };
+            let pairs = Arc::new(read(a, b).await?);
+            let mut log = self.log();
+            if log.segments.is_empty() {
+                log.start = a;
+            }
+            // Only holders of `reading` append: the log stays consecutive.
+            if log.end() == a {
+                log.segments.push_back((b, pairs));
+            }
+            while log.segments.len() > self.keep {
+                if let Some((end, _)) = log.segments.pop_front() {
+                    log.start = end;
+                }
+            }
+        }
+        read(from, to).await.map(Arc::new)
     }
 }
 
@@ -88,6 +156,25 @@ impl Changes {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    type Read = std::future::Ready<Result<Vec<(String, String)>, ()>>;
+
+    /// A database where seq `s` was written at node `loja-{s}`; counts reads.
+    fn reader(reads: Arc<AtomicUsize>) -> impl Fn(u64, u64) -> Read {
+        move |a, b| {
+            reads.fetch_add(1, Ordering::SeqCst);
+            let pairs = (a + 1..=b)
+                .map(|s| ("stock".to_owned(), format!("loja-{s}")))
+                .collect();
+            std::future::ready(Ok(pairs))
+        }
+    }
+
+    fn nodes(s: &Summary) -> Vec<String> {
+        let mut v: Vec<String> = s.iter().map(|(_, n)| n.clone()).collect();
+        v.sort();
+        v
+    }
 
     #[tokio::test]
     async fn a_thousand_polls_woken_by_one_write_read_its_summary_once() {
@@ -98,10 +185,13 @@ mod tests {
             let (changes, reads) = (changes.clone(), reads.clone());
             tasks.push(tokio::spawn(async move {
                 changes
-                    .between(10, 12, || async move {
-                        reads.fetch_add(1, Ordering::SeqCst);
-                        tokio::task::yield_now().await;
-                        Ok::<_, ()>(vec![("stock".to_owned(), "loja-7".to_owned())])
+                    .between(10, 12, |_, _| {
+                        let reads = reads.clone();
+                        async move {
+                            reads.fetch_add(1, Ordering::SeqCst);
+                            tokio::task::yield_now().await;
+                            Ok::<_, ()>(vec![("stock".to_owned(), "loja-7".to_owned())])
+                        }
                     })
                     .await
                     .unwrap()
@@ -111,16 +201,79 @@ mod tests {
             assert_eq!(t.await.unwrap()[0].1, "loja-7");
         }
         assert_eq!(reads.load(Ordering::SeqCst), 1);
-        // Old intervals leave; a failed read is read again.
-        for i in 0..5 {
-            changes
-                .between(i, i + 1, || async { Ok::<_, ()>(vec![]) })
-                .await
-                .unwrap();
+    }
+
+    #[tokio::test]
+    async fn polls_at_other_positions_are_answered_from_the_log() {
+        let changes = Changes::new(100);
+        let reads = Arc::new(AtomicUsize::new(0));
+        let read = reader(reads.clone());
+        // The head moves 10 → 11 → 13 → 14; polls wake at each.
+        assert_eq!(
+            nodes(&changes.between(10, 11, &read).await.unwrap()),
+            ["loja-11"]
+        );
+        assert_eq!(
+            nodes(&changes.between(11, 13, &read).await.unwrap()),
+            ["loja-12", "loja-13"]
+        );
+        assert_eq!(
+            nodes(&changes.between(10, 14, &read).await.unwrap()),
+            ["loja-11", "loja-12", "loja-13", "loja-14"]
+        );
+        assert_eq!(reads.load(Ordering::SeqCst), 3, "one read per new interval");
+        // Any poll inside the log, however its ends fall: no read.
+        assert_eq!(
+            nodes(&changes.between(13, 14, &read).await.unwrap()),
+            ["loja-14"]
+        );
+        assert_eq!(
+            nodes(&changes.between(11, 14, &read).await.unwrap()),
+            ["loja-12", "loja-13", "loja-14"]
+        );
+        assert!(changes.between(14, 14, &read).await.unwrap().is_empty());
+        // A position inside an interval gets that whole interval (more, never less).
+        assert_eq!(
+            nodes(&changes.between(12, 13, &read).await.unwrap()),
+            ["loja-12", "loja-13"]
+        );
+        assert_eq!(reads.load(Ordering::SeqCst), 3);
+        // Below the log: the poll's own read, the log unchanged.
+        assert_eq!(
+            nodes(&changes.between(8, 11, &read).await.unwrap()),
+            ["loja-10", "loja-11", "loja-9"]
+        );
+        assert_eq!(reads.load(Ordering::SeqCst), 4);
+        assert_eq!(
+            nodes(&changes.between(10, 11, &read).await.unwrap()),
+            ["loja-11"]
+        );
+        assert_eq!(reads.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn old_intervals_leave_and_a_failed_read_is_read_again() {
+        let changes = Changes::new(2);
+        let reads = Arc::new(AtomicUsize::new(0));
+        let read = reader(reads.clone());
+        for h in 1..=4 {
+            changes.between(h - 1, h, &read).await.unwrap();
         }
-        let again = changes
-            .between(10, 12, || async { Err::<Vec<(String, String)>, _>("gone") })
+        assert_eq!(reads.load(Ordering::SeqCst), 4);
+        // (0, 2] left the log: read again, by this poll.
+        changes.between(1, 2, &read).await.unwrap();
+        assert_eq!(reads.load(Ordering::SeqCst), 5);
+        changes.between(2, 4, &read).await.unwrap();
+        assert_eq!(reads.load(Ordering::SeqCst), 5, "(2, 4] is still kept");
+        let failed = changes
+            .between(4, 5, |_, _| async {
+                Err::<Vec<(String, String)>, _>("gone")
+            })
             .await;
-        assert_eq!(again, Err("gone"), "evicted: read again");
+        assert_eq!(failed, Err("gone"));
+        assert_eq!(
+            nodes(&changes.between(4, 5, &read).await.unwrap()),
+            ["loja-5"]
+        );
     }
 }

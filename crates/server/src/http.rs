@@ -84,7 +84,7 @@ impl AppState {
             feed_reads: tokio::sync::Semaphore::new(FEED_READS),
             pages: crate::page_cache::PageCache::new(PAGE_CACHE_BYTES),
             entity_heads: std::sync::Mutex::new(None),
-            changes: crate::changes::Changes::new(64),
+            changes: crate::changes::Changes::new(CHANGES_KEPT),
             store_wakers: std::sync::Mutex::new(HashMap::new()),
             head: watch::Sender::new(head),
             hints: std::sync::OnceLock::new(),
@@ -239,6 +239,10 @@ type St = State<Arc<AppState>>;
 
 /// Each entity's highest seq.
 type EntityHeads = Arc<HashMap<&'static str, u64>>;
+
+/// Intervals between heads whose summaries the long-polls share (a
+/// minute of uploads at 2,000 stores' pace: a few hundred kB).
+const CHANGES_KEPT: usize = 4096;
 
 /// Up to how many sequences apart [`AppState::entity_heads`] moves on from
 /// the heads it knows (past that, reading each entity's head is cheaper
@@ -1087,12 +1091,15 @@ async fn concerns(st: &Arc<AppState>, scope: &Scope, from: u64, to: u64) -> Resu
     let st2 = st.clone();
     let summary = st
         .changes
-        .between(from, to, || async move {
-            blocking(move || {
-                st2.db
-                    .read(|c| Ok::<_, ApiError>(crate::changes::summary(c, from, to)?))
-            })
-            .await
+        .between(from, to, |a, b| {
+            let st2 = st2.clone();
+            async move {
+                blocking(move || {
+                    st2.db
+                        .read(|c| Ok::<_, ApiError>(crate::changes::summary(c, a, b)?))
+                })
+                .await
+            }
         })
         .await?;
     Ok(summary.iter().any(|(entity, node)| {

@@ -170,7 +170,7 @@ pub fn apply(
         let (stored, mine, others) = if entity.resolution == Resolution::Shared {
             let stored = rows.find(entity.name, &key_text)?;
             let mine = stored.iter().find(|r| r.node == node).cloned();
-            let others = stored.iter().any(|r| r.node != node);
+            let others = crate::rows::Others::among(&stored, node);
             (stored, mine, others)
         } else {
             let (mine, others) = rows.find_at(entity.name, &key_text, node)?;

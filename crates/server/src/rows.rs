@@ -38,6 +38,26 @@ pub fn key_rows(
     rows.collect()
 }
 
+/// Other nodes' rows of a key, as a write to one node's row sees them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Others {
+    /// Some other node holds a row of the key.
+    pub exist: bool,
+    /// Some of those rows are not marked `siblings` yet.
+    pub unmarked: bool,
+}
+
+impl Others {
+    /// From every row of the key (`key_rows`), for a write at `node`.
+    pub fn among(rows: &[Stored], node: &str) -> Others {
+        let exist = rows.iter().any(|r| r.node != node);
+        Others {
+            exist,
+            unmarked: exist,
+        }
+    }
+}
+
 /// Writes changes inside the caller's transaction (the central's one
 /// writer holds it, so sequences commit in order), handing out sequences
 /// from `seq` (the head when it was opened); [`RowWriter::finish`] stores
@@ -75,40 +95,47 @@ impl<'t> RowWriter<'t> {
         key_rows(self.tx, entity, key_text)
     }
 
-    /// The key's row at `node` if any, and whether another node holds a
-    /// row of the key: what a change to `node`'s row needs, without reading
+    /// The key's row at `node` if any, and whether other nodes hold rows
+    /// of the key: what a change to `node`'s row needs, without reading
     /// every node's row (a product's stock has one per store).
     pub fn find_at(
         &self,
         entity: &str,
         key_text: &str,
         node: &str,
-    ) -> Result<(Option<Stored>, bool), crate::sql::Error> {
+    ) -> Result<(Option<Stored>, Others), crate::sql::Error> {
         let mut stmt = self.tx.prepare_cached(
-            "SELECT seq, node, public, deleted, data FROM rows
+            "SELECT seq, node, public, deleted, data, siblings FROM rows
              WHERE entity = ?1 AND key_text = ?2 AND node = ?3
              UNION ALL
-             SELECT seq, node, public, deleted, data FROM (
-                 SELECT seq, node, public, deleted, NULL AS data FROM rows
+             SELECT seq, node, public, deleted, data, siblings FROM (
+                 SELECT seq, node, public, deleted, NULL AS data, siblings FROM rows
                  WHERE entity = ?1 AND key_text = ?2 AND node <> ?3 LIMIT 1
              ) AS other",
         )?;
         let rows = stmt.query_map(params![entity, key_text, node], |r| {
-            Ok(Stored {
+            let siblings: bool = r.get(5)?;
+            let row = Stored {
                 seq: r.get(0)?,
                 node: r.get(1)?,
                 public: r.get(2)?,
                 deleted: r.get(3)?,
                 data: r.get(4)?,
-            })
+            };
+            Ok((row, siblings))
         })?;
-        let (mut mine, mut others) = (None, false);
+        let (mut mine, mut others) = (None, Others::default());
         for r in rows {
-            let r = r?;
-            if r.node == node {
-                mine = Some(r);
+            let (row, siblings) = r?;
+            if row.node == node {
+                mine = Some(row);
             } else {
-                others = true;
+                // A key with two rows or more has every row marked: one
+                // marked row says they all are.
+                others = Others {
+                    exist: true,
+                    unmarked: !siblings,
+                };
             }
         }
         Ok((mine, others))
@@ -116,7 +143,8 @@ impl<'t> RowWriter<'t> {
 
     /// Writes the key's row at `node` (a new one, or over `existing`, the
     /// row `node` already has): its data, or a tombstone when `data` is None.
-    /// `others` says whether other nodes hold rows of the key.
+    /// `others` says whether other nodes hold rows of the key, and whether
+    /// some of them are not yet marked as having siblings.
     #[allow(clippy::too_many_arguments)]
     pub fn put(
         &mut self,
@@ -127,7 +155,7 @@ impl<'t> RowWriter<'t> {
         public: bool,
         data: Option<&str>,
         existing: Option<&Stored>,
-        others: bool,
+        others: Others,
     ) -> Result<(), crate::sql::Error> {
         let seq = self.next();
         match existing {
@@ -153,9 +181,9 @@ impl<'t> RowWriter<'t> {
                         public,
                         data.is_none(),
                         data,
-                        others
+                        others.exist
                     ])?;
-                if others {
+                if others.unmarked {
                     self.mark_siblings(entity, key_text)?;
                 }
             }
@@ -224,7 +252,10 @@ impl<'t> RowWriter<'t> {
                         false,
                         None,
                         own,
-                        true,
+                        Others {
+                            exist: true,
+                            unmarked: true,
+                        },
                     )?;
                     if own.is_some() {
                         self.mark_siblings(entity.name, &key_text)?;
