@@ -59,22 +59,26 @@ pub fn resolved(
     node: &str,
     entity: &Entity,
 ) -> Result<(u32, Option<String>), crate::sql::Error> {
-    let mut levels = vec![node.to_owned()];
-    levels.extend(crate::nodes::ancestors(conn, node)?);
-    if levels.last().map(String::as_str) != Some(crate::nodes::MASTER) {
-        levels.push(crate::nodes::MASTER.to_owned());
-    }
-    let mut stmt =
-        conn.prepare_cached("SELECT minutes FROM availability WHERE node = ?1 AND entity = ?2")?;
-    for level in levels {
-        let m: Option<i64> = stmt
-            .query_row(params![level, entity.name], |r| r.get(0))
-            .optional()?;
-        if let Some(m) = m {
-            return Ok((m.clamp(0, i64::from(u32::MAX)) as u32, Some(level)));
-        }
-    }
-    Ok((entity.availability_minutes, None))
+    // The nearest level that sets them: the node, its ancestors, and the
+    // master even when the node is not (yet) under it.
+    let mut stmt = conn.prepare_cached(concat!(
+        crate::nodes::lineage!(),
+        "SELECT node, minutes FROM (
+             SELECT a.node, a.minutes, lineage.depth
+             FROM lineage JOIN availability a ON a.node = lineage.id AND a.entity = ?2
+             UNION ALL
+             SELECT node, minutes, 1000 FROM availability WHERE node = ?3 AND entity = ?2
+         ) AS levels ORDER BY depth LIMIT 1"
+    ))?;
+    let set: Option<(String, i64)> = stmt
+        .query_row(params![node, entity.name, crate::nodes::MASTER], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?;
+    Ok(match set {
+        Some((level, m)) => (m.clamp(0, i64::from(u32::MAX)) as u32, Some(level)),
+        None => (entity.availability_minutes, None),
+    })
 }
 
 /// The minutes a store (or any node) follows for `entity`.

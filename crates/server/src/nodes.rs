@@ -228,24 +228,57 @@ pub fn kind_of(conn: &Connection, id: &str) -> Result<Option<NodeKind>, crate::s
     Ok(k.as_deref().and_then(NodeKind::parse))
 }
 
+/// `lineage(id, kind, parent, depth)`: the node `?1` (depth 0) and its
+/// ancestors, one query however deep the tree (a walk up by parent was a
+/// round trip per level on PostgreSQL, for every store request). Bounded: a
+/// hierarchy deeper than 64 is a loop.
+macro_rules! lineage {
+    () => {
+        "WITH RECURSIVE lineage (id, kind, parent, depth) AS (
+             SELECT id, kind, parent, 0 FROM nodes WHERE id = ?1
+             UNION ALL
+             SELECT n.id, n.kind, n.parent, lineage.depth + 1
+             FROM nodes n JOIN lineage ON n.id = lineage.parent
+             WHERE lineage.depth < 64
+         ) "
+    };
+}
+pub(crate) use lineage;
+
+/// A node's kind and its lineage.
+struct Lineage {
+    kind: Option<NodeKind>,
+    /// The node, then its ancestors, nearest first.
+    nodes: Vec<String>,
+}
+
+/// `id` and its ancestors, nearest first, with `id`'s kind (`None`: no
+/// such node).
+fn lineage_of(conn: &Connection, id: &str) -> Result<Option<Lineage>, crate::sql::Error> {
+    let mut stmt = conn.prepare_cached(concat!(
+        lineage!(),
+        "SELECT id, kind FROM lineage ORDER BY depth"
+    ))?;
+    let rows = stmt
+        .query_map(params![id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let Some((_, kind)) = rows.first() else {
+        return Ok(None);
+    };
+    let kind = NodeKind::parse(kind);
+    Ok(Some(Lineage {
+        kind,
+        nodes: rows.into_iter().map(|(id, _)| id).collect(),
+    }))
+}
+
 /// The chain of parents of `id`, nearest first (not including `id`).
 pub fn ancestors(conn: &Connection, id: &str) -> Result<Vec<String>, crate::sql::Error> {
-    let mut out = Vec::new();
-    let mut stmt = conn.prepare_cached("SELECT parent FROM nodes WHERE id = ?1")?;
-    let mut cur = id.to_owned();
-    // Bounded: a hierarchy deeper than this is a loop.
-    for _ in 0..64 {
-        let parent: Option<Option<String>> =
-            stmt.query_row(params![cur], |r| r.get(0)).optional()?;
-        match parent.flatten() {
-            Some(p) => {
-                out.push(p.clone());
-                cur = p;
-            }
-            None => break,
-        }
-    }
-    Ok(out)
+    Ok(lineage_of(conn, id)?
+        .map(|l| l.nodes.into_iter().skip(1).collect())
+        .unwrap_or_default())
 }
 
 pub fn list(conn: &Connection) -> Result<Vec<NodeInfo>, crate::sql::Error> {
@@ -334,15 +367,16 @@ impl Scope {
 }
 
 pub fn scope(conn: &Connection, store: &str) -> Result<Option<Scope>, crate::sql::Error> {
-    if kind_of(conn, store)? != Some(NodeKind::Store) {
-        return Ok(None);
+    match lineage_of(conn, store)? {
+        Some(Lineage {
+            kind: Some(NodeKind::Store),
+            nodes,
+        }) => Ok(Some(Scope {
+            store: store.to_owned(),
+            nodes,
+        })),
+        _ => Ok(None),
     }
-    let mut nodes = vec![store.to_owned()];
-    nodes.extend(ancestors(conn, store)?);
-    Ok(Some(Scope {
-        store: store.to_owned(),
-        nodes,
-    }))
 }
 
 /// Who a bearer token belongs to (a store id), if anyone.
