@@ -51,12 +51,13 @@ impl Log {
         self.segments.back().map_or(self.start, |(to, _)| *to)
     }
 
-    /// The pairs of every interval that overlaps (`from`, `to`]: exactly
-    /// the interval's when both ends are interval ends, else a few more (a
-    /// poll that reads for nothing, never one that misses a change).
-    fn union(&self, from: u64, to: u64) -> Summary {
+    /// The summaries of every interval that overlaps (`from`, `to`]:
+    /// exactly the interval's pairs when both ends are interval ends, else a
+    /// few more (a poll that reads for nothing, never one that misses a
+    /// change). Not merged: a poll only asks whether any pair concerns it.
+    fn overlapping(&self, from: u64, to: u64) -> Vec<Summary> {
         let first = self.segments.partition_point(|(end, _)| *end <= from);
-        let mut pairs: Vec<(String, String)> = Vec::new();
+        let mut out = Vec::new();
         let mut lower = if first == 0 {
             self.start
         } else {
@@ -66,14 +67,10 @@ impl Log {
             if lower >= to {
                 break;
             }
-            for p in summary.iter() {
-                if !pairs.contains(p) {
-                    pairs.push(p.clone());
-                }
-            }
+            out.push(summary.clone());
             lower = *end;
         }
-        Arc::new(pairs)
+        out
     }
 }
 
@@ -100,22 +97,22 @@ impl Changes {
         self.log.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The summary of (`from`, `to`]; `read(a, b)` reads the rows with
-    /// `a < seq <= b` when the log does not cover them yet.
-    pub async fn between<E, F, Fut>(&self, from: u64, to: u64, read: F) -> Result<Summary, E>
+    /// The summaries covering (`from`, `to`]; `read(a, b)` reads the rows
+    /// with `a < seq <= b` when the log does not cover them yet.
+    pub async fn between<E, F, Fut>(&self, from: u64, to: u64, read: F) -> Result<Vec<Summary>, E>
     where
         F: Fn(u64, u64) -> Fut,
         Fut: Future<Output = Result<Vec<(String, String)>, E>>,
     {
         if to <= from {
-            return Ok(Arc::new(Vec::new()));
+            return Ok(Vec::new());
         }
         // Twice at most: a read that another poll made meanwhile, then ours.
         for _ in 0..3 {
             {
                 let log = self.log();
                 if !log.segments.is_empty() && log.start <= from && to <= log.end() {
-                    return Ok(log.union(from, to));
+                    return Ok(log.overlapping(from, to));
                 }
                 if !log.segments.is_empty() && from < log.start {
                     // Below the log: this poll's own read.
@@ -148,7 +145,7 @@ impl Changes {
                 }
             }
         }
-        read(from, to).await.map(Arc::new)
+        Ok(vec![Arc::new(read(from, to).await?)])
     }
 }
 
@@ -170,9 +167,14 @@ mod tests {
         }
     }
 
-    fn nodes(s: &Summary) -> Vec<String> {
-        let mut v: Vec<String> = s.iter().map(|(_, n)| n.clone()).collect();
+    fn nodes(s: &[Summary]) -> Vec<String> {
+        let mut v: Vec<String> = s
+            .iter()
+            .flat_map(|s| s.iter())
+            .map(|(_, n)| n.clone())
+            .collect();
         v.sort();
+        v.dedup();
         v
     }
 
@@ -198,7 +200,7 @@ mod tests {
             }));
         }
         for t in tasks {
-            assert_eq!(t.await.unwrap()[0].1, "loja-7");
+            assert_eq!(t.await.unwrap()[0][0].1, "loja-7");
         }
         assert_eq!(reads.load(Ordering::SeqCst), 1);
     }

@@ -1102,7 +1102,7 @@ async fn concerns(st: &Arc<AppState>, scope: &Scope, from: u64, to: u64) -> Resu
             }
         })
         .await?;
-    Ok(summary.iter().any(|(entity, node)| {
+    Ok(summary.iter().flat_map(|s| s.iter()).any(|(entity, node)| {
         // An entity this build does not know: let the database path say.
         entity_named(entity).is_none_or(|e| scope.relevant(e, node))
     }))
