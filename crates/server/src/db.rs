@@ -452,7 +452,7 @@ impl Db {
                     .map_err(|e| E::from(e.into()))?;
                 let out = f(&conn);
                 // Read only: nothing to keep; a failed end drops the session.
-                let _ = conn.execute_batch("COMMIT");
+                let _ = conn.end_read();
                 out
             }
         }

@@ -10,7 +10,7 @@
 //! its highest seq. A row changed after it was served moves to a new, higher
 //! seq and is served again there (with its new content) — once per change.
 
-use crate::sql::{Connection, OptionalExtension};
+use crate::sql::Connection;
 use loja_protocol::Entity;
 
 use crate::nodes::{Candidate, Scope};
@@ -225,28 +225,45 @@ pub fn held_page(entity: &Entity, after: u64, held_until: &str) -> String {
 /// The first change after `after` of `entity` this store's feed would carry, if any.
 ///
 /// One probe of the `rows_owner` index per node whose rows concern the
-/// store (its own, its central's, the master's): the other stores' changes
-/// since `after` (each sale's stock) are never read.
+/// store (its own, its central's, the master's), in one statement: the
+/// other stores' changes since `after` (each sale's stock) are never read.
 pub fn first_change(
     conn: &Connection,
     entity: &Entity,
     scope: &Scope,
     after: u64,
 ) -> Result<Option<u64>, crate::sql::Error> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT seq FROM rows WHERE entity = ?1 AND node = ?2 AND seq > ?3 ORDER BY seq LIMIT 1",
-    )?;
-    let mut first: Option<u64> = None;
-    for node in scope.sources(entity) {
-        let seq: Option<i64> = stmt
-            .query_row(params![entity.name, node, after as i64], |r| r.get(0))
-            .optional()?;
-        if let Some(seq) = seq {
-            let seq = seq as u64;
-            first = Some(first.map_or(seq, |f| f.min(seq)));
-        }
+    let sources = scope.sources(entity);
+    if sources.is_empty() {
+        return Ok(None);
     }
-    Ok(first)
+    let after = after as i64;
+    let mut params: Vec<&dyn crate::sql::ToParam> = vec![&entity.name, &after];
+    for node in sources {
+        params.push(node);
+    }
+    let first: Option<i64> = conn
+        .prepare_cached(&first_change_sql(sources.len()))?
+        .query_row(&params, |r| r.get(0))?;
+    Ok(first.map(|s| s as u64))
+}
+
+/// `first_change`'s statement for `nodes` nodes (`?3`, `?4`, …): the least
+/// of each node's first seq after `?2`, NULL when none has one.
+fn first_change_sql(nodes: usize) -> String {
+    let probes: Vec<String> = (0..nodes)
+        .map(|k| {
+            format!(
+                "SELECT (SELECT seq FROM rows WHERE entity = ?1 AND node = ?{} AND seq > ?2 \
+                 ORDER BY seq LIMIT 1) AS seq",
+                k + 3
+            )
+        })
+        .collect();
+    format!(
+        "SELECT min(seq) FROM ({}) AS firsts",
+        probes.join(" UNION ALL ")
+    )
 }
 
 #[cfg(test)]

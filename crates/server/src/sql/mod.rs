@@ -179,6 +179,19 @@ impl Connection {
         }
     }
 
+    /// Ends a read-only transaction. On PostgreSQL the COMMIT is sent
+    /// without waiting for its answer (the session is not reused before it
+    /// is answered); SQLite's is a call in process.
+    pub fn end_read(&self) -> Result<()> {
+        match &self.inner {
+            Inner::Sqlite(c) => Ok(c.execute_batch("COMMIT")?),
+            Inner::Postgres(p) => {
+                p.batch_detached("COMMIT");
+                Ok(())
+            }
+        }
+    }
+
     /// The first row mapped by `f`; [`Error::NoRows`] when there is none.
     pub fn query_row<T, F>(&self, sql: &str, params: &[&dyn ToParam], f: F) -> Result<T>
     where
