@@ -107,47 +107,65 @@ impl Changes {
         if to <= from {
             return Ok(Vec::new());
         }
-        // Twice at most: a read that another poll made meanwhile, then ours.
+        // Three rounds at most: the part below the log, the part above it,
+        // then the answer (a read another poll made meanwhile saves ours).
         for _ in 0..3 {
             {
                 let log = self.log();
                 if !log.segments.is_empty() && log.start <= from && to <= log.end() {
                     return Ok(log.overlapping(from, to));
                 }
-                if !log.segments.is_empty() && from < log.start {
-                    // Below the log: this poll's own read.
-                    break;
-                }
             }
+            // One read at a time: thousands of polls woken together, each
+            // from a position of its own, would otherwise each read (each a
+            // blocking thread and a read connection).
             let _reading = self.reading.lock().await;
-            let (a, b) = {
+            let next = {
                 let log = self.log();
                 if log.segments.is_empty() {
-                    (from, to)
+                    Some((from, to, false))
+                } else if from < log.start {
+                    // The log grows down past `keep` (up to twice), as after
+                    // a wake of polls at old positions; writes trim it back.
+                    (log.start - from <= BELOW_LOG_MAX && log.segments.len() < 2 * self.keep)
+                        .then_some((from, log.start, true))
                 } else if to <= log.end() {
                     continue;
                 } else {
-                    (log.end(), to)
+                    Some((log.end(), to, false))
                 }
+            };
+            let Some((a, b, below)) = next else {
+                // Far below the log: this poll's own read.
+                return Ok(vec![Arc::new(read(from, to).await?)]);
             };
             let pairs = Arc::new(read(a, b).await?);
             let mut log = self.log();
             if log.segments.is_empty() {
                 log.start = a;
             }
-            // Only holders of `reading` append: the log stays consecutive.
-            if log.end() == a {
+            // Only holders of `reading` change the ends: the log stays
+            // consecutive.
+            if below && log.start == b {
+                log.segments.push_front((b, pairs));
+                log.start = a;
+            } else if !below && log.end() == a {
                 log.segments.push_back((b, pairs));
-            }
-            while log.segments.len() > self.keep {
-                if let Some((end, _)) = log.segments.pop_front() {
-                    log.start = end;
+                while log.segments.len() > self.keep {
+                    if let Some((end, _)) = log.segments.pop_front() {
+                        log.start = end;
+                    }
                 }
             }
         }
         Ok(vec![Arc::new(read(from, to).await?)])
     }
 }
+
+/// How far below the log a poll's position may be for the log to grow
+/// down to it (a store polling for minutes without a change); further, or
+/// when the log is twice its size, the poll reads its interval alone.
+const BELOW_LOG_MAX: u64 = 100_000;
 
 #[cfg(test)]
 mod tests {
@@ -240,17 +258,38 @@ mod tests {
             ["loja-12", "loja-13"]
         );
         assert_eq!(reads.load(Ordering::SeqCst), 3);
-        // Below the log: the poll's own read, the log unchanged.
+        // Below the log: the log grows down to it, one read.
         assert_eq!(
             nodes(&changes.between(8, 11, &read).await.unwrap()),
             ["loja-10", "loja-11", "loja-9"]
         );
         assert_eq!(reads.load(Ordering::SeqCst), 4);
         assert_eq!(
-            nodes(&changes.between(10, 11, &read).await.unwrap()),
-            ["loja-11"]
+            nodes(&changes.between(8, 10, &read).await.unwrap()),
+            ["loja-10", "loja-9"]
         );
         assert_eq!(reads.load(Ordering::SeqCst), 4);
+        // Below and above at once: two reads, then the answer.
+        assert_eq!(
+            nodes(&changes.between(6, 16, &read).await.unwrap()).len(),
+            10
+        );
+        assert_eq!(reads.load(Ordering::SeqCst), 6);
+    }
+
+    #[tokio::test]
+    async fn a_position_far_below_the_log_is_read_alone() {
+        let changes = Changes::new(100);
+        let reads = Arc::new(AtomicUsize::new(0));
+        let read = reader(reads.clone());
+        let h = BELOW_LOG_MAX + 10;
+        changes.between(h, h + 1, &read).await.unwrap();
+        let far = changes.between(5, h + 1, &read).await.unwrap();
+        assert_eq!(nodes(&far).len() as u64, h + 1 - 5);
+        assert_eq!(reads.load(Ordering::SeqCst), 2);
+        // The log did not grow down: (5, 6] is read again.
+        changes.between(5, 6, &read).await.unwrap();
+        assert_eq!(reads.load(Ordering::SeqCst), 3);
     }
 
     #[tokio::test]
@@ -262,7 +301,7 @@ mod tests {
             changes.between(h - 1, h, &read).await.unwrap();
         }
         assert_eq!(reads.load(Ordering::SeqCst), 4);
-        // (0, 2] left the log: read again, by this poll.
+        // (1, 2] left the log: read again, and the log grows down to it.
         changes.between(1, 2, &read).await.unwrap();
         assert_eq!(reads.load(Ordering::SeqCst), 5);
         changes.between(2, 4, &read).await.unwrap();

@@ -34,9 +34,14 @@ use crate::{documents, feed, omni, verify};
 pub const FEED_BUILDS: usize = 2;
 /// Feed builds that may wait their turn; past them: 503 with Retry-After.
 pub const FEED_QUEUE: usize = 256;
-/// Feed requests past their build permit reading the token, hold and head
-/// at once (a bounded number of blocking threads and read connections).
-pub const FEED_READS: usize = 8;
+/// A store's reads at once (a feed request's token, hold and head; an
+/// events long-poll's token and, once woken, its check): as many as the
+/// read connections kept open, so thousands of stores woken together
+/// neither hold a blocking thread each nor open read connections of their
+/// own (each with a 32 MB cache: chain-sim saw the central at 0.5–1 GB
+/// after a fan-out, and several times the CPU, in the runs where most of
+/// the 2,000 woken polls read at the same moment).
+pub const STORE_READS: usize = 8;
 /// Bytes of feed pages kept for the stores of the same view.
 pub const PAGE_CACHE_BYTES: usize = 128 << 20;
 /// Largest request body (after decompression): a whole-catalog import.
@@ -46,8 +51,8 @@ pub struct AppState {
     pub db: Db,
     admin_hash: Option<String>,
     feed_permits: crate::admission::Admission,
-    /// The reads before a feed page is had (token, hold, head) at once.
-    feed_reads: tokio::sync::Semaphore,
+    /// The stores' reads at once (`STORE_READS`).
+    store_reads: tokio::sync::Semaphore,
     /// Pages built once for every store of the same view.
     pages: crate::page_cache::PageCache<SealedAnswer>,
     /// Each entity's highest seq at the head they were read at: a woken
@@ -81,7 +86,7 @@ impl AppState {
             db,
             admin_hash: (!admin_token.is_empty()).then(|| hash_token(admin_token)),
             feed_permits: crate::admission::Admission::new(FEED_BUILDS, FEED_QUEUE),
-            feed_reads: tokio::sync::Semaphore::new(FEED_READS),
+            store_reads: tokio::sync::Semaphore::new(STORE_READS),
             pages: crate::page_cache::PageCache::new(PAGE_CACHE_BYTES),
             entity_heads: std::sync::Mutex::new(None),
             changes: crate::changes::Changes::new(CHANGES_KEPT),
@@ -396,6 +401,21 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// `f` in a read transaction of the central's database, on the blocking pool.
+/// [`db_read`] among the stores' bounded reads (`STORE_READS`).
+async fn store_read<T: Send + 'static>(
+    st: &Arc<AppState>,
+    f: impl FnOnce(&Connection, &AppState) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let _reading = st.store_reads.acquire().await.map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "server is stopping",
+        )
+    })?;
+    db_read(st, f).await
+}
+
 async fn db_read<T: Send + 'static>(
     st: &Arc<AppState>,
     f: impl FnOnce(&Connection, &AppState) -> Result<T, ApiError> + Send + 'static,
@@ -632,46 +652,34 @@ async fn feed_page(
         Held(feed::Page),
         Build { scope: Scope, head: u64 },
     }
-    let st2 = st.clone();
     let store2 = store.clone();
     // The token, the hold and the head: a few indexed reads, a few at a
-    // time (thousands of stores asking at once would otherwise each hold a
-    // blocking thread and a read connection with its own page cache).
-    let reading = st.feed_reads.acquire().await.map_err(|_| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "shutting_down",
-            "server is stopping",
-        )
-    })?;
-    let (ready, place) = blocking(move || {
-        st2.db.read(|conn| {
-            let scope = check_store(conn, &store2, token.as_deref())?;
-            // The store's place in the tree: it ranks its price lists by it.
-            let place = scope.nodes.join(",");
-            if let Some(until) = avail::held_until(
-                conn,
-                Some(&st2.pending),
-                &store2,
-                e,
-                Some(after),
-                now_unix(),
-            )? {
-                let held = feed::Page {
-                    json: feed::held_page(e, after, &avail::rfc3339(until)),
-                    items: 0,
-                    next: after,
-                    more: false,
-                    shared: false,
-                };
-                return Ok((Ready::Held(held), place));
-            }
-            let head = feed::entity_head(conn, e)?;
-            Ok((Ready::Build { scope, head }, place))
-        })
+    // time (`STORE_READS`).
+    let (ready, place) = store_read(&st, move |conn, st2| {
+        let scope = check_store(conn, &store2, token.as_deref())?;
+        // The store's place in the tree: it ranks its price lists by it.
+        let place = scope.nodes.join(",");
+        if let Some(until) = avail::held_until(
+            conn,
+            Some(&st2.pending),
+            &store2,
+            e,
+            Some(after),
+            now_unix(),
+        )? {
+            let held = feed::Page {
+                json: feed::held_page(e, after, &avail::rfc3339(until)),
+                items: 0,
+                next: after,
+                more: false,
+                shared: false,
+            };
+            return Ok((Ready::Held(held), place));
+        }
+        let head = feed::entity_head(conn, e)?;
+        Ok((Ready::Build { scope, head }, place))
     })
     .await?;
-    drop(reading);
     let scope = match ready {
         Ready::Held(page) => {
             let sealed = SealedAnswer::seal(page.json, zstd);
@@ -974,7 +982,7 @@ async fn events(
     let mut after = q_u64(&q, "after")?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
     let store2 = store.clone();
-    let scope = db_read(&st, move |c, _| check_store(c, &store2, token.as_deref())).await?;
+    let scope = store_read(&st, move |c, _| check_store(c, &store2, token.as_deref())).await?;
     let scope = Arc::new(scope);
     let mut head_rx = st.head.subscribe();
     let mut stop_rx = st.shutdown.subscribe();
@@ -995,7 +1003,7 @@ async fn events(
         let (head, ready, now_held) = if quiet {
             (sent, Vec::new(), Vec::new())
         } else {
-            db_read(&st, move |conn, st| {
+            store_read(&st, move |conn, st| {
                 let head = head_seq(conn)?;
                 let from = after.unwrap_or(head);
                 let now = now_unix();
