@@ -400,7 +400,6 @@ async fn blocking<T: Send + 'static>(
     })?
 }
 
-/// `f` in a read transaction of the central's database, on the blocking pool.
 /// [`db_read`] among the stores' bounded reads (`STORE_READS`).
 async fn store_read<T: Send + 'static>(
     st: &Arc<AppState>,
@@ -416,6 +415,7 @@ async fn store_read<T: Send + 'static>(
     db_read(st, f).await
 }
 
+/// `f` in a read transaction of the central's database, on the blocking pool.
 async fn db_read<T: Send + 'static>(
     st: &Arc<AppState>,
     f: impl FnOnce(&Connection, &AppState) -> Result<T, ApiError> + Send + 'static,
