@@ -281,6 +281,15 @@ impl ApiError {
     }
 }
 
+/// The answer to a request the stopping server no longer takes.
+fn shutting_down() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "shutting_down",
+        "server is stopping",
+    )
+}
+
 fn not_found(what: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", what)
 }
@@ -405,13 +414,11 @@ async fn store_read<T: Send + 'static>(
     st: &Arc<AppState>,
     f: impl FnOnce(&Connection, &AppState) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let _reading = st.store_reads.acquire().await.map_err(|_| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "shutting_down",
-            "server is stopping",
-        )
-    })?;
+    let _reading = st
+        .store_reads
+        .acquire()
+        .await
+        .map_err(|_| shutting_down())?;
     db_read(st, f).await
 }
 
@@ -754,11 +761,7 @@ async fn admitted(st: &Arc<AppState>) -> Result<tokio::sync::SemaphorePermit<'_>
             e.retry_after = Some(retry_after);
             e
         }
-        Refused::Closed => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "shutting_down",
-            "server is stopping",
-        ),
+        Refused::Closed => shutting_down(),
     })
 }
 

@@ -26,16 +26,20 @@ pub fn key_rows(
     let mut stmt = conn.prepare_cached(
         "SELECT seq, node, public, deleted, data FROM rows WHERE entity = ?1 AND key_text = ?2",
     )?;
-    let rows = stmt.query_map(params![entity, key_text], |r| {
-        Ok(Stored {
-            seq: r.get(0)?,
-            node: r.get(1)?,
-            public: r.get(2)?,
-            deleted: r.get(3)?,
-            data: r.get(4)?,
-        })
-    })?;
+    let rows = stmt.query_map(params![entity, key_text], stored)?;
     rows.collect()
+}
+
+/// A `Stored` from the columns `seq, node, public, deleted, data`, in
+/// that order.
+fn stored(r: &crate::sql::Row<'_>) -> Result<Stored, crate::sql::Error> {
+    Ok(Stored {
+        seq: r.get(0)?,
+        node: r.get(1)?,
+        public: r.get(2)?,
+        deleted: r.get(3)?,
+        data: r.get(4)?,
+    })
 }
 
 /// Other nodes' rows of a key, as a write to one node's row sees them.
@@ -114,15 +118,7 @@ impl<'t> RowWriter<'t> {
              ) AS other",
         )?;
         let rows = stmt.query_map(params![entity, key_text, node], |r| {
-            let siblings: bool = r.get(5)?;
-            let row = Stored {
-                seq: r.get(0)?,
-                node: r.get(1)?,
-                public: r.get(2)?,
-                deleted: r.get(3)?,
-                data: r.get(4)?,
-            };
-            Ok((row, siblings))
+            Ok((stored(r)?, r.get::<_, bool>(5)?))
         })?;
         let (mut mine, mut others) = (None, Others::default());
         for r in rows {
