@@ -518,8 +518,10 @@ async fn ship_from_store_with_changes_a_return_elsewhere_and_a_cancellation_raci
     let sync = a.command(&["sync", "omni_orders"]).unwrap();
     assert!(
         sync.status.success(),
-        "{}",
-        String::from_utf8_lossy(&sync.stderr)
+        "{}{}\nlog:\n{}",
+        String::from_utf8_lossy(&sync.stdout),
+        String::from_utf8_lossy(&sync.stderr),
+        tail(&a.log(), 30)
     );
     let seen = pos_order(&a, "c1", "A sees line 1 cancelled", |o| {
         o["lines"][0]["state"] == "cancelled"

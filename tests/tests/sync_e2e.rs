@@ -493,3 +493,66 @@ async fn a_replica_of_an_older_lojad_loses_its_product_cards() {
             .is_empty()
     );
 }
+
+/// `lojad sync` beside the daemon: both write the same replica, each fetches
+/// from the watermark it read, and whichever applies second finds its page
+/// already applied. That is not a failure: the run goes on from the stored
+/// watermark, and the replica ends equal to the central's view.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lojad_sync_beside_the_daemon_is_not_a_failure() {
+    let central = central_with(1_200, 10);
+    central.release_everything().await.unwrap();
+    let store = Store::builder(central.url(), STORE, TOKEN)
+        .page_size(100)
+        .start()
+        .unwrap();
+    store
+        .wait_synced(&central, Duration::from_secs(120))
+        .await
+        .unwrap();
+    for round in 0..3 {
+        // Every base price changes: a dozen pages the daemon (woken by push)
+        // and three CLI runs all fetch at once.
+        let changed: Vec<Value> = store
+            .replica_rows("prices")
+            .unwrap()
+            .into_values()
+            .filter(|r| r["price_list"] == "base")
+            .map(|mut r| {
+                let price = r["price"].as_i64().unwrap_or(0) + 1;
+                r.insert("price".into(), json!(price));
+                r.remove("promo_price");
+                r.remove("promo_until");
+                Value::Object(r)
+            })
+            .collect();
+        central.import_rows("prices", &changed).await.unwrap();
+        let outs: Vec<_> = std::thread::scope(|s| {
+            let runs: Vec<_> = (0..3)
+                .map(|_| s.spawn(|| store.command(&["sync", "prices"])))
+                .collect();
+            runs.into_iter().map(|r| r.join()).collect()
+        });
+        for out in outs {
+            let out = out.expect("a sync thread").unwrap();
+            assert!(
+                out.status.success(),
+                "round {round}: {}{}\nlog:\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr),
+                tail(&store.log(), 30)
+            );
+        }
+    }
+    store
+        .wait_synced(&central, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let failed: Vec<_> = store
+        .tickets()
+        .unwrap()
+        .into_iter()
+        .filter(|t| t.status != "ok")
+        .collect();
+    assert!(failed.is_empty(), "failed tickets: {failed:?}");
+}

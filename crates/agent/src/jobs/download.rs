@@ -14,10 +14,15 @@
 //! hash of the text it built), parse or validate is rejected whole: a
 //! Failed ticket keeps its payload and the error, the watermark stays, the
 //! run ends Failed (the scheduler retries with backoff).
+//!
+//! A page whose start the stored watermark has passed is not a fault: another
+//! writer of the same replica (`lojad sync` beside the daemon) applied it
+//! first. Nothing of it is applied or archived, and the run goes on from the
+//! stored watermark (a bounded number of times).
 
 use std::time::Instant;
 
-use loja_protocol::{CheckedPage, Entity, TypedPage, Watermark};
+use loja_protocol::{CheckedPage, Entity, PageError, TypedPage, Watermark};
 use loja_replica::{NewTicket, Outcome, ReplicaError, TicketKind, TicketStatus};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
@@ -63,18 +68,58 @@ pub async fn run(ctx: &JobCtx, entity: &'static Entity) -> JobResult {
         Some(lock) => Some(lock.lock().await),
         None => None,
     };
-    let catalog = ctx.state.catalog.clone();
-    let start = match blocking(move || lock(&catalog).watermark(entity)).await {
-        Ok(Ok(w)) => w,
-        Ok(Err(e)) => return JobResult::failed(0, format!("reading the watermark: {e}")),
-        Err(e) => return JobResult::failed(0, e),
-    };
+    let mut rows = 0u64;
+    for _ in 0..=OVERTAKEN_RETRIES {
+        let catalog = ctx.state.catalog.clone();
+        let start = match blocking(move || lock(&catalog).watermark(entity)).await {
+            Ok(Ok(w)) => w,
+            Ok(Err(e)) => return JobResult::failed(rows, format!("reading the watermark: {e}")),
+            Err(e) => return JobResult::failed(rows, e),
+        };
+        match pass(ctx, entity, start).await {
+            Pass::Done(mut r) => {
+                r.rows += rows;
+                return r;
+            }
+            Pass::Overtaken { rows: n } => rows += n,
+        }
+    }
+    JobResult::failed(
+        rows,
+        format!(
+            "another writer kept applying {} pages first ({} tries); the next run goes on",
+            entity.name,
+            OVERTAKEN_RETRIES + 1
+        ),
+    )
+}
+
+/// How many times a run starts again from the stored watermark when
+/// another writer of the same replica (a `lojad sync` beside the daemon,
+/// or the daemon beside it) applied the pages it had fetched first. Each
+/// time the watermark moved up (the other writer made progress), so this
+/// only bounds a feed that keeps growing while writers race over it.
+const OVERTAKEN_RETRIES: usize = 64;
+
+/// How one pass over the feed, from one stored watermark, ended.
+enum Pass {
+    Done(JobResult),
+    /// The stored watermark moved past the page's start under this pass:
+    /// nothing of the page was applied, and the rows it stands for are in
+    /// the replica already. `rows` counts what this pass applied before.
+    Overtaken {
+        rows: u64,
+    },
+}
+
+async fn pass(ctx: &JobCtx, entity: &'static Entity, start: Watermark) -> Pass {
     let (tx, mut rx) = mpsc::channel::<Fetched>(1);
     let fetcher = tokio::spawn(fetch_loop(ctx.clone(), entity, start, tx));
     let mut stop = ctx.stop.clone();
     let mut rows = 0u64;
     let mut pages = 0u64;
     let mut result = None;
+    let mut overtaken = false;
     loop {
         let fetched = tokio::select! {
             f = rx.recv() => f,
@@ -92,7 +137,12 @@ pub async fn run(ctx: &JobCtx, entity: &'static Entity) -> JobResult {
                     rows += n;
                     pages += 1;
                 }
-                Err(e) => {
+                Err(Refused::Overtaken(why)) => {
+                    tracing::debug!(entity = entity.name, %why, "overtaken: fetching again");
+                    overtaken = true;
+                    break;
+                }
+                Err(Refused::Failed(e)) => {
                     result = Some(JobResult::failed(rows, e));
                     break;
                 }
@@ -166,7 +216,10 @@ pub async fn run(ctx: &JobCtx, entity: &'static Entity) -> JobResult {
     drop(rx);
     fetcher.abort();
     let _ = fetcher.await;
-    result.unwrap_or_else(|| {
+    if overtaken {
+        return Pass::Overtaken { rows };
+    }
+    Pass::Done(result.unwrap_or_else(|| {
         let mut r = JobResult::ok(rows);
         if ctx.stopping() {
             r.message = Some(format!(
@@ -174,7 +227,15 @@ pub async fn run(ctx: &JobCtx, entity: &'static Entity) -> JobResult {
             ));
         }
         r
-    })
+    }))
+}
+
+/// Why a page was not applied.
+enum Refused {
+    /// Another writer applied past the page's start first (the stored
+    /// watermark is above it): fetch again from there.
+    Overtaken(String),
+    Failed(String),
 }
 
 /// Applies one page with its watermark and archives its ticket; returns the
@@ -185,7 +246,7 @@ async fn apply(
     page: CheckedPage,
     raw: RawResponse,
     fetch_ms: u64,
-) -> Result<u64, String> {
+) -> Result<u64, Refused> {
     let catalog = ctx.state.catalog.clone();
     let journal = ctx.state.journal.clone();
     // At background priority: a POS lookup on the same core goes first.
@@ -193,27 +254,42 @@ async fn apply(
         let t0 = Instant::now();
         let applied = lock(&catalog).apply_checked_page(entity, &page);
         let duration_ms = fetch_ms + t0.elapsed().as_millis() as u64;
-        let (status, error) = match &applied {
-            Ok(_) => (TicketStatus::Ok, None),
-            Err(e) => (TicketStatus::Failed, Some(e.to_string())),
-        };
-        let t = page_ticket(entity, &page, raw, duration_ms, status, error);
         let (after, next) = (page.after.0, page.next.0);
-        // The rows are in the replica (or refused): free them before the
-        // ticket is written.
-        drop(page);
-        if let Err(e) = lock(&journal).record_ticket(&t) {
-            tracing::warn!(entity = entity.name, error = %e, "cannot archive a feed ticket");
-        }
-        match applied {
+        let outcome = match &applied {
             Ok(a) => Ok(a.upserts + a.deletes),
-            Err(e @ ReplicaError::Page { .. }) => Err(format!(
+            Err(
+                e @ ReplicaError::Page {
+                    source: PageError::WrongStart { expected, found },
+                    ..
+                },
+            ) if expected > found => Err(Refused::Overtaken(e.to_string())),
+            Err(e @ ReplicaError::Page { .. }) => Err(Refused::Failed(format!(
                 "page {after}..{next} rejected, watermark unchanged: {e}"
-            )),
-            Err(e) => Err(format!("applying page {after}..{next}: {e}")),
+            ))),
+            Err(e) => Err(Refused::Failed(format!(
+                "applying page {after}..{next}: {e}"
+            ))),
+        };
+        // An overtaken page is archived by the writer that applied it
+        // first; a Failed ticket of it here would report a fault that is not.
+        if !matches!(outcome, Err(Refused::Overtaken(_))) {
+            let error = applied.as_ref().err().map(ToString::to_string);
+            let status = match error {
+                None => TicketStatus::Ok,
+                Some(_) => TicketStatus::Failed,
+            };
+            let t = page_ticket(entity, &page, raw, duration_ms, status, error);
+            // The rows are in the replica (or refused): free them before
+            // the ticket is written.
+            drop(page);
+            if let Err(e) = lock(&journal).record_ticket(&t) {
+                tracing::warn!(entity = entity.name, error = %e, "cannot archive a feed ticket");
+            }
         }
+        outcome
     })
-    .await?
+    .await
+    .map_err(Refused::Failed)?
 }
 
 /// The Failed ticket of a page after `after` that never applied (no answer,
