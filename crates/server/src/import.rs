@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::db::DbError;
 use crate::nodes::{MASTER, NodeKind};
-use crate::rows::RowWriter;
+use crate::rows::{Others, RowWriter, Stored};
 
 /// One validated change, with the request line it came from (1-based).
 #[derive(Debug, Clone, PartialEq)]
@@ -161,77 +161,148 @@ pub fn apply(
 ) -> Result<Applied, ImportError> {
     let kinds = node_kinds(tx)?;
     let mut rows = RowWriter::open(tx)?;
+    rows.queue_writes();
     let mut stats = Applied::default();
-    for ch in changes {
-        let (node, public) = owner(entity, ch, &kinds)?;
-        let key_text = entity.key_text(&ch.row);
+    let mut rest = changes;
+    while !rest.is_empty() {
+        let batch = &rest[..distinct_run(entity, rest)];
+        rest = &rest[batch.len()..];
+        let owners = batch
+            .iter()
+            .map(|ch| owner(entity, ch, &kinds))
+            .collect::<Result<Vec<_>, _>>()?;
+        let keys: Vec<String> = batch.iter().map(|ch| entity.key_text(&ch.row)).collect();
+        // What each change finds stored, read for the whole batch at once
+        // (its keys are distinct: no change of it sees another's write).
         // A shared key's other owners lose their rows: read them all; else
         // only this node's row and whether another node has one.
-        let (stored, mine, others) = if entity.resolution == Resolution::Shared {
-            let stored = rows.find(entity.name, &key_text)?;
-            let mine = stored.iter().find(|r| r.node == node).cloned();
-            let others = crate::rows::Others::among(&stored, node);
-            (stored, mine, others)
-        } else {
-            let (mine, others) = rows.find_at(entity.name, &key_text, node)?;
-            (Vec::new(), mine, others)
-        };
-        let mine = mine.as_ref();
-        stats.applied += 1;
-        let before = rows.seq();
-        match ch.op {
-            Op::Upsert => {
-                let data = serde_json::to_string(&ch.row)
-                    .map_err(|e| invalid(ch.line, "row", e.to_string()))?;
-                if entity.resolution == Resolution::Shared {
-                    for other in stored.iter().filter(|r| r.node != node && !r.deleted) {
-                        rows.tombstone(other)?;
-                    }
-                }
-                let same = mine.is_some_and(|r| {
-                    !r.deleted && r.public == public && r.data.as_deref() == Some(data.as_str())
-                });
-                if !same {
-                    let key_json = Value::Object(entity.key_of(&ch.row)).to_string();
-                    rows.put(
-                        entity.name,
-                        &key_text,
-                        &key_json,
-                        node,
-                        public,
-                        Some(&data),
-                        mine,
-                        others,
-                    )?;
-                }
+        let found: Vec<(Vec<Stored>, Option<Stored>, Others)> =
+            if entity.resolution == Resolution::Shared {
+                let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                rows.find_many(entity.name, &keys)?
+                    .into_iter()
+                    .zip(&owners)
+                    .map(|(stored, (node, _))| {
+                        let mine = stored.iter().find(|r| r.node == *node).cloned();
+                        let others = Others::among(&stored, node);
+                        (stored, mine, others)
+                    })
+                    .collect()
+            } else {
+                let at: Vec<(&str, &str)> = keys
+                    .iter()
+                    .zip(&owners)
+                    .map(|(k, (node, _))| (k.as_str(), *node))
+                    .collect();
+                rows.find_at_many(entity.name, &at)?
+                    .into_iter()
+                    .map(|(mine, others)| (Vec::new(), mine, others))
+                    .collect()
+            };
+        for (((ch, (node, public)), key_text), (stored, mine, others)) in
+            batch.iter().zip(owners).zip(&keys).zip(found)
+        {
+            let before = rows.seq();
+            change(
+                &mut rows,
+                entity,
+                ch,
+                node,
+                public,
+                key_text,
+                &stored,
+                mine.as_ref(),
+                others,
+            )?;
+            stats.applied += 1;
+            if rows.seq() > before {
+                stats.changed += 1;
             }
-            Op::Delete => match mine {
-                Some(r) if r.deleted => {}
-                Some(r) => rows.tombstone(r)?,
-                None => {
-                    // Never seen at this node: keep a tombstone anyway, so a
-                    // store that holds the row from elsewhere (an old load, a
-                    // manual insert) drops it or re-resolves the key.
-                    let key_json = Value::Object(ch.row.clone()).to_string();
-                    rows.put(
-                        entity.name,
-                        &key_text,
-                        &key_json,
-                        node,
-                        public,
-                        None,
-                        None,
-                        others,
-                    )?;
-                }
-            },
         }
-        if rows.seq() > before {
-            stats.changed += 1;
-        }
+        rows.flush()?;
     }
     stats.last_seq = rows.finish()?;
     Ok(stats)
+}
+
+/// Changes read and written together, at most.
+const BATCH: usize = 512;
+
+/// How many of `changes`, from the first, form a batch: at most [`BATCH`],
+/// and no key twice (a change must see what an earlier one of the same
+/// key wrote).
+fn distinct_run(entity: &Entity, changes: &[Change]) -> usize {
+    let mut seen = std::collections::HashSet::new();
+    changes
+        .iter()
+        .take(BATCH)
+        .take_while(|ch| seen.insert(entity.key_text(&ch.row)))
+        .count()
+        .max(1)
+}
+
+/// One change, over what is stored of its key: `stored` (every node's
+/// rows, for a shared entity), `mine` (the owner node's row), `others`.
+#[allow(clippy::too_many_arguments)]
+fn change(
+    rows: &mut RowWriter<'_>,
+    entity: &Entity,
+    ch: &Change,
+    node: &str,
+    public: bool,
+    key_text: &str,
+    stored: &[Stored],
+    mine: Option<&Stored>,
+    others: Others,
+) -> Result<(), ImportError> {
+    match ch.op {
+        Op::Upsert => {
+            let data = serde_json::to_string(&ch.row)
+                .map_err(|e| invalid(ch.line, "row", e.to_string()))?;
+            if entity.resolution == Resolution::Shared {
+                for other in stored.iter().filter(|r| r.node != node && !r.deleted) {
+                    rows.tombstone(other)?;
+                }
+            }
+            let same = mine.is_some_and(|r| {
+                !r.deleted && r.public == public && r.data.as_deref() == Some(data.as_str())
+            });
+            if !same {
+                let key_json = Value::Object(entity.key_of(&ch.row)).to_string();
+                rows.put(
+                    entity.name,
+                    key_text,
+                    &key_json,
+                    node,
+                    public,
+                    Some(&data),
+                    mine,
+                    others,
+                )?;
+            }
+        }
+        Op::Delete => match mine {
+            Some(r) if r.deleted => {}
+            Some(r) => rows.tombstone(r)?,
+            None => {
+                // Never seen at this node: keep a tombstone anyway, so a
+                // store that holds the row from elsewhere (an old load, a
+                // manual insert) drops it or re-resolves the key.
+                let key_json = Value::Object(ch.row.clone()).to_string();
+                rows.put(
+                    entity.name,
+                    key_text,
+                    &key_json,
+                    node,
+                    public,
+                    None,
+                    None,
+                    others,
+                )?;
+            }
+        },
+    }
+    Ok(())
 }
 
 /// The node a change is imported under, and whether its row is public,
@@ -310,6 +381,132 @@ fn node_kinds(tx: &Transaction<'_>) -> Result<HashMap<String, NodeKind>, crate::
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::{Db, DbError};
+    use crate::nodes::{NewNode, upsert_node};
+    use serde_json::json;
+
+    fn change(line: u64, node: &str, op: Op, row: Value) -> Change {
+        Change {
+            line,
+            node: Some(node.into()),
+            public: None,
+            op,
+            row: row.as_object().cloned().unwrap_or_default(),
+        }
+    }
+
+    /// Every stored row of an entity: (key_text, node) → (seq, deleted, data, siblings).
+    type Stored = std::collections::BTreeMap<(String, String), (i64, bool, Option<String>, bool)>;
+
+    fn stored(db: &Db, entity: &str) -> Stored {
+        db.read(|c| {
+            let mut stmt = c.prepare(
+                "SELECT key_text, node, seq, deleted, data, siblings FROM rows WHERE entity = ?1",
+            )?;
+            let rows = stmt.query_map(params![entity], |r| {
+                Ok((
+                    (r.get(0)?, r.get(1)?),
+                    (r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?),
+                ))
+            })?;
+            rows.collect::<Result<Stored, _>>().map_err(DbError::Sql)
+        })
+        .unwrap()
+    }
+
+    /// An import larger than a batch, with keys repeated inside it and
+    /// across batches, at several nodes: each change sees what the earlier
+    /// ones wrote, as if they ran one by one.
+    #[test]
+    fn batches_see_earlier_changes_of_the_same_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::for_tests(dir.path());
+        let prices = entity("prices").unwrap();
+        let products = entity("products").unwrap();
+        db.write(|tx| {
+            let n = NewNode {
+                id: "s1".into(),
+                parent: "master".into(),
+                kind: NodeKind::Store,
+                token: Some("token-s1-xxxx".into()),
+            };
+            upsert_node(tx, &n).map_err(|e| DbError::Sql(crate::sql::Error::conversion(e)))
+        })
+        .unwrap();
+        let price = |code: u64, list: &str, price: u64| json!({"product_code": code.to_string(), "price_list": list, "price": price});
+        let mut changes = Vec::new();
+        for k in 0..(BATCH as u64 + 100) {
+            changes.push(change(
+                changes.len() as u64 + 1,
+                "master",
+                Op::Upsert,
+                price(k, "base", 100 + k),
+            ));
+        }
+        // Key 7 again (a new value), at the store too, then deleted at master;
+        // key 8 the same value again (no change).
+        changes.push(change(0, "master", Op::Upsert, price(7, "base", 1)));
+        changes.push(change(0, "s1", Op::Upsert, price(7, "base", 2)));
+        changes.push(change(
+            0,
+            "master",
+            Op::Delete,
+            json!({"product_code": "7", "price_list": "base"}),
+        ));
+        changes.push(change(0, "master", Op::Upsert, price(8, "base", 108)));
+        let applied = db.write(|tx| apply(tx, prices, &changes)).unwrap();
+        assert_eq!(applied.applied, BATCH as u64 + 104);
+        assert_eq!(
+            applied.changed,
+            BATCH as u64 + 103,
+            "key 8's repeat changed nothing"
+        );
+        let rows = stored(&db, "prices");
+        assert_eq!(rows.len(), BATCH + 101);
+        let key7 = prices.key_text(price(7, "base", 0).as_object().unwrap());
+        let master7 = &rows[&(key7.clone(), "master".to_owned())];
+        let store7 = &rows[&(key7, "s1".to_owned())];
+        assert!(
+            master7.1 && master7.2.is_none(),
+            "deleted at master: {master7:?}"
+        );
+        assert!(
+            !store7.1
+                && store7
+                    .2
+                    .as_deref()
+                    .is_some_and(|d| d.contains("\"price\":2"))
+        );
+        assert!(
+            master7.3 && store7.3,
+            "both rows of key 7 marked as siblings"
+        );
+        let seqs: std::collections::BTreeSet<i64> = rows.values().map(|r| r.0).collect();
+        assert_eq!(seqs.len(), rows.len(), "one sequence per row");
+        assert_eq!(*seqs.last().unwrap(), applied.last_seq as i64);
+
+        // A shared key moves to its new owner: the old owner's row is a
+        // tombstone, in the same batch as other keys.
+        let product = |code: &str, name: &str| json!({"code": code, "name": name, "unit": "UN"});
+        let first = [
+            change(1, "master", Op::Upsert, product("1", "A")),
+            change(2, "master", Op::Upsert, product("2", "B")),
+        ];
+        db.write(|tx| apply(tx, products, &first)).unwrap();
+        let moved = [
+            change(1, "s1", Op::Upsert, product("1", "A at s1")),
+            change(2, "master", Op::Upsert, product("3", "C")),
+        ];
+        db.write(|tx| apply(tx, products, &moved)).unwrap();
+        let rows = stored(&db, "products");
+        let key1 = products.key_text(product("1", "").as_object().unwrap());
+        assert!(
+            rows[&(key1.clone(), "master".to_owned())].1,
+            "master's row of 1 is a tombstone"
+        );
+        assert!(!rows[&(key1, "s1".to_owned())].1);
+        assert_eq!(rows.len(), 4);
+    }
 
     #[test]
     fn parse_names_line_and_field() {

@@ -22,7 +22,7 @@ mod sqlite;
 mod value;
 
 pub use postgres::{PgPool, PgTx, redacted as postgres_redacted};
-pub use value::{ColumnIndex, FromColumn, ToParam, ValueRef};
+pub use value::{ColumnIndex, FromColumn, PgValue, ToParam, ValueRef};
 
 /// Creates database `name` (lowercase letters, digits, `_`) on the
 /// PostgreSQL server `maintenance_url` names, and answers its URL: the same
@@ -192,6 +192,69 @@ impl Connection {
         }
     }
 
+    /// Runs `statements` in order, as one pipeline: PostgreSQL is sent them
+    /// all before the first answer is awaited (one round trip, not one per
+    /// statement); SQLite runs them one after the other. The first error
+    /// ends it, and the caller's transaction is to be rolled back.
+    pub fn execute_pipeline(&self, statements: &[Queued]) -> Result<()> {
+        match &self.inner {
+            Inner::Sqlite(c) => {
+                for q in statements {
+                    c.prepare_cached(q.sql)?
+                        .execute(rusqlite::params_from_iter(q.params.iter()))?;
+                }
+                Ok(())
+            }
+            Inner::Postgres(p) => p.execute_pipeline(statements),
+        }
+    }
+
+    /// Runs one query once per parameter list, as one pipeline (see
+    /// [`Connection::execute_pipeline`]); each run's rows mapped by `f`, in
+    /// the order of `runs`.
+    pub fn query_pipeline<T, F>(
+        &self,
+        sql: &str,
+        runs: &[Vec<PgValue>],
+        mut f: F,
+    ) -> Result<Vec<Vec<T>>>
+    where
+        F: FnMut(&Row<'_>) -> Result<T>,
+    {
+        match &self.inner {
+            Inner::Sqlite(c) => {
+                let mut stmt = c.prepare_cached(sql)?;
+                let mut out = Vec::with_capacity(runs.len());
+                for params in runs {
+                    let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
+                    let mut mapped = Vec::new();
+                    while let Some(r) = rows.next()? {
+                        mapped.push(f(&Row {
+                            inner: RowInner::Sqlite(r),
+                        })?);
+                    }
+                    out.push(mapped);
+                }
+                Ok(out)
+            }
+            Inner::Postgres(p) => {
+                let stmt = p.prepare(sql)?;
+                p.query_pipeline(&stmt, runs)?
+                    .iter()
+                    .map(|rows| {
+                        rows.iter()
+                            .map(|r| {
+                                f(&Row {
+                                    inner: RowInner::Postgres(r),
+                                })
+                            })
+                            .collect()
+                    })
+                    .collect()
+            }
+        }
+    }
+
     /// The first row mapped by `f`; [`Error::NoRows`] when there is none.
     pub fn query_row<T, F>(&self, sql: &str, params: &[&dyn ToParam], f: F) -> Result<T>
     where
@@ -212,6 +275,22 @@ impl Connection {
                 Inner::Postgres(p) => StmtInner::Postgres(p, p.prepare(sql)?),
             },
         })
+    }
+}
+
+/// A statement waiting in a pipeline, with parameters of its own.
+#[derive(Debug, Clone)]
+pub struct Queued {
+    pub sql: &'static str,
+    pub params: Vec<PgValue>,
+}
+
+impl Queued {
+    pub fn new(sql: &'static str, params: &[&dyn ToParam]) -> Queued {
+        Queued {
+            sql,
+            params: params.iter().map(|p| p.pg()).collect(),
+        }
     }
 }
 

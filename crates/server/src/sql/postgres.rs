@@ -320,6 +320,61 @@ impl PgTx {
     }
 }
 
+impl PgTx {
+    /// Every statement sent before any answer is awaited: tokio-postgres
+    /// writes each request when its future is first polled, and
+    /// `try_join_all` polls them in order, so the server runs them in order.
+    pub(super) fn execute_pipeline(&self, statements: &[super::Queued]) -> Result<()> {
+        let mut prepared = Vec::with_capacity(statements.len());
+        for q in statements {
+            prepared.push((self.prepare(q.sql)?, q.params.clone()));
+        }
+        let client = self.client.clone();
+        run(&self.shared, async move {
+            let runs = prepared.iter().map(|(stmt, values)| {
+                let client = &client;
+                async move {
+                    let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = values
+                        .iter()
+                        .map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync))
+                        .collect();
+                    client.execute(stmt, &refs).await
+                }
+            });
+            futures_util::future::try_join_all(runs)
+                .await
+                .map(drop)
+                .map_err(pg_error)
+        })
+    }
+
+    /// One statement run once per parameter list, pipelined as above.
+    pub(super) fn query_pipeline(
+        &self,
+        stmt: &Statement,
+        runs: &[Vec<PgValue>],
+    ) -> Result<Vec<Vec<tokio_postgres::Row>>> {
+        let client = self.client.clone();
+        let stmt = stmt.clone();
+        let runs = runs.to_vec();
+        run(&self.shared, async move {
+            let queries = runs.iter().map(|values| {
+                let (client, stmt) = (&client, &stmt);
+                async move {
+                    let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = values
+                        .iter()
+                        .map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync))
+                        .collect();
+                    client.query(stmt, &refs).await
+                }
+            });
+            futures_util::future::try_join_all(queries)
+                .await
+                .map_err(pg_error)
+        })
+    }
+}
+
 /// `?N` (and bare `?`) placeholders as PostgreSQL's `$N`, outside quotes.
 pub(super) fn placeholders(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len() + 8);

@@ -130,6 +130,22 @@ impl ToSql for PgValue {
     to_sql_checked!();
 }
 
+/// The same owned parameter for SQLite (a pipeline's statements carry
+/// theirs, whichever backend runs them).
+impl rusqlite::ToSql for PgValue {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef as Sql};
+        Ok(ToSqlOutput::Borrowed(match self {
+            PgValue::Null => Sql::Null,
+            PgValue::Int(v) => Sql::Integer(*v),
+            PgValue::Real(v) => Sql::Real(*v),
+            PgValue::Bool(b) => Sql::Integer(i64::from(*b)),
+            PgValue::Text(s) => Sql::Text(s.as_bytes()),
+            PgValue::Bytes(b) => Sql::Blob(b),
+        }))
+    }
+}
+
 /// A column's value as PostgreSQL sent it, borrowed from the row.
 #[derive(Debug, Clone, Copy)]
 enum PgAny<'a> {
