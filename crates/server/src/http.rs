@@ -501,8 +501,8 @@ fn check_admin(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
 /// The store's scope, if `token` is that store's.
 fn check_store(conn: &Connection, store: &str, token: Option<&str>) -> Result<Scope, ApiError> {
     let token = token.ok_or_else(|| unauthorized("missing bearer token"))?;
-    let owner =
-        nodes::store_of_token(conn, token)?.ok_or_else(|| unauthorized("unknown store token"))?;
+    let (owner, scope) = nodes::scope_and_token_owner(conn, store, token)?;
+    let owner = owner.ok_or_else(|| unauthorized("unknown store token"))?;
     if owner != store {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -510,7 +510,7 @@ fn check_store(conn: &Connection, store: &str, token: Option<&str>) -> Result<Sc
             "this token belongs to another store",
         ));
     }
-    nodes::scope(conn, store)?.ok_or_else(|| not_found(format!("no such store {store}")))
+    scope.ok_or_else(|| not_found(format!("no such store {store}")))
 }
 
 fn entity_or_404(name: &str) -> Result<&'static Entity, ApiError> {

@@ -379,6 +379,45 @@ pub fn scope(conn: &Connection, store: &str) -> Result<Option<Scope>, crate::sql
     }
 }
 
+/// Who `token` belongs to (a store id, if anyone) and `store`'s scope (if
+/// it is a store), in one statement when the store exists: every request
+/// of a store asks both.
+pub fn scope_and_token_owner(
+    conn: &Connection,
+    store: &str,
+    token: &str,
+) -> Result<(Option<String>, Option<Scope>), crate::sql::Error> {
+    let mut stmt = conn.prepare_cached(concat!(
+        lineage!(),
+        "SELECT id, kind, (SELECT id FROM nodes WHERE token_hash = ?2 AND kind = 'store')
+         FROM lineage ORDER BY depth"
+    ))?;
+    let rows = stmt
+        .query_map(params![store, hash_token(token)], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let Some((_, kind, owner)) = rows.first() else {
+        return Ok((store_of_token(conn, token)?, None));
+    };
+    let owner = owner.clone();
+    if NodeKind::parse(kind) != Some(NodeKind::Store) {
+        return Ok((owner, None));
+    }
+    let nodes = rows.into_iter().map(|(id, _, _)| id).collect();
+    Ok((
+        owner,
+        Some(Scope {
+            store: store.to_owned(),
+            nodes,
+        }),
+    ))
+}
+
 /// Who a bearer token belongs to (a store id), if anyone.
 pub fn store_of_token(conn: &Connection, token: &str) -> Result<Option<String>, crate::sql::Error> {
     conn.prepare_cached("SELECT id FROM nodes WHERE token_hash = ?1 AND kind = 'store'")?
@@ -470,6 +509,27 @@ mod tests {
             assert!(scope(tx, "sul")?.is_none());
             assert_eq!(store_of_token(tx, "token-loja1")?.as_deref(), Some("loja1"));
             assert_eq!(store_of_token(tx, "nope")?, None);
+            // The request's check, in one statement.
+            let (owner, s) = scope_and_token_owner(tx, "loja1", "token-loja1")?;
+            assert_eq!(owner.as_deref(), Some("loja1"));
+            assert_eq!(
+                s.map(|s| s.nodes),
+                Some(vec!["loja1".into(), "sul".into(), "master".into()])
+            );
+            let (owner, s) = scope_and_token_owner(tx, "loja1", "nope")?;
+            assert_eq!((owner, s.is_some()), (None, true));
+            let (owner, s) = scope_and_token_owner(tx, "sul", "token-loja1")?;
+            assert_eq!(
+                (owner.as_deref(), s.is_none()),
+                (Some("loja1"), true),
+                "sul is no store"
+            );
+            let (owner, s) = scope_and_token_owner(tx, "loja9", "token-loja1")?;
+            assert_eq!(
+                (owner.as_deref(), s.is_none()),
+                (Some("loja1"), true),
+                "no such store"
+            );
             Ok::<_, NodeError>(())
         })
         .unwrap();
