@@ -448,7 +448,7 @@ impl Db {
             }
             Store::Postgres { pool, .. } => {
                 let conn = Connection::postgres(pool.session().map_err(|e| E::from(e.into()))?);
-                conn.execute_batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                conn.begin_read("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                     .map_err(|e| E::from(e.into()))?;
                 let out = f(&conn);
                 // Read only: nothing to keep; a failed end drops the session.
@@ -803,6 +803,55 @@ mod tests {
         };
         assert_eq!(show("plan_cache_mode"), "force_custom_plan");
         assert_eq!(show("random_page_cost"), "1.1");
+    }
+
+    /// A read's BEGIN travels with its first statement (PostgreSQL): that
+    /// statement, and every one after it, runs inside the read-only,
+    /// repeatable-read transaction; one that fails leaves the session fit
+    /// for the next read.
+    #[test]
+    fn a_read_runs_in_its_transaction_from_the_first_statement() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::for_tests(dir.path());
+        if db.backend() != sql::Backend::Postgres {
+            return;
+        }
+        for _ in 0..3 {
+            let (iso, ro, same) = db
+                .read(|c| {
+                    let setting = |name: &str| -> Result<String, DbError> {
+                        Ok(c.query_row(
+                            "SELECT current_setting(?1)",
+                            params![name.to_owned()],
+                            |r| r.get(0),
+                        )?)
+                    };
+                    let iso = setting("transaction_isolation")?;
+                    let ro = setting("transaction_read_only")?;
+                    // The snapshot's time is the transaction's: the same twice.
+                    let t = || -> Result<String, DbError> {
+                        Ok(c.query_row("SELECT now()::text", params![], |r| r.get(0))?)
+                    };
+                    let first = t()?;
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                    Ok::<_, DbError>((iso, ro, first == t()?))
+                })
+                .unwrap();
+            assert_eq!(
+                (iso.as_str(), ro.as_str(), same),
+                ("repeatable read", "on", true)
+            );
+            let failed = db
+                .read(|c| Ok::<i64, DbError>(c.query_row("SELECT 1/0", params![], |r| r.get(0))?));
+            assert!(failed.is_err());
+        }
+        // A read that runs no statement sends nothing.
+        db.read(|_| Ok::<_, DbError>(())).unwrap();
+        assert_eq!(
+            db.read(|c| Ok::<i64, DbError>(c.query_row("SELECT 2", params![], |r| r.get(0))?))
+                .unwrap(),
+            2
+        );
     }
 
     #[test]

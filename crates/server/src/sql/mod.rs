@@ -179,14 +179,30 @@ impl Connection {
         }
     }
 
+    /// Begins a read-only transaction with `sql`. On PostgreSQL it is sent
+    /// with the transaction's first statement, in the same round trip (and
+    /// fails with it); SQLite's is a call in process.
+    pub fn begin_read(&self, sql: &'static str) -> Result<()> {
+        match &self.inner {
+            Inner::Sqlite(c) => Ok(c.execute_batch(sql)?),
+            Inner::Postgres(p) => {
+                p.defer(sql);
+                Ok(())
+            }
+        }
+    }
+
     /// Ends a read-only transaction. On PostgreSQL the COMMIT is sent
     /// without waiting for its answer (the session is not reused before it
-    /// is answered); SQLite's is a call in process.
+    /// is answered), and not at all when no statement ran (nor did the
+    /// BEGIN); SQLite's is a call in process.
     pub fn end_read(&self) -> Result<()> {
         match &self.inner {
             Inner::Sqlite(c) => Ok(c.execute_batch("COMMIT")?),
             Inner::Postgres(p) => {
-                p.batch_detached("COMMIT");
+                if !p.undefer() {
+                    p.batch_detached("COMMIT");
+                }
                 Ok(())
             }
         }

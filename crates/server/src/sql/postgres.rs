@@ -152,6 +152,7 @@ impl PgPool {
         Ok(PgTx {
             client: Arc::new(client),
             shared: self.shared.clone(),
+            deferred: std::sync::Mutex::new(None),
         })
     }
 
@@ -253,14 +254,18 @@ fn run<T: Send + 'static>(
 pub struct PgTx {
     client: Arc<deadpool_postgres::Object>,
     shared: Arc<Shared>,
+    /// A statement to send ahead of the next one, in the same round trip
+    /// (a read transaction's BEGIN: see [`PgTx::defer`]).
+    deferred: std::sync::Mutex<Option<&'static str>>,
 }
 
 impl PgTx {
     pub(super) fn batch(&self, sql: &str) -> Result<()> {
         let client = self.client.clone();
         let sql = sql.to_owned();
+        let first = self.deferred();
         run(&self.shared, async move {
-            client.batch_execute(&sql).await.map_err(pg_error)
+            after(&client, first, client.batch_execute(&sql)).await
         })
     }
 
@@ -277,6 +282,28 @@ impl PgTx {
         }
     }
 
+    /// Sends `sql` just before the next statement that runs on this
+    /// session, without a round trip of its own; its failure is that
+    /// statement's. Nothing is sent if none follows.
+    pub(super) fn defer(&self, sql: &'static str) {
+        if let Ok(mut d) = self.deferred.lock() {
+            *d = Some(sql);
+        }
+    }
+
+    /// Takes the deferred statement back: whether one was waiting.
+    pub(super) fn undefer(&self) -> bool {
+        self.deferred
+            .lock()
+            .ok()
+            .and_then(|mut d| d.take())
+            .is_some()
+    }
+
+    fn deferred(&self) -> Option<&'static str> {
+        self.deferred.lock().ok().and_then(|mut d| d.take())
+    }
+
     pub(super) fn prepare(&self, sql: &str) -> Result<Statement> {
         let client = self.client.clone();
         let sql = placeholders(sql);
@@ -287,6 +314,7 @@ impl PgTx {
 
     pub(super) fn execute(&self, stmt: &Statement, params: &[&dyn ToParam]) -> Result<usize> {
         let client = self.client.clone();
+        let first = self.deferred();
         let stmt = stmt.clone();
         let values: Vec<PgValue> = params.iter().map(|p| p.pg()).collect();
         run(&self.shared, async move {
@@ -294,11 +322,9 @@ impl PgTx {
                 .iter()
                 .map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync))
                 .collect();
-            client
-                .execute(&stmt, &refs)
+            after(&client, first, client.execute(&stmt, &refs))
                 .await
                 .map(|n| n as usize)
-                .map_err(pg_error)
         })
     }
 
@@ -308,6 +334,7 @@ impl PgTx {
         params: &[&dyn ToParam],
     ) -> Result<Vec<tokio_postgres::Row>> {
         let client = self.client.clone();
+        let first = self.deferred();
         let stmt = stmt.clone();
         let values: Vec<PgValue> = params.iter().map(|p| p.pg()).collect();
         run(&self.shared, async move {
@@ -315,7 +342,7 @@ impl PgTx {
                 .iter()
                 .map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync))
                 .collect();
-            client.query(&stmt, &refs).await.map_err(pg_error)
+            after(&client, first, client.query(&stmt, &refs)).await
         })
     }
 }
@@ -330,7 +357,11 @@ impl PgTx {
             prepared.push((self.prepare(q.sql)?, q.params.clone()));
         }
         let client = self.client.clone();
+        let first = self.deferred();
         run(&self.shared, async move {
+            if let Some(sql) = first {
+                client.batch_execute(sql).await.map_err(pg_error)?;
+            }
             let runs = prepared.iter().map(|(stmt, values)| {
                 let client = &client;
                 async move {
@@ -357,7 +388,11 @@ impl PgTx {
         let client = self.client.clone();
         let stmt = stmt.clone();
         let runs = runs.to_vec();
+        let first = self.deferred();
         run(&self.shared, async move {
+            if let Some(sql) = first {
+                client.batch_execute(sql).await.map_err(pg_error)?;
+            }
             let queries = runs.iter().map(|values| {
                 let (client, stmt) = (&client, &stmt);
                 async move {
@@ -372,6 +407,25 @@ impl PgTx {
                 .await
                 .map_err(pg_error)
         })
+    }
+}
+
+/// `op` on `client`, after the deferred statement `first` if any: both
+/// requests are written before either answer is awaited (`join` polls
+/// `first` first, and tokio-postgres writes a request when its future is
+/// first polled), so the server runs them in that order.
+async fn after<T>(
+    client: &deadpool_postgres::Object,
+    first: Option<&'static str>,
+    op: impl Future<Output = std::result::Result<T, tokio_postgres::Error>>,
+) -> Result<T> {
+    match first {
+        None => op.await.map_err(pg_error),
+        Some(sql) => {
+            let (began, out) = futures_util::future::join(client.batch_execute(sql), op).await;
+            began.map_err(pg_error)?;
+            out.map_err(pg_error)
+        }
     }
 }
 
