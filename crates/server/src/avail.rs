@@ -52,19 +52,6 @@ pub struct AvailabilityInfo {
     pub set_at: Option<String>,
 }
 
-/// Every level that sets `entity`'s minutes (`?2`) for the node of
-/// `lineage!` (`?1`), with its depth: the node, its ancestors, and the
-/// master (`?3`) even when the node is not (yet) under it.
-macro_rules! levels {
-    () => {
-        "(SELECT a.node, a.minutes, lineage.depth
-          FROM lineage JOIN availability a ON a.node = lineage.id AND a.entity = ?2
-          UNION ALL
-          SELECT node, minutes, 1000 FROM availability WHERE node = ?3 AND entity = ?2
-         ) AS levels"
-    };
-}
-
 /// The minutes `node`'s level follows for `entity`, and the level that sets
 /// them (`None`: the registry's default).
 pub fn resolved(
@@ -72,12 +59,16 @@ pub fn resolved(
     node: &str,
     entity: &Entity,
 ) -> Result<(u32, Option<String>), crate::sql::Error> {
-    // The nearest level that sets them.
+    // The nearest level that sets them: the node, its ancestors, and the
+    // master even when the node is not (yet) under it.
     let mut stmt = conn.prepare_cached(concat!(
         crate::nodes::lineage!(),
-        "SELECT node, minutes FROM ",
-        levels!(),
-        " ORDER BY depth LIMIT 1"
+        "SELECT node, minutes FROM (
+             SELECT a.node, a.minutes, lineage.depth
+             FROM lineage JOIN availability a ON a.node = lineage.id AND a.entity = ?2
+             UNION ALL
+             SELECT node, minutes, 1000 FROM availability WHERE node = ?3 AND entity = ?2
+         ) AS levels ORDER BY depth LIMIT 1"
     ))?;
     let set: Option<(String, i64)> = stmt
         .query_row(params![node, entity.name, crate::nodes::MASTER], |r| {
@@ -306,69 +297,20 @@ pub fn held_until(
     after: Option<u64>,
     now: i64,
 ) -> Result<Option<i64>, crate::sql::Error> {
-    let recorded = pending.and_then(|p| p.get(store, entity.name));
-    if let (Some(d), Some(a)) = (recorded, after)
-        && a != d.next
-    {
-        return Ok(None); // continuation, or a reload from elsewhere
-    }
-    let facts = hold_facts(conn, store, entity)?;
-    let Some(d) = recorded.or(facts.download) else {
+    let Some(d) = last_download(conn, pending, store, entity.name)? else {
         return Ok(None); // first download
     };
     if after.is_some_and(|a| a != d.next) {
-        return Ok(None);
+        return Ok(None); // continuation, or a reload from elsewhere
     }
-    let until = d.completed_at + i64::from(facts.minutes) * 60;
-    if now >= until || facts.exception {
+    let until = d.completed_at + i64::from(minutes(conn, store, entity)?) * 60;
+    if now >= until || is_exception(conn, store)? {
         return Ok(None);
     }
     if switch_changed_after(conn, entity, d.next)? {
         return Ok(None);
     }
     Ok(Some(until))
-}
-
-/// What holding a store's request back depends on.
-struct HoldFacts {
-    /// Its last completed download, as the database has it.
-    download: Option<Download>,
-    minutes: u32,
-    exception: bool,
-}
-
-/// [`HoldFacts`] in one statement: every store's feed request and woken
-/// long-poll asks, so one round trip instead of three.
-fn hold_facts(
-    conn: &Connection,
-    store: &str,
-    entity: &Entity,
-) -> Result<HoldFacts, crate::sql::Error> {
-    let mut stmt = conn.prepare_cached(concat!(
-        crate::nodes::lineage!(),
-        "SELECT d.completed_at, d.next_seq,
-                (SELECT minutes FROM ",
-        levels!(),
-        " ORDER BY depth LIMIT 1),
-                (SELECT count(*) FROM exceptions WHERE store = ?1)
-         FROM (SELECT 1 AS one) AS one
-         LEFT JOIN downloads d ON d.store = ?1 AND d.entity = ?2"
-    ))?;
-    stmt.query_row(params![store, entity.name, crate::nodes::MASTER], |r| {
-        let completed_at: Option<i64> = r.get(0)?;
-        let next: Option<i64> = r.get(1)?;
-        let minutes: Option<i64> = r.get(2)?;
-        Ok(HoldFacts {
-            download: completed_at.zip(next).map(|(completed_at, next)| Download {
-                completed_at,
-                next: next.max(0) as u64,
-            }),
-            minutes: minutes.map_or(entity.availability_minutes, |m| {
-                m.clamp(0, i64::from(u32::MAX)) as u32
-            }),
-            exception: r.get::<_, i64>(3)? > 0,
-        })
-    })
 }
 
 /// The integration switch (a `parameters` row, `integration.rs`) changed
