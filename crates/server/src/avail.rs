@@ -86,6 +86,46 @@ pub fn minutes(conn: &Connection, node: &str, entity: &Entity) -> Result<u32, cr
     resolved(conn, node, entity).map(|(m, _)| m)
 }
 
+/// [`minutes`] for a node whose lineage is known (a store's `Scope`: the
+/// store, then its ancestors): one indexed read of those levels' settings
+/// instead of walking the tree again. Every feed request and woken
+/// long-poll of a store that downloaded before asks it.
+pub fn minutes_along(
+    conn: &Connection,
+    lineage: &[String],
+    entity: &Entity,
+) -> Result<u32, crate::sql::Error> {
+    let mut levels: Vec<&str> = lineage.iter().map(String::as_str).collect();
+    if !levels.contains(&crate::nodes::MASTER) {
+        levels.push(crate::nodes::MASTER);
+    }
+    let marks: Vec<String> = (0..levels.len()).map(|i| format!("?{}", i + 2)).collect();
+    let sql = format!(
+        "SELECT node, minutes FROM availability WHERE entity = ?1 AND node IN ({})",
+        marks.join(", ")
+    );
+    let mut params: Vec<&dyn crate::sql::ToParam> = vec![&entity.name];
+    for level in &levels {
+        params.push(level);
+    }
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let set = stmt.query_map(&params, |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+    })?;
+    let mut nearest: Option<(usize, i64)> = None;
+    for row in set {
+        let (node, m) = row?;
+        if let Some(depth) = levels.iter().position(|l| *l == node)
+            && nearest.is_none_or(|(d, _)| depth < d)
+        {
+            nearest = Some((depth, m));
+        }
+    }
+    Ok(nearest.map_or(entity.availability_minutes, |(_, m)| {
+        m.clamp(0, i64::from(u32::MAX)) as u32
+    }))
+}
+
 /// Sets `entity`'s minutes at `node`'s level (`master`: the whole chain).
 pub fn set_minutes(
     conn: &Connection,
@@ -286,24 +326,25 @@ pub fn rfc3339(unix: i64) -> String {
         .unwrap_or_default()
 }
 
-/// Until when (unix seconds) is a request of `store` for `entity` after `after`
+/// Until when (unix seconds) is a request of the store of `scope` for `entity` after `after`
 /// held back, if it is. `after = None` asks "is any new download held?"
 /// (the events long-poll, which does not know where the store stands).
 pub fn held_until(
     conn: &Connection,
     pending: Option<&Pending>,
-    store: &str,
+    scope: &crate::nodes::Scope,
     entity: &Entity,
     after: Option<u64>,
     now: i64,
 ) -> Result<Option<i64>, crate::sql::Error> {
+    let store = scope.store.as_str();
     let Some(d) = last_download(conn, pending, store, entity.name)? else {
         return Ok(None); // first download
     };
     if after.is_some_and(|a| a != d.next) {
         return Ok(None); // continuation, or a reload from elsewhere
     }
-    let until = d.completed_at + i64::from(minutes(conn, store, entity)?) * 60;
+    let until = d.completed_at + i64::from(minutes_along(conn, &scope.nodes, entity)?) * 60;
     if now >= until || is_exception(conn, store)? {
         return Ok(None);
     }
@@ -350,10 +391,14 @@ mod tests {
         let db = Db::for_tests(dir.path());
         let stock = entity_named("stock").unwrap();
         let pending = Pending::default();
+        let s = crate::nodes::Scope {
+            store: "s".into(),
+            nodes: vec!["s".into()],
+        };
         db.write(|tx| {
             assert_eq!(minutes(tx, "s", stock)?, 10);
             assert_eq!(
-                held_until(tx, Some(&pending), "s", stock, Some(0), 1000)?,
+                held_until(tx, Some(&pending), &s, stock, Some(0), 1000)?,
                 None,
                 "first download"
             );
@@ -366,27 +411,27 @@ mod tests {
                 },
             );
             assert_eq!(
-                held_until(tx, Some(&pending), "s", stock, Some(7), 1000)?,
+                held_until(tx, Some(&pending), &s, stock, Some(7), 1000)?,
                 Some(1600)
             );
             assert_eq!(
-                held_until(tx, Some(&pending), "s", stock, Some(3), 1000)?,
+                held_until(tx, Some(&pending), &s, stock, Some(3), 1000)?,
                 None,
                 "continuation"
             );
             assert_eq!(
-                held_until(tx, Some(&pending), "s", stock, Some(7), 1600)?,
+                held_until(tx, Some(&pending), &s, stock, Some(7), 1600)?,
                 None,
                 "window over"
             );
             set_minutes(tx, "master", stock, 1)?;
             assert_eq!(
-                held_until(tx, Some(&pending), "s", stock, None, 1000)?,
+                held_until(tx, Some(&pending), &s, stock, None, 1000)?,
                 Some(1060)
             );
             add_exception(tx, "s")?;
             assert_eq!(
-                held_until(tx, Some(&pending), "s", stock, Some(7), 1000)?,
+                held_until(tx, Some(&pending), &s, stock, Some(7), 1000)?,
                 None,
                 "exception"
             );
@@ -394,10 +439,10 @@ mod tests {
             write_downloads(tx, &pending.snapshot())?;
             pending.written(&pending.snapshot());
             assert!(pending.is_empty());
-            assert_eq!(held_until(tx, None, "s", stock, Some(7), 1000)?, Some(1060));
+            assert_eq!(held_until(tx, None, &s, stock, Some(7), 1000)?, Some(1060));
             assert_eq!(list_downloads(tx, None, "s")?.len(), 1);
             assert_eq!(reset_download(tx, "s", Some("stock"))?, 1);
-            assert_eq!(held_until(tx, None, "s", stock, Some(7), 1000)?, None);
+            assert_eq!(held_until(tx, None, &s, stock, Some(7), 1000)?, None);
             Ok::<_, DbError>(())
         })
         .unwrap();
@@ -427,8 +472,20 @@ mod tests {
             assert_eq!(minutes(tx, "a", prices)?, 5);
             assert_eq!(minutes(tx, "b", prices)?, 20, "b follows its central");
             assert_eq!(minutes(tx, "master", prices)?, 30);
+            // Along a known lineage: the same answers.
+            let along = |id: &str| -> Result<u32, crate::sql::Error> {
+                let scope = crate::nodes::scope(tx, id)?.unwrap();
+                minutes_along(tx, &scope.nodes, prices)
+            };
+            assert_eq!((along("a")?, along("b")?), (5, 20));
+            assert_eq!(
+                minutes_along(tx, &["elsewhere".into()], prices)?,
+                30,
+                "master's"
+            );
             assert!(unset_minutes(tx, "a", prices)?);
             assert_eq!(resolved(tx, "a", prices)?, (20, Some("sul".into())));
+            assert_eq!(along("a")?, 20);
             let listed = list_minutes(tx, "b")?;
             let p = listed.iter().find(|i| i.entity == "prices").unwrap();
             assert_eq!(

@@ -666,14 +666,9 @@ async fn feed_page(
         let scope = check_store(conn, &store2, token.as_deref())?;
         // The store's place in the tree: it ranks its price lists by it.
         let place = scope.nodes.join(",");
-        if let Some(until) = avail::held_until(
-            conn,
-            Some(&st2.pending),
-            &store2,
-            e,
-            Some(after),
-            now_unix(),
-        )? {
+        if let Some(until) =
+            avail::held_until(conn, Some(&st2.pending), &scope, e, Some(after), now_unix())?
+        {
             let held = feed::Page {
                 json: feed::held_page(e, after, &avail::rfc3339(until)),
                 items: 0,
@@ -1019,14 +1014,7 @@ async fn events(
                         continue;
                     }
                     if let Some(first) = feed::first_change(conn, e, &scope2, from)? {
-                        match avail::held_until(
-                            conn,
-                            Some(&st.pending),
-                            &scope2.store,
-                            e,
-                            None,
-                            now,
-                        )? {
+                        match avail::held_until(conn, Some(&st.pending), &scope2, e, None, now)? {
                             Some(until) => held.push((first, until)),
                             None => ready.push(e.name.to_owned()),
                         }
