@@ -318,10 +318,7 @@ impl PgTx {
         let stmt = stmt.clone();
         let values: Vec<PgValue> = params.iter().map(|p| p.pg()).collect();
         run(&self.shared, async move {
-            let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = values
-                .iter()
-                .map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync))
-                .collect();
+            let refs = sql_refs(&values);
             after(&client, first, client.execute(&stmt, &refs))
                 .await
                 .map(|n| n as usize)
@@ -338,10 +335,7 @@ impl PgTx {
         let stmt = stmt.clone();
         let values: Vec<PgValue> = params.iter().map(|p| p.pg()).collect();
         run(&self.shared, async move {
-            let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = values
-                .iter()
-                .map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync))
-                .collect();
+            let refs = sql_refs(&values);
             after(&client, first, client.query(&stmt, &refs)).await
         })
     }
@@ -365,10 +359,7 @@ impl PgTx {
             let runs = prepared.iter().map(|(stmt, values)| {
                 let client = &client;
                 async move {
-                    let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = values
-                        .iter()
-                        .map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync))
-                        .collect();
+                    let refs = sql_refs(values);
                     client.execute(stmt, &refs).await
                 }
             });
@@ -396,10 +387,7 @@ impl PgTx {
             let queries = runs.iter().map(|values| {
                 let (client, stmt) = (&client, &stmt);
                 async move {
-                    let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = values
-                        .iter()
-                        .map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync))
-                        .collect();
+                    let refs = sql_refs(values);
                     client.query(stmt, &refs).await
                 }
             });
@@ -408,6 +396,14 @@ impl PgTx {
                 .map_err(pg_error)
         })
     }
+}
+
+/// The parameters as tokio-postgres takes them.
+fn sql_refs(values: &[PgValue]) -> Vec<&(dyn tokio_postgres::types::ToSql + Sync)> {
+    values
+        .iter()
+        .map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync))
+        .collect()
 }
 
 /// `op` on `client`, after the deferred statement `first` if any: both
