@@ -165,13 +165,13 @@ pub fn apply(
     let mut stats = Applied::default();
     let mut rest = changes;
     while !rest.is_empty() {
-        let batch = &rest[..distinct_run(entity, rest)];
+        let keys = batch_keys(entity, rest);
+        let batch = &rest[..keys.len()];
         rest = &rest[batch.len()..];
         let owners = batch
             .iter()
             .map(|ch| owner(entity, ch, &kinds))
             .collect::<Result<Vec<_>, _>>()?;
-        let keys: Vec<String> = batch.iter().map(|ch| entity.key_text(&ch.row)).collect();
         // What each change finds stored, read for the whole batch at once
         // (its keys are distinct: no change of it sees another's write).
         // A shared key's other owners lose their rows: read them all; else
@@ -228,17 +228,20 @@ pub fn apply(
 /// Changes read and written together, at most.
 const BATCH: usize = 512;
 
-/// How many of `changes`, from the first, form a batch: at most [`BATCH`],
-/// and no key twice (a change must see what an earlier one of the same
-/// key wrote).
-fn distinct_run(entity: &Entity, changes: &[Change]) -> usize {
+/// The keys of the batch that starts `changes` (never empty when `changes`
+/// is not): at most [`BATCH`] changes, and no key twice (a change must see
+/// what an earlier one of the same key wrote).
+fn batch_keys(entity: &Entity, changes: &[Change]) -> Vec<String> {
     let mut seen = std::collections::HashSet::new();
-    changes
-        .iter()
-        .take(BATCH)
-        .take_while(|ch| seen.insert(entity.key_text(&ch.row)))
-        .count()
-        .max(1)
+    let mut keys = Vec::new();
+    for ch in changes.iter().take(BATCH) {
+        let key = entity.key_text(&ch.row);
+        if !seen.insert(key.clone()) {
+            break;
+        }
+        keys.push(key);
+    }
+    keys
 }
 
 /// One change, over what is stored of its key: `stored` (every node's
@@ -396,9 +399,10 @@ mod tests {
     }
 
     /// Every stored row of an entity: (key_text, node) → (seq, deleted, data, siblings).
-    type Stored = std::collections::BTreeMap<(String, String), (i64, bool, Option<String>, bool)>;
+    type RowsByKey =
+        std::collections::BTreeMap<(String, String), (i64, bool, Option<String>, bool)>;
 
-    fn stored(db: &Db, entity: &str) -> Stored {
+    fn stored(db: &Db, entity: &str) -> RowsByKey {
         db.read(|c| {
             let mut stmt = c.prepare(
                 "SELECT key_text, node, seq, deleted, data, siblings FROM rows WHERE entity = ?1",
@@ -409,7 +413,7 @@ mod tests {
                     (r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?),
                 ))
             })?;
-            rows.collect::<Result<Stored, _>>().map_err(DbError::Sql)
+            rows.collect::<Result<RowsByKey, _>>().map_err(DbError::Sql)
         })
         .unwrap()
     }
