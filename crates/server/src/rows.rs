@@ -57,10 +57,7 @@ fn at_row(r: &crate::sql::Row<'_>) -> Result<(Stored, bool), crate::sql::Error> 
 }
 
 /// `FIND_AT`'s rows as the node's row and what the others are.
-fn mine_and_others(
-    rows: Vec<(Stored, bool)>,
-    node: &str,
-) -> Result<(Option<Stored>, Others), crate::sql::Error> {
+fn mine_and_others(rows: Vec<(Stored, bool)>, node: &str) -> (Option<Stored>, Others) {
     let (mut mine, mut others) = (None, Others::default());
     for (row, siblings) in rows {
         if row.node == node {
@@ -74,7 +71,7 @@ fn mine_and_others(
             };
         }
     }
-    Ok((mine, others))
+    (mine, others)
 }
 
 /// Other nodes' rows of a key, as a write to one node's row sees them.
@@ -195,7 +192,7 @@ impl<'t> RowWriter<'t> {
         self.flush()?;
         let mut stmt = self.tx.prepare_cached(FIND_AT)?;
         let rows = stmt.query_map(params![entity, key_text, node], at_row)?;
-        mine_and_others(rows.collect::<Result<Vec<_>, _>>()?, node)
+        Ok(mine_and_others(rows.collect::<Result<Vec<_>, _>>()?, node))
     }
 
     /// [`RowWriter::find_at`] of each (key, node), in one pipeline.
@@ -209,12 +206,13 @@ impl<'t> RowWriter<'t> {
             .iter()
             .map(|(k, n)| vec![entity.pg(), k.pg(), n.pg()])
             .collect();
-        self.tx
+        Ok(self
+            .tx
             .query_pipeline(FIND_AT, &runs, at_row)?
             .into_iter()
             .zip(keys)
             .map(|(rows, (_, node))| mine_and_others(rows, node))
-            .collect()
+            .collect())
     }
 
     /// Writes the key's row at `node` (a new one, or over `existing`, the
