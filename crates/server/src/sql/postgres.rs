@@ -293,11 +293,7 @@ impl PgTx {
 
     /// Takes the deferred statement back: whether one was waiting.
     pub(super) fn undefer(&self) -> bool {
-        self.deferred
-            .lock()
-            .ok()
-            .and_then(|mut d| d.take())
-            .is_some()
+        self.deferred().is_some()
     }
 
     fn deferred(&self) -> Option<&'static str> {
@@ -339,34 +335,38 @@ impl PgTx {
             after(&client, first, client.query(&stmt, &refs)).await
         })
     }
-}
 
-impl PgTx {
     /// Every statement sent before any answer is awaited: tokio-postgres
     /// writes each request when its future is first polled, and
     /// `try_join_all` polls them in order, so the server runs them in order.
+    /// Each distinct statement is prepared once (from the session's cache
+    /// after its first time), in the same hop to the backend's runtime.
     pub(super) fn execute_pipeline(&self, statements: &[super::Queued]) -> Result<()> {
-        let mut prepared = Vec::with_capacity(statements.len());
-        for q in statements {
-            prepared.push((self.prepare(q.sql)?, q.params.clone()));
-        }
+        let statements = statements.to_vec();
         let client = self.client.clone();
         let first = self.deferred();
         run(&self.shared, async move {
-            if let Some(sql) = first {
-                client.batch_execute(sql).await.map_err(pg_error)?;
+            let mut prepared: std::collections::HashMap<&str, Statement> =
+                std::collections::HashMap::new();
+            for q in &statements {
+                if !prepared.contains_key(q.sql) {
+                    let stmt = client
+                        .prepare_cached(&placeholders(q.sql))
+                        .await
+                        .map_err(pg_error)?;
+                    prepared.insert(q.sql, stmt);
+                }
             }
-            let runs = prepared.iter().map(|(stmt, values)| {
-                let client = &client;
+            let runs = statements.iter().map(|q| {
+                let (client, stmt) = (&client, &prepared[q.sql]);
                 async move {
-                    let refs = sql_refs(values);
+                    let refs = sql_refs(&q.params);
                     client.execute(stmt, &refs).await
                 }
             });
-            futures_util::future::try_join_all(runs)
+            after(&client, first, futures_util::future::try_join_all(runs))
                 .await
                 .map(drop)
-                .map_err(pg_error)
         })
     }
 
@@ -381,9 +381,6 @@ impl PgTx {
         let runs = runs.to_vec();
         let first = self.deferred();
         run(&self.shared, async move {
-            if let Some(sql) = first {
-                client.batch_execute(sql).await.map_err(pg_error)?;
-            }
             let queries = runs.iter().map(|values| {
                 let (client, stmt) = (&client, &stmt);
                 async move {
@@ -391,9 +388,7 @@ impl PgTx {
                     client.query(stmt, &refs).await
                 }
             });
-            futures_util::future::try_join_all(queries)
-                .await
-                .map_err(pg_error)
+            after(&client, first, futures_util::future::try_join_all(queries)).await
         })
     }
 }
