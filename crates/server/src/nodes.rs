@@ -367,15 +367,16 @@ impl Scope {
 }
 
 pub fn scope(conn: &Connection, store: &str) -> Result<Option<Scope>, crate::sql::Error> {
-    match lineage_of(conn, store)? {
-        Some(Lineage {
-            kind: Some(NodeKind::Store),
-            nodes,
-        }) => Ok(Some(Scope {
+    Ok(lineage_of(conn, store)?.and_then(|l| l.scope_of(store)))
+}
+
+impl Lineage {
+    /// The scope of `store`, when this is a store's lineage.
+    fn scope_of(self, store: &str) -> Option<Scope> {
+        (self.kind == Some(NodeKind::Store)).then(|| Scope {
             store: store.to_owned(),
-            nodes,
-        })),
-        _ => Ok(None),
+            nodes: self.nodes,
+        })
     }
 }
 
@@ -404,18 +405,12 @@ pub fn scope_and_token_owner(
     let Some((_, kind, owner)) = rows.first() else {
         return Ok((store_of_token(conn, token)?, None));
     };
-    let owner = owner.clone();
-    if NodeKind::parse(kind) != Some(NodeKind::Store) {
-        return Ok((owner, None));
-    }
-    let nodes = rows.into_iter().map(|(id, _, _)| id).collect();
-    Ok((
-        owner,
-        Some(Scope {
-            store: store.to_owned(),
-            nodes,
-        }),
-    ))
+    let (owner, kind) = (owner.clone(), NodeKind::parse(kind));
+    let lineage = Lineage {
+        kind,
+        nodes: rows.into_iter().map(|(id, _, _)| id).collect(),
+    };
+    Ok((owner, lineage.scope_of(store)))
 }
 
 /// Who a bearer token belongs to (a store id), if anyone.
